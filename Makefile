@@ -1,0 +1,44 @@
+# FishCAM: two commands set everything up on a machine with only Python and pip.
+#   make course            run the whole course headless (full mode); QUICK=1 for quick mode
+#   make test              unit tests and every notebook under nbval, in quick mode
+#   make lab               JupyterLab on the notebooks
+# Both create .venv and install the project when needed.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+QUICK ?= 0
+# Pin torch here if you must, e.g. make test TORCH="torch==2.14.1 torchvision==0.29.1".
+TORCH ?=
+# Test processes: 2 by default; JOBS=1 runs everything in one process.
+JOBS ?= 2
+STAMP := $(VENV)/.fishcam-installed
+
+.PHONY: course test lab install data clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "FishCAM needs Python 3.10 or newer; $(PYTHON) is " + sys.version.split()[0] + ". Run make with PYTHON=python3.11 (or newer).")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(if $(TORCH),$(BIN)/python -m pip install $(TORCH))
+	$(BIN)/python -m pip install -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+data: $(STAMP)
+	$(BIN)/fishcam make-data $(if $(filter 1 yes true,$(QUICK)),--quick)
+
+course: $(STAMP)
+	$(BIN)/fishcam course $(if $(filter 1 yes true,$(QUICK)),--quick)
+
+test: $(STAMP)
+	FISHCAM_QUICK=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		$(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+clean:
+	rm -rf build .pytest_cache

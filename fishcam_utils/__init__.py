@@ -1,0 +1,14 @@
+"""fishcam_utils: the helper package of the FishCAM course ("seeing what a fish classifier sees").
+
+Modules, one concern each:
+
+- ``fishcam_utils.data``: the synthetic multi-view fish dataset, loaders for real layouts,
+  splits, transforms, the decode-once cache;
+- ``fishcam_utils.viz``: sample grids and mask overlays;
+- ``fishcam_utils.course``: running the notebooks headless and collecting what they produce;
+- ``fishcam_utils.settings``: folders and quick mode;
+- ``fishcam_utils.cli``: the ``fishcam`` command.
+"""
+
+__version__ = "0.1.0"
+COURSE_REPOSITORY = "https://github.com/fishcam-course/fishcam"

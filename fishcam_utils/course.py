@@ -1,0 +1,196 @@
+"""Running the course headless, and what each notebook leaves behind.
+
+A notebook keeps a ``Report``: the figures it saves and the figures it measures (accuracies,
+counts, times) go to ``build/``. ``run_course`` executes every notebook in order in a fresh
+kernel of this Python, writes executed copies and HTML renderings under ``build/``, and
+prints a summary of what each notebook produced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .settings import QUICK_ENV, build_dir, course_root
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy and torch scalars
+        return value.item()
+    return value
+
+
+class Report:
+    """What one notebook produced: named values and saved figures, kept in ``build/results/<name>.json``.
+
+    ``report.record("test accuracy", 0.93)`` stores a value; ``report.figure(fig, "curves")``
+    saves ``build/figures/<name>/curves.png`` and lists it. Both return what they were given,
+    so a notebook can record and display in one line.
+    """
+
+    def __init__(self, notebook: str, build: str | os.PathLike | None = None) -> None:
+        self.notebook = notebook
+        self.build = Path(build) if build is not None else build_dir()
+        self.path = self.build / "results" / f"{notebook}.json"
+        self.values: dict[str, Any] = {}
+        self.figures: list[str] = []
+        self._write()  # start afresh: a re-run must not show an old run's values
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"notebook": self.notebook, "values": self.values, "figures": self.figures}, indent=2))
+        os.replace(tmp, self.path)
+
+    def record(self, name: str, value: Any) -> Any:
+        self.values[name] = _jsonable(value)
+        self._write()
+        return value
+
+    def figure(self, fig, name: str, dpi: int = 110):
+        """Save ``fig`` as ``build/figures/<notebook>/<name>.png``; returns the figure."""
+        path = self.build / "figures" / self.notebook / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        relative = path.relative_to(self.build).as_posix()
+        if relative not in self.figures:
+            self.figures.append(relative)
+        self._write()
+        return fig
+
+
+def read_report(notebook: str, build: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What ``Report(notebook)`` stored; empty values and figures if it never ran."""
+    path = (Path(build) if build is not None else build_dir()) / "results" / f"{notebook}.json"
+    if not path.is_file():
+        return {"notebook": notebook, "values": {}, "figures": []}
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------------------------------
+# The runner
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    seconds: float
+    ok: bool
+    error: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
+
+
+def course_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The course's notebooks in order (their names start with their number)."""
+    folder = Path(folder) if folder is not None else course_root() / "notebooks"
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _kernel_manager():
+    """A kernel manager that starts this very Python, whatever kernels the user has installed."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ThisPython(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            return KernelSpec(
+                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                display_name="Python (FishCAM)",
+                language="python",
+            )
+
+    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ThisPython())
+
+
+def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: int = 1800) -> NotebookRun:
+    """Run ``source`` top to bottom in a fresh kernel (working directory: its folder).
+
+    The executed copy (with outputs) goes to ``executed`` and, if given, an HTML rendering
+    to ``html``: also when a cell fails, so the error can be read there.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(source, as_version=4)
+    client = NotebookClient(
+        nb, km=_kernel_manager(), timeout=timeout, resources={"metadata": {"path": str(source.parent)}}
+    )
+    start = time.perf_counter()
+    error = ""
+    try:
+        client.execute()
+    except CellExecutionError as failure:
+        error = str(failure).strip().splitlines()[-1] if str(failure).strip() else "a cell failed"
+    except Exception as failure:  # a dead kernel, a timeout: report it, keep going
+        error = f"{type(failure).__name__}: {failure}"
+    seconds = time.perf_counter() - start
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, executed)
+    if html is not None:
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_notebook_node(nb)
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(body, encoding="utf-8")
+    return NotebookRun(name=source.stem, seconds=seconds, ok=not error, error=error)
+
+
+def format_summary(runs: list[NotebookRun], quick: bool, build: Path) -> str:
+    lines = [f"FishCAM course ({'quick' if quick else 'full'} mode): {sum(r.ok for r in runs)}/{len(runs)} notebooks ran"]
+    for run in runs:
+        status = "ok" if run.ok else "FAILED"
+        lines.append(f"  {run.name:<32} {status:<7} {run.seconds:7.1f} s   {len(run.figures)} figure(s)")
+        for key, value in run.values.items():
+            shown = f"{value:.4g}" if isinstance(value, float) else value
+            lines.append(f"      {key}: {shown}")
+        if run.error:
+            lines.append(f"      error: {run.error}")
+    lines.append(f"  total {sum(r.seconds for r in runs):.1f} s")
+    lines.append(f"Executed notebooks: {build / 'notebooks'}   HTML: {build / 'html'}   figures: {build / 'figures'}")
+    return "\n".join(lines)
+
+
+def run_course(
+    quick: bool = False,
+    only: list[str] | None = None,
+    build: str | os.PathLike | None = None,
+    html: bool = True,
+    notebooks: str | os.PathLike | None = None,
+) -> list[NotebookRun]:
+    """Make the default dataset, then execute the notebooks in order; print and return a summary.
+
+    ``only`` picks notebooks by number or name prefix (e.g. ``["01", "02"]``).
+    """
+    from .data.synthetic import ensure_synthetic
+
+    build = Path(build) if build is not None else build_dir()
+    os.environ[QUICK_ENV] = "1" if quick else "0"  # the kernels inherit it
+    os.environ["FISHCAM_BUILD_DIR"] = str(build)
+    print(f"Dataset: {ensure_synthetic(quick)}")
+    chosen = course_notebooks(notebooks)
+    if only:
+        chosen = [p for p in chosen if any(p.stem.startswith(o) for o in only)]
+    runs = []
+    for source in chosen:
+        print(f"Running {source.name} ...", flush=True)
+        (build / "results" / f"{source.stem}.json").unlink(missing_ok=True)  # no stale values
+        run = execute_notebook(
+            source,
+            build / "notebooks" / source.name,
+            build / "html" / f"{source.stem}.html" if html else None,
+        )
+        report = read_report(source.stem, build)
+        run.values, run.figures = report["values"], report["figures"]
+        runs.append(run)
+        print(f"  {'done' if run.ok else 'FAILED'} in {run.seconds:.1f} s" + (f": {run.error}" if run.error else ""), flush=True)
+    summary = format_summary(runs, quick, build)
+    (build / "summary.txt").write_text(summary + "\n")
+    print(summary)
+    return runs

@@ -1,0 +1,39 @@
+"""Data for the course: the synthetic fish generator, loaders for real layouts, splits,
+transforms and the decode-once cache.
+
+Typical use::
+
+    from fishcam_utils import data
+    root = data.ensure_synthetic()                      # the course's dataset, made on first use
+    index = data.scan_dataset(root)                     # every image, checked; layout auto-detected
+    train = data.FishImageDataset(index.subset(split="train", view="side"),
+                                  transform=data.train_transform(64))
+"""
+
+from .cache import DecodedCache
+from .datasets import FishImageDataset, MultiViewDataset
+from .images import IMAGE_EXTENSIONS, channel_stats, image_size, load_mask, load_rgb, read_image, read_mask
+from .kaggle import download_kaggle_fish, kaggle_fish_dir
+from .layouts import LAYOUTS, DatasetIndex, DataWarning, detect_layout, find_kaggle_root, group_by_fish, scan_dataset
+from .species import SPECIES, TRAITS, VIEWS, Species, class_names, single_view_ceiling
+from .splits import grouped_split, leaked_groups, make_splits
+from .synthetic import (
+    DEFAULT_CONFIG,
+    QUICK_CONFIG,
+    SyntheticConfig,
+    dataset_info,
+    ensure_synthetic,
+    generate_dataset,
+    load_metadata,
+)
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, eval_transform, to_display, train_transform
+
+__all__ = [
+    "DEFAULT_CONFIG", "channel_stats", "image_size", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "LAYOUTS", "QUICK_CONFIG", "SPECIES",
+    "TRAITS", "VIEWS", "DataWarning", "DatasetIndex", "DecodedCache", "FishImageDataset", "MultiViewDataset",
+    "Species", "SyntheticConfig", "class_names", "dataset_info", "denormalize", "detect_layout",
+    "download_kaggle_fish", "ensure_synthetic", "eval_transform", "find_kaggle_root", "generate_dataset",
+    "group_by_fish", "grouped_split", "kaggle_fish_dir", "leaked_groups", "load_mask", "load_metadata", "load_rgb",
+    "make_splits", "read_image", "read_mask", "scan_dataset", "single_view_ceiling", "to_display",
+    "train_transform",
+]

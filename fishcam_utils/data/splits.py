@@ -1,0 +1,74 @@
+"""Train/validation/test splits that are stratified, seeded and leak-free.
+
+Leak-free means grouped: every image of one fish (its three views, or the augmented copies of
+one photo) lands in the same split. Otherwise the test set holds near-copies of training
+images and the test accuracy flatters the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .layouts import DatasetIndex
+
+
+def grouped_split(
+    labels: pd.Series,
+    groups: pd.Series,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+) -> pd.Series:
+    """Assign each row a split ("train", "val" or "test"), whole groups at a time.
+
+    Groups are shuffled with ``seed`` within each class and cut by ``fractions``, so each split
+    holds the same class proportions (up to rounding) and every class with at least three
+    groups appears in every split with a non-zero share. Returns a Series aligned to ``labels``.
+    """
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"fractions must be three non-negative shares (train, val, test) summing to 1, got {fractions}")
+    table = pd.DataFrame({"label": labels.to_numpy(), "group": groups.to_numpy()})
+    per_group = table.groupby("group", sort=True)["label"].agg(["nunique", "first"])
+    mixed = per_group[per_group["nunique"] > 1]
+    if len(mixed):
+        raise DataError(f"group {mixed.index[0]!r} holds images of several classes; a fish must have one label.")
+    rng = np.random.default_rng(seed)
+    split_of: dict[object, str] = {}
+    for label in sorted(per_group["first"].unique()):
+        members = per_group.index[per_group["first"] == label].to_numpy()
+        members = members[rng.permutation(len(members))]
+        n = len(members)
+        n_val = max(1, round(n * fractions[1])) if fractions[1] > 0 and n >= 3 else round(n * fractions[1])
+        n_test = max(1, round(n * fractions[2])) if fractions[2] > 0 and n >= 3 else round(n * fractions[2])
+        for i, group in enumerate(members):
+            split_of[group] = "val" if i < n_val else "test" if i < n_val + n_test else "train"
+    return pd.Series([split_of[g] for g in table["group"]], index=labels.index, name="split")
+
+
+def make_splits(
+    index: DatasetIndex,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+    overwrite: bool = False,
+) -> DatasetIndex:
+    """A copy of ``index`` with a seeded, stratified, grouped split in its ``split`` column.
+
+    A dataset whose folders already define splits keeps them unless ``overwrite=True``.
+    """
+    if (index.frame["split"] != "").any() and not overwrite:
+        raise DataError(
+            f"{index.root} already has splits ({', '.join(index.splits)}) from its folders; "
+            "use them, or pass overwrite=True to split again."
+        )
+    frame = index.frame.copy()
+    frame["split"] = grouped_split(frame["label"], frame["fish_id"], fractions, seed)
+    return replace(index, frame=frame, notes=list(index.notes))
+
+
+def leaked_groups(frame: pd.DataFrame, group: str = "fish_id") -> list[str]:
+    """The groups (fish) whose images sit in more than one split: empty for a leak-free split."""
+    spread = frame.groupby(group)["split"].nunique()
+    return sorted(spread[spread > 1].index.astype(str))

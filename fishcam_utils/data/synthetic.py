@@ -1,0 +1,337 @@
+"""The course's default dataset: invented fish species photographed from three views.
+
+``generate_dataset`` writes real PNG files, with a body mask and an evidence mask for every
+photo, a ``metadata.csv`` listing them, and a ``dataset.json`` recording how they were made.
+Everything is drawn from the seed: the same seed gives byte-identical files. Each photo has
+its own random stream, so the same fish looks the same with or without the shortcut marker,
+and in the multi-view and the Kaggle layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..errors import DataError
+from ..settings import data_dir, quick_mode
+from .render import render_photo, sample_body_colour, sample_marker, sample_photo_params
+from .species import SPECIES, VIEWS, class_names
+
+FORMAT = "fishcam-synthetic"
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+LAYOUTS = ("multiview", "kaggle")
+
+# Separate random streams, so that changing one option never reshuffles the others.
+_STREAM_SPLIT, _STREAM_FISH, _STREAM_MARKER = 1, 2, 3
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """How to make a synthetic dataset.
+
+    ``size`` is the image side in pixels, or ``(width, height)``. ``shortcut`` puts a sticker
+    whose colour gives away the class on a ``shortcut_rate`` share of the photos in the
+    ``shortcut_splits`` (the training split by default), and on no other photo.
+    ``layout="kaggle"`` writes the side views only, with body masks only, as the Kaggle fish
+    dataset has them.
+    """
+
+    size: int | tuple[int, int] = 64
+    fish_per_class: int = 150
+    seed: int = 0
+    views: tuple[str, ...] = VIEWS
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    shortcut: bool = False
+    shortcut_rate: float = 1.0
+    shortcut_splits: tuple[str, ...] = ("train",)
+    layout: str = "multiview"
+
+    def __post_init__(self) -> None:
+        # JSON and the CLI hand over lists; keep tuples so that configs compare equal.
+        for name in ("views", "split_fractions", "shortcut_splits"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.size, list):
+            object.__setattr__(self, "size", tuple(self.size))
+        self.validate()
+
+    @property
+    def width(self) -> int:
+        return self.size if isinstance(self.size, int) else self.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.size if isinstance(self.size, int) else self.size[1]
+
+    @property
+    def image_views(self) -> tuple[str, ...]:
+        """The views written: all of ``views``, or only the side for the Kaggle layout."""
+        return ("side",) if self.layout == "kaggle" else self.views
+
+    def validate(self) -> None:
+        if self.width < 16 or self.height < 16:
+            raise ValueError(f"size must be at least 16 pixels a side, got {self.size!r}")
+        if self.fish_per_class < 1:
+            raise ValueError(f"fish_per_class must be at least 1, got {self.fish_per_class}")
+        unknown = [v for v in self.views if v not in VIEWS]
+        if unknown or not self.views:
+            raise ValueError(f"views must be a non-empty subset of {VIEWS}, got {self.views!r}")
+        fractions = self.split_fractions
+        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6 or fractions[0] <= 0:
+            raise ValueError(f"split_fractions must be three shares (train, val, test) summing to 1, got {fractions!r}")
+        if self.fish_per_class < sum(f > 0 for f in fractions):
+            raise ValueError(f"fish_per_class={self.fish_per_class} is too few to put a fish of each class in every split")
+        if not 0 <= self.shortcut_rate <= 1:
+            raise ValueError(f"shortcut_rate must lie in [0, 1], got {self.shortcut_rate}")
+        if any(s not in SPLITS for s in self.shortcut_splits):
+            raise ValueError(f"shortcut_splits must be among {SPLITS}, got {self.shortcut_splits!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SyntheticConfig:
+        return cls(**values)
+
+
+# The course's two default datasets: what students get, and what quick mode (CI) uses.
+DEFAULT_CONFIG = SyntheticConfig()
+QUICK_CONFIG = SyntheticConfig(fish_per_class=30)
+
+
+def split_of_each_fish(config: SyntheticConfig) -> list[list[str]]:
+    """For each species, the split of each of its fish: stratified, seeded, whole fish at a time."""
+    n = config.fish_per_class
+    f_train, f_val, f_test = config.split_fractions
+    n_val = max(1, round(n * f_val)) if f_val > 0 else 0
+    n_test = max(1, round(n * f_test)) if f_test > 0 else 0
+    splits = []
+    for species_index in range(len(SPECIES)):
+        order = np.random.default_rng([config.seed, _STREAM_SPLIT, species_index]).permutation(n)
+        names = np.empty(n, dtype=object)
+        names[order[:n_val]] = "val"
+        names[order[n_val : n_val + n_test]] = "test"
+        names[order[n_val + n_test :]] = "train"
+        splits.append(list(names))
+    return splits
+
+
+def _relative_paths(config: SyntheticConfig, species: str, split: str, fish_id: str, number: int, view: str):
+    """Where one photo and its masks go, relative to the dataset root."""
+    if config.layout == "kaggle":
+        # As the real set: images and their "GT" body masks, nothing else.
+        name = f"{number:05d}.png"
+        return {"image": f"{species}/{species}/{name}", "body_mask": f"{species}/{species} GT/{name}"}
+    name = f"{split}/{species}/{fish_id}_{view}.png"
+    return {
+        "image": name,
+        "body_mask": f"masks/body/{name}",
+        "evidence_mask": f"masks/evidence/{name}",
+        "marker_mask": f"masks/marker/{name}",
+    }
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    Image.fromarray(array).save(path, format="PNG", compress_level=6)
+
+
+def _render_fish(job: tuple[SyntheticConfig, str, int, int, str]) -> list[dict[str, Any]]:
+    """Render and write every view of one fish; returns its metadata rows."""
+    config, root, species_index, number, split = job
+    species = SPECIES[species_index]
+    fish_index = species_index * config.fish_per_class + number
+    fish_id = f"F{fish_index + 1:05d}"
+    aspect = config.width / config.height
+    colour = sample_body_colour(np.random.default_rng([config.seed, _STREAM_FISH, fish_index]))
+    rows = []
+    for view in config.image_views:
+        view_index = VIEWS.index(view)
+        params = sample_photo_params(
+            np.random.default_rng([config.seed, _STREAM_FISH, fish_index, view_index]), colour, aspect
+        )
+        marker_rng = np.random.default_rng([config.seed, _STREAM_MARKER, fish_index, view_index])
+        has_marker = (
+            config.shortcut and split in config.shortcut_splits and marker_rng.random() < config.shortcut_rate
+        )
+        if has_marker:
+            params = dataclasses.replace(params, marker=sample_marker(marker_rng, species_index, aspect))
+        trait = species.traits[view]
+        photo = render_photo(view, trait, params, config.width, config.height)
+        paths = _relative_paths(config, species.name, split, fish_id, number + 1, view)
+        if not config.shortcut:
+            paths.pop("marker_mask", None)
+        written = {"image": photo.image, "body_mask": photo.body, "evidence_mask": photo.evidence,
+                   "marker_mask": photo.marker}
+        for key, relative in paths.items():
+            _save_png(written[key], Path(root) / relative)
+        rows.append(
+            {
+                **paths,
+                "fish_id": fish_id,
+                "species": species.name,
+                "label": species_index,
+                "view": view,
+                "split": split if config.layout == "multiview" else "",
+                "trait": trait,
+                "deciding_view": species.deciding_view,
+                "is_deciding_view": view == species.deciding_view,
+                "shortcut_marker": bool(has_marker),
+                "width": config.width,
+                "height": config.height,
+                "evidence_pixels": int(photo.evidence.sum()),
+                "scale": round(params.scale, 4),
+                "angle_deg": round(float(np.rad2deg(params.angle)), 2),
+                "flipped": params.flipped,
+                "gain": round(params.gain, 4),
+                "blur": round(params.blur, 4),
+                "noise": round(params.noise, 4),
+            }
+        )
+    return rows
+
+
+def dataset_info(root: str | Path) -> dict[str, Any] | None:
+    """The ``dataset.json`` of a synthetic dataset, or None if ``root`` holds none."""
+    path = Path(root) / "dataset.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def _describe(config: SyntheticConfig) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "classes": class_names(),
+        "views": list(config.image_views),
+        "species": [
+            {"name": s.name, "label": i, "traits": s.traits, "deciding_view": s.deciding_view}
+            for i, s in enumerate(SPECIES)
+        ],
+    }
+
+
+def _is_up_to_date(root: Path, config: SyntheticConfig) -> bool:
+    info = dataset_info(root)
+    return bool(
+        info
+        and info.get("format") == FORMAT
+        and info.get("version") == FORMAT_VERSION
+        and info.get("config") == json.loads(json.dumps(config.to_dict()))
+        and (root / "metadata.csv").is_file()
+    )
+
+
+def generate_dataset(
+    out_dir: str | Path,
+    config: SyntheticConfig | None = None,
+    *,
+    overwrite: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write a synthetic dataset to ``out_dir`` and return its path.
+
+    Does nothing if ``out_dir`` already holds this exact dataset. A different FishCAM dataset
+    there is replaced only with ``overwrite=True``; a folder that is not one is never touched.
+    The files are written to a temporary folder first and moved into place at the end, so an
+    interrupted run leaves no half-written dataset behind.
+    """
+    config = config or DEFAULT_CONFIG
+    out_dir = Path(out_dir).expanduser().resolve()
+    if _is_up_to_date(out_dir, config):
+        return out_dir
+    if out_dir.exists():
+        if dataset_info(out_dir) is None and any(out_dir.iterdir()):
+            raise DataError(
+                f"{out_dir} exists and is not a FishCAM synthetic dataset (it has no dataset.json); "
+                "choose an empty or new folder, so that nothing of yours is overwritten."
+            )
+        if not overwrite and any(out_dir.iterdir()):
+            raise DataError(
+                f"{out_dir} holds a synthetic dataset made with other settings; "
+                "pass overwrite=True (or --force on the command line) to replace it, or choose another folder."
+            )
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        splits = split_of_each_fish(config)
+        jobs = [
+            (config, str(tmp), s, n, splits[s][n]) for s in range(len(SPECIES)) for n in range(config.fish_per_class)
+        ]
+        workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+        bar = tqdm(total=len(jobs), desc=f"Drawing fish into {out_dir.name}", unit="fish", disable=not progress)
+        rows: list[dict[str, Any]] = []
+        if workers > 1 and len(jobs) >= 64:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for fish_rows in pool.map(_render_fish, jobs, chunksize=16):
+                    rows.extend(fish_rows)
+                    bar.update()
+        else:
+            for job in jobs:
+                rows.extend(_render_fish(job))
+                bar.update()
+        bar.close()
+        table = pd.DataFrame(rows)
+        table.to_csv(tmp / "metadata.csv", index=False, lineterminator="\n")
+        (tmp / "dataset.json").write_text(json.dumps(_describe(config), indent=2) + "\n")
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        # Another process may have finished the same dataset first: that is success too.
+        if _is_up_to_date(out_dir, config):
+            return out_dir
+        raise
+    return out_dir
+
+
+def default_dataset_dir(quick: bool | None = None) -> Path:
+    """Where the course keeps its default dataset (quick mode has its own, smaller one)."""
+    quick = quick_mode() if quick is None else quick
+    return data_dir() / ("synthetic-quick" if quick else "synthetic")
+
+
+def ensure_synthetic(quick: bool | None = None, progress: bool = True) -> Path:
+    """The course's default dataset, generated on first use (seconds). Returns its root folder.
+
+    In quick mode (``FISHCAM_QUICK=1``) it is a smaller copy with 30 fish per class.
+    """
+    quick = quick_mode() if quick is None else quick
+    config = QUICK_CONFIG if quick else DEFAULT_CONFIG
+    return generate_dataset(default_dataset_dir(quick), config, overwrite=True, progress=progress)
+
+
+def load_metadata(root: str | Path) -> pd.DataFrame:
+    """The ``metadata.csv`` of a synthetic dataset: one row per image, paths relative to ``root``."""
+    path = Path(root) / "metadata.csv"
+    if not path.is_file():
+        raise DataError(f"{path} not found: {root} is not a synthetic dataset; make one with `fishcam make-data`.")
+    return pd.read_csv(path, keep_default_na=False)

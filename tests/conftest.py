@@ -1,0 +1,56 @@
+"""Shared fixtures: isolated folders, and small datasets generated once per session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset
+
+TINY = SyntheticConfig(size=32, fish_per_class=4)
+
+
+@pytest.fixture(autouse=True)
+def isolated_folders(tmp_path, monkeypatch):
+    """Every test gets its own cache, build and data folders, so nothing touches the checkout."""
+    for name in ("CACHE", "BUILD", "DATA", "CHECKPOINTS"):
+        folder = tmp_path / f"_{name.lower()}"
+        monkeypatch.setenv(f"FISHCAM_{name}_DIR", str(folder))
+    monkeypatch.delenv("FISHCAM_QUICK", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory) -> Path:
+    """A 32 px multi-view dataset, 4 fish per class. Read-only: copy it before changing it."""
+    return generate_dataset(tmp_path_factory.mktemp("synth") / "tiny", TINY, progress=False, workers=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_kaggle(tmp_path_factory) -> Path:
+    """The same fish in the Kaggle layout, nested as in the Kaggle archive. Read-only."""
+    outer = tmp_path_factory.mktemp("kaggle") / "Fish_Dataset"
+    generate_dataset(outer / "Fish_Dataset", SyntheticConfig(size=32, fish_per_class=4, layout="kaggle"),
+                     progress=False, workers=1)
+    return outer
+
+
+@pytest.fixture
+def synth_copy(tiny_synth, tmp_path) -> Path:
+    """A private, writable copy of the tiny dataset."""
+    return Path(shutil.copytree(tiny_synth, tmp_path / "copy"))
+
+
+def write_image(path: Path, size=(8, 6), colour=(200, 30, 40), mode="RGB") -> Path:
+    """A small solid image file (parent folders created); format from the extension."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.zeros((size[1], size[0], 3), np.uint8) + np.array(colour, np.uint8)
+    image = Image.fromarray(array)
+    if mode != "RGB":
+        image = image.convert(mode)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}.get(path.suffix.lower(), "PNG")
+    image.save(path, format=fmt)
+    return path

@@ -1,0 +1,71 @@
+"""Running the course headless: executed copies, HTML, reports and a summary."""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import nbformat
+import pytest
+
+from fishcam_utils.course import Report, course_notebooks, read_report, run_course
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_report_keeps_values_and_figures(tmp_path):
+    report = Report("07_demo", build=tmp_path)
+    assert report.record("test accuracy", 0.875) == 0.875
+    fig = plt.figure()
+    plt.plot([0, 1])
+    report.figure(fig, "line")
+    stored = read_report("07_demo", tmp_path)
+    assert stored["values"] == {"test accuracy": 0.875}
+    assert stored["figures"] == ["figures/07_demo/line.png"]
+    assert (tmp_path / "figures" / "07_demo" / "line.png").read_bytes()[:4] == b"\x89PNG"
+    Report("07_demo", build=tmp_path)  # a new run starts from nothing
+    assert read_report("07_demo", tmp_path)["values"] == {}
+
+
+def test_run_course_executes_in_order_and_summarises(tmp_path, capsys):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(
+        folder / "01_ok.ipynb",
+        "import os\nfrom fishcam_utils.course import Report\nreport = Report('01_ok')",
+        "report.record('answer', 42)\nassert os.environ['FISHCAM_QUICK'] == '1'",
+        "import matplotlib.pyplot as plt\nreport.figure(plt.figure(), 'blank')\nprint('hello from the kernel')",
+    )
+    _notebook(folder / "02_broken.ipynb", "assert 1 == 2, 'deliberately broken'")
+    _notebook(folder / "notes.ipynb", "raise SystemExit('not a course notebook')")
+    assert [p.name for p in course_notebooks(folder)] == ["01_ok.ipynb", "02_broken.ipynb"]
+
+    build = tmp_path / "build"
+    runs = run_course(quick=True, build=build, notebooks=folder)
+    assert [r.name for r in runs] == ["01_ok", "02_broken"]
+    ok, broken = runs
+    assert ok.ok and ok.values == {"answer": 42} and ok.figures == ["figures/01_ok/blank.png"]
+    assert not broken.ok and "deliberately broken" in broken.error
+    executed = nbformat.read(build / "notebooks" / "01_ok.ipynb", as_version=4)
+    assert "hello from the kernel" in json.dumps(executed.cells[2].outputs)
+    assert "hello from the kernel" in (build / "html" / "01_ok.html").read_text()
+    assert (build / "html" / "02_broken.html").is_file()  # failures are rendered too
+    summary = capsys.readouterr().out
+    assert "1/2 notebooks ran" in summary and "answer: 42" in summary and "FAILED" in summary
+    assert summary.rstrip().endswith((build / "summary.txt").read_text().rstrip())  # the printed summary, kept
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
+def test_quick_mode_switch(monkeypatch, value):
+    from fishcam_utils.settings import quick_mode
+
+    monkeypatch.setenv("FISHCAM_QUICK", value)
+    assert quick_mode()
+    monkeypatch.setenv("FISHCAM_QUICK", "0")
+    assert not quick_mode()

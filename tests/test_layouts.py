@@ -1,0 +1,256 @@
+"""The four layouts, found and read; every kind of bad input gets an error naming the file and the fix."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import pytest
+from conftest import write_image
+
+from fishcam_utils.data.layouts import DataWarning, detect_layout, find_kaggle_root, group_by_fish, scan_dataset
+from fishcam_utils.data.species import SPECIES, VIEWS
+from fishcam_utils.data.synthetic import load_metadata
+from fishcam_utils.errors import DataError
+
+
+def _class_tree(root, spec: dict[str, int], ext=".png"):
+    for name, n in spec.items():
+        for i in range(n):
+            write_image(root / name / f"img{i}{ext}")
+    return root
+
+
+# ------------------------------------------------------------------ class folders
+
+
+def test_class_folders_labels_are_alphabetical_and_counted(tmp_path):
+    root = _class_tree(tmp_path / "ds", {"trout": 3, "bass": 2, "carp": 1})
+    index = scan_dataset(root)
+    assert index.layout == "class_folders" == detect_layout(root)
+    assert index.classes == ["bass", "carp", "trout"]
+    assert index.counts()["all"].tolist() == [2, 1, 3]
+    assert set(index.frame["fish_id"]) == {f"{c}/img{i}" for c, n in {"trout": 3, "bass": 2, "carp": 1}.items() for i in range(n)}
+    assert (index.frame["split"] == "").all() and index.views == ()
+
+
+def test_split_folders_are_read_with_their_common_names(tmp_path):
+    root = tmp_path / "ds"
+    for split in ("Training", "valid", "TEST"):
+        _class_tree(root / split, {"bass": 2, "trout": 1})
+    index = scan_dataset(root)
+    assert index.splits == ["train", "val", "test"]
+    assert index.counts().loc["bass"].tolist() == [2, 2, 2]
+
+
+def test_upper_case_extensions_and_nested_folders_count(tmp_path):
+    root = _class_tree(tmp_path / "ds", {"bass": 1, "trout": 1})
+    write_image(root / "bass" / "UPPER.JPG")
+    write_image(root / "bass" / "day2" / "more.Png")
+    index = scan_dataset(root)
+    assert sorted(index.frame.loc[index.frame["class_name"] == "bass", "relpath"]) == [
+        "bass/UPPER.JPG", "bass/day2/more.Png", "bass/img0.png"]
+
+
+def test_system_clutter_is_skipped_quietly(tmp_path):
+    root = _class_tree(tmp_path / "ds", {"bass": 1, "trout": 1})
+    (root / "bass" / ".DS_Store").write_bytes(b"\x00\x01")
+    (root / "trout" / "Thumbs.db").write_bytes(b"\x00")
+    (root / "trout" / "._img0.png").write_bytes(b"apple double")
+    write_image(root / "trout" / ".ipynb_checkpoints" / "img0-checkpoint.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        index = scan_dataset(root)
+    assert len(index) == 2
+
+
+def test_other_files_are_named_unless_skipped(tmp_path):
+    root = _class_tree(tmp_path / "ds", {"bass": 1, "trout": 1})
+    (root / "bass" / "notes.txt").write_text("caught on Tuesday")
+    with pytest.raises(DataError) as info:
+        scan_dataset(root)
+    assert "notes.txt" in str(info.value) and "unknown_files='skip'" in str(info.value)
+    assert len(scan_dataset(root, unknown_files="skip")) == 2
+
+
+def test_empty_and_missing_folders_are_explained(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images found under .*empty.*fishcam make-data"):
+        scan_dataset(tmp_path / "empty")
+    with pytest.raises(DataError, match="does not exist"):
+        scan_dataset(tmp_path / "nowhere")
+    write_image(tmp_path / "file.png")
+    with pytest.raises(DataError, match="is a file, not a dataset folder"):
+        scan_dataset(tmp_path / "file.png")
+
+
+def test_a_class_folder_without_images_is_named(tmp_path):
+    root = _class_tree(tmp_path / "ds", {"bass": 2})
+    (root / "trout").mkdir()
+    (root / "trout" / ".DS_Store").write_bytes(b"")
+    with pytest.raises(DataError, match=r"class folder .*trout has no images"):
+        scan_dataset(root)
+
+
+def test_splits_with_different_classes_are_refused(tmp_path):
+    root = tmp_path / "ds"
+    _class_tree(root / "train", {"bass": 2, "trout": 2, "carp": 1})
+    _class_tree(root / "test", {"bass": 1, "trout": 1})
+    with pytest.raises(DataError) as info:
+        scan_dataset(root)
+    assert "test lacks ['carp']" in str(info.value)
+
+
+def test_explicit_class_lists_order_labels_and_catch_typos(tmp_path):
+    root = _class_tree(tmp_path / "ds", {"bass": 1, "trout": 1})
+    index = scan_dataset(root, classes=["trout", "bass"])
+    assert index.classes == ["trout", "bass"]
+    assert dict(zip(index.frame["class_name"], index.frame["label"])) == {"trout": 0, "bass": 1}
+    with pytest.raises(DataError, match=r"not in the class list: \['trout'\]"):
+        scan_dataset(root, classes=["bass"])
+    with pytest.raises(DataError, match=r"\['trouts'\] have no images"):
+        scan_dataset(root, classes=["bass", "trout", "trouts"])
+
+
+def test_mirrored_mask_trees_are_paired_by_path(tmp_path):
+    root = _class_tree(tmp_path / "ds", {"bass": 2, "trout": 1}, ext=".jpg")
+    write_image(root / "masks" / "body" / "bass" / "img0.png")
+    index = scan_dataset(root)
+    assert index.mask_kinds == ["body"]
+    masks = dict(zip(index.frame["relpath"], index.frame["mask_body"]))
+    assert masks["bass/img0.jpg"].endswith("masks/body/bass/img0.png")
+    assert masks["bass/img1.jpg"] == "" and masks["trout/img0.jpg"] == ""
+
+
+# ------------------------------------------------------------------ Kaggle
+
+
+def test_kaggle_masks_are_paired_never_counted(tiny_kaggle):
+    every_png = list(tiny_kaggle.rglob("*.png"))
+    index = scan_dataset(tiny_kaggle)
+    assert index.layout == "kaggle"
+    assert find_kaggle_root(tiny_kaggle) == tiny_kaggle / "Fish_Dataset"
+    assert index.classes == [s.name for s in SPECIES]  # order from dataset.json
+    assert len(index) == 9 * 4
+    gt = [p for p in every_png if " GT" in p.parent.name]
+    assert len(gt) == len(index)  # a naive glob counts masks as images
+    assert not index.frame["relpath"].str.contains(" GT/").any()
+    for path, mask in zip(index.frame["path"], index.frame["mask_body"]):
+        species = path.split("/")[-2]
+        assert mask.endswith(f"/{species} GT/{path.split('/')[-1]}")
+    assert index.mask_kinds == ["body"]
+    assert any("not counted" in note for note in index.notes)
+
+
+def test_kaggle_images_without_masks_are_noted(tiny_kaggle, tmp_path):
+    copy = shutil.copytree(tiny_kaggle, tmp_path / "k")
+    species = SPECIES[0].name
+    (copy / "Fish_Dataset" / species / f"{species} GT" / "00002.png").unlink()
+    (copy / "Fish_Dataset" / "README.txt").write_text("A Large Scale Fish Dataset")
+    index = scan_dataset(copy)
+    assert (index.frame["mask_body"] == "").sum() == 1
+    assert any("1 image(s) have no GT mask" in note for note in index.notes)
+
+
+def test_naming_the_kaggle_layout_on_other_data_is_an_error(tmp_path):
+    root = _class_tree(tmp_path / "ds", {"bass": 1})
+    with pytest.raises(DataError, match="not in the Kaggle fish layout"):
+        scan_dataset(root, layout="kaggle")
+
+
+# ------------------------------------------------------------------ multi-view
+
+
+def test_multiview_dataset_is_read_with_views_masks_and_class_order(tiny_synth):
+    index = scan_dataset(tiny_synth)
+    assert index.layout == "multiview" and index.views == VIEWS
+    assert index.classes == [s.name for s in SPECIES]
+    assert index.mask_kinds == ["body", "evidence"]
+    meta = load_metadata(tiny_synth)
+    assert len(index) == len(meta)
+    assert set(index.frame["relpath"]) == set(meta["image"])
+    fish = group_by_fish(index)
+    assert len(fish) == 36 and (fish[list(VIEWS)] != "").all().all()
+
+
+def test_a_missing_view_is_reported_by_fish_id(synth_copy):
+    meta = load_metadata(synth_copy)
+    gone = meta[(meta["fish_id"] == "F00005") & (meta["view"] == "back")]["image"].item()
+    (synth_copy / gone).unlink()
+    with pytest.raises(DataError) as info:
+        scan_dataset(synth_copy)
+    assert "F00005 (missing back)" in str(info.value) and "missing_views='keep'" in str(info.value)
+
+    with pytest.warns(DataWarning, match="F00005.*Kept"):
+        kept = scan_dataset(synth_copy, missing_views="keep")
+    row = group_by_fish(kept).set_index("fish_id").loc["F00005"]
+    assert row["back"] == "" and row["side"] != ""
+
+    with pytest.warns(DataWarning, match="Dropped"):
+        dropped = scan_dataset(synth_copy, missing_views="drop")
+    assert "F00005" not in set(dropped.frame["fish_id"]) and dropped.frame["fish_id"].nunique() == 35
+
+
+def test_an_unknown_view_suffix_is_named(synth_copy):
+    meta = load_metadata(synth_copy)
+    source = synth_copy / meta["image"][0]
+    source.rename(source.with_name(source.name.replace("_side", "_top")))
+    with pytest.raises(DataError) as info:
+        scan_dataset(synth_copy)
+    assert "_top" in str(info.value) and "side, back, belly" in str(info.value) and "views=[" in str(info.value)
+
+
+def test_a_fish_in_two_splits_is_a_leak(synth_copy):
+    meta = load_metadata(synth_copy)
+    row = meta[meta["split"] == "train"].iloc[0]
+    target = synth_copy / "test" / row["species"] / f"{row['fish_id']}_{row['view']}.png"
+    (synth_copy / row["image"]).rename(target)
+    with pytest.raises(DataError, match=rf"fish {row['fish_id']} appears in several splits \(test, train\)"):
+        scan_dataset(synth_copy)
+
+
+def test_a_view_twice_is_named(synth_copy):
+    meta = load_metadata(synth_copy)
+    source = synth_copy / meta["image"][0]
+    write_image(source.with_suffix(".jpg"))
+    with pytest.raises(DataError, match="twice"):
+        scan_dataset(synth_copy)
+
+
+# ------------------------------------------------------------------ labels in file names
+
+
+def test_labels_from_file_names(tmp_path):
+    root = tmp_path / "flat"
+    for name in ("trout_001.jpg", "trout_002.jpg", "sea_bass_001.JPG", "sea_bass_002.png"):
+        write_image(root / name)
+    (root / ".DS_Store").write_bytes(b"")
+    assert detect_layout(root) == "filename"
+    index = scan_dataset(root, classes=["sea_bass", "trout"])
+    assert dict(zip(index.frame["relpath"], index.frame["class_name"])) == {
+        "trout_001.jpg": "trout", "trout_002.jpg": "trout", "sea_bass_001.JPG": "sea_bass", "sea_bass_002.png": "sea_bass"}
+    assert index.classes == ["sea_bass", "trout"]
+    guessed = scan_dataset(root)  # without a list: everything before the last underscore
+    assert set(guessed.classes) == {"sea_bass", "trout"}
+
+
+def test_file_names_without_a_known_label_are_named(tmp_path):
+    root = tmp_path / "flat"
+    write_image(root / "trout_001.jpg")
+    write_image(root / "IMG1234.jpg")
+    with pytest.raises(DataError, match="IMG1234.jpg: no label in the name"):
+        scan_dataset(root)
+    with pytest.raises(DataError, match="IMG1234.jpg: its name does not start with a known class"):
+        scan_dataset(root, classes=["trout"])
+
+
+def test_bad_arguments_are_named(tiny_synth):
+    with pytest.raises(ValueError, match="layout must be"):
+        scan_dataset(tiny_synth, layout="coco")
+    with pytest.raises(ValueError, match="missing_views"):
+        scan_dataset(tiny_synth, missing_views="ignore")
+    index = scan_dataset(tiny_synth)
+    with pytest.raises(ValueError, match="split 'training' not in this dataset"):
+        index.subset(split="training")
+    with pytest.raises(ValueError, match="view 'top' not in this dataset"):
+        index.subset(view="top")

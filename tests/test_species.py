@@ -1,0 +1,55 @@
+"""The species table: each view alone is ambiguous, any two views are not."""
+
+from itertools import combinations
+
+import pytest
+
+from fishcam_utils.data.species import SPECIES, TRAITS, VIEWS, Species, single_view_ceiling, validate_species
+
+
+def test_every_two_species_differ_in_at_least_two_views():
+    for a, b in combinations(SPECIES, 2):
+        differing = [v for v in VIEWS if a.traits[v] != b.traits[v]]
+        assert len(differing) >= 2, (a.name, b.name)
+
+
+def test_each_species_has_a_trait_no_other_species_shows_in_its_deciding_view():
+    for s in SPECIES:
+        others = [o.traits[s.deciding_view] for o in SPECIES if o is not s]
+        assert s.deciding_trait not in others
+
+
+def test_each_view_decides_three_species_and_pairs_up_the_other_six():
+    for view in VIEWS:
+        assert sum(s.deciding_view == view for s in SPECIES) == 3
+        groups = {}
+        for s in SPECIES:
+            groups.setdefault(s.traits[view], []).append(s.name)
+        assert sorted(len(g) for g in groups.values()) == [1, 1, 1, 2, 2, 2]
+
+
+def test_single_view_ceiling_counts_look_alike_groups():
+    for view in VIEWS:
+        # Independent count: a classifier guesses one species per group of look-alikes.
+        best = sum(1 for trait in TRAITS[view] if any(s.traits[view] == trait for s in SPECIES))
+        assert single_view_ceiling(view) == pytest.approx(best / len(SPECIES)) == pytest.approx(6 / 9)
+    with pytest.raises(ValueError, match="view must be one of"):
+        single_view_ceiling("top")
+
+
+def _make(name, side, back, belly, deciding):
+    return Species(name, {"side": side, "back": back, "belly": belly}, deciding)
+
+
+def test_validate_rejects_species_alike_in_two_views():
+    table = (_make("A", "bars", "saddle", "red_belly", "side"), _make("B", "spots", "saddle", "red_belly", "side"))
+    with pytest.raises(ValueError, match="look alike in"):
+        validate_species(table)
+
+
+def test_validate_rejects_unknown_traits_and_shared_deciding_traits():
+    with pytest.raises(ValueError, match="is not a side trait"):
+        validate_species((_make("A", "saddle", "saddle", "red_belly", "side"),))
+    table = (_make("A", "bars", "saddle", "red_belly", "side"), _make("B", "bars", "ladder", "midline", "back"))
+    with pytest.raises(ValueError, match="shared with"):
+        validate_species(table)
