@@ -38,7 +38,7 @@ test: $(STAMP)
 		$(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf build .pytest_cache

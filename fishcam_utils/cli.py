@@ -26,7 +26,14 @@ def _size(text: str) -> int | tuple[int, int]:
 
 
 def _make_data(args: argparse.Namespace) -> int:
-    from .data.synthetic import QUICK_CONFIG, DEFAULT_CONFIG, SyntheticConfig, default_dataset_dir, generate_dataset
+    from .data.synthetic import (
+        DEFAULT_CONFIG,
+        QUICK_CONFIG,
+        SyntheticConfig,
+        default_dataset_dir,
+        generate_dataset,
+        load_metadata,
+    )
 
     base = QUICK_CONFIG if args.quick else DEFAULT_CONFIG
     config = SyntheticConfig(
@@ -40,7 +47,7 @@ def _make_data(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_dataset_dir(args.quick)
     start = time.perf_counter()
     root = generate_dataset(out, config, overwrite=args.force, workers=args.workers)
-    n_images = sum(1 for _ in open(root / "metadata.csv")) - 1
+    n_images = len(load_metadata(root))
     print(f"{n_images} images ({config.fish_per_class} fish per class, {config.width}x{config.height} px, "
           f"{config.layout} layout) in {root} [{time.perf_counter() - start:.1f} s]")
     return 0

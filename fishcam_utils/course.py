@@ -92,10 +92,15 @@ def course_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
-def _kernel_manager():
-    """A kernel manager that starts this very Python, whatever kernels the user has installed."""
+def _this_python_kernel_manager() -> type:
+    """A kernel manager class that starts this very Python, whatever kernels the user has installed.
+
+    Handed to nbclient as a class, so that nbclient owns each kernel and shuts it down after its
+    notebook (a kernel manager passed as an instance would leave the kernel running).
+    """
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
 
     class ThisPython(KernelSpecManager):
         def get_kernel_spec(self, kernel_name):
@@ -105,7 +110,12 @@ def _kernel_manager():
                 language="python",
             )
 
-    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ThisPython())
+    class ThisPythonKernelManager(AsyncKernelManager):
+        @default("kernel_spec_manager")
+        def _default_spec_manager(self):
+            return ThisPython(parent=self)
+
+    return ThisPythonKernelManager
 
 
 def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: int = 1800) -> NotebookRun:
@@ -120,7 +130,10 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
 
     nb = nbformat.read(source, as_version=4)
     client = NotebookClient(
-        nb, km=_kernel_manager(), timeout=timeout, resources={"metadata": {"path": str(source.parent)}}
+        nb,
+        kernel_manager_class=_this_python_kernel_manager(),
+        timeout=timeout,
+        resources={"metadata": {"path": str(source.parent)}},
     )
     start = time.perf_counter()
     error = ""

@@ -1,6 +1,8 @@
 """Running the course headless: executed copies, HTML, reports and a summary."""
 
 import json
+import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -41,6 +43,7 @@ def test_run_course_executes_in_order_and_summarises(tmp_path, capsys):
         "import os\nfrom fishcam_utils.course import Report\nreport = Report('01_ok')",
         "report.record('answer', 42)\nassert os.environ['FISHCAM_QUICK'] == '1'",
         "import matplotlib.pyplot as plt\nreport.figure(plt.figure(), 'blank')\nprint('hello from the kernel')",
+        "import sys\nreport.record('kernel', [sys.executable, os.getpid()])",
     )
     _notebook(folder / "02_broken.ipynb", "assert 1 == 2, 'deliberately broken'")
     _notebook(folder / "notes.ipynb", "raise SystemExit('not a course notebook')")
@@ -50,6 +53,9 @@ def test_run_course_executes_in_order_and_summarises(tmp_path, capsys):
     runs = run_course(quick=True, build=build, notebooks=folder)
     assert [r.name for r in runs] == ["01_ok", "02_broken"]
     ok, broken = runs
+    python, pid = ok.values.pop("kernel")
+    assert python == sys.executable  # the kernel runs this very Python, not some other installed kernel
+    assert not Path(f"/proc/{pid}").exists() or not Path("/proc/self").exists()  # and it was shut down
     assert ok.ok and ok.values == {"answer": 42} and ok.figures == ["figures/01_ok/blank.png"]
     assert not broken.ok and "deliberately broken" in broken.error
     executed = nbformat.read(build / "notebooks" / "01_ok.ipynb", as_version=4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from fishcam_utils.data.species import SPECIES, VIEWS
 from fishcam_utils.data.synthetic import (
     QUICK_CONFIG,
     SyntheticConfig,
+    dataset_config,
     dataset_info,
     default_dataset_dir,
     ensure_synthetic,
@@ -155,6 +157,43 @@ def test_existing_folders_are_protected(tmp_path):
     generate_dataset(root, other, overwrite=True, progress=False, workers=1)
     assert dataset_info(root)["config"]["seed"] == 1
     assert not list(tmp_path.glob(".*tmp*")) and not list(tmp_path.glob(".*old*"))
+
+
+def _rename_with(monkeypatch, before_moving_tmp):
+    """Patch Path.rename so that ``before_moving_tmp(dest)`` runs when a temporary dataset is moved."""
+    real = Path.rename
+
+    def rename(self, dest):
+        if ".tmp-" in self.name:
+            before_moving_tmp(Path(dest))
+        return real(self, dest)
+
+    monkeypatch.setattr(Path, "rename", rename)
+
+
+def test_a_dataset_finished_first_by_another_process_is_accepted(tmp_path, monkeypatch):
+    config = SyntheticConfig(size=20, fish_per_class=3)
+    theirs = generate_dataset(tmp_path / "theirs", config, workers=1, progress=False)
+    target = tmp_path / "shared"
+    # The other process wins the race: the folder appears just before ours is moved there.
+    _rename_with(monkeypatch, lambda dest: shutil.copytree(theirs, dest))
+    assert generate_dataset(target, config, workers=1, progress=False) == target
+    assert dataset_config(target) == config and len(load_metadata(target)) == 81
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared", "theirs"]  # nothing half-done left
+
+
+def test_a_failed_move_puts_the_previous_dataset_back(tmp_path, monkeypatch):
+    target = generate_dataset(tmp_path / "ds", SyntheticConfig(size=20, fish_per_class=3), workers=1, progress=False)
+
+    def disk_full(dest):
+        raise OSError(28, "No space left on device")
+
+    _rename_with(monkeypatch, disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        generate_dataset(target, SyntheticConfig(size=20, fish_per_class=3, seed=9), overwrite=True,
+                         workers=1, progress=False)
+    assert dataset_config(target).seed == 0 and len(load_metadata(target)) == 81
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
 def test_bad_settings_are_named():

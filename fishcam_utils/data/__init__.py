@@ -21,6 +21,7 @@ from .synthetic import (
     DEFAULT_CONFIG,
     QUICK_CONFIG,
     SyntheticConfig,
+    dataset_config,
     dataset_info,
     ensure_synthetic,
     generate_dataset,
@@ -31,7 +32,7 @@ from .transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, eval_transform
 __all__ = [
     "DEFAULT_CONFIG", "channel_stats", "image_size", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "LAYOUTS", "QUICK_CONFIG", "SPECIES",
     "TRAITS", "VIEWS", "DataWarning", "DatasetIndex", "DecodedCache", "FishImageDataset", "MultiViewDataset",
-    "Species", "SyntheticConfig", "class_names", "dataset_info", "denormalize", "detect_layout",
+    "Species", "SyntheticConfig", "class_names", "dataset_config", "dataset_info", "denormalize", "detect_layout",
     "download_kaggle_fish", "ensure_synthetic", "eval_transform", "find_kaggle_root", "generate_dataset",
     "group_by_fish", "grouped_split", "kaggle_fish_dir", "leaked_groups", "load_mask", "load_metadata", "load_rgb",
     "make_splits", "read_image", "read_mask", "scan_dataset", "single_view_ceiling", "to_display",

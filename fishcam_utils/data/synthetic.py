@@ -216,6 +216,14 @@ def dataset_info(root: str | Path) -> dict[str, Any] | None:
         return None
 
 
+def dataset_config(root: str | Path) -> SyntheticConfig:
+    """The settings a synthetic dataset was made with (from its ``dataset.json``)."""
+    info = dataset_info(root)
+    if info is None or "config" not in info:
+        raise DataError(f"{root} has no readable dataset.json: it is not a synthetic dataset made by `fishcam make-data`.")
+    return SyntheticConfig.from_dict(info["config"])
+
+
 def _describe(config: SyntheticConfig) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -297,20 +305,28 @@ def generate_dataset(
         table = pd.DataFrame(rows)
         table.to_csv(tmp / "metadata.csv", index=False, lineterminator="\n")
         (tmp / "dataset.json").write_text(json.dumps(_describe(config), indent=2) + "\n")
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        _move_into_place(tmp, out_dir, config)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        # Another process may have finished the same dataset first: that is success too.
-        if _is_up_to_date(out_dir, config):
-            return out_dir
         raise
     return out_dir
+
+
+def _move_into_place(tmp: Path, out_dir: Path, config: SyntheticConfig) -> None:
+    """Rename the finished ``tmp`` folder to ``out_dir``, replacing an older dataset there."""
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    try:
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+    except OSError:
+        if old.exists() and not out_dir.exists():
+            old.rename(out_dir)  # put the previous dataset back
+        # Another process (a notebook run in parallel, say) may have put this very dataset there first.
+        if not _is_up_to_date(out_dir, config):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def default_dataset_dir(quick: bool | None = None) -> Path:
