@@ -254,3 +254,17 @@ def test_bad_arguments_are_named(tiny_synth):
         index.subset(split="training")
     with pytest.raises(ValueError, match="view 'top' not in this dataset"):
         index.subset(view="top")
+
+
+def test_multiview_without_split_folders_gets_grouped_splits(tiny_synth, tmp_path):
+    from fishcam_utils.data.splits import leaked_groups, make_splits
+
+    flat = tmp_path / "flat"
+    for split in ("train", "val", "test"):
+        for species_dir in (tiny_synth / split).iterdir():
+            shutil.copytree(species_dir, flat / species_dir.name, dirs_exist_ok=True)
+    index = scan_dataset(flat)
+    assert index.layout == "multiview" and index.splits == [] and len(index) == 9 * 4 * 3
+    assert index.frame.groupby("fish_id")["view"].nunique().eq(3).all()
+    split = make_splits(index, seed=0)
+    assert leaked_groups(split.frame) == [] and split.splits == ["train", "val", "test"]
