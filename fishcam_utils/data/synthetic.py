@@ -30,7 +30,7 @@ from .species import SPECIES, VIEWS, class_names
 FORMAT = "fishcam-synthetic"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
-LAYOUTS = ("multiview", "kaggle")
+OUTPUT_LAYOUTS = ("multiview", "kaggle")  # what the generator writes; layouts.LAYOUTS is what loaders read
 
 # Separate random streams, so that changing one option never reshuffles the others.
 _STREAM_SPLIT, _STREAM_FISH, _STREAM_MARKER = 1, 2, 3
@@ -95,8 +95,8 @@ class SyntheticConfig:
             raise ValueError(f"shortcut_rate must lie in [0, 1], got {self.shortcut_rate}")
         if any(s not in SPLITS for s in self.shortcut_splits):
             raise ValueError(f"shortcut_splits must be among {SPLITS}, got {self.shortcut_splits!r}")
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.layout not in OUTPUT_LAYOUTS:
+            raise ValueError(f"layout must be one of {OUTPUT_LAYOUTS}, got {self.layout!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -114,7 +114,7 @@ QUICK_CONFIG = SyntheticConfig(fish_per_class=30)
 def split_of_each_fish(config: SyntheticConfig) -> list[list[str]]:
     """For each species, the split of each of its fish: stratified, seeded, whole fish at a time."""
     n = config.fish_per_class
-    f_train, f_val, f_test = config.split_fractions
+    _, f_val, f_test = config.split_fractions
     n_val = max(1, round(n * f_val)) if f_val > 0 else 0
     n_test = max(1, round(n * f_test)) if f_test > 0 else 0
     splits = []
