@@ -1,4 +1,4 @@
-"""The ``fishcam`` command: make data, check a dataset, fetch the Kaggle set, run the course.
+"""The ``fishcam`` command: make data, check a dataset, fetch the Kaggle set, train, evaluate, run the course.
 
 Run ``fishcam --help`` or ``fishcam <command> --help`` for the options of each command.
 """
@@ -7,11 +7,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import FishCAMError
+
+# The architectures `fishcam train` offers (kept here so --help needs no torch import).
+MODEL_CHOICES = ["fishresnet", "resnet18", "resnet34", "resnet50", "convnext_tiny"]
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Shows defaults that say something (not None or False), and keeps the examples' line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, 88)
 
 
 def _size(text: str) -> int | tuple[int, int]:
@@ -81,6 +99,86 @@ def _download_kaggle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(text: str) -> str | None:
+    return None if text.lower() in ("none", "random") else text
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .data.setup import make_datasets
+    from .models import build_model
+    from .settings import checkpoints_dir
+    from .training import distributed, fit, seed_everything
+
+    is_distributed = distributed.init_distributed()
+    main_process = distributed.is_main_process()
+    try:
+        data = make_datasets(args.data, view=args.view, image_size=args.image_size, augment=args.augment,
+                             cache=not args.no_cache, split_seed=args.split_seed, layout=args.layout,
+                             progress=main_process and not args.no_progress)
+        seed_everything(args.seed)  # the initial weights too
+        model = build_model(args.model, len(data.classes), weights=args.weights, head=args.head, width=args.width,
+                            verbose=main_process)
+        view = f"-{args.view}" if data.index.views else ""
+        run_dir = Path(args.run_dir) if args.run_dir else checkpoints_dir() / f"{args.model}{view}"
+        if main_process:
+            print(f"{data}\nmodel {args.model} ({args.head} head, {model.fishcam_weights} weights, "
+                  f"{sum(p.numel() for p in model.parameters()):,} parameters) → {run_dir}"
+                  + (f"\ndistributed: {distributed.world_size()} processes" if is_distributed else ""))
+        result = fit(
+            model, data.train, data.val, run_dir=run_dir, resume=args.resume, overwrite=args.overwrite,
+            epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+            weight_decay=args.weight_decay, schedule=args.schedule, label_smoothing=args.label_smoothing,
+            class_weights=args.class_weights, grad_clip=args.grad_clip, freeze_epochs=args.freeze_epochs,
+            backbone_lr_scale=args.backbone_lr_scale, patience=args.patience, monitor=args.monitor, seed=args.seed,
+            deterministic=args.deterministic, device=args.device, num_workers=args.workers,
+            tensorboard=args.tensorboard, progress=not args.no_progress,
+        )
+        if result.interrupted:
+            return 130
+        if main_process:
+            print(f"best {result.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; "
+                  f"checkpoints {result.best_path} and {result.last_path} [{result.seconds:.0f} s]")
+            if not args.no_eval:
+                _write_test_report(model, data.test, result, run_dir / "eval-test", not args.no_progress)
+        return 0
+    finally:
+        distributed.cleanup_distributed()
+
+
+def _write_test_report(model, dataset, result, out: Path, progress: bool) -> None:
+    from .evaluation import predict, write_evaluation
+
+    predictions = predict(model, dataset, progress=progress)
+    write_evaluation(out, predictions, history=result.history if result is not None else None, dataset=dataset)
+    print(f"test accuracy {predictions.accuracy:.4f} on {len(dataset)} images; report in {out}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .data.setup import make_datasets
+    from .evaluation import predict, write_evaluation
+    from .training import load_checkpoint, pick_device
+    from .training.engine import history_frame
+
+    device = pick_device(args.device)
+    model, checkpoint = load_checkpoint(args.checkpoint, device=device)
+    prep = checkpoint["preprocessing"]
+    root = args.data or prep.get("data_root")
+    if root is None:
+        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --data DIR")
+    view = args.view or (prep.get("views") or [None])[0] or "side"
+    data = make_datasets(root, view=view, image_size=prep.get("image_size") or 64, augment=0, cache=not args.no_cache,
+                         split_seed=args.split_seed, classes=checkpoint["classes"], progress=not args.no_progress)
+    dataset = getattr(data, args.split)
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
+    predictions = predict(model, dataset, batch_size=args.batch_size, progress=not args.no_progress)
+    history = history_frame(checkpoint["history"]) if checkpoint.get("history") else None
+    files = write_evaluation(out, predictions, history=history, dataset=dataset)
+    print(f"{args.split} accuracy {predictions.accuracy:.4f} on {len(dataset)} images "
+          f"({checkpoint['model_config']['name']}, epoch {checkpoint.get('epoch')})")
+    print(f"wrote {len(files)} files to {out}: " + ", ".join(sorted(p.name for p in files.values())))
+    return 0
+
+
 def _course(args: argparse.Namespace) -> int:
     from .course import run_course
 
@@ -140,6 +238,85 @@ def build_parser() -> argparse.ArgumentParser:
     kaggle.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the network (default 5)")
     kaggle.set_defaults(run=_download_kaggle)
 
+    train = commands.add_parser(
+        "train",
+        help="train a classifier on a dataset folder; checkpoints and a test report in a run folder",
+        description=_wrap("Train a model on one view of a dataset (any layout fishcam check-data reads). Splits come from the "
+        "dataset's folders, or a seeded fish-grouped split. Each epoch writes best.pt, last.pt and history.csv to the "
+        "run folder (atomically, so Ctrl-C loses nothing: --resume continues). At the end the best model is evaluated "
+        "on the test split (eval-test/ in the run folder). Under torchrun it trains with DistributedDataParallel: "
+        "torchrun --nproc-per-node 2 $(which fishcam) train ..."),
+        formatter_class=_Help,
+        epilog="examples:\n"
+        "  fishcam make-data && fishcam train --data data/synthetic --model fishresnet --epochs 20\n"
+        "  fishcam train --data data/synthetic --model resnet18 --head mlp --freeze-epochs 2 --backbone-lr-scale 0.1 --lr 1e-3\n"
+        "  fishcam train --data data/synthetic --run-dir checkpoints/fishresnet-side --resume   # after Ctrl-C\n"
+        "  fishcam evaluate --checkpoint checkpoints/fishresnet-side/best.pt",
+    )
+    group = train.add_argument_group("data")
+    group.add_argument("--data", required=True, help="dataset folder, e.g. data/synthetic (make it with fishcam make-data)")
+    group.add_argument("--view", default="side", help="the view to train on, for multi-view datasets (side, back, belly)")
+    group.add_argument("--image-size", type=int, default=64, help="images are resized to this many pixels a side")
+    group.add_argument("--augment", type=float, default=1.0, help="augmentation strength (0 turns it off)")
+    group.add_argument("--layout", default="auto", choices=["auto", "class_folders", "kaggle", "multiview", "filename"],
+                       help="dataset layout (auto detects it)")
+    group.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
+    group.add_argument("--no-cache", action="store_true", help="decode the files every epoch instead of once")
+    group = train.add_argument_group("model")
+    group.add_argument("--model", default="fishresnet", choices=MODEL_CHOICES, help="architecture")
+    group.add_argument("--head", default="linear", choices=["linear", "mlp"], help="classifier head")
+    group.add_argument("--weights", type=_weights, default="auto",
+                       help="auto (ImageNet if available, else random, said plainly), imagenet, none, or a .pth file")
+    group.add_argument("--width", type=int, default=32, help="FishResNet channels")
+    group = train.add_argument_group("optimisation")
+    group.add_argument("--epochs", type=int, default=20, help="passes over the training set")
+    group.add_argument("--batch-size", type=int, default=64, help="per process under torchrun")
+    group.add_argument("--optimizer", default="adamw", choices=["sgd", "adam", "adamw"], help="optimiser")
+    group.add_argument("--lr", type=float, default=3e-3, help="learning rate (of the head, when fine-tuning)")
+    group.add_argument("--weight-decay", type=float, default=1e-4, help="decoupled weight decay (not on biases and norms)")
+    group.add_argument("--schedule", default="onecycle", choices=["none", "cosine", "onecycle", "plateau"],
+                       help="learning-rate schedule (cosine and onecycle step every batch)")
+    group.add_argument("--label-smoothing", type=float, default=0.0, help="share of the target spread over all classes")
+    group.add_argument("--class-weights", choices=["balanced"], help="weight the loss by inverse class frequency")
+    group.add_argument("--grad-clip", type=float, help="clip the gradient norm to this")
+    group.add_argument("--freeze-epochs", type=int, default=0, help="train only the head for this many epochs first")
+    group.add_argument("--backbone-lr-scale", type=float, default=1.0, help="backbone LR = lr x this after unfreezing")
+    group.add_argument("--patience", type=int, help="stop after this many epochs without improvement")
+    group.add_argument("--monitor", default="val_acc", choices=["val_acc", "val_loss"], help="what 'best' means")
+    group = train.add_argument_group("running")
+    group.add_argument("--run-dir", help="run folder (default: checkpoints/<model>-<view>)")
+    group.add_argument("--resume", action="store_true", help="continue the run in --run-dir from last.pt")
+    group.add_argument("--overwrite", action="store_true", help="start the run in --run-dir again from scratch")
+    group.add_argument("--seed", type=int, default=0, help="seed of the initial weights, shuffling and augmentation")
+    group.add_argument("--deterministic", action="store_true", help="deterministic algorithms (identical reruns)")
+    group.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    group.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    group.add_argument("--tensorboard", action="store_true", help="log to <run-dir>/tensorboard (needs tensorboard)")
+    group.add_argument("--no-eval", action="store_true", help="skip the test-split report at the end")
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on a split: metrics, confusion matrix, ROC/PR, mistakes",
+        description=_wrap("Rebuild the model saved in a checkpoint, predict a split of a dataset with the checkpoint's "
+        "preprocessing and class order, and write metrics.json, classification_report.txt, per_class.csv, "
+        "confusion_matrix(.csv/_normalized.csv/.png), roc_pr(.csv/.png), predictions.csv, curves.png and "
+        "misclassified.png to a folder (default: eval-<split>/ beside the checkpoint)."),
+        formatter_class=_Help,
+    )
+    evaluate.add_argument("--checkpoint", required=True, help="a best.pt or last.pt written by fishcam train or fit()")
+    evaluate.add_argument("--data", help="dataset folder (default: the one the model was trained on)")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split to evaluate")
+    evaluate.add_argument("--view", help="view to evaluate (default: the training view)")
+    evaluate.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
+    evaluate.add_argument("--out", help="output folder")
+    evaluate.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
+    evaluate.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    evaluate.add_argument("--no-cache", action="store_true", help="decode the files instead of using the decode-once cache")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
+    evaluate.set_defaults(run=_evaluate)
+
     course = commands.add_parser(
         "course",
         help="run every notebook headless and summarise what they produced",
@@ -158,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (FishCAMError, ValueError) as error:
+    except (FishCAMError, ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"fishcam {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

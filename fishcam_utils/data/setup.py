@@ -1,0 +1,78 @@
+"""Train, validation and test datasets from a folder in one call (the notebooks' and the CLI's).
+
+Splits come from the dataset's folders when it has them, otherwise from a seeded, grouped,
+stratified split; a multi-view dataset gives one view (``view="side"``) or whole fish
+(``view=None`` with ``multiview=True``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .datasets import FishImageDataset, MultiViewDataset
+from .layouts import DatasetIndex, scan_dataset
+from .splits import make_splits
+from .transforms import eval_transform, train_transform
+
+
+@dataclass
+class SplitDatasets:
+    """The three datasets of one experiment, and the index they were drawn from."""
+
+    train: FishImageDataset | MultiViewDataset
+    val: FishImageDataset | MultiViewDataset
+    test: FishImageDataset | MultiViewDataset
+    index: DatasetIndex
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.index.classes)
+
+    def __repr__(self) -> str:
+        return (f"SplitDatasets({self.index.root}, {len(self.classes)} classes: train={len(self.train)}, "
+                f"val={len(self.val)}, test={len(self.test)})")
+
+
+def make_datasets(
+    root: str | os.PathLike,
+    view: str | None = "side",
+    image_size: int = 64,
+    augment: float = 1.0,
+    cache: bool = True,
+    split_seed: int = 0,
+    classes: Sequence[str] | None = None,
+    layout: str = "auto",
+    multiview: bool = False,
+    masks: Sequence[str] = (),
+    progress: bool = True,
+) -> SplitDatasets:
+    """Datasets for training (augmented with ``train_transform(image_size, augment)``),
+    validation and test (``eval_transform``), as (3, S, S) normalised images and int labels.
+
+    ``view`` picks one view of a multi-view dataset (ignored by single-view layouts);
+    ``multiview=True`` gives whole fish instead. ``classes`` fixes the class order (a
+    checkpoint's); ``cache`` decodes each file once into the decode-once cache.
+    """
+    index = scan_dataset(root, layout, classes=list(classes) if classes is not None else None)
+    if not index.splits:
+        index = make_splits(index, seed=split_seed)
+    missing = {"train", "val", "test"} - set(index.splits)
+    if missing:
+        raise ValueError(f"{root} has split folders but lacks {sorted(missing)}; add them, or move the images out of "
+                         f"the split folders so that a seeded split is made")
+    if multiview:
+        kind, view = MultiViewDataset, None
+    else:
+        kind = FishImageDataset
+        if not index.views:
+            view = None
+        elif view not in index.views:
+            raise ValueError(f"view {view!r} is not in {root}; it has views {index.views}")
+    parts = {}
+    for split in ("train", "val", "test"):
+        transform = train_transform(image_size, augment) if split == "train" else eval_transform(image_size)
+        parts[split] = kind(index.subset(split=split, view=view), transform=transform, image_size=image_size,
+                            masks=masks, cache=cache, progress=progress)
+    return SplitDatasets(index=index, **parts)

@@ -1,0 +1,266 @@
+"""Running a model over a dataset and keeping what it said: class probabilities per sample.
+
+``predict`` never shuffles and never trains; ``Predictions`` holds the result in numpy, with
+the class names and (when the dataset has them) the id of each sample, so that every
+metric, plot and report downstream works without the model or the GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler, Subset
+from tqdm.auto import tqdm
+
+from ..training.devices import move_to
+
+
+@dataclass
+class Predictions:
+    """What a classifier said about N samples of C classes.
+
+    ``probs``: (N, C) float32 in [0, 1], rows summing to 1; ``targets``: (N,) int64 in [0, C);
+    ``classes``: C names; ``ids``: N sample ids (image path relative to the dataset root, or
+    fish id for multi-view data), or None when unknown.
+    """
+
+    probs: np.ndarray
+    targets: np.ndarray
+    classes: list[str]
+    ids: list[str] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        self.probs = np.asarray(self.probs, dtype=np.float32)
+        self.targets = np.asarray(self.targets).astype(np.int64, copy=False)
+        self.classes = [str(c) for c in self.classes]
+        if self.probs.ndim != 2:
+            raise ValueError(f"probs must be (N, C), got shape {self.probs.shape}; "
+                             "pass one row of class probabilities per sample.")
+        n, c = self.probs.shape
+        if self.targets.shape != (n,):
+            raise ValueError(f"targets must be (N,) = ({n},) to match probs, got shape {self.targets.shape}.")
+        if len(self.classes) != c:
+            raise ValueError(f"classes has {len(self.classes)} names but probs has {c} columns; "
+                             "pass one name per column of probs.")
+        if n and (self.targets.min() < 0 or self.targets.max() >= c):
+            raise ValueError(f"targets must lie in [0, {c}), got values from {self.targets.min()} to "
+                             f"{self.targets.max()}; check that classes matches the labels of the data.")
+        if self.ids is not None:
+            self.ids = [str(i) for i in self.ids]
+            if len(self.ids) != n:
+                raise ValueError(f"ids has {len(self.ids)} entries but there are {n} samples; "
+                                 "pass one id per sample, or ids=None.")
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def preds(self) -> np.ndarray:
+        """Predicted class per sample: (N,) int64 in [0, C)."""
+        return self.probs.argmax(axis=1).astype(np.int64)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """Probability of the predicted class: (N,) float32 in [1/C, 1]."""
+        if len(self) == 0:
+            return np.zeros(0, np.float32)
+        return self.probs.max(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of samples predicted right, in [0, 1]; NaN when there are no samples."""
+        if len(self) == 0:
+            return float("nan")
+        return float((self.preds == self.targets).mean())
+
+    def frame(self) -> pd.DataFrame:
+        """One row per sample: id, true, pred, true_name, pred_name, confidence, correct, p_<class>...
+
+        ``id`` is the sample's position when ``ids`` is None.
+        """
+        preds, names = self.preds, np.asarray(self.classes, dtype=object)
+        table = pd.DataFrame(
+            {
+                "id": self.ids if self.ids is not None else np.arange(len(self)),
+                "true": self.targets,
+                "pred": preds,
+                "true_name": names[self.targets] if len(self) else np.array([], dtype=object),
+                "pred_name": names[preds] if len(self) else np.array([], dtype=object),
+                "confidence": self.confidence,
+                "correct": preds == self.targets,
+            }
+        )
+        probs = pd.DataFrame(self.probs, columns=[f"p_{c}" for c in self.classes])
+        return pd.concat([table, probs], axis=1)
+
+    def misclassified(self) -> np.ndarray:
+        """Indices of the wrong predictions, most confident first: (M,) int64."""
+        wrong = np.flatnonzero(self.preds != self.targets)
+        # Stable sort, so equally confident mistakes keep dataset order (reproducible galleries).
+        order = np.argsort(-self.confidence[wrong], kind="stable")
+        return wrong[order].astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+# Finding the classes and ids of whatever was passed in
+
+
+def _unwrap(dataset) -> tuple[object, list[int] | None]:
+    """The innermost dataset under (possibly nested) ``Subset``s, and the rows of it they select."""
+    rows: list[int] | None = None
+    while isinstance(dataset, Subset):
+        indices = [int(i) for i in dataset.indices]
+        rows = indices if rows is None else [indices[r] for r in rows]
+        dataset = dataset.dataset
+    return dataset, rows
+
+
+def dataset_classes(dataset) -> list[str] | None:
+    """``dataset.classes`` (looking through ``Subset``s), or None when it has none."""
+    base, _ = _unwrap(dataset)
+    classes = getattr(base, "classes", None)
+    return [str(c) for c in classes] if classes is not None else None
+
+
+def dataset_ids(dataset) -> list[str] | None:
+    """One id per sample of ``dataset``, in its order: the fish id for multi-view datasets,
+    else the image path relative to the root (``relpath``, else ``path``); None if unknown."""
+    base, rows = _unwrap(dataset)
+    ids = None
+    fish = getattr(base, "fish", None)
+    frame = getattr(base, "frame", None)
+    if isinstance(fish, pd.DataFrame) and "fish_id" in fish.columns:
+        ids = fish["fish_id"].astype(str).tolist()
+    elif isinstance(frame, pd.DataFrame):
+        for column in ("relpath", "path"):
+            if column in frame.columns:
+                ids = frame[column].astype(str).tolist()
+                break
+    if ids is None:
+        return None
+    try:
+        if len(ids) != len(base):
+            return None  # the frame does not describe the samples one to one
+    except TypeError:
+        return None
+    return ids if rows is None else [ids[r] for r in rows]
+
+
+def _in_order(loader: DataLoader) -> bool:
+    """Whether ``loader`` yields every sample of its dataset once, in dataset order."""
+    batches = loader.batch_sampler
+    if batches is None:  # batch_size=None: samples one by one through loader.sampler
+        return isinstance(loader.sampler, SequentialSampler)
+    return isinstance(batches, BatchSampler) and isinstance(batches.sampler, SequentialSampler) and not batches.drop_last
+
+
+# ---------------------------------------------------------------------------------------
+# Running the model
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _split_batch(batch) -> tuple[object, object]:
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise ValueError(
+            "each batch must be (x, y) or (x, y, masks); got "
+            + (f"a sequence of {len(batch)} items" if isinstance(batch, (tuple, list)) else type(batch).__name__)
+            + ". Wrap the dataset so that its samples are (input, label) pairs."
+        )
+    return batch[0], batch[1]
+
+
+def _logits(output) -> torch.Tensor:
+    # Multi-view models return (logits, view_weights); the logits always come first.
+    if isinstance(output, (tuple, list)):
+        if not output:
+            raise ValueError("the model returned an empty tuple; it must return logits or (logits, ...).")
+        output = output[0]
+    if not isinstance(output, torch.Tensor) or output.ndim != 2:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(f"the model must return (batch, classes) logits, or a tuple starting with them; got {shape}.")
+    return output
+
+
+def predict(
+    model: nn.Module,
+    data: Dataset | DataLoader,
+    *,
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+    num_workers: int = 0,
+) -> Predictions:
+    """Class probabilities of ``model`` on every sample of ``data``, in order.
+
+    ``data`` is a Dataset (read in order, ``batch_size`` at a time, with ``num_workers``
+    workers) or a DataLoader (used as it is). Batches are ``(x, y)`` or ``(x, y, masks)``;
+    ``x`` is a tensor (``model(x)``) or a tuple of tensors (``model(*x)``, e.g.
+    ``(views, present)``). The model returns (B, C) logits, or a tuple whose first item they
+    are. ``device=None`` runs where the model's parameters are. The model's train/eval mode
+    (of every submodule) is restored afterwards, even on error.
+
+    Returns ``Predictions`` with probs (N, C) float32 softmax, targets (N,) int64, the classes
+    of ``data`` (``str(i)`` if it has none) and ids when the dataset has them and the
+    loader reads it in order.
+    """
+    if isinstance(data, DataLoader):
+        loader = data
+    elif isinstance(data, Dataset):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    else:
+        raise ValueError(f"data must be a torch Dataset or DataLoader, got {type(data).__name__}.")
+    device = _model_device(model) if device is None else torch.device(device)
+
+    # Restoring per module, not model.train(mode): a frozen BatchNorm kept in eval inside a
+    # model in train mode must stay frozen.
+    modes = [(module, module.training) for module in model.modules()]
+    all_logits: list[torch.Tensor] = []
+    all_targets: list[torch.Tensor] = []
+    try:
+        model.eval()
+        with torch.inference_mode():
+            for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
+                x, y = _split_batch(batch)
+                x = move_to(x, device)
+                output = model(*x) if isinstance(x, (tuple, list)) else model(x)
+                all_logits.append(_logits(output).detach().float().cpu())
+                y = torch.as_tensor(y).reshape(-1)
+                all_targets.append(y.cpu().long())
+    finally:
+        for module, training in modes:
+            module.training = training
+
+    classes = dataset_classes(loader.dataset)
+    if all_logits:
+        probs = torch.softmax(torch.cat(all_logits), dim=1).numpy()
+        targets = torch.cat(all_targets).numpy()
+    else:
+        probs = np.zeros((0, len(classes or [])), np.float32)
+        targets = np.zeros(0, np.int64)
+    if len(targets) != len(probs):
+        raise ValueError(f"the loader gave {len(targets)} labels for {len(probs)} predictions; "
+                         "each batch must hold one label per sample.")
+    if classes is None:
+        classes = [str(i) for i in range(probs.shape[1])]
+    elif len(classes) != probs.shape[1]:
+        raise ValueError(f"the model outputs {probs.shape[1]} logits but the dataset has {len(classes)} "
+                         "classes; build the model with num_classes=len(dataset.classes).")
+    ids = dataset_ids(loader.dataset) if _in_order(loader) else None
+    if ids is not None and len(ids) != len(targets):
+        ids = None
+    return Predictions(probs=probs, targets=targets, classes=list(classes), ids=ids)

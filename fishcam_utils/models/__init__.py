@@ -1,0 +1,31 @@
+"""The course's models: FishResNet (from scratch) and pretrained backbones with a linear or MLP head.
+
+Typical use::
+
+    from fishcam_utils.models import build_model, cam_layers
+    model = build_model("resnet18", num_classes=9, head="mlp", weights="auto")
+    cam_layers(model)        # ['layer1', 'layer2', 'layer3', 'layer4']
+"""
+
+from .factory import (
+    ARCHITECTURES,
+    MODEL_NAMES,
+    backbone_parameters,
+    build_model,
+    cam_layers,
+    head_name,
+    head_parameters,
+    model_config,
+    rebuild_model,
+    register_builder,
+    unwrap,
+)
+from .fishresnet import FishResNet, ResidualBlock
+from .heads import HEADS, MLPHead, make_head
+from .pretrained import imagenet_state_dict, read_state_dict, weights_cache_dir
+
+__all__ = [
+    "ARCHITECTURES", "HEADS", "MODEL_NAMES", "FishResNet", "MLPHead", "ResidualBlock", "backbone_parameters",
+    "build_model", "cam_layers", "head_name", "head_parameters", "imagenet_state_dict", "make_head",
+    "model_config", "read_state_dict", "rebuild_model", "register_builder", "unwrap", "weights_cache_dir",
+]

@@ -1,0 +1,220 @@
+"""One function builds every model of the course: ``build_model(name, num_classes, ...)``.
+
+Each model it returns carries what is needed to rebuild it (``model_config(model)``, saved in
+checkpoints), which submodule is its head (for freezing the backbone) and the names of its
+sensible Grad-CAM target layers in network order (``cam_layers(model)``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+
+from .fishresnet import FishResNet
+from .heads import make_head
+from ..errors import OfflineError
+from .pretrained import imagenet_state_dict, read_state_dict
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build one named network and where its parts are."""
+
+    build: Callable[[], nn.Module]  # the network with its original (ImageNet) head
+    head: str  # dotted name of the final Linear, replaced by our head
+    cam_layers: tuple[str, ...]  # sensible Grad-CAM targets, input to output
+    weights_url: str | None  # torchvision's ImageNet weights, if any
+
+
+def _torchvision(name: str) -> Callable[[], nn.Module]:
+    return lambda: getattr(tvm, name)(weights=None)
+
+
+_RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
+_CONVNEXT_LAYERS = ("features.1", "features.3", "features.5", "features.7")
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "fishresnet": Architecture(lambda: None, "fc", ("stem", "layer1", "layer2"), None),  # built below
+    "resnet18": Architecture(_torchvision("resnet18"), "fc", _RESNET_LAYERS, tvm.ResNet18_Weights.IMAGENET1K_V1.url),
+    "resnet34": Architecture(_torchvision("resnet34"), "fc", _RESNET_LAYERS, tvm.ResNet34_Weights.IMAGENET1K_V1.url),
+    "resnet50": Architecture(_torchvision("resnet50"), "fc", _RESNET_LAYERS, tvm.ResNet50_Weights.IMAGENET1K_V2.url),
+    "convnext_tiny": Architecture(_torchvision("convnext_tiny"), "classifier.2", _CONVNEXT_LAYERS,
+                                  tvm.ConvNeXt_Tiny_Weights.IMAGENET1K_V1.url),
+}
+MODEL_NAMES = tuple(ARCHITECTURES)
+WEIGHT_CHOICES = ("auto", "imagenet", None, "<path>")
+
+
+def _set_submodule(model: nn.Module, dotted: str, module: nn.Module) -> None:
+    parent_name, _, child = dotted.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def build_model(
+    name: str,
+    num_classes: int,
+    *,
+    weights: str | os.PathLike | None = "auto",
+    head: str = "linear",
+    hidden: Sequence[int] = (512, 256),
+    dropout: float = 0.3,
+    width: int = 32,
+    blocks: Sequence[int] = (2, 2),
+    timeout: float = 5.0,
+    verbose: bool = True,
+) -> nn.Module:
+    """A classifier ``name`` (one of ``MODEL_NAMES``) for ``num_classes`` classes.
+
+    ``weights``: ``"imagenet"`` (torchvision's, from the torch cache or downloaded; offline it
+    raises ``OfflineError`` within ``timeout`` s), ``"auto"`` (ImageNet when available, else random
+    initialisation, printed in one line), ``None`` (random) or a path to a state dict.
+    ``head``: ``"linear"`` or ``"mlp"`` (``hidden`` sizes, ``dropout``). ``width``/``blocks`` size
+    FishResNet. Input (B, 3, H, W) normalised images → (B, num_classes) logits.
+    """
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    arch = ARCHITECTURES[name]
+    config: dict[str, Any] = {"name": name, "num_classes": num_classes, "head": head}
+    if head == "mlp":
+        config.update(hidden=[int(h) for h in hidden], dropout=float(dropout))
+    if name == "fishresnet":
+        config.update(width=int(width), blocks=[int(b) for b in blocks])
+        model = FishResNet(num_classes, width=width, blocks=tuple(blocks))
+    else:
+        model = arch.build()
+    original_head = model.get_submodule(arch.head)
+    in_features = original_head.in_features
+
+    source = _load_weights(name, arch, weights, timeout, verbose)
+    if source[1] is not None:
+        _load_backbone(model, arch.head, source[1], source[0])
+    # The head is replaced after loading, so it starts fresh whatever the weights held.
+    _set_submodule(model, arch.head, make_head(head, in_features, num_classes, hidden, dropout))
+    model.fishcam = config
+    model.fishcam_weights = source[0]
+    return model
+
+
+def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbose: bool) -> tuple[str, dict | None]:
+    """(description, state dict or None) for the ``weights`` argument."""
+    if weights is None or weights == "random":
+        return "random", None
+    if weights in ("imagenet", "auto"):
+        if arch.weights_url is None:
+            if weights == "imagenet":
+                raise ValueError(f"{name} has no ImageNet weights (it is the course's own network); use weights=None")
+            return "random", None
+        try:
+            return "imagenet", imagenet_state_dict(name, arch.weights_url, timeout=timeout, progress=verbose)
+        except Exception as error:
+            if weights == "imagenet":
+                raise
+            if verbose:
+                reason = "offline and not in the torch cache" if isinstance(error, OfflineError) else str(error)[:120]
+                print(f"{name}: ImageNet weights unavailable ({reason}); starting from random initialisation "
+                      f"(weights='imagenet' explains how to add them).")
+            return "random", None
+    if isinstance(weights, (str, os.PathLike)):
+        return f"file:{os.fspath(weights)}", read_state_dict(weights)
+    raise ValueError(f"weights must be 'auto', 'imagenet', None or a file path, got {weights!r}")
+
+
+def _load_backbone(model: nn.Module, head: str, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model``: every backbone tensor must match; head tensors may be absent
+    or of another shape (another class count), since the head is replaced anyway."""
+    own = model.state_dict()
+    is_head = lambda k: k.startswith(head + ".")  # noqa: E731
+    wrong_shape = [k for k, v in state.items() if k in own and own[k].shape != v.shape and not is_head(k)]
+    missing = [k for k in own if k not in state and not is_head(k)]
+    unexpected = [k for k in state if k not in own]
+    if wrong_shape or missing or unexpected:
+        raise ValueError(
+            f"the weights ({source}) do not fit {type(model).__name__}: "
+            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+            f"{len(wrong_shape)} of another shape (e.g. {wrong_shape[:3]}). Pass weights saved from the same architecture."
+        )
+    model.load_state_dict({k: v for k, v in state.items() if not is_head(k) or own[k].shape == v.shape}, strict=False)
+
+
+def model_config(model: nn.Module) -> dict[str, Any]:
+    """The build arguments of a model made by ``build_model`` (plain JSON types, no weights)."""
+    model = unwrap(model)
+    config = getattr(model, "fishcam", None)
+    if config is None:
+        raise ValueError(f"{type(model).__name__} was not built by fishcam_utils.models.build_model, so it has no "
+                         f"build arguments; build it with build_model(...) to save and reload it by name")
+    return dict(config)
+
+
+def rebuild_model(config: dict[str, Any]) -> nn.Module:
+    """An untrained model with the architecture ``config`` describes (see ``model_config``)."""
+    config = dict(config)
+    try:
+        name, num_classes = config.pop("name"), config.pop("num_classes")
+    except KeyError as missing:
+        raise ValueError(f"model config {config} lacks {missing}") from None
+    if name not in ARCHITECTURES and name in _EXTRA_BUILDERS:
+        return _EXTRA_BUILDERS[name](num_classes=num_classes, **config)
+    return build_model(name, num_classes, weights=None, verbose=False, **config)
+
+
+# Other model families (the multi-view networks) register their builders here.
+_EXTRA_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_builder(name: str, builder: Callable[..., nn.Module]) -> None:
+    """Let ``rebuild_model`` rebuild models named ``name`` with ``builder(num_classes=..., **config)``."""
+    _EXTRA_BUILDERS[name] = builder
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside DataParallel / DistributedDataParallel (or ``torch.compile``), else itself."""
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def head_name(model: nn.Module) -> str:
+    """Dotted name of the classifier head: everything else is the backbone."""
+    config = model_config(model)
+    if config["name"] in ARCHITECTURES:
+        return ARCHITECTURES[config["name"]].head
+    return getattr(unwrap(model), "head_name", "head")
+
+
+def head_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
+    """The head's parameters."""
+    return unwrap(model).get_submodule(head_name(model)).parameters()
+
+
+def backbone_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
+    """Every parameter not in the head."""
+    prefix = head_name(model) + "."
+    return (p for n, p in unwrap(model).named_parameters() if not n.startswith(prefix))
+
+
+def cam_layers(model: nn.Module) -> list[str]:
+    """Names of the model's sensible Grad-CAM target layers, from input to output (the last is
+    usually the best first choice). Works for any module that lists them in ``cam_layer_names``."""
+    model = unwrap(model)
+    config = getattr(model, "fishcam", None)
+    if config is not None and config["name"] in ARCHITECTURES:
+        return list(ARCHITECTURES[config["name"]].cam_layers)
+    names = getattr(model, "cam_layer_names", None)
+    if names is None:
+        raise ValueError(f"{type(model).__name__} does not list its CAM layers; build it with build_model(...) "
+                         f"or give a target layer by name")
+    return list(names)

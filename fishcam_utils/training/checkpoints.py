@@ -1,0 +1,120 @@
+"""Checkpoints that rebuild their model with no other input, written atomically, read safely.
+
+A checkpoint is a dict of plain types and tensors (so ``torch.load(..., weights_only=True)``
+reads it): the model's build arguments and weights, the optimiser, scheduler and AMP scaler
+states, the epoch, the history, the class names and the preprocessing settings.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..models.factory import rebuild_model, unwrap
+
+FORMAT = "fishcam-checkpoint"
+VERSION = 1
+
+
+def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys saved from DataParallel/DDP (``module.layer1...``) or ``torch.compile``
+    (``_orig_mod.``) as plain module keys, so they load into an unwrapped model."""
+    out = {}
+    for key, value in state.items():
+        for prefix in ("module.", "_orig_mod."):
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, **fields: Any) -> Path:
+    """Write ``model`` (unwrapped, on CPU) and ``fields`` to ``path`` atomically: a temporary file
+    in the same folder, flushed to disk, then renamed over ``path``. An interrupted save leaves
+    the previous checkpoint intact. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    inner = unwrap(model)
+    checkpoint = {
+        "format": FORMAT,
+        "version": VERSION,
+        "fishcam_version": __version__,
+        "model_config": getattr(inner, "fishcam", None),  # None for a model not built by build_model
+        "model_state": {k: v.detach().cpu() for k, v in inner.state_dict().items()},
+        **fields,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict at ``path``, read with ``weights_only=True``; a clear error if the file
+    is missing, truncated or not a FishCAM checkpoint."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train a model first (fit(..., run_dir=...) or `fishcam train`)")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise ValueError(f"cannot read checkpoint {path}: {error}. The file may be truncated or not a checkpoint; "
+                         f"use the run's other checkpoint (best.pt / last.pt) or train again.") from error
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a FishCAM checkpoint (no 'format': {FORMAT!r}); for a plain state dict, "
+                         f"use build_model(..., weights=path)")
+    if checkpoint.get("version", 0) > VERSION:
+        raise ValueError(f"{path} was written by a newer fishcam_utils (format version {checkpoint['version']}); upgrade the package")
+    return checkpoint
+
+
+def check_compatible(model: nn.Module, checkpoint: dict[str, Any], source: str = "the checkpoint") -> None:
+    """Raise ``ValueError`` if ``checkpoint`` was saved from another architecture or class count."""
+    saved, own = checkpoint["model_config"], getattr(unwrap(model), "fishcam", None)
+    if saved is None or own is None:
+        # Models of one's own carry no build arguments: compare their tensors' names and shapes.
+        theirs = {k: tuple(v.shape) for k, v in strip_module_prefix(checkpoint["model_state"]).items()}
+        mine = {k: tuple(v.shape) for k, v in unwrap(model).state_dict().items()}
+        if theirs != mine:
+            odd = sorted(set(theirs.items()) ^ set(mine.items()))[:3]
+            raise ValueError(f"{source} does not fit this model: its tensors differ in names or shapes (e.g. {odd}); "
+                             f"load it into the architecture it was saved from")
+        return
+    if saved != own:
+        differences = ", ".join(f"{k}: saved {saved.get(k)!r}, model {own.get(k)!r}"
+                                for k in sorted(set(saved) | set(own)) if saved.get(k) != own.get(k))
+        raise ValueError(f"{source} does not fit this model ({differences}). Load it with load_checkpoint(path), "
+                         f"which rebuilds the saved architecture, or train a new run for this model.")
+
+
+def load_model_state(model: nn.Module, checkpoint: dict[str, Any], source: str = "the checkpoint") -> nn.Module:
+    """Copy the checkpoint's weights into ``model`` after checking it has the same architecture."""
+    check_compatible(model, checkpoint, source)
+    unwrap(model).load_state_dict(strip_module_prefix(checkpoint["model_state"]))
+    return model
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model saved at ``path`` and load its weights: returns ``(model, checkpoint)``,
+    the model in eval mode on ``device``. ``checkpoint["classes"]``, ``["preprocessing"]`` and
+    ``["history"]`` say what it was trained on and how."""
+    checkpoint = read_checkpoint(path)
+    if checkpoint["model_config"] is None:
+        raise ValueError(f"{path} holds a model not built by build_model, so it cannot be rebuilt by name; create the "
+                         f"model yourself and call load_model_state(model, read_checkpoint(path))")
+    model = rebuild_model(checkpoint["model_config"])
+    load_model_state(model, checkpoint, str(path))
+    return model.to(device).eval(), checkpoint

@@ -1,0 +1,52 @@
+"""Where tensors live: CUDA, Apple MPS or CPU, picked automatically; moving batches there."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import torch
+
+
+def pick_device(preferred: str | torch.device | None = None) -> torch.device:
+    """``preferred`` if given (e.g. ``"cpu"``, ``"cuda:1"``); else CUDA, then MPS, then CPU.
+
+    Under ``torchrun`` with CUDA, each process takes the GPU of its ``LOCAL_RANK``.
+    """
+    if preferred is not None:
+        device = torch.device(preferred)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {preferred!r} asked for, but CUDA is not available here; use 'cpu' or leave device unset")
+        if device.type == "mps" and not mps_available():
+            raise ValueError(f"device {preferred!r} asked for, but Apple MPS is not available here; use 'cpu' or leave device unset")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    """Tensors in ``batch`` (nested tuples, lists, dicts) moved to ``device``; the rest as is."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    return batch
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """Mixed precision (float16) on CUDA when ``enabled``; a no-op elsewhere, where it would
+    be slower (CPU) or is not supported for every layer (MPS)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
