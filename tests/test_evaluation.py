@@ -377,7 +377,7 @@ def test_plots_return_figures_with_the_expected_axes(points):
     p = ev.predict(linear_model(), points, progress=False)
     fig = ev.plot_misclassified(points, p, n=16)
     titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
-    assert titles == [f"b → a (p={p.confidence[3]:.2f})", f"a → b (p={p.confidence[4]:.2f})"]
+    assert titles == [f"b →\na (p={p.confidence[3]:.2f})", f"a →\nb (p={p.confidence[4]:.2f})"]
     plt.close(fig)
     perfect = ev.Predictions(np.eye(3, dtype=np.float32), [0, 1, 2], ["a", "b", "c"])
     fig = ev.plot_misclassified(PointSet(X[:3], [0, 1, 2]), perfect)

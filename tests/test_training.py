@@ -283,3 +283,34 @@ def test_mixed_precision_is_used_on_cuda_only():
     assert isinstance(autocast(torch.device("cuda"), True), torch.autocast)
     assert not isinstance(autocast(torch.device("cpu"), True), torch.autocast)
     assert not isinstance(autocast(torch.device("cuda"), False), torch.autocast)
+
+
+def _parameter_change(before: dict, model: nn.Module) -> float:
+    return torch.sqrt(sum(((p.detach() - before[n]) ** 2).sum() for n, p in model.named_parameters())).item()
+
+
+def test_gradient_clipping_bounds_the_update(splits):
+    """One plain SGD step (lr 1, no momentum) moves the weights by exactly the clipped gradient."""
+    train, _ = splits
+    one_step = quiet(epochs=1, optimizer="sgd", momentum=0.0, lr=1.0, weight_decay=0.0, schedule="none",
+                     batch_size=len(train))
+    moved = {}
+    for clip in (None, 1e-3):
+        model = tiny_model()
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        fit(model, train, grad_clip=clip, **one_step)
+        moved[clip] = _parameter_change(before, model)
+    assert moved[1e-3] == pytest.approx(1e-3, rel=1e-3)
+    assert moved[None] > 10 * moved[1e-3]  # without clipping the step is far larger
+
+
+def test_optimizers_and_the_plateau_schedule(splits, tmp_path):
+    from fishcam_utils.training import make_optimizer
+
+    groups = parameter_groups(tiny_model(), 1e-3)
+    kinds = {name: type(make_optimizer(make_config(optimizer=name), groups)) for name in ("sgd", "adam", "adamw")}
+    assert kinds == {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    train, val = splits
+    # With a learning rate too small to change val_acc, plateau (patience 2) cuts the rate 10x after epoch 4.
+    result = fit(tiny_model(), train, val, epochs=5, lr=1e-12, schedule="plateau", run_dir=tmp_path / "run", **quiet())
+    assert list(result.history["lr"]) == pytest.approx([1e-12, 1e-12, 1e-12, 1e-13, 1e-13], rel=1e-6)

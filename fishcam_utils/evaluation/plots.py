@@ -161,7 +161,7 @@ def _display_image(dataset, i: int) -> np.ndarray:
 
 
 def plot_misclassified(dataset, predictions: Predictions, n: int = 16, ncols: int = 4, size: float = 2.2) -> Figure:
-    """Gallery of the ``n`` most confident mistakes, titled "true → pred (p=0.93)".
+    """Gallery of the ``n`` most confident mistakes, titled "true →" over "pred (p=0.93)".
 
     ``predictions`` must have been made on ``dataset`` in order (as ``predict`` does). Images
     come from ``dataset.raw(i)`` (the views of a fish side by side). With no mistake, the
@@ -193,6 +193,7 @@ def plot_misclassified(dataset, predictions: Predictions, n: int = 16, ncols: in
     classes, preds, confidence = predictions.classes, predictions.preds, predictions.confidence
     for ax, i, image in zip(axes.flat, wrong, images):
         ax.imshow(image, interpolation="nearest")
-        ax.set_title(f"{classes[predictions.targets[i]]} → {classes[preds[i]]} (p={confidence[i]:.2f})", fontsize=8)
+        # Two lines, so that long species names in narrow columns do not run into each other.
+        ax.set_title(f"{classes[predictions.targets[i]]} →\n{classes[preds[i]]} (p={confidence[i]:.2f})", fontsize=8)
     fig.tight_layout()
     return fig
