@@ -96,6 +96,9 @@ def test_an_existing_run_is_not_replaced_and_resume_refuses_other_settings(split
         fit(tiny_model(), train, val, epochs=1, run_dir=tmp_path / "run", **quiet())
     with pytest.raises(ValueError, match="lr: 0.001 → 0.1"):
         fit(tiny_model(), train, val, epochs=1, lr=0.1, run_dir=tmp_path / "run", resume=True, **quiet())
+    # overwrite=True starts afresh: without validation there is no best.pt, and the old one is gone.
+    again = fit(tiny_model(), train, epochs=1, run_dir=tmp_path / "run", overwrite=True, **quiet())
+    assert not (tmp_path / "run" / "best.pt").exists() and again.best_path == tmp_path / "run" / "last.pt"
     other = build_model("fishresnet", 9, width=8, weights=None)
     with pytest.raises(ValueError, match="width: saved 4, model 8"):
         fit(other, train, val, epochs=1, run_dir=tmp_path / "run", resume=True, **quiet())

@@ -357,6 +357,10 @@ def fit(
                                   f"overwrite=True to start it again, or another run_dir")
     elif resume and main and config.progress:
         print(f"nothing to resume in {run_dir}; starting a new run")
+    if saved is None and run_dir is not None and main:
+        # A new run (or overwrite=True): an older run's best.pt must not pass for this run's.
+        for name in ("best.pt", "last.pt", "history.csv"):
+            (run_dir / name).unlink(missing_ok=True)
 
     generator = torch.Generator()
     train_loader = _loader(train_data, config, True, generator)
