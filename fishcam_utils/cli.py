@@ -179,6 +179,61 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gradcam(args: argparse.Namespace) -> int:
+    import pandas as pd
+    import torch
+
+    from .data.setup import make_datasets
+    from .explain import make_cam, save_cam_images
+    from .models import cam_layers
+    from .training import load_checkpoint, pick_device
+
+    device = pick_device(args.device)
+    model, checkpoint = load_checkpoint(args.checkpoint, device=device)
+    prep, classes = checkpoint["preprocessing"], checkpoint["classes"]
+    root = args.data or prep.get("data_root")
+    if root is None:
+        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --data DIR")
+    view = args.view or (prep.get("views") or [None])[0] or "side"
+    data = make_datasets(root, view=view, image_size=prep.get("image_size") or 64, augment=0, cache=False,
+                         split_seed=args.split_seed, classes=classes, progress=False)
+    dataset = getattr(data, args.split)
+    layer = args.layer or cam_layers(model)[-1]
+    cam = make_cam(args.method, model, layer)
+    out = Path(args.out)
+    count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+    ids = dataset.frame["relpath"].tolist()
+    rows = []
+    for start in range(0, count, args.batch_size):
+        batch = [dataset[i] for i in range(start, min(start + args.batch_size, count))]
+        images = torch.stack([b[0] for b in batch]).to(device)
+        labels = torch.tensor([b[1] for b in batch])
+        predicted = cam.model(images).argmax(1).cpu() if args.explain == "true" else None
+        result = cam(images, targets=labels.tolist() if args.explain == "true" else None)
+        predicted = result.targets.cpu() if predicted is None else predicted
+        probs = torch.softmax(result.logits.float(), 1).cpu()
+        for j, (label, pred) in enumerate(zip(labels.tolist(), predicted.tolist())):
+            i = start + j
+            correct = label == pred
+            folder = out / ("correct_samples" if correct else "incorrect_samples") / classes[label]
+            stem = Path(ids[i]).stem  # unique within a class folder
+            files = save_cam_images(folder, stem, dataset.raw(i), result.maps[j].cpu().numpy(), args.alpha, args.cmap)
+            rows.append({"id": ids[i], "true": classes[label], "pred": classes[pred], "confidence": float(probs[j, pred]),
+                         "correct": correct, "explained": classes[int(result.targets[j])], "method": cam.name,
+                         "layer": cam.layer_name, "overlay": files["overlay"].relative_to(out).as_posix()})
+    summary = pd.DataFrame(rows)
+    for kind in ("correct_samples", "incorrect_samples"):
+        (out / kind).mkdir(parents=True, exist_ok=True)
+    tmp = out / ".summary.csv.tmp"
+    summary.to_csv(tmp, index=False)
+    tmp.replace(out / "summary.csv")
+    right = int(summary["correct"].sum()) if len(summary) else 0
+    print(f"{cam.name} at {cam.layer_name}: {len(summary)} {args.split} images, {right} correct, {len(summary) - right} "
+          f"incorrect; original, heatmap and overlay of each in {out}/correct_samples and {out}/incorrect_samples, "
+          f"summary in {out / 'summary.csv'}")
+    return 0
+
+
 def _course(args: argparse.Namespace) -> int:
     from .course import run_course
 
@@ -316,6 +371,34 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-cache", action="store_true", help="decode the files instead of using the decode-once cache")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
     evaluate.set_defaults(run=_evaluate)
+
+    gradcam = commands.add_parser(
+        "gradcam",
+        help="class activation maps of a checkpoint on a split: original, heatmap and overlay per image",
+        description=_wrap("Explain a trained model's predictions: for every image of a split (or the first --limit), "
+        "compute a class activation map (Grad-CAM by default, of the predicted class, at the model's last "
+        "sensible layer) and write the original image, the heatmap and the overlay as RGB PNGs, sorted into "
+        "correct_samples/<true class>/ and incorrect_samples/<true class>/, with summary.csv listing each "
+        "image's true and predicted class, confidence and files."),
+        formatter_class=_Help,
+        epilog="example:\n  fishcam gradcam --checkpoint checkpoints/fishresnet-side/best.pt --out build/gradcam --limit 50",
+    )
+    gradcam.add_argument("--checkpoint", required=True, help="a best.pt or last.pt written by fishcam train or fit()")
+    gradcam.add_argument("--data", help="dataset folder (default: the one the model was trained on)")
+    gradcam.add_argument("--out", required=True, help="output folder")
+    gradcam.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "cam"],
+                         help="which map")
+    gradcam.add_argument("--layer", help="target layer by dotted name (default: the model's last CAM layer)")
+    gradcam.add_argument("--explain", default="predicted", choices=["predicted", "true"], help="which class to explain")
+    gradcam.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split")
+    gradcam.add_argument("--view", help="view (default: the training view)")
+    gradcam.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
+    gradcam.add_argument("--limit", type=int, help="only the first N images")
+    gradcam.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity in the overlay")
+    gradcam.add_argument("--cmap", default="jet", help="matplotlib colormap of the heatmap")
+    gradcam.add_argument("--batch-size", type=int, default=32, help="images per CAM call")
+    gradcam.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    gradcam.set_defaults(run=_gradcam)
 
     course = commands.add_parser(
         "course",

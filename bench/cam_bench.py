@@ -1,0 +1,352 @@
+"""Speed of our CAMs and guided backpropagation against a plain forward pass and other libraries.
+
+On a seeded torchvision ResNet-18 (random weights, 9 output classes like the fish dataset, eval
+mode), CPU, 2 torch threads, random normal 224x224 images, for each batch size:
+
+1. outputs are checked equal first (before any timing): our Grad-CAM against pytorch-grad-cam,
+   captum ``LayerGradCam`` and torchcam, our guided backprop against captum ``GuidedBackprop``
+   (each library on its own deep copy of the model, since they leave hooks or change modes);
+2. then, after warm-up calls, every round times each method once, in a rotating order
+   (interleaved, so that load from other work on the machine hits all methods alike), and the
+   median (and range) of the per-round ratios is reported against its goal.
+
+    python bench/cam_bench.py                      # batch sizes 1 and 16 (15 and 10 rounds)
+    python bench/cam_bench.py --quick              # smoke run: 3 rounds, batches 1 and 2
+    python bench/cam_bench.py --batches 1 --rounds 30 --inner 5
+
+Writes bench/out/cam_bench.md and prints it. Exits with status 1 (before timing anything) when
+an output check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torchvision.models import resnet18
+
+from fishcam_utils.explain.cam import GradCAM, normalize_maps
+
+HERE = Path(__file__).resolve().parent
+NUM_CLASSES = 9
+SIZE = 224
+
+try:  # guided.py is newer than the rest; the guided rows are skipped if it cannot be imported
+    from fishcam_utils.explain.guided import GuidedBackprop as OurGuided
+
+    GUIDED_ERROR = None
+except Exception as exc:  # noqa: BLE001 - any import failure just skips those rows
+    OurGuided = None
+    GUIDED_ERROR = f"{type(exc).__name__}: {exc}"
+
+
+# ratio name -> (numerator, denominator, goal text, test on the median ratio)
+RATIOS: dict[str, tuple[str, str, str, Callable[[float], bool] | None]] = {
+    "ours Grad-CAM / forward": ("ours", "forward", "<= 1.15", lambda r: r <= 1.15),
+    "pytorch-grad-cam / ours": ("pytorch-grad-cam", "ours", ">= 2.5", lambda r: r >= 2.5),
+    "ours / captum LayerGradCam": ("ours", "captum", "<= 1.0", lambda r: r <= 1.0),
+    "ours / torchcam": ("ours", "torchcam", "(report)", None),
+    "9 separate calls / all_classes (layer3)": ("9 separate (layer3)", "all_classes (layer3)", ">= 3",
+                                                 lambda r: r >= 3.0),
+    "ours guided / captum guided": ("ours guided", "captum guided", "<= 1.0", lambda r: r <= 1.0),
+}
+
+
+def build_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return resnet18(weights=None, num_classes=NUM_CLASSES).eval()
+
+
+def make_inputs(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1000 + batch)
+    x = torch.randn(batch, 3, SIZE, SIZE, generator=generator)
+    t = (torch.arange(batch) * 4 + 1) % NUM_CLASSES  # varied targets, not only the predicted class
+    return x, t
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    return {"cpu": cpu, "cores": str(usable), "arch": platform.machine(), "python": platform.python_version(),
+            "torch": torch.__version__, "threads": str(torch.get_num_threads())}
+
+
+# --- 1. outputs first ----------------------------------------------------------------------------
+
+def check_outputs(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> list[tuple[str, float, float, bool]]:
+    """(what, max abs difference, tolerance, ok) for every comparison."""
+    from captum.attr import GuidedBackprop as CaptumGuided
+    from captum.attr import LayerGradCam
+    from pytorch_grad_cam import GradCAM as PGCGradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from torchcam.methods import GradCAM as TorchcamGradCAM
+
+    results = []
+
+    def record(what: str, ours: torch.Tensor, theirs: torch.Tensor, tol: float) -> None:
+        theirs = torch.as_tensor(theirs).to(ours.dtype)
+        if ours.shape != theirs.shape:
+            results.append((f"{what} (shapes {tuple(ours.shape)} vs {tuple(theirs.shape)})", float("inf"), tol, False))
+            return
+        diff = (ours - theirs).abs().max().item()
+        results.append((what, diff, tol, diff <= tol))
+
+    ours = GradCAM(model, "layer4")(x, t)
+
+    copy_pgc = copy.deepcopy(model)
+    with PGCGradCAM(model=copy_pgc, target_layers=[copy_pgc.layer4]) as pgc:
+        theirs = pgc(input_tensor=x, targets=[ClassifierOutputTarget(int(k)) for k in t])
+    record("Grad-CAM maps vs pytorch-grad-cam", ours.maps, torch.from_numpy(theirs), 1e-4)
+
+    copy_captum = copy.deepcopy(model)
+    theirs = LayerGradCam(copy_captum, copy_captum.layer4).attribute(x, target=t, relu_attributions=True)[:, 0]
+    record("relu(raw) vs captum LayerGradCam", torch.relu(ours.raw), theirs.detach(), 1e-5)
+
+    copy_tc = copy.deepcopy(model)
+    extractor = TorchcamGradCAM(copy_tc, target_layer="layer4")
+    try:
+        scores = copy_tc(x)
+        (theirs,) = extractor(class_idx=t.tolist(), scores=scores)
+    finally:
+        extractor.remove_hooks()
+    record("normalize_maps(relu(raw)) vs torchcam", normalize_maps(torch.relu(ours.raw)), theirs.detach(), 1e-4)
+
+    if OurGuided is not None:
+        ours_g = OurGuided(model)(x, t).gradients
+        copy_g = copy.deepcopy(model)
+        theirs = CaptumGuided(copy_g).attribute(x, target=t)
+        record("guided backprop vs captum GuidedBackprop", ours_g, theirs.detach(), 1e-5)
+        scale = theirs.abs().max().item()
+        results[-1] = (results[-1][0] + f" (captum's largest |value| {scale:.3g})", *results[-1][1:])
+    return results
+
+
+# --- 2. timings ----------------------------------------------------------------------------------
+
+def methods(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:
+    """The timed callables (everything built once, outside the timing) and a clean-up."""
+    from captum.attr import GuidedBackprop as CaptumGuided
+    from captum.attr import LayerGradCam
+    from pytorch_grad_cam import GradCAM as PGCGradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from torchcam.methods import GradCAM as TorchcamGradCAM
+
+    ours = GradCAM(model, "layer4")
+    ours3 = GradCAM(model, "layer3")  # the model has 9 classes: all_classes gives 9 maps
+
+    copy_pgc = copy.deepcopy(model)
+    pgc = PGCGradCAM(model=copy_pgc, target_layers=[copy_pgc.layer4])
+    pgc_targets = [ClassifierOutputTarget(int(k)) for k in t]
+
+    copy_captum = copy.deepcopy(model)
+    captum = LayerGradCam(copy_captum, copy_captum.layer4)
+
+    copy_tc = copy.deepcopy(model)
+    extractor = TorchcamGradCAM(copy_tc, target_layer="layer4")
+    class_idx = t.tolist()
+
+    def forward():
+        with torch.no_grad():
+            return model(x)
+
+    def torchcam():
+        return extractor(class_idx=class_idx, scores=copy_tc(x))
+
+    def separate():
+        return [ours3(x, targets=k) for k in range(NUM_CLASSES)]
+
+    table: dict[str, Callable[[], object]] = {
+        "forward": forward,
+        "ours": lambda: ours(x, t),
+        "pytorch-grad-cam": lambda: pgc(input_tensor=x, targets=pgc_targets),
+        "captum": lambda: captum.attribute(x, target=t, relu_attributions=True),
+        "torchcam": torchcam,
+        "all_classes (layer3)": lambda: ours3.all_classes(x),
+        "9 separate (layer3)": separate,
+    }
+    if OurGuided is not None:
+        guided = OurGuided(model)
+        copy_g = copy.deepcopy(model)
+        captum_guided = CaptumGuided(copy_g)
+        table["ours guided"] = lambda: guided(x, t)
+        table["captum guided"] = lambda: captum_guided.attribute(x, target=t)
+
+    def cleanup() -> None:
+        extractor.remove_hooks()
+        pgc.activations_and_grads.release()
+
+    return table, cleanup
+
+
+def time_rounds(table: dict[str, Callable[[], object]], rounds: int, inner: int, warmup: int,
+                label: str) -> list[dict[str, float]]:
+    """Seconds per call of every method, one dict per round; the order rotates each round."""
+    names = list(table)
+    for _ in range(warmup):
+        for name in names:
+            table[name]()
+    out = []
+    for r in range(rounds):
+        shift = r % len(names)
+        order = names[shift:] + names[:shift]
+        seconds = {}
+        for name in order:
+            fn = table[name]
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            seconds[name] = (time.perf_counter() - start) / inner
+        out.append(seconds)
+        print(f"  {label} round {r + 1}/{rounds}: "
+              + ", ".join(f"{n} {seconds[n] * 1e3:.0f}" for n in names) + " ms", flush=True)
+    return out
+
+
+# --- 3. report -----------------------------------------------------------------------------------
+
+def fmt_ratio(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def report(args, info, checks, timings, elapsed) -> str:
+    lines = [
+        "## CAM speed (bench/cam_bench.py)",
+        "",
+        f"torchvision `resnet18(weights=None)` seeded (`torch.manual_seed(0)`), {NUM_CLASSES} output classes, "
+        f"`eval()`, random normal {SIZE}x{SIZE} images, CPU, {info['threads']} torch threads. "
+        f"Machine: {info['cpu']}, {info['cores']} cores ({info['arch']}), Python {info['python']}, "
+        f"torch {info['torch']}; {dt.date.today().isoformat()}, {elapsed / 60:.1f} min in all.",
+        "",
+        "Timed per round, in a rotating order, after warm-up calls: a plain forward (`torch.no_grad()`); our "
+        "`GradCAM(model, \"layer4\")(x, t)` (maps at input size, min-max normalised); pytorch-grad-cam `GradCAM` "
+        "(object built once; it runs a full `loss.backward()` into every parameter); captum `LayerGradCam.attribute"
+        "(relu_attributions=True)`; torchcam `GradCAM` (forward + extractor call, hooks registered once); all 9 "
+        "classes at `layer3` by our `all_classes` vs 9 separate calls of ours; our `GuidedBackprop` vs captum's. "
+        "Ratios are per round, then the median (range = min-max over rounds).",
+        "",
+    ]
+    if GUIDED_ERROR:
+        lines += [f"Guided backprop rows skipped: `fishcam_utils.explain.guided` did not import ({GUIDED_ERROR}).", ""]
+
+    lines += ["Outputs checked before timing (max abs difference):", "",
+              "| batch | check | max abs diff | tolerance | ok |", "|---|---|---|---|---|"]
+    for batch, rows in checks.items():
+        for what, diff, tol, ok in rows:
+            lines.append(f"| {batch} | {what} | {diff:.2e} | {tol:.0e} | {'yes' if ok else 'NO'} |")
+    lines.append("")
+    if not timings:
+        return "\n".join(lines)
+
+    lines += ["| measure | batch | median ratio | range (min-max) | goal | met |", "|---|---|---|---|---|---|"]
+    for measure, (num, den, goal, test) in RATIOS.items():
+        for batch, (rounds, _, _) in timings.items():
+            if num not in rounds[0] or den not in rounds[0]:
+                continue
+            ratios = [r[num] / r[den] for r in rounds]
+            med = statistics.median(ratios)
+            met = "-" if test is None else ("yes" if test(med) else "**no**")
+            lines.append(f"| {measure} | {batch} | {fmt_ratio(med)} | {fmt_ratio(min(ratios))}-{fmt_ratio(max(ratios))} "
+                         f"| {goal} | {met} |")
+    lines.append("")
+
+    batches = list(timings)
+    names = list(next(iter(timings.values()))[0][0])
+    lines += ["Median milliseconds per call (rounds x calls per timing):", "",
+              "| method | " + " | ".join(f"batch {b} ({len(timings[b][0])}x{timings[b][1]})" for b in batches) + " |",
+              "|---|" + "---|" * len(batches)]
+    for name in names:
+        cells = [f"{statistics.median(r[name] for r in timings[b][0]) * 1e3:.1f}" for b in batches]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Rerun: `.venv/bin/python bench/cam_bench.py` (about "
+              f"{elapsed / 60:.0f} min; `--quick` for a smoke run; `--help` for rounds and batch sizes).", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, nargs="+", default=None, help="batch sizes (default 1 16)")
+    parser.add_argument("--rounds", type=int, nargs="+", default=None,
+                        help="interleaved rounds, one value per batch size or one for all "
+                             "(default 15 for batches up to 4, 10 above)")
+    parser.add_argument("--inner", type=int, nargs="+", default=None,
+                        help="calls per timing, averaged; one per batch size or one for all "
+                             "(default 3 for batch 1, 1 otherwise)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls of each method first (default 2)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: batches 1 2, 3 rounds, 1 warm-up")
+    parser.add_argument("--out", type=Path, default=HERE / "out", help="report folder (default bench/out)")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    if args.quick:
+        args.batches = args.batches or [1, 2]
+        args.rounds = args.rounds or [3]
+        args.inner = args.inner or [1]
+        args.warmup = min(args.warmup, 1)
+    batches = args.batches or [1, 16]
+
+    def per_batch(values, default):
+        if values is None:
+            return [default(b) for b in batches]
+        if len(values) == 1:
+            return values * len(batches)
+        if len(values) != len(batches):
+            parser.error("give one value, or one per batch size")
+        return values
+
+    rounds = per_batch(args.rounds, lambda b: 15 if b <= 4 else 10)
+    inner = per_batch(args.inner, lambda b: 3 if b == 1 else 1)
+
+    start = time.perf_counter()
+    info = machine()
+    model = build_model()
+
+    checks = {}
+    for batch in batches:
+        x, t = make_inputs(batch)
+        checks[batch] = check_outputs(model, x, t)
+        for what, diff, tol, ok in checks[batch]:
+            print(f"batch {batch}: {what}: max abs diff {diff:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'FAILED'}")
+    failed = [(b, w) for b, rows in checks.items() for w, _, _, ok in rows if not ok]
+    args.out.mkdir(parents=True, exist_ok=True)
+    if failed:
+        text = report(args, info, checks, {}, time.perf_counter() - start)
+        text += "\n**Output checks failed; nothing was timed.**\n"
+        print(text)
+        (args.out / "cam_bench.md").write_text(text)
+        sys.exit(1)
+
+    timings = {}
+    for batch, n_rounds, n_inner in zip(batches, rounds, inner):
+        x, t = make_inputs(batch)
+        table, cleanup = methods(model, x, t)
+        try:
+            timings[batch] = (time_rounds(table, n_rounds, n_inner, args.warmup, f"batch {batch}"), n_inner, None)
+        finally:
+            cleanup()
+
+    text = report(args, info, checks, timings, time.perf_counter() - start)
+    print(text)
+    (args.out / "cam_bench.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

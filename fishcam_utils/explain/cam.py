@@ -1,0 +1,370 @@
+"""Class activation maps, written from scratch: Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM,
+Score-CAM and the original CAM.
+
+One base class, ``BaseCAM``, holds the hooks and the pipeline; each method says only how it turns
+the target layer's activations ``A`` (N, C, h, w) and the gradients ``G = d score / d A`` into a
+signed map (N, h, w). The pipeline:
+
+1. a forward hook on the target layer keeps its output *as produced* (a detached leaf) and hands a
+   copy to the rest of the network, so in-place operations later in the network (``out += identity``
+   then ``relu_`` in a torchvision ResNet block) cannot change the activation we explain;
+2. gradients are taken with ``torch.autograd.grad`` with respect to that activation only: nothing
+   before the target layer is differentiated and no parameter's ``.grad`` is filled;
+3. ReLU, bilinear upsampling to the input size, and (optionally) per-image min-max normalisation.
+
+After every call, even one that raises, the hooks are gone and the model's train/eval modes and
+``requires_grad`` flags are as they were.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORMALIZATIONS = ("minmax", None)
+
+
+@dataclass
+class CAMResult:
+    """What a CAM call returns (all detached, on the model's device).
+
+    ``maps``: (N, H, W) at the input size, ReLU'd, min-max normalised to [0, 1] per image unless
+    ``normalize=None``; for ``all_classes``, (N, K, H, W). ``raw``: the signed maps at the layer's
+    resolution, before ReLU, (N, h, w) or (N, K, h, w). ``logits``: (N, K). ``targets``: (N,) long
+    (the classes explained; for ``all_classes``, every class).
+    """
+
+    maps: torch.Tensor
+    raw: torch.Tensor
+    logits: torch.Tensor
+    targets: torch.Tensor
+
+
+def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    """``(name, module)`` for a target layer given as a module of ``model`` or a dotted name
+    (``"layer4"``, ``"layer4.1.conv2"``). A wrong name raises ``ValueError`` listing candidates."""
+    named = dict(model.named_modules())
+    if isinstance(layer, nn.Module):
+        for name, module in named.items():
+            if module is layer:
+                return name, module
+        raise ValueError(f"the target layer {type(layer).__name__} is not a submodule of this model; "
+                         f"pass one of its modules, or a name such as {_suggest(model, '')}")
+    if not isinstance(layer, str) or layer not in named or layer == "":
+        close = difflib.get_close_matches(str(layer), [n for n in named if n], n=5, cutoff=0.5)
+        raise ValueError(f"no layer named {layer!r} in {type(model).__name__}. "
+                         + (f"Did you mean {', '.join(map(repr, close))}? " if close else "")
+                         + f"Sensible targets: {_suggest(model, layer)}")
+    return layer, named[layer]
+
+
+def _suggest(model: nn.Module, _: Any) -> str:
+    try:
+        from ..models.factory import cam_layers
+
+        return ", ".join(map(repr, cam_layers(model)))
+    except ValueError:
+        convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+        return ", ".join(map(repr, convs[-3:])) or "(none found)"
+
+
+def resolve_targets(targets: Any, logits: torch.Tensor) -> torch.Tensor:
+    """(N,) long: the predicted class when ``targets`` is None, an int for every image, or one
+    int per image (list or tensor). Out-of-range classes raise ``ValueError``."""
+    n, k = logits.shape
+    if targets is None:
+        return logits.argmax(1)
+    if isinstance(targets, int):
+        targets = [targets] * n
+    t = torch.as_tensor(targets, device=logits.device).long().reshape(-1)
+    if t.numel() != n:
+        raise ValueError(f"targets must be None, one int, or {n} ints (one per image); got {t.numel()}")
+    if ((t < 0) | (t >= k)).any():
+        raise ValueError(f"targets must be class indices in [0, {k - 1}]; got {t.tolist()}")
+    return t
+
+
+def _logits(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def normalize_maps(maps: torch.Tensor, normalize: str | None = "minmax") -> torch.Tensor:
+    """Per-map min-max to [0, 1] over the last two dimensions; a constant map becomes zeros
+    (never NaN). ``normalize=None`` returns the maps unchanged."""
+    if normalize is None:
+        return maps
+    if normalize != "minmax":
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    flat = maps.flatten(-2)
+    low = flat.min(-1).values[..., None, None]
+    span = flat.max(-1).values[..., None, None] - low
+    return torch.where(span > 0, (maps - low) / span.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(..., h, w) → (..., H, W), bilinear with pixel centres aligned (``align_corners=False``)."""
+    lead = maps.shape[:-2]
+    out = F.interpolate(maps.reshape(-1, 1, *maps.shape[-2:]), size=size, mode="bilinear", align_corners=False)
+    return out.reshape(*lead, *size)
+
+
+class _Session:
+    """Everything a call changes on the model, undone on exit whatever happens: eval mode,
+    frozen parameters (so that nothing before the target layer is differentiated), the hook."""
+
+    def __init__(self, model: nn.Module, layer: nn.Module) -> None:
+        self.model, self.layer = model, layer
+        self.activations: list[torch.Tensor] = []
+
+    def _hook(self, module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
+        if not isinstance(output, torch.Tensor) or output.ndim != 4:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ValueError(f"the target layer must output (N, C, h, w) feature maps; it gave {shape}. "
+                             f"Pick a convolutional layer or stage.")
+        activation = output.detach().requires_grad_(True)
+        self.activations.append(activation)
+        return activation.clone()
+
+    def __enter__(self) -> _Session:
+        self.modes = [(m, m.training) for m in self.model.modules()]
+        self.flags = [(p, p.requires_grad) for p in self.model.parameters()]
+        self.model.eval()
+        for p, _ in self.flags:
+            p.requires_grad_(False)
+        self.handle = self.layer.register_forward_hook(self._hook)
+        self.grad_mode = torch.enable_grad()
+        self.grad_mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.grad_mode.__exit__(*exc)
+        self.handle.remove()
+        for p, flag in self.flags:
+            p.requires_grad_(flag)
+        for m, training in self.modes:
+            m.training = training
+
+
+class BaseCAM:
+    """A class activation map of ``model`` at ``target_layer`` (a module or a dotted name).
+
+    ``cam(x)`` explains the predicted classes; ``cam(x, targets=3)`` or ``targets=[...]`` others.
+    ``cam.all_classes(x)`` gives every class's map from one forward and one batched backward.
+    Subclasses implement ``combine(A, G) -> (N, h, w)`` (signed, before ReLU).
+    """
+
+    name = "base"
+    needs_gradients = True
+
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module) -> None:
+        self.model = model
+        self.layer_name, self.layer = resolve_layer(model, target_layer)
+
+    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _forward(self, session: _Session, inputs: Any) -> torch.Tensor:
+        output = self.model(*inputs) if isinstance(inputs, (tuple, list)) else self.model(inputs)
+        if not session.activations:
+            raise ValueError(f"the target layer {self.layer_name!r} was not used in the forward pass")
+        if len(session.activations) > 1:
+            raise ValueError(f"the target layer {self.layer_name!r} ran {len(session.activations)} times in one "
+                             f"forward; pick a layer that runs once")
+        return _logits(output)
+
+    @staticmethod
+    def _size(inputs: Any) -> tuple[int, int]:
+        first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+        return tuple(first.shape[-2:])
+
+    def __call__(self, inputs: torch.Tensor, targets: Any = None, normalize: str | None = "minmax") -> CAMResult:
+        """Maps of ``targets`` (default: the predicted classes) for a batch (N, 3, H, W)."""
+        normalize_maps(torch.zeros(1, 1, 1), normalize)  # a bad choice fails before any work
+        with _Session(self.model, self.layer) as session:
+            logits = self._forward(session, inputs)
+            chosen = resolve_targets(targets, logits.detach())
+            raw = self._raw(session, inputs, logits, chosen)
+        return self._finish(raw, logits, chosen, self._size(inputs), normalize)
+
+    def all_classes(self, inputs: torch.Tensor, normalize: str | None = "minmax") -> CAMResult:
+        """Every class's map: maps (N, K, H, W), raw (N, K, h, w), from one forward pass and one
+        batched backward (``is_grads_batched``), for a class slider that only re-renders."""
+        normalize_maps(torch.zeros(1, 1, 1), normalize)
+        with _Session(self.model, self.layer) as session:
+            logits = self._forward(session, inputs)
+            raw = self._raw_all(session, inputs, logits)
+        n, k = logits.shape
+        everything = torch.arange(k, device=logits.device)
+        return self._finish(raw, logits, everything, self._size(inputs), normalize)
+
+    def _raw(self, session: _Session, inputs: Any, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        activation = session.activations[0]
+        score = logits.gather(1, targets[:, None]).sum()  # images are independent in eval mode
+        (gradient,) = torch.autograd.grad(score, activation)
+        return self.combine(activation.detach(), gradient)
+
+    def _raw_all(self, session: _Session, inputs: Any, logits: torch.Tensor) -> torch.Tensor:
+        activation = session.activations[0]
+        n, k = logits.shape
+        one_hot = torch.eye(k, device=logits.device, dtype=logits.dtype)[:, None, :].expand(k, n, k)
+        try:
+            (gradients,) = torch.autograd.grad(logits, activation, grad_outputs=one_hot, is_grads_batched=True)
+        except RuntimeError:
+            # Some layers have no batching rule for their backward: one backward per class instead.
+            gradients = torch.stack([torch.autograd.grad(logits, activation, grad_outputs=one_hot[c], retain_graph=True)[0]
+                                     for c in range(k)])
+        a = activation.detach()
+        raw = torch.stack([self.combine(a, gradients[c]) for c in range(k)], dim=1)
+        return raw
+
+    def _finish(self, raw: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, size: tuple[int, int],
+                normalize: str | None) -> CAMResult:
+        maps = normalize_maps(upsample(torch.relu(raw), size), normalize)
+        return CAMResult(maps=maps.detach(), raw=raw.detach(), logits=logits.detach(), targets=targets.detach())
+
+
+class GradCAM(BaseCAM):
+    """Grad-CAM (Selvaraju et al. 2017): channel weights are the spatially averaged gradients,
+    alpha_c = mean_ij dS/dA_cij; map = sum_c alpha_c A_c."""
+
+    name = "gradcam"
+
+    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        weights = gradients.mean(dim=(2, 3), keepdim=True)
+        return (weights * activations).sum(1)
+
+
+class GradCAMPlusPlus(BaseCAM):
+    """Grad-CAM++ (Chattopadhay et al. 2018): pixel-weighted positive gradients, with the
+    closed-form coefficients a = g^2 / (2 g^2 + sum_ij A g^3) (exponential-score assumption)."""
+
+    name = "gradcam++"
+
+    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        g2, g3 = gradients.pow(2), gradients.pow(3)
+        total = activations.sum(dim=(2, 3), keepdim=True)
+        denominator = 2 * g2 + total * g3
+        # The paper's formula, exactly: a zero denominator (zero gradient) gives a zero coefficient.
+        # (pytorch-grad-cam adds 1e-6 to every denominator instead, which distorts the weights of
+        # models whose gradients are small, since g^2 is then comparable to 1e-6.)
+        safe = torch.where(denominator != 0, denominator, torch.ones_like(denominator))
+        alpha = torch.where((gradients != 0) & (denominator != 0), g2 / safe, torch.zeros_like(g2))
+        weights = (torch.relu(gradients) * alpha).sum(dim=(2, 3), keepdim=True)
+        return (weights * activations).sum(1)
+
+
+class HiResCAM(BaseCAM):
+    """HiResCAM (Draelos & Carin 2020): gradients times activations, summed over channels, with no
+    spatial averaging, so the map is faithful to what the score actually used."""
+
+    name = "hirescam"
+
+    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return (gradients * activations).sum(1)
+
+
+class LayerCAM(BaseCAM):
+    """LayerCAM (Jiang et al. 2021): positive gradients weight each activation pixel; useful at
+    earlier, finer layers."""
+
+    name = "layercam"
+
+    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return (torch.relu(gradients) * activations).sum(1)
+
+
+class ScoreCAM(BaseCAM):
+    """Score-CAM (Wang et al. 2020): no gradients. Each channel, upsampled and min-max scaled,
+    masks the input; the class logits of the masked images, softmaxed over channels, weight the
+    channels. Masked images go through the model ``batch_size`` at a time."""
+
+    name = "scorecam"
+    needs_gradients = False
+
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module, batch_size: int = 64) -> None:
+        super().__init__(model, target_layer)
+        self.batch_size = batch_size
+
+    def _channel_scores(self, session: _Session, inputs: torch.Tensor) -> torch.Tensor:
+        """(N, C, K): the logits of every class for the input masked by each channel."""
+        if isinstance(inputs, (tuple, list)):
+            raise ValueError("Score-CAM explains single-image models; use a gradient method for multi-view models")
+        activation = session.activations[0].detach()
+        n, c = activation.shape[:2]
+        # Same mask upsampling as pytorch-grad-cam (corners aligned), so results are comparable.
+        masks = F.interpolate(activation, size=inputs.shape[-2:], mode="bilinear", align_corners=True)
+        flat = masks.flatten(2)
+        low, high = flat.min(-1).values[..., None, None], flat.max(-1).values[..., None, None]
+        masks = (masks - low) / (high - low + 1e-8)
+        scores = []
+        with torch.no_grad():
+            for i in range(n):
+                for start in range(0, c, self.batch_size):
+                    batch = inputs[i : i + 1] * masks[i, start : start + self.batch_size, None]
+                    session.activations.clear()
+                    scores.append(_logits(self.model(batch)).float())
+        session.activations[:] = [activation]
+        return torch.cat(scores).reshape(n, c, -1)
+
+    def _raw(self, session, inputs, logits, targets):
+        scores = self._channel_scores(session, inputs)
+        weights = torch.softmax(scores.gather(2, targets[:, None, None].expand(-1, scores.shape[1], 1))[..., 0], dim=1)
+        return (weights[..., None, None] * session.activations[0].detach()).sum(1)
+
+    def _raw_all(self, session, inputs, logits):
+        scores = self._channel_scores(session, inputs)  # (N, C, K): every class from the same masked passes
+        weights = torch.softmax(scores, dim=1)
+        return torch.einsum("nck,nchw->nkhw", weights, session.activations[0].detach())
+
+
+class CAM(BaseCAM):
+    """The original CAM (Zhou et al. 2016) for a network whose last conv features are globally
+    average-pooled into one linear layer: map = sum_c w_{k,c} A_c with w the linear weights."""
+
+    name = "cam"
+    needs_gradients = False
+
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module, fc: str | nn.Module | None = None) -> None:
+        super().__init__(model, target_layer)
+        if fc is None:
+            from ..models.factory import head_name
+
+            fc = head_name(model)
+        _, self.fc = resolve_layer(model, fc)
+        if not isinstance(self.fc, nn.Linear):
+            raise ValueError(f"CAM needs a linear head after global average pooling; {fc!r} is a "
+                             f"{type(self.fc).__name__}. Use Grad-CAM, which works with any head.")
+
+    def _raw(self, session, inputs, logits, targets):
+        weights = self.fc.weight.detach()[targets]  # (N, C)
+        return torch.einsum("nc,nchw->nhw", weights, session.activations[0].detach())
+
+    def _raw_all(self, session, inputs, logits):
+        return torch.einsum("kc,nchw->nkhw", self.fc.weight.detach(), session.activations[0].detach())
+
+
+METHODS: dict[str, type[BaseCAM]] = {
+    cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, CAM)
+}
+
+
+def make_cam(method: str, model: nn.Module, target_layer: str | nn.Module, **options: Any) -> BaseCAM:
+    """A CAM object by method name: one of ``METHODS`` ("gradcam", "gradcam++", "hirescam",
+    "layercam", "scorecam", "cam")."""
+    key = method.lower().replace("-", "").replace("_", "").replace("plusplus", "++")
+    if key not in METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[key](model, target_layer, **options)
+
+
+def target_layers(model: nn.Module) -> Sequence[str]:
+    """The model's sensible target layers, input to output (see ``fishcam_utils.models.cam_layers``)."""
+    from ..models.factory import cam_layers
+
+    return cam_layers(model)

@@ -1,0 +1,282 @@
+"""Guided Backpropagation and the deconvnet rule (Springenberg et al. 2015), written from scratch.
+
+All three rules take the gradient of one class logit with respect to the input pixels; they differ
+only in what a ReLU passes backwards. With ``x`` the ReLU's forward input and ``g`` the gradient
+arriving from above:
+
+* ``"backprop"`` (plain gradient): ``g * (x > 0)``, the true derivative;
+* ``"deconvnet"`` (Zeiler & Fergus): ``g * (g > 0)``, the forward input is ignored;
+* ``"guided"`` (Springenberg et al.): ``g * (x > 0) * (g > 0)``, both masks: only positive evidence
+  that actually flowed forward is kept, which gives the sharp, edge-like pictures.
+
+The caller's model is never changed: for the duration of a call every ``nn.ReLU`` module gets a
+forward pre-hook and a forward hook, which route the ReLU's value through ``_RuleFn`` (below) and are
+removed afterwards. ReLUs written as ``F.relu`` / ``torch.relu`` inside ``forward`` are not modules,
+so they keep the plain gradient (as in captum).
+
+``guided_gradcam`` multiplies guided gradients by Grad-CAM maps; ``gradient_to_image`` and
+``saliency`` turn gradients into pictures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+RULES = ("guided", "deconvnet", "backprop")
+
+
+@dataclass
+class GuidedResult:
+    """What a ``GuidedBackprop`` call returns (all detached, on the inputs' device).
+
+    ``gradients``: same shape as the differentiated input, (N, 3, H, W) (or (N, V, 3, H, W) for
+    multi-view inputs), float, signed. ``logits``: (N, K). ``targets``: (N,) long, the classes explained.
+    """
+
+    gradients: torch.Tensor
+    logits: torch.Tensor
+    targets: torch.Tensor
+
+
+class _RuleFn(torch.autograd.Function):
+    """``relu(x)`` in forward; the chosen rule's gradient in backward.
+
+    Why a whole ReLU and not an identity after the module's own ReLU: the module's backward always
+    masks by ``x > 0``, and the deconvnet rule must not, so the module's own graph node has to be
+    bypassed. The forward hook therefore returns this function applied to (a clone of) the ReLU's
+    *input*; the module's output is dropped from the graph (its values are identical).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, rule: str) -> torch.Tensor:  # type: ignore[override]
+        ctx.rule = rule
+        # Keep a boolean mask, not x or the output: later in-place ops on the output (``out += ...``,
+        # another in-place ReLU) would otherwise invalidate what backward needs.
+        ctx.save_for_backward(x > 0)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
+        (forward_mask,) = ctx.saved_tensors
+        if ctx.rule == "backprop":
+            return grad * forward_mask, None
+        if ctx.rule == "deconvnet":
+            return grad.clamp(min=0), None
+        return grad.clamp(min=0) * forward_mask, None
+
+
+class _ReluHooks:
+    """Pre-hook + forward hook on every ``nn.ReLU`` of a model; remove with ``remove()``.
+
+    The pre-hook clones the ReLU's input before the module runs: for ``nn.ReLU(inplace=True)`` the
+    input tensor is overwritten and its autograd history rebased onto the ReLU's node, and the clone
+    (no shared storage) keeps the pre-ReLU history and values. The caller's tensor is still modified
+    in place as usual. Clones wait on a per-module stack, so a module called several times in one
+    forward (torchvision's BasicBlock reuses ``self.relu``) pairs each call with its own input.
+    """
+
+    def __init__(self, model: nn.Module, rule: str) -> None:
+        self.rule = rule
+        self.pending: dict[int, list[torch.Tensor | None]] = {}
+        self.handles: list[Any] = []
+        try:
+            for module in model.modules():
+                if isinstance(module, nn.ReLU):
+                    self.handles.append(module.register_forward_pre_hook(self._before))
+                    self.handles.append(module.register_forward_hook(self._after))
+        except BaseException:
+            self.remove()
+            raise
+
+    def _before(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        # ``relu(input=x)`` passes no positional argument: leave that call alone (plain gradient).
+        x = args[0].clone() if args and isinstance(args[0], torch.Tensor) else None
+        self.pending.setdefault(id(module), []).append(x)
+
+    def _after(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor | None:
+        x = self.pending[id(module)].pop()
+        return None if x is None else _RuleFn.apply(x, self.rule)
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+        self.pending.clear()
+
+
+def _logits(output: Any) -> torch.Tensor:
+    # Multi-view models return (logits, view_weights).
+    logits = output[0] if isinstance(output, (tuple, list)) else output
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"the model must return logits (N, K) (or a tuple whose first item is); got {shape}")
+    return logits
+
+
+def _check_target_count(targets: Any, n: int) -> None:
+    """Wrong-length targets fail before the (possibly costly) forward pass."""
+    if targets is None or isinstance(targets, (bool, int, np.integer)):
+        return  # a single value: checked against the class count after the forward pass
+    if isinstance(targets, torch.Tensor) and targets.ndim == 0:
+        return
+    try:
+        count = targets.numel() if isinstance(targets, torch.Tensor) else len(targets)
+    except TypeError:
+        raise ValueError(f"targets must be None, one int, or {n} ints (one per image); "
+                         f"got {type(targets).__name__}") from None
+    if (isinstance(targets, torch.Tensor) and targets.ndim != 1) or count != n:
+        shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else count
+        raise ValueError(f"targets must be None, one int, or a 1-D list/tensor of {n} ints (one per image); "
+                         f"got {shape}")
+
+
+def _resolve_targets(targets: Any, logits: torch.Tensor) -> torch.Tensor:
+    """(N,) long: the predicted classes for None, one int repeated, or one int per image."""
+    n, k = logits.shape
+    if targets is None:
+        return logits.argmax(dim=1)
+    if isinstance(targets, bool) or (isinstance(targets, torch.Tensor) and targets.dtype == torch.bool):
+        raise ValueError(f"targets must be class indices in [0, {k - 1}], not booleans")
+    if isinstance(targets, (int, np.integer)):
+        targets = [int(targets)] * n
+    if isinstance(targets, torch.Tensor):
+        if targets.is_floating_point() or targets.is_complex():
+            raise ValueError(f"targets must be integer class indices in [0, {k - 1}]; got a {targets.dtype} tensor")
+        t = targets.detach().to(logits.device, torch.long).reshape(-1)
+    else:
+        values = list(targets)
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"targets must be integer class indices in [0, {k - 1}]; got {values!r}")
+        t = torch.tensor([int(v) for v in values], dtype=torch.long, device=logits.device)
+    if t.numel() == 1 and n != 1:
+        t = t.expand(n).clone()
+    if t.numel() != n:
+        raise ValueError(f"targets must be None, one int, or {n} ints (one per image); got {t.numel()}")
+    bad = (t < 0) | (t >= k)
+    if bool(bad.any()):
+        raise ValueError(f"targets must be class indices in [0, {k - 1}] (the model has {k} classes); "
+                         f"got {t[bad].tolist()}")
+    return t
+
+
+class GuidedBackprop:
+    """Input gradients of class logits under a modified ReLU rule: ``"guided"`` (default),
+    ``"deconvnet"`` or ``"backprop"`` (the plain gradient, a vanilla saliency map).
+
+    ``GuidedBackprop(model)(x)`` explains the predicted classes of a batch ``x`` (N, 3, H, W);
+    ``targets=3`` or ``targets=[...]`` explains others. Each image's gradient is that of its own
+    target logit only (the selected logits are summed; in eval mode images do not interact).
+
+    During a call the model is in eval mode, its parameters do not require grad (no ``.grad`` is
+    filled) and its ReLUs are hooked; afterwards, even when the call raises, every hook is gone and
+    every module's mode and parameter's ``requires_grad`` is as before.
+    """
+
+    def __init__(self, model: nn.Module, rule: str = "guided") -> None:
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.rule = rule
+
+    def __call__(self, inputs: torch.Tensor | Sequence[Any], targets: Any = None) -> GuidedResult:
+        """Gradients (same shape as the image tensor) of ``targets`` (default: predicted classes).
+
+        ``inputs``: a float tensor (N, 3, H, W), or a tuple/list whose first item is the float image
+        tensor (multi-view: ``(views (N, V, 3, H, W), present (N, V) bool)``), called as
+        ``model(*inputs)``; gradients are taken with respect to that first tensor only.
+        ``targets``: None, an int, or N ints in [0, K); anything else raises ``ValueError``.
+        """
+        multi = isinstance(inputs, (tuple, list))
+        images = inputs[0] if multi else inputs
+        if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim < 2:
+            what = f"{images.dtype} tensor {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"inputs must be a float tensor (N, 3, H, W) (or a tuple whose first item is); got {what}")
+        n = images.shape[0]
+        _check_target_count(targets, n)
+
+        modes = [(m, m.training) for m in self.model.modules()]
+        flags = [(p, p.requires_grad) for p in self.model.parameters()]
+        hooks: _ReluHooks | None = None
+        try:
+            self.model.eval()
+            for p, _ in flags:
+                p.requires_grad_(False)
+            hooks = _ReluHooks(self.model, self.rule)
+            # enable_grad: callers often explain inside torch.no_grad(); inference_mode(False) plus a
+            # clone turns inference tensors into ordinary ones autograd can use.
+            with torch.inference_mode(False), torch.enable_grad():
+                x = images.detach().clone().requires_grad_(True)
+                args = (x, *inputs[1:]) if multi else (x,)
+                logits = _logits(self.model(*args))
+                chosen = _resolve_targets(targets, logits.detach())
+                score = logits.gather(1, chosen[:, None]).sum()
+                (grad,) = torch.autograd.grad(score, x, allow_unused=True)
+            if grad is None:  # the logits do not depend on the images at all
+                grad = torch.zeros_like(x)
+            return GuidedResult(gradients=grad.detach(), logits=logits.detach(), targets=chosen.detach())
+        finally:
+            if hooks is not None:
+                hooks.remove()
+            for p, flag in flags:
+                p.requires_grad_(flag)
+            for m, training in modes:
+                m.training = training
+
+
+def guided_gradcam(guided: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+    """Guided Grad-CAM: guided gradients (N, 3, H, W) times CAM maps (N, H, W) in [0, 1] (already
+    upsampled to the input size; (N, 1, H, W) is accepted too), broadcast over channels.
+
+    Returns (N, 3, H, W), signed like ``guided``. Mismatched shapes raise ``ValueError``.
+    """
+    if cam.ndim == 4 and cam.shape[1] == 1:
+        cam = cam[:, 0]
+    if guided.ndim != 4 or cam.ndim != 3 or guided.shape[0] != cam.shape[0] or guided.shape[2:] != cam.shape[1:]:
+        raise ValueError(f"guided gradients (N, C, H, W) and CAM maps (N, H, W) must agree; got guided "
+                         f"{tuple(guided.shape)} and cam {tuple(cam.shape)}")
+    return guided * cam.to(device=guided.device, dtype=guided.dtype)[:, None]
+
+
+def _check_gradients(g: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(g, torch.Tensor):
+        g = torch.as_tensor(np.asarray(g))
+    if g.ndim != 4:
+        raise ValueError(f"{name} expects gradients (N, C, H, W); got shape {tuple(g.shape)}")
+    return g.detach().float()
+
+
+def gradient_to_image(g: torch.Tensor) -> np.ndarray:
+    """Gradients (N, 3, H, W) → displayable float32 images (N, H, W, 3) in [0, 1].
+
+    Per image: standardise (zero mean, unit std over all channels and pixels; a constant gradient
+    stays at zero), scale by 0.1 and centre on 0.5 grey, then clip. So zero gradient is grey and
+    about three standard deviations either side saturate.
+    """
+    g = _check_gradients(g, "gradient_to_image")
+    if g.shape[1] != 3:
+        raise ValueError(f"gradient_to_image expects 3 channels (N, 3, H, W); got shape {tuple(g.shape)}")
+    flat = g.reshape(g.shape[0], -1)
+    mean = flat.mean(dim=1)
+    std = flat.std(dim=1, unbiased=False)
+    std = torch.where(std > 1e-12, std, torch.ones_like(std))  # constant image: avoid 0/0
+    z = (g - mean[:, None, None, None]) / std[:, None, None, None]
+    image = (z * 0.1 + 0.5).clamp(0.0, 1.0)
+    return image.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+
+
+def saliency(g: torch.Tensor) -> torch.Tensor:
+    """Saliency map: max over channels of |g|, (N, C, H, W) → (N, H, W), scaled per image to [0, 1]
+    by its maximum. An all-zero gradient gives an all-zero map (never NaN)."""
+    g = _check_gradients(g, "saliency")
+    s = g.abs().amax(dim=1)
+    peak = s.reshape(s.shape[0], -1).amax(dim=1)
+    peak = torch.where(peak > 0, peak, torch.ones_like(peak))
+    return s / peak[:, None, None]

@@ -1,0 +1,93 @@
+"""The course's trained models, by name: loaded from ``checkpoints/`` or trained on the spot.
+
+Notebooks that explain a model (05–08) need one trained in notebook 02 or 03. Each runs on its
+own, so ``course_model("fishresnet-side")`` loads that notebook's checkpoint when it exists and
+otherwise trains it with the same settings (minutes in full mode, seconds in quick mode).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..settings import checkpoints_dir, quick_mode
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a course model is built and trained (full mode; ``quick`` overrides for quick mode)."""
+
+    model: str
+    build: dict[str, Any]
+    fit: dict[str, Any]
+    quick: dict[str, Any] = field(default_factory=dict)
+    view: str = "side"
+    notebook: str = ""
+
+
+RECIPES: dict[str, Recipe] = {
+    "fishresnet-side": Recipe(
+        "fishresnet", {"width": 32}, {"epochs": 20, "batch_size": 64, "lr": 3e-3, "schedule": "onecycle"},
+        quick={"epochs": 10, "batch_size": 16}, notebook="02_residual_cnn"),
+    "resnet18-linear-side": Recipe(
+        "resnet18", {"head": "linear", "weights": "auto"},
+        {"epochs": 10, "batch_size": 64, "lr": 1e-3, "schedule": "onecycle", "patience": 4},
+        quick={"epochs": 8, "batch_size": 16}, notebook="03_transfer_learning"),
+}
+
+
+def course_run_dir(name: str, quick: bool | None = None) -> Path:
+    """Where notebook 02/03 keeps the run ``name``: ``checkpoints/[quick/]<name>``."""
+    quick = quick_mode() if quick is None else quick
+    return checkpoints_dir() / ("quick" if quick else "") / name
+
+
+def course_model(name: str = "fishresnet-side", quick: bool | None = None, train: bool = True,
+                 progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model, checkpoint)`` of the course model ``name`` (one of ``RECIPES``), in eval mode on CPU.
+
+    Loads ``best.pt`` from its run folder; if there is none (or it cannot be read) and ``train``,
+    trains it first on the course dataset with the recipe of its notebook, saying so.
+    """
+    from ..data.setup import make_datasets
+    from ..data.synthetic import ensure_synthetic
+    from ..models.factory import build_model
+    from .checkpoints import load_checkpoint
+    from .engine import fit
+    from .seeding import seed_everything
+
+    if name not in RECIPES:
+        raise ValueError(f"unknown course model {name!r}; choose one of {', '.join(RECIPES)}")
+    quick = quick_mode() if quick is None else quick
+    recipe, run_dir = RECIPES[name], course_run_dir(name, quick)
+    best = run_dir / "best.pt"
+    if best.is_file():
+        try:
+            return load_checkpoint(best)
+        except (ValueError, FileNotFoundError) as error:
+            if not train:
+                raise
+            print(f"{best} cannot be used ({error}); training it again.")
+    elif not train:
+        raise FileNotFoundError(f"no trained {name} at {best}; run notebook {recipe.notebook} or call "
+                                f"course_model({name!r}, train=True)")
+    print(f"No checkpoint at {best}: training {name} as notebook {recipe.notebook} does "
+          f"({'quick' if quick else 'full'} mode).")
+    splits = make_datasets(ensure_synthetic(quick, progress=progress), view=recipe.view, progress=progress)
+    seed_everything(0)
+    model = build_model(recipe.model, len(splits.classes), verbose=progress, **recipe.build)
+    options = {**recipe.fit, **(recipe.quick if quick else {})}
+    # Train in a private folder and move it into place at the end: two notebooks run side by side
+    # (as CI does) may both find the model missing, and neither may see the other's half-run.
+    partial = run_dir.parent / f".{name}-{os.getpid()}.partial"
+    fit(model, splits.train, splits.val, run_dir=partial, overwrite=True, progress=progress, **options)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for file in partial.iterdir():
+        os.replace(file, run_dir / file.name)
+    shutil.rmtree(partial, ignore_errors=True)
+    return load_checkpoint(best)

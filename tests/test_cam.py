@@ -1,0 +1,190 @@
+"""The CAM family against captum and pytorch-grad-cam, against explicit computations, and clean."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from fishcam_utils.explain.cam import CAM, METHODS, GradCAM, HiResCAM, make_cam, normalize_maps
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=9)
+    # Give BatchNorm non-trivial statistics, as a trained model has.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    torch.manual_seed(1)
+    return torch.randn(3, 3, SIZE, SIZE), torch.tensor([2, 5, 7])
+
+
+def no_hooks(model: nn.Module) -> bool:
+    return all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("layer", ["layer3", "layer4"])
+def test_raw_grad_cam_equals_captum(resnet, batch, layer):
+    from captum.attr import LayerGradCam
+
+    x, targets = batch
+    ours = GradCAM(resnet, layer)(x, targets)
+    reference = LayerGradCam(copy.deepcopy(resnet), getattr(copy.deepcopy(resnet), layer))
+    model = copy.deepcopy(resnet)
+    reference = LayerGradCam(model, getattr(model, layer)).attribute(x, target=targets, relu_attributions=True)
+    torch.testing.assert_close(torch.relu(ours.raw), reference[:, 0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam"])
+def test_upsampled_maps_equal_pytorch_grad_cam(resnet, batch, method):
+    import pytorch_grad_cam as pgc
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    x, targets = batch
+    layer = "layer3" if method == "scorecam" else "layer4"  # fewer channels keep Score-CAM quick
+    if method == "scorecam":
+        x, targets = x[:2], targets[:2]
+    if method == "gradcam++":
+        # pytorch-grad-cam adds 1e-6 to each coefficient's denominator; we use the paper's formula.
+        # Larger logits make its epsilon negligible, so the two must then agree.
+        resnet = copy.deepcopy(resnet)
+        with torch.no_grad():
+            resnet.fc.weight.mul_(1000)
+    ours = make_cam(method, resnet, layer)(x, targets).maps
+    classes = {"gradcam": pgc.GradCAM, "gradcam++": pgc.GradCAMPlusPlus, "hirescam": pgc.HiResCAM,
+               "layercam": pgc.LayerCAM, "scorecam": pgc.ScoreCAM}
+    model = copy.deepcopy(resnet)
+    with classes[method](model=model, target_layers=[getattr(model, layer)]) as reference:
+        theirs = reference(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+    torch.testing.assert_close(ours, torch.from_numpy(theirs).float(), atol=1e-4, rtol=0)
+
+
+def test_an_activation_changed_in_place_later_is_explained_as_it_was_produced(resnet, batch):
+    """layer4.1.bn2's output is changed in place by `out += identity; out = relu(out)`."""
+    x, targets = batch
+    ours = GradCAM(resnet, "layer4.1.bn2")(x, targets, normalize=None)
+    # Explicit: recompute the last block from its input, with the bn2 output as a leaf.
+    block = resnet.layer4[1]
+    seen = {}
+    handle = block.register_forward_hook(lambda m, i, o: seen.setdefault("input", i[0].detach().clone()))
+    with torch.no_grad():
+        resnet(x)
+    handle.remove()
+    identity = seen["input"]
+    with torch.no_grad():
+        a = block.bn2(block.conv2(block.relu(block.bn1(block.conv1(identity)))))
+    a.requires_grad_(True)
+    logits = resnet.fc(torch.flatten(resnet.avgpool(torch.relu(a + identity)), 1))
+    (g,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), a)
+    explicit = (g.mean((2, 3), keepdim=True) * a).sum(1).detach()
+    torch.testing.assert_close(ours.raw, explicit, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours.logits, logits.detach(), atol=1e-5, rtol=0)
+
+
+def test_grad_cam_is_cam_up_to_a_positive_scale_for_a_gap_linear_head(resnet, batch):
+    x, targets = batch
+    grad_cam = GradCAM(resnet, "layer4")(x, targets, normalize=None).raw
+    cam = CAM(resnet, "layer4", fc="fc")(x, targets, normalize=None).raw
+    h, w = cam.shape[-2:]
+    # dS/dA_cij = w_kc / (h w) for every pixel, so Grad-CAM's weights are CAM's divided by h w.
+    torch.testing.assert_close(grad_cam * (h * w), cam, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(GradCAM(resnet, "layer4")(x, targets).maps, CAM(resnet, "layer4", fc="fc")(x, targets).maps,
+                               atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam"])
+def test_all_classes_at_once_equal_one_call_per_class(resnet, batch, method):
+    x, _ = batch
+    x = x[:2]
+    cam = make_cam(method, resnet, "layer4")
+    together = cam.all_classes(x)
+    assert together.maps.shape == (2, 9, SIZE, SIZE) and together.raw.shape[:2] == (2, 9)
+    for k in (0, 4, 8):
+        alone = cam(x, targets=k)
+        torch.testing.assert_close(together.maps[:, k], alone.maps, atol=1e-5, rtol=0)
+        torch.testing.assert_close(together.raw[:, k], alone.raw, atol=1e-5, rtol=1e-5)
+
+
+def test_a_call_leaves_the_model_as_it_was_even_when_it_fails(resnet, batch):
+    model = copy.deepcopy(resnet).train()
+    model.layer1.requires_grad_(False)
+    modes = [m.training for m in model.modules()]
+    flags = [p.requires_grad for p in model.parameters()]
+    relus = [(m, m.inplace) for m in model.modules() if isinstance(m, nn.ReLU)]
+    x, targets = batch
+    cam = HiResCAM(model, "layer4")
+    with torch.no_grad():  # works inside no_grad too
+        result = cam(x, targets)
+    assert result.maps.shape == (3, SIZE, SIZE)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 8\]"):
+        cam(x, targets=[0, 1, 9])
+    with pytest.raises(ValueError, match="one per image"):
+        cam(x, targets=[0, 1])
+    for _ in range(2):
+        assert no_hooks(model)
+        assert [m.training for m in model.modules()] == modes
+        assert [p.requires_grad for p in model.parameters()] == flags
+        assert all(p.grad is None for p in model.parameters())  # no full backward
+        assert [(m, m.inplace) for m in model.modules() if isinstance(m, nn.ReLU)] == relus
+        cam.all_classes(x[:1])
+
+
+def test_wrong_layer_names_list_candidates_and_zero_maps_stay_zero(resnet):
+    with pytest.raises(ValueError, match="no layer named 'layer5'.*layer4"):
+        GradCAM(resnet, "layer5")
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        make_cam("eigencam", resnet, "layer4")
+    with pytest.raises(ValueError, match="not a submodule"):
+        GradCAM(resnet, nn.Conv2d(1, 1, 1))
+    with pytest.raises(ValueError, match="CAM needs a linear head"):
+        CAM(resnet, "layer4", fc="layer4")
+    flat = normalize_maps(torch.zeros(2, 4, 4))
+    assert torch.equal(flat, torch.zeros(2, 4, 4))
+    model = copy.deepcopy(resnet)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+    maps = GradCAM(model, "layer4")(torch.randn(2, 3, SIZE, SIZE)).maps
+    assert torch.equal(maps, torch.zeros_like(maps))
+
+
+def test_the_package_models_name_their_layers(resnet):
+    from fishcam_utils.models import build_model, cam_layers
+
+    model = build_model("fishresnet", 9, width=8, weights=None)
+    for layer in cam_layers(model):
+        for name in METHODS:
+            if name != "cam":
+                assert make_cam(name, model, layer)(torch.randn(1, 3, 32, 32)).maps.shape == (1, 32, 32)
+    assert CAM(model, "layer2")(torch.randn(1, 3, 32, 32)).maps.shape == (1, 32, 32)  # head found by name
+
+
+def test_grad_cam_plus_plus_uses_the_papers_coefficients(resnet, batch):
+    x, targets = batch
+    model = copy.deepcopy(resnet)
+    seen = {}
+    handle = model.layer4.register_forward_hook(lambda m, i, o: seen.setdefault("a", o))
+    logits = model(x)
+    handle.remove()
+    (g,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), seen["a"])
+    a = seen["a"].detach()
+    alpha = g**2 / (2 * g**2 + a.sum((2, 3), keepdim=True) * g**3)
+    alpha = torch.nan_to_num(alpha, nan=0.0)  # 0/0 where the gradient is zero
+    explicit = ((torch.relu(g) * alpha).sum((2, 3), keepdim=True) * a).sum(1)
+    ours = make_cam("gradcam++", resnet, "layer4")(x, targets, normalize=None).raw
+    torch.testing.assert_close(ours, explicit, atol=1e-6, rtol=1e-4)
