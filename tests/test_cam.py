@@ -188,3 +188,48 @@ def test_grad_cam_plus_plus_uses_the_papers_coefficients(resnet, batch):
     explicit = ((torch.relu(g) * alpha).sum((2, 3), keepdim=True) * a).sum(1)
     ours = make_cam("gradcam++", resnet, "layer4")(x, targets, normalize=None).raw
     torch.testing.assert_close(ours, explicit, atol=1e-6, rtol=1e-4)
+
+
+class ToyMultiView(nn.Module):
+    """Three views through one shared branch (or one branch each), mean-fused, one linear head."""
+
+    def __init__(self, shared: bool = True):
+        super().__init__()
+        torch.manual_seed(3)
+        make = lambda: nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, stride=2, padding=1))  # noqa: E731
+        self.branches = nn.ModuleList([make()] if shared else [make() for _ in range(3)])
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, views, present):
+        features = [self.branches[0 if len(self.branches) == 1 else v](views[:, v]).relu() for v in range(views.shape[1])]
+        pooled = torch.stack([f.mean((2, 3)) for f in features], 1)
+        fused = (pooled * present[..., None]).sum(1) / present.sum(1, keepdim=True)
+        return self.fc(fused), present.float() / present.sum(1, keepdim=True)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_every_views_map_comes_from_one_backward_of_the_fused_logit(shared):
+    model = ToyMultiView(shared).eval()
+    views, present = torch.randn(2, 3, 3, 16, 16), torch.ones(2, 3, dtype=torch.bool)
+    layers = "branches.0.2" if shared else [f"branches.{v}.2" for v in range(3)]
+    result = GradCAM(model, layers)((views, present), targets=[1, 3], normalize=None)
+    assert result.maps.shape == (2, 3, 16, 16) and result.raw.shape == (2, 3, 8, 8)
+    # Explicit: each view's activation as a leaf, the fused logit differentiated once.
+    activations = [model.branches[0 if shared else v][:3](views[:, v]).detach().requires_grad_() for v in range(3)]
+    pooled = torch.stack([a.relu().mean((2, 3)) for a in activations], 1)
+    logits = model.fc(pooled.mean(1))
+    grads = torch.autograd.grad(logits.gather(1, torch.tensor([[1], [3]])).sum(), activations)
+    for v in range(3):
+        explicit = (grads[v].mean((2, 3), keepdim=True) * activations[v]).sum(1).detach()
+        torch.testing.assert_close(result.raw[:, v], explicit, atol=1e-6, rtol=1e-5)
+    maps = GradCAM(model, layers)((views, present), targets=[1, 3]).maps
+    # One scale for the three views of a fish: min-max over all its views together.
+    up = torch.nn.functional.interpolate(torch.relu(result.raw), size=(16, 16), mode="bilinear", align_corners=False)
+    low, high = up.flatten(1).amin(1)[:, None, None, None], up.flatten(1).amax(1)[:, None, None, None]
+    torch.testing.assert_close(maps, (up - low) / (high - low), atol=1e-5, rtol=0)
+    assert (maps.flatten(2).amax(2) < 1 - 1e-3).any()  # a weaker view stays dimmer than the strongest
+    every = GradCAM(model, layers).all_classes((views, present))
+    assert every.maps.shape == (2, 4, 3, 16, 16)
+    torch.testing.assert_close(every.raw[torch.arange(2), torch.tensor([1, 3])], result.raw, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="use a gradient method"):
+        make_cam("scorecam", model, layers)((views, present))

@@ -34,9 +34,11 @@ NORMALIZATIONS = ("minmax", None)
 class CAMResult:
     """What a CAM call returns (all detached, on the model's device).
 
-    ``maps``: (N, H, W) at the input size, ReLU'd, min-max normalised to [0, 1] per image unless
+    ``maps``: (N, H, W) at the input size, ReLU'd, min-max normalised to [0, 1] per map unless
     ``normalize=None``; for ``all_classes``, (N, K, H, W). ``raw``: the signed maps at the layer's
-    resolution, before ReLU, (N, h, w) or (N, K, h, w). ``logits``: (N, K). ``targets``: (N,) long
+    resolution, before ReLU, (N, h, w) or (N, K, h, w). When the target layer runs once per view
+    (a multi-view model), a view dimension V follows: (N, V, H, W) or (N, K, V, H, W), and the views
+    of one image are normalised together, so that they compare. ``logits``: (N, K). ``targets``: (N,) long
     (the classes explained; for ``all_classes``, every class).
     """
 
@@ -118,8 +120,8 @@ class _Session:
     """Everything a call changes on the model, undone on exit whatever happens: eval mode,
     frozen parameters (so that nothing before the target layer is differentiated), the hook."""
 
-    def __init__(self, model: nn.Module, layer: nn.Module) -> None:
-        self.model, self.layer = model, layer
+    def __init__(self, model: nn.Module, layers: Sequence[nn.Module]) -> None:
+        self.model, self.layers = model, list(layers)
         self.activations: list[torch.Tensor] = []
 
     def _hook(self, module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
@@ -137,14 +139,15 @@ class _Session:
         self.model.eval()
         for p, _ in self.flags:
             p.requires_grad_(False)
-        self.handle = self.layer.register_forward_hook(self._hook)
+        self.handles = [layer.register_forward_hook(self._hook) for layer in self.layers]
         self.grad_mode = torch.enable_grad()
         self.grad_mode.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.grad_mode.__exit__(*exc)
-        self.handle.remove()
+        for handle in self.handles:
+            handle.remove()
         for p, flag in self.flags:
             p.requires_grad_(flag)
         for m, training in self.modes:
@@ -156,15 +159,25 @@ class BaseCAM:
 
     ``cam(x)`` explains the predicted classes; ``cam(x, targets=3)`` or ``targets=[...]`` others.
     ``cam.all_classes(x)`` gives every class's map from one forward and one batched backward.
+    For a multi-view model, give the layer of a shared branch (it runs once per view) or a list
+    with one layer per branch: every view's map comes from one forward and one backward of the
+    fused logit. Inputs may be a tuple (``model(*inputs)``); maps take the size of its first item.
     Subclasses implement ``combine(A, G) -> (N, h, w)`` (signed, before ReLU).
     """
 
     name = "base"
     needs_gradients = True
+    multi_activation = True  # maps for a layer that runs once per view (multi-view models)
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module) -> None:
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | Sequence[str | nn.Module]) -> None:
         self.model = model
-        self.layer_name, self.layer = resolve_layer(model, target_layer)
+        several = isinstance(target_layer, (list, tuple))
+        resolved = [resolve_layer(model, t) for t in (target_layer if several else [target_layer])]
+        if not resolved:
+            raise ValueError("target_layer must name at least one layer")
+        self.layer_names = [name for name, _ in resolved]
+        self.layers = [module for _, module in resolved]
+        self.layer_name, self.layer = ", ".join(self.layer_names), self.layers[0]
 
     def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -174,8 +187,14 @@ class BaseCAM:
         if not session.activations:
             raise ValueError(f"the target layer {self.layer_name!r} was not used in the forward pass")
         if len(session.activations) > 1:
-            raise ValueError(f"the target layer {self.layer_name!r} ran {len(session.activations)} times in one "
-                             f"forward; pick a layer that runs once")
+            # A multi-view model: one branch per view, or one shared branch run once per view.
+            # Every activation gets its map, in the order the forward produced them.
+            shapes = {tuple(a.shape[-2:]) for a in session.activations}
+            if len(shapes) > 1 or not self.multi_activation:
+                raise ValueError(f"the target layer(s) {self.layer_name!r} ran {len(session.activations)} times in one "
+                                 f"forward with feature sizes {sorted(shapes)}; "
+                                 + ("pick layers of the same resolution" if self.multi_activation
+                                    else f"{self.name} explains one activation; use a gradient method"))
         return _logits(output)
 
     @staticmethod
@@ -186,46 +205,61 @@ class BaseCAM:
     def __call__(self, inputs: torch.Tensor, targets: Any = None, normalize: str | None = "minmax") -> CAMResult:
         """Maps of ``targets`` (default: the predicted classes) for a batch (N, 3, H, W)."""
         normalize_maps(torch.zeros(1, 1, 1), normalize)  # a bad choice fails before any work
-        with _Session(self.model, self.layer) as session:
+        with _Session(self.model, self.layers) as session:
             logits = self._forward(session, inputs)
             chosen = resolve_targets(targets, logits.detach())
             raw = self._raw(session, inputs, logits, chosen)
-        return self._finish(raw, logits, chosen, self._size(inputs), normalize)
+            views = len(session.activations)
+        return self._finish(raw, logits, chosen, self._size(inputs), normalize, views)
 
     def all_classes(self, inputs: torch.Tensor, normalize: str | None = "minmax") -> CAMResult:
         """Every class's map: maps (N, K, H, W), raw (N, K, h, w), from one forward pass and one
         batched backward (``is_grads_batched``), for a class slider that only re-renders."""
         normalize_maps(torch.zeros(1, 1, 1), normalize)
-        with _Session(self.model, self.layer) as session:
+        with _Session(self.model, self.layers) as session:
             logits = self._forward(session, inputs)
             raw = self._raw_all(session, inputs, logits)
-        n, k = logits.shape
-        everything = torch.arange(k, device=logits.device)
-        return self._finish(raw, logits, everything, self._size(inputs), normalize)
+            views = len(session.activations)
+        everything = torch.arange(logits.shape[1], device=logits.device)
+        return self._finish(raw, logits, everything, self._size(inputs), normalize, views)
+
+    @staticmethod
+    def _views(maps: list[torch.Tensor], dim: int) -> torch.Tensor:
+        """One activation: its map; several (one per view): stacked along ``dim``."""
+        return maps[0] if len(maps) == 1 else torch.stack(maps, dim=dim)
 
     def _raw(self, session: _Session, inputs: Any, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        activation = session.activations[0]
+        """(N, h, w), or (N, V, h, w) for V activations, from one backward of the summed scores."""
+        activations = session.activations
         score = logits.gather(1, targets[:, None]).sum()  # images are independent in eval mode
-        (gradient,) = torch.autograd.grad(score, activation)
-        return self.combine(activation.detach(), gradient)
+        gradients = torch.autograd.grad(score, activations)
+        return self._views([self.combine(a.detach(), g) for a, g in zip(activations, gradients)], dim=1)
 
     def _raw_all(self, session: _Session, inputs: Any, logits: torch.Tensor) -> torch.Tensor:
-        activation = session.activations[0]
+        """(N, K, h, w), or (N, K, V, h, w), from one batched backward over the K classes."""
+        activations = session.activations
         n, k = logits.shape
         one_hot = torch.eye(k, device=logits.device, dtype=logits.dtype)[:, None, :].expand(k, n, k)
         try:
-            (gradients,) = torch.autograd.grad(logits, activation, grad_outputs=one_hot, is_grads_batched=True)
+            gradients = torch.autograd.grad(logits, activations, grad_outputs=one_hot, is_grads_batched=True)
         except RuntimeError:
             # Some layers have no batching rule for their backward: one backward per class instead.
-            gradients = torch.stack([torch.autograd.grad(logits, activation, grad_outputs=one_hot[c], retain_graph=True)[0]
-                                     for c in range(k)])
-        a = activation.detach()
-        raw = torch.stack([self.combine(a, gradients[c]) for c in range(k)], dim=1)
-        return raw
+            per_class = [torch.autograd.grad(logits, activations, grad_outputs=one_hot[c], retain_graph=True)
+                         for c in range(k)]
+            gradients = [torch.stack([g[i] for g in per_class]) for i in range(len(activations))]
+        maps = [torch.stack([self.combine(a.detach(), g[c]) for c in range(k)], dim=1)
+                for a, g in zip(activations, gradients)]
+        return self._views(maps, dim=2)
 
     def _finish(self, raw: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, size: tuple[int, int],
-                normalize: str | None) -> CAMResult:
-        maps = normalize_maps(upsample(torch.relu(raw), size), normalize)
+                normalize: str | None, views: int = 1) -> CAMResult:
+        maps = upsample(torch.relu(raw), size)
+        if views > 1:
+            # The views of one fish share one scale, so a view with little evidence stays dim.
+            joint = maps.flatten(-3)[..., None, :]
+            maps = normalize_maps(joint, normalize).reshape(maps.shape)
+        else:
+            maps = normalize_maps(maps, normalize)
         return CAMResult(maps=maps.detach(), raw=raw.detach(), logits=logits.detach(), targets=targets.detach())
 
 
@@ -286,6 +320,7 @@ class ScoreCAM(BaseCAM):
 
     name = "scorecam"
     needs_gradients = False
+    multi_activation = False
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module, batch_size: int = 64) -> None:
         super().__init__(model, target_layer)
@@ -329,6 +364,7 @@ class CAM(BaseCAM):
 
     name = "cam"
     needs_gradients = False
+    multi_activation = False
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module, fc: str | nn.Module | None = None) -> None:
         super().__init__(model, target_layer)
