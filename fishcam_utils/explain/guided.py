@@ -10,8 +10,10 @@ arriving from above:
   that actually flowed forward is kept, which gives the sharp, edge-like pictures.
 
 The caller's model is never changed: for the duration of a call every ``nn.ReLU`` module gets a
-forward pre-hook and a forward hook, which route the ReLU's value through ``_RuleFn`` (below) and are
-removed afterwards. ReLUs written as ``F.relu`` / ``torch.relu`` inside ``forward`` are not modules,
+forward hook. For the guided rule it clamps the gradient arriving at the ReLU's output to its positive
+part (the ReLU's own backward adds the ``x > 0`` mask); for deconvnet, which must skip that mask, a
+pre-hook and a forward hook route the ReLU's value through ``_RuleFn`` (below). All are removed
+afterwards. ReLUs written as ``F.relu`` / ``torch.relu`` inside ``forward`` are not modules,
 so they keep the plain gradient (as in captum).
 
 ``guided_gradcam`` multiplies guided gradients by Grad-CAM maps; ``gradient_to_image`` and
@@ -87,12 +89,25 @@ class _ReluHooks:
         self.handles: list[Any] = []
         try:
             for module in model.modules():
-                if isinstance(module, nn.ReLU):
+                if not isinstance(module, nn.ReLU) or rule == "backprop":
+                    continue  # the plain gradient needs no help
+                if rule == "guided":
+                    self.handles.append(module.register_forward_hook(self._positive_gradient))
+                else:
                     self.handles.append(module.register_forward_pre_hook(self._before))
                     self.handles.append(module.register_forward_hook(self._after))
         except BaseException:
             self.remove()
             raise
+
+    @staticmethod
+    def _positive_gradient(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+        # Guided = the ReLU's own backward (the x > 0 mask) applied to the positive part of the
+        # gradient arriving at its output. A tensor hook clamps that gradient: no copy of any
+        # activation is needed, and it stays attached to this call's output even if the tensor is
+        # later changed in place or the module is called again.
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(lambda grad: grad.clamp(min=0))
 
     def _before(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         # ``relu(input=x)`` passes no positional argument: leave that call alone (plain gradient).
