@@ -153,22 +153,30 @@ def _write_test_report(model, dataset, result, out: Path, progress: bool) -> Non
     print(f"test accuracy {predictions.accuracy:.4f} on {len(dataset)} images; report in {out}")
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool):
+    """The split ``args.split`` of the checkpoint's dataset (or ``--data``), read the way the model
+    was trained: same image size, class order and view (or all views, for a multi-view model)."""
     from .data.setup import make_datasets
+
+    prep = checkpoint["preprocessing"]
+    root = args.data or prep.get("data_root")
+    if root is None:
+        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --data DIR")
+    multiview = bool(prep.get("views"))
+    view = None if multiview else (args.view or prep.get("view") or "side")
+    data = make_datasets(root, view=view, image_size=prep.get("image_size") or 64, augment=0, cache=cache,
+                         split_seed=args.split_seed, classes=checkpoint["classes"], multiview=multiview, progress=False)
+    return getattr(data, args.split)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import predict, write_evaluation
     from .training import load_checkpoint, pick_device
     from .training.engine import history_frame
 
     device = pick_device(args.device)
     model, checkpoint = load_checkpoint(args.checkpoint, device=device)
-    prep = checkpoint["preprocessing"]
-    root = args.data or prep.get("data_root")
-    if root is None:
-        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --data DIR")
-    view = args.view or (prep.get("views") or [None])[0] or "side"
-    data = make_datasets(root, view=view, image_size=prep.get("image_size") or 64, augment=0, cache=not args.no_cache,
-                         split_seed=args.split_seed, classes=checkpoint["classes"], progress=not args.no_progress)
-    dataset = getattr(data, args.split)
+    dataset = _checkpoint_split(args, checkpoint, cache=not args.no_cache)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
     predictions = predict(model, dataset, batch_size=args.batch_size, progress=not args.no_progress)
     history = history_frame(checkpoint["history"]) if checkpoint.get("history") else None
@@ -183,52 +191,56 @@ def _gradcam(args: argparse.Namespace) -> int:
     import pandas as pd
     import torch
 
-    from .data.setup import make_datasets
     from .explain import make_cam, save_cam_images
     from .models import cam_layers
     from .training import load_checkpoint, pick_device
 
     device = pick_device(args.device)
     model, checkpoint = load_checkpoint(args.checkpoint, device=device)
-    prep, classes = checkpoint["preprocessing"], checkpoint["classes"]
-    root = args.data or prep.get("data_root")
-    if root is None:
-        raise ValueError(f"{args.checkpoint} does not record its dataset; pass --data DIR")
-    view = args.view or (prep.get("views") or [None])[0] or "side"
-    data = make_datasets(root, view=view, image_size=prep.get("image_size") or 64, augment=0, cache=False,
-                         split_seed=args.split_seed, classes=classes, progress=False)
-    dataset = getattr(data, args.split)
-    layer = args.layer or cam_layers(model)[-1]
-    cam = make_cam(args.method, model, layer)
+    classes = checkpoint["classes"]
+    dataset = _checkpoint_split(args, checkpoint, cache=False)
+    views = getattr(dataset, "views", None)  # a multi-view model: one map per view from one backward
+    layers = args.layer.split(",") if args.layer else [cam_layers(model)[-1]]
+    cam = make_cam(args.method, model, layers if len(layers) > 1 else layers[0])
     out = Path(args.out)
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
-    ids = dataset.frame["relpath"].tolist()
+    ids = dataset.fish["fish_id"].tolist() if views else dataset.frame["relpath"].tolist()
     rows = []
     for start in range(0, count, args.batch_size):
         batch = [dataset[i] for i in range(start, min(start + args.batch_size, count))]
-        images = torch.stack([b[0] for b in batch]).to(device)
+        if views:
+            inputs = (torch.stack([b[0][0] for b in batch]).to(device), torch.stack([b[0][1] for b in batch]).to(device))
+        else:
+            inputs = torch.stack([b[0] for b in batch]).to(device)
         labels = torch.tensor([b[1] for b in batch])
-        predicted = cam.model(images).argmax(1).cpu() if args.explain == "true" else None
-        result = cam(images, targets=labels.tolist() if args.explain == "true" else None)
-        predicted = result.targets.cpu() if predicted is None else predicted
+        result = cam(inputs, targets=labels.tolist() if args.explain == "true" else None)
+        predicted = result.logits.argmax(1).cpu()
         probs = torch.softmax(result.logits.float(), 1).cpu()
         for j, (label, pred) in enumerate(zip(labels.tolist(), predicted.tolist())):
             i = start + j
             correct = label == pred
             folder = out / ("correct_samples" if correct else "incorrect_samples") / classes[label]
             stem = Path(ids[i]).stem  # unique within a class folder
-            files = save_cam_images(folder, stem, dataset.raw(i), result.maps[j].cpu().numpy(), args.alpha, args.cmap)
-            rows.append({"id": ids[i], "true": classes[label], "pred": classes[pred], "confidence": float(probs[j, pred]),
-                         "correct": correct, "explained": classes[int(result.targets[j])], "method": cam.name,
-                         "layer": cam.layer_name, "overlay": files["overlay"].relative_to(out).as_posix()})
+            if views:
+                pictures = [(f"{stem}_{v}", image, result.maps[j, k]) for k, (v, image) in enumerate(dataset.raw(i).items())
+                            if image is not None]  # a missing view has nothing to show
+            else:
+                pictures = [(stem, dataset.raw(i), result.maps[j])]
+            for name, image, heatmap in pictures:
+                files = save_cam_images(folder, name, image, heatmap.cpu().numpy(), args.alpha, args.cmap)
+                rows.append({"id": ids[i], "view": name[len(stem) + 1:] or "", "true": classes[label],
+                             "pred": classes[pred], "confidence": float(probs[j, pred]), "correct": correct,
+                             "explained": classes[int(result.targets[j])], "method": cam.name, "layer": cam.layer_name,
+                             "overlay": files["overlay"].relative_to(out).as_posix()})
     summary = pd.DataFrame(rows)
     for kind in ("correct_samples", "incorrect_samples"):
         (out / kind).mkdir(parents=True, exist_ok=True)
     tmp = out / ".summary.csv.tmp"
     summary.to_csv(tmp, index=False)
     tmp.replace(out / "summary.csv")
-    right = int(summary["correct"].sum()) if len(summary) else 0
-    print(f"{cam.name} at {cam.layer_name}: {len(summary)} {args.split} images, {right} correct, {len(summary) - right} "
+    samples = summary.drop_duplicates("id") if len(summary) else summary
+    right = int(samples["correct"].sum()) if len(samples) else 0
+    print(f"{cam.name} at {cam.layer_name}: {len(samples)} {args.split} {'fish' if views else 'images'}, {right} correct, {len(samples) - right} "
           f"incorrect; original, heatmap and overlay of each in {out}/correct_samples and {out}/incorrect_samples, "
           f"summary in {out / 'summary.csv'}")
     return 0
@@ -388,10 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     gradcam.add_argument("--out", required=True, help="output folder")
     gradcam.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "cam"],
                          help="which map")
-    gradcam.add_argument("--layer", help="target layer by dotted name (default: the model's last CAM layer)")
+    gradcam.add_argument("--layer", help="target layer by dotted name, or one per branch separated by commas "
+                         "(default: the model's last CAM layer)")
     gradcam.add_argument("--explain", default="predicted", choices=["predicted", "true"], help="which class to explain")
     gradcam.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split")
-    gradcam.add_argument("--view", help="view (default: the training view)")
+    gradcam.add_argument("--view", help="view, for single-view models (default: the training view)")
     gradcam.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
     gradcam.add_argument("--limit", type=int, help="only the first N images")
     gradcam.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity in the overlay")

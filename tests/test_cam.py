@@ -233,3 +233,18 @@ def test_every_views_map_comes_from_one_backward_of_the_fused_logit(shared):
     torch.testing.assert_close(every.raw[torch.arange(2), torch.tensor([1, 3])], result.raw, atol=1e-6, rtol=1e-5)
     with pytest.raises(ValueError, match="use a gradient method"):
         make_cam("scorecam", model, layers)((views, present))
+
+
+def test_targets_follow_one_rule_and_inference_mode_is_fine(resnet, batch):
+    x, _ = batch
+    cam = GradCAM(resnet, "layer4")
+    for bad in ([1.7, 2.2, 0.0], [True, False, True], torch.tensor([0.5, 1.0, 2.0])):
+        with pytest.raises(ValueError, match="targets must be"):
+            cam(x, targets=bad)
+    import numpy as np
+
+    same = cam(x, targets=np.int64(3))
+    assert same.targets.tolist() == [3, 3, 3]
+    with torch.inference_mode():
+        inside = cam(x, targets=[2, 5, 7])
+    torch.testing.assert_close(inside.raw, cam(x, targets=[2, 5, 7]).raw)

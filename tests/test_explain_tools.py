@@ -94,3 +94,38 @@ def test_course_models_load_their_checkpoint_or_say_which_notebook_trains_them(t
     model, checkpoint = course_model("fishresnet-side", quick=True, train=False)
     assert checkpoint["model_config"]["width"] == 4 and not model.training
     assert set(RECIPES) >= {"fishresnet-side", "resnet18-linear-side"}
+
+
+class ToyMultiView(torch.nn.Module):
+    """A shared branch for every view, mean fusion over the present views, a linear head."""
+
+    cam_layer_names = ["branch.2"]
+
+    def __init__(self, num_classes: int = 9):
+        super().__init__()
+        self.branch = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                          torch.nn.Conv2d(4, 8, 3, stride=2, padding=1), torch.nn.ReLU())
+        self.head = torch.nn.Linear(8, num_classes)
+        self.fishcam = {"name": "toy_multiview", "num_classes": num_classes}
+
+    def forward(self, views, present):
+        pooled = torch.stack([self.branch(views[:, v]).mean((2, 3)) for v in range(views.shape[1])], 1)
+        weights = present.float() / present.sum(1, keepdim=True)
+        return self.head((pooled * weights[..., None]).sum(1)), weights
+
+
+def test_gradcam_command_writes_every_view_of_a_multiview_fish(tiny_synth, tmp_path, capsys):
+    from fishcam_utils.data import make_datasets
+    from fishcam_utils.models import register_builder
+
+    register_builder("toy_multiview", lambda num_classes: ToyMultiView(num_classes))
+    splits = make_datasets(tiny_synth, multiview=True, image_size=32, progress=False)
+    torch.manual_seed(0)
+    result = fit(ToyMultiView(), splits.train, splits.val, epochs=1, batch_size=8, progress=False, run_dir=tmp_path / "run")
+    out = tmp_path / "cams"
+    assert main(["gradcam", "--checkpoint", str(result.best_path), "--out", str(out), "--limit", "4"]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 4 * 3 and sorted(set(summary["view"])) == ["back", "belly", "side"]
+    for row in summary.itertuples():
+        assert (out / row.overlay).is_file() and row.overlay.endswith(f"_{row.view}_overlay.png")
+    assert "4 test fish" in capsys.readouterr().out

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .targets import check_target_count, resolve_targets
+
 NORMALIZATIONS = ("minmax", None)
 
 
@@ -76,22 +78,6 @@ def _suggest(model: nn.Module, _: Any) -> str:
         return ", ".join(map(repr, convs[-3:])) or "(none found)"
 
 
-def resolve_targets(targets: Any, logits: torch.Tensor) -> torch.Tensor:
-    """(N,) long: the predicted class when ``targets`` is None, an int for every image, or one
-    int per image (list or tensor). Out-of-range classes raise ``ValueError``."""
-    n, k = logits.shape
-    if targets is None:
-        return logits.argmax(1)
-    if isinstance(targets, int):
-        targets = [targets] * n
-    t = torch.as_tensor(targets, device=logits.device).long().reshape(-1)
-    if t.numel() != n:
-        raise ValueError(f"targets must be None, one int, or {n} ints (one per image); got {t.numel()}")
-    if ((t < 0) | (t >= k)).any():
-        raise ValueError(f"targets must be class indices in [0, {k - 1}]; got {t.tolist()}")
-    return t
-
-
 def _logits(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
 
@@ -114,6 +100,16 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     lead = maps.shape[:-2]
     out = F.interpolate(maps.reshape(-1, 1, *maps.shape[-2:]), size=size, mode="bilinear", align_corners=False)
     return out.reshape(*lead, *size)
+
+
+def _ordinary(inputs: Any) -> Any:
+    """Inputs made under ``torch.inference_mode()`` cannot enter autograd: clone those."""
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(_ordinary(x) for x in inputs)
+    if isinstance(inputs, torch.Tensor) and inputs.is_inference():
+        with torch.inference_mode(False):
+            return inputs.clone()
+    return inputs
 
 
 class _Session:
@@ -140,12 +136,15 @@ class _Session:
         for p, _ in self.flags:
             p.requires_grad_(False)
         self.handles = [layer.register_forward_hook(self._hook) for layer in self.layers]
-        self.grad_mode = torch.enable_grad()
-        self.grad_mode.__enter__()
+        # Callers often explain inside torch.no_grad() or torch.inference_mode(): leave both.
+        self.modes_of_autograd = [torch.inference_mode(False), torch.enable_grad()]
+        for mode in self.modes_of_autograd:
+            mode.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.grad_mode.__exit__(*exc)
+        for mode in reversed(self.modes_of_autograd):
+            mode.__exit__(*exc)
         for handle in self.handles:
             handle.remove()
         for p, flag in self.flags:
@@ -198,6 +197,10 @@ class BaseCAM:
         return _logits(output)
 
     @staticmethod
+    def _batch(inputs: Any) -> int:
+        return (inputs[0] if isinstance(inputs, (tuple, list)) else inputs).shape[0]
+
+    @staticmethod
     def _size(inputs: Any) -> tuple[int, int]:
         first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
         return tuple(first.shape[-2:])
@@ -205,6 +208,8 @@ class BaseCAM:
     def __call__(self, inputs: torch.Tensor, targets: Any = None, normalize: str | None = "minmax") -> CAMResult:
         """Maps of ``targets`` (default: the predicted classes) for a batch (N, 3, H, W)."""
         normalize_maps(torch.zeros(1, 1, 1), normalize)  # a bad choice fails before any work
+        check_target_count(targets, self._batch(inputs))
+        inputs = _ordinary(inputs)
         with _Session(self.model, self.layers) as session:
             logits = self._forward(session, inputs)
             chosen = resolve_targets(targets, logits.detach())
@@ -216,6 +221,7 @@ class BaseCAM:
         """Every class's map: maps (N, K, H, W), raw (N, K, h, w), from one forward pass and one
         batched backward (``is_grads_batched``), for a class slider that only re-renders."""
         normalize_maps(torch.zeros(1, 1, 1), normalize)
+        inputs = _ordinary(inputs)
         with _Session(self.model, self.layers) as session:
             logits = self._forward(session, inputs)
             raw = self._raw_all(session, inputs, logits)

@@ -30,6 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .targets import check_target_count as _check_target_count
+from .targets import resolve_targets as _resolve_targets
+
 RULES = ("guided", "deconvnet", "backprop")
 
 
@@ -132,52 +135,6 @@ def _logits(output: Any) -> torch.Tensor:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"the model must return logits (N, K) (or a tuple whose first item is); got {shape}")
     return logits
-
-
-def _check_target_count(targets: Any, n: int) -> None:
-    """Wrong-length targets fail before the (possibly costly) forward pass."""
-    if targets is None or isinstance(targets, (bool, int, np.integer)):
-        return  # a single value: checked against the class count after the forward pass
-    if isinstance(targets, torch.Tensor) and targets.ndim == 0:
-        return
-    try:
-        count = targets.numel() if isinstance(targets, torch.Tensor) else len(targets)
-    except TypeError:
-        raise ValueError(f"targets must be None, one int, or {n} ints (one per image); "
-                         f"got {type(targets).__name__}") from None
-    if (isinstance(targets, torch.Tensor) and targets.ndim != 1) or count != n:
-        shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else count
-        raise ValueError(f"targets must be None, one int, or a 1-D list/tensor of {n} ints (one per image); "
-                         f"got {shape}")
-
-
-def _resolve_targets(targets: Any, logits: torch.Tensor) -> torch.Tensor:
-    """(N,) long: the predicted classes for None, one int repeated, or one int per image."""
-    n, k = logits.shape
-    if targets is None:
-        return logits.argmax(dim=1)
-    if isinstance(targets, bool) or (isinstance(targets, torch.Tensor) and targets.dtype == torch.bool):
-        raise ValueError(f"targets must be class indices in [0, {k - 1}], not booleans")
-    if isinstance(targets, (int, np.integer)):
-        targets = [int(targets)] * n
-    if isinstance(targets, torch.Tensor):
-        if targets.is_floating_point() or targets.is_complex():
-            raise ValueError(f"targets must be integer class indices in [0, {k - 1}]; got a {targets.dtype} tensor")
-        t = targets.detach().to(logits.device, torch.long).reshape(-1)
-    else:
-        values = list(targets)
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-            raise ValueError(f"targets must be integer class indices in [0, {k - 1}]; got {values!r}")
-        t = torch.tensor([int(v) for v in values], dtype=torch.long, device=logits.device)
-    if t.numel() == 1 and n != 1:
-        t = t.expand(n).clone()
-    if t.numel() != n:
-        raise ValueError(f"targets must be None, one int, or {n} ints (one per image); got {t.numel()}")
-    bad = (t < 0) | (t >= k)
-    if bool(bad.any()):
-        raise ValueError(f"targets must be class indices in [0, {k - 1}] (the model has {k} classes); "
-                         f"got {t[bad].tolist()}")
-    return t
 
 
 class GuidedBackprop:

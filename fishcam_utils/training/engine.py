@@ -265,7 +265,10 @@ def _dataset_info(dataset: Dataset, preprocessing: dict | None) -> tuple[list[st
     classes = list(getattr(dataset, "classes", []) or [])
     info = {"image_size": getattr(dataset, "image_size", None), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     if getattr(dataset, "views", None) is not None:
-        info["views"] = list(dataset.views)
+        info["views"] = list(dataset.views)  # a multi-view dataset: whole fish, in this view order
+    frame = getattr(dataset, "frame", None)
+    if frame is not None and "view" in frame.columns and frame["view"].nunique() == 1 and frame["view"].iat[0]:
+        info["view"] = str(frame["view"].iat[0])  # the one view a single-view model was trained on
     index = getattr(dataset, "index", None)
     if index is not None:
         info["data_root"] = str(index.root)
