@@ -130,10 +130,13 @@ class _Session:
         return activation.clone()
 
     def __enter__(self) -> _Session:
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.flags = [(p, p.requires_grad) for p in self.model.parameters()]
-        self.model.eval()
-        for p, _ in self.flags:
+        # Touch only what must change (modules in training mode, trainable parameters), and
+        # restore exactly those: this runs on every slider move, so its cost matters.
+        self.training_modules = [m for m in self.model.modules() if m.training]
+        for m in self.training_modules:
+            m.training = False
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        for p in self.trainable:
             p.requires_grad_(False)
         self.handles = [layer.register_forward_hook(self._hook) for layer in self.layers]
         # Callers often explain inside torch.no_grad() or torch.inference_mode(): leave both.
@@ -147,10 +150,10 @@ class _Session:
             mode.__exit__(*exc)
         for handle in self.handles:
             handle.remove()
-        for p, flag in self.flags:
-            p.requires_grad_(flag)
-        for m, training in self.modes:
-            m.training = training
+        for p in self.trainable:
+            p.requires_grad_(True)
+        for m in self.training_modules:
+            m.training = True
 
 
 class BaseCAM:
