@@ -325,7 +325,7 @@ class LayerCAM(BaseCAM):
 class ScoreCAM(BaseCAM):
     """Score-CAM (Wang et al. 2020): no gradients. Each channel, upsampled and min-max scaled,
     masks the input; the class logits of the masked images, softmaxed over channels, weight the
-    channels. Masked images go through the model ``batch_size`` at a time."""
+    channels. Masked images of all the batch's images go through the model ``batch_size`` at a time."""
 
     name = "scorecam"
     needs_gradients = False
@@ -346,13 +346,16 @@ class ScoreCAM(BaseCAM):
         flat = masks.flatten(2)
         low, high = flat.min(-1).values[..., None, None], flat.max(-1).values[..., None, None]
         masks = (masks - low) / (high - low + 1e-8)
+        # All (image, channel) pairs in one queue, so that batches stay full across images.
+        image_of = torch.arange(n, device=inputs.device).repeat_interleave(c)
+        flat = masks.reshape(n * c, 1, *masks.shape[-2:])
         scores = []
         with torch.no_grad():
-            for i in range(n):
-                for start in range(0, c, self.batch_size):
-                    batch = inputs[i : i + 1] * masks[i, start : start + self.batch_size, None]
-                    session.activations.clear()
-                    scores.append(_logits(self.model(batch)).float())
+            for start in range(0, n * c, self.batch_size):
+                stop = min(start + self.batch_size, n * c)
+                batch = inputs[image_of[start:stop]] * flat[start:stop]
+                session.activations.clear()
+                scores.append(_logits(self.model(batch)).float())
         session.activations[:] = [activation]
         return torch.cat(scores).reshape(n, c, -1)
 
