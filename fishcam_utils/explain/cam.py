@@ -250,7 +250,9 @@ class BaseCAM:
         n, k = logits.shape
         one_hot = torch.eye(k, device=logits.device, dtype=logits.dtype)[:, None, :].expand(k, n, k)
         try:
-            gradients = torch.autograd.grad(logits, activations, grad_outputs=one_hot, is_grads_batched=True)
+            # retain_graph: should the batched pass fail halfway, the per-class fallback needs the graph.
+            gradients = torch.autograd.grad(logits, activations, grad_outputs=one_hot, is_grads_batched=True,
+                                            retain_graph=True)
         except RuntimeError:
             # Some layers have no batching rule for their backward: one backward per class instead.
             per_class = [torch.autograd.grad(logits, activations, grad_outputs=one_hot[c], retain_graph=True)
