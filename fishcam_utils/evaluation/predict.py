@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler, Subset
 from tqdm.auto import tqdm
 
+from ..models.state import eval_mode, logits_of
 from ..training.devices import move_to
 
 
@@ -182,18 +183,6 @@ def _split_batch(batch) -> tuple[object, object]:
     return batch[0], batch[1]
 
 
-def _logits(output) -> torch.Tensor:
-    # Multi-view models return (logits, view_weights); the logits always come first.
-    if isinstance(output, (tuple, list)):
-        if not output:
-            raise ValueError("the model returned an empty tuple; it must return logits or (logits, ...).")
-        output = output[0]
-    if not isinstance(output, torch.Tensor) or output.ndim != 2:
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ValueError(f"the model must return (batch, classes) logits, or a tuple starting with them; got {shape}.")
-    return output
-
-
 def predict(
     model: nn.Module,
     data: Dataset | DataLoader,
@@ -226,24 +215,16 @@ def predict(
         raise ValueError(f"data must be a torch Dataset or DataLoader, got {type(data).__name__}.")
     device = _model_device(model) if device is None else torch.device(device)
 
-    # Restoring per module, not model.train(mode): a frozen BatchNorm kept in eval inside a
-    # model in train mode must stay frozen.
-    modes = [(module, module.training) for module in model.modules()]
     all_logits: list[torch.Tensor] = []
     all_targets: list[torch.Tensor] = []
-    try:
-        model.eval()
-        with torch.inference_mode():
-            for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
-                x, y = _split_batch(batch)
-                x = move_to(x, device)
-                output = model(*x) if isinstance(x, (tuple, list)) else model(x)
-                all_logits.append(_logits(output).detach().float().cpu())
-                y = torch.as_tensor(y).reshape(-1)
-                all_targets.append(y.cpu().long())
-    finally:
-        for module, training in modes:
-            module.training = training
+    with eval_mode(model), torch.inference_mode():
+        for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
+            x, y = _split_batch(batch)
+            x = move_to(x, device)
+            output = model(*x) if isinstance(x, (tuple, list)) else model(x)
+            all_logits.append(logits_of(output).detach().float().cpu())
+            y = torch.as_tensor(y).reshape(-1)
+            all_targets.append(y.cpu().long())
 
     classes = dataset_classes(loader.dataset)
     if all_logits:

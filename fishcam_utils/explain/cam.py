@@ -18,6 +18,7 @@ After every call, even one that raises, the hooks are gone and the model's train
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.state import eval_mode, frozen_parameters, logits_of
 from .targets import check_target_count, resolve_targets
 
 NORMALIZATIONS = ("minmax", None)
@@ -78,10 +80,6 @@ def _suggest(model: nn.Module, _: Any) -> str:
         return ", ".join(map(repr, convs[-3:])) or "(none found)"
 
 
-def _logits(output: Any) -> torch.Tensor:
-    return output[0] if isinstance(output, (tuple, list)) else output
-
-
 def normalize_maps(maps: torch.Tensor, normalize: str | None = "minmax") -> torch.Tensor:
     """Per-map min-max to [0, 1] over the last two dimensions; a constant map becomes zeros
     (never NaN). ``normalize=None`` returns the maps unchanged."""
@@ -130,30 +128,20 @@ class _Session:
         return activation.clone()
 
     def __enter__(self) -> _Session:
-        # Touch only what must change (modules in training mode, trainable parameters), and
-        # restore exactly those: this runs on every slider move, so its cost matters.
-        self.training_modules = [m for m in self.model.modules() if m.training]
-        for m in self.training_modules:
-            m.training = False
-        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        for p in self.trainable:
-            p.requires_grad_(False)
-        self.handles = [layer.register_forward_hook(self._hook) for layer in self.layers]
-        # Callers often explain inside torch.no_grad() or torch.inference_mode(): leave both.
-        self.modes_of_autograd = [torch.inference_mode(False), torch.enable_grad()]
-        for mode in self.modes_of_autograd:
-            mode.__enter__()
+        with contextlib.ExitStack() as stack:  # if entering fails halfway, what was done is undone
+            stack.enter_context(eval_mode(self.model))
+            # Nothing before the target layer is differentiated, and no parameter's .grad is filled.
+            stack.enter_context(frozen_parameters(self.model))
+            for layer in self.layers:
+                stack.callback(layer.register_forward_hook(self._hook).remove)
+            # Callers often explain inside torch.no_grad() or torch.inference_mode(): leave both.
+            stack.enter_context(torch.inference_mode(False))
+            stack.enter_context(torch.enable_grad())
+            self.stack = stack.pop_all()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for mode in reversed(self.modes_of_autograd):
-            mode.__exit__(*exc)
-        for handle in self.handles:
-            handle.remove()
-        for p in self.trainable:
-            p.requires_grad_(True)
-        for m in self.training_modules:
-            m.training = True
+        self.stack.__exit__(*exc)
 
 
 class BaseCAM:
@@ -197,7 +185,7 @@ class BaseCAM:
                                  f"forward with feature sizes {sorted(shapes)}; "
                                  + ("pick layers of the same resolution" if self.multi_activation
                                     else f"{self.name} explains one activation; use a gradient method"))
-        return _logits(output)
+        return logits_of(output)
 
     @staticmethod
     def _batch(inputs: Any) -> int:
@@ -357,7 +345,7 @@ class ScoreCAM(BaseCAM):
                 stop = min(start + self.batch_size, n * c)
                 batch = inputs[image_of[start:stop]] * flat[start:stop]
                 session.activations.clear()
-                scores.append(_logits(self.model(batch)).float())
+                scores.append(logits_of(self.model(batch)).float())
         session.activations[:] = [activation]
         return torch.cat(scores).reshape(n, c, -1)
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.state import eval_mode, frozen_parameters, logits_of
 from .targets import check_target_count as _check_target_count
 from .targets import resolve_targets as _resolve_targets
 
@@ -128,15 +129,6 @@ class _ReluHooks:
         self.pending.clear()
 
 
-def _logits(output: Any) -> torch.Tensor:
-    # Multi-view models return (logits, view_weights).
-    logits = output[0] if isinstance(output, (tuple, list)) else output
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"the model must return logits (N, K) (or a tuple whose first item is); got {shape}")
-    return logits
-
-
 class GuidedBackprop:
     """Input gradients of class logits under a modified ReLU rule: ``"guided"`` (default),
     ``"deconvnet"`` or ``"backprop"`` (the plain gradient, a vanilla saliency map).
@@ -174,33 +166,25 @@ class GuidedBackprop:
         n = images.shape[0]
         _check_target_count(targets, n)
 
-        modes = [(m, m.training) for m in self.model.modules()]
-        flags = [(p, p.requires_grad) for p in self.model.parameters()]
         hooks: _ReluHooks | None = None
-        try:
-            self.model.eval()
-            for p, _ in flags:
-                p.requires_grad_(False)
-            hooks = _ReluHooks(self.model, self.rule)
-            # enable_grad: callers often explain inside torch.no_grad(); inference_mode(False) plus a
-            # clone turns inference tensors into ordinary ones autograd can use.
-            with torch.inference_mode(False), torch.enable_grad():
-                x = images.detach().clone().requires_grad_(True)
-                args = (x, *inputs[1:]) if multi else (x,)
-                logits = _logits(self.model(*args))
-                chosen = _resolve_targets(targets, logits.detach())
-                score = logits.gather(1, chosen[:, None]).sum()
-                (grad,) = torch.autograd.grad(score, x, allow_unused=True)
-            if grad is None:  # the logits do not depend on the images at all
-                grad = torch.zeros_like(x)
-            return GuidedResult(gradients=grad.detach(), logits=logits.detach(), targets=chosen.detach())
-        finally:
-            if hooks is not None:
-                hooks.remove()
-            for p, flag in flags:
-                p.requires_grad_(flag)
-            for m, training in modes:
-                m.training = training
+        with eval_mode(self.model), frozen_parameters(self.model):
+            try:
+                hooks = _ReluHooks(self.model, self.rule)
+                # enable_grad: callers often explain inside torch.no_grad(); inference_mode(False) plus
+                # a clone turns inference tensors into ordinary ones autograd can use.
+                with torch.inference_mode(False), torch.enable_grad():
+                    x = images.detach().clone().requires_grad_(True)
+                    args = (x, *inputs[1:]) if multi else (x,)
+                    logits = logits_of(self.model(*args))
+                    chosen = _resolve_targets(targets, logits.detach())
+                    score = logits.gather(1, chosen[:, None]).sum()
+                    (grad,) = torch.autograd.grad(score, x, allow_unused=True)
+            finally:
+                if hooks is not None:
+                    hooks.remove()
+        if grad is None:  # the logits do not depend on the images at all
+            grad = torch.zeros_like(x)
+        return GuidedResult(gradients=grad.detach(), logits=logits.detach(), targets=chosen.detach())
 
 
 def guided_gradcam(guided: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:

@@ -23,9 +23,10 @@ from .factory import (
 from .fishresnet import FishResNet, ResidualBlock
 from .heads import HEADS, MLPHead, make_head
 from .pretrained import imagenet_state_dict, read_state_dict, weights_cache_dir
+from .state import eval_mode, frozen_parameters, logits_of
 
 __all__ = [
     "ARCHITECTURES", "HEADS", "MODEL_NAMES", "FishResNet", "MLPHead", "ResidualBlock", "backbone_parameters",
-    "build_model", "cam_layers", "head_name", "head_parameters", "imagenet_state_dict", "make_head",
+    "build_model", "cam_layers", "eval_mode", "frozen_parameters", "logits_of", "head_name", "head_parameters", "imagenet_state_dict", "make_head",
     "model_config", "read_state_dict", "rebuild_model", "register_builder", "unwrap", "weights_cache_dir",
 ]

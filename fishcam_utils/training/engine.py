@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..models.factory import unwrap
+from ..models.state import eval_mode, logits_of
 from . import distributed as ddp
 from .checkpoints import check_compatible, read_checkpoint, save_checkpoint, strip_module_prefix
 from .devices import autocast, move_to, pick_device
@@ -128,11 +129,6 @@ def make_config(config: TrainConfig | None = None, **options: Any) -> TrainConfi
 # The pieces of an epoch
 
 
-def logits_of(output: Any) -> torch.Tensor:
-    """Models return logits, or a tuple whose first item is the logits (multi-view: weights too)."""
-    return output[0] if isinstance(output, (tuple, list)) else output
-
-
 def forward(model: nn.Module, inputs: Any) -> torch.Tensor:
     """Logits for one batch of inputs: a tensor, or a tuple of tensors for multi-view models."""
     return logits_of(model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs))
@@ -215,18 +211,14 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, devi
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` on ``loader``, summed over all processes.
     Plain cross-entropy, whatever the training loss, so that runs compare."""
-    was_training = model.training
-    model.eval()
     total_loss, correct, seen = 0.0, 0.0, 0.0
-    try:
+    with eval_mode(model):
         for batch in loader:
             inputs, labels = move_to(batch[0], device), batch[1].to(device)
             logits = forward(model, inputs).float()
             total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
             correct += (logits.argmax(1) == labels).sum().item()
             seen += labels.shape[0]
-    finally:
-        model.train(was_training)
     total_loss, correct, seen = ddp.all_reduce_sum([total_loss, correct, seen], device)
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
