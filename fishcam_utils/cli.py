@@ -16,6 +16,7 @@ from .errors import FishCAMError
 
 # The architectures `fishcam train` offers (kept here so --help needs no torch import).
 MODEL_CHOICES = ["fishresnet", "resnet18", "resnet34", "resnet50", "convnext_tiny"]
+FUSION_CHOICES = ["attention", "mean", "concat", "gated"]  # = models.FUSIONS (a test checks)
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -105,23 +106,35 @@ def _weights(text: str) -> str | None:
 
 def _train(args: argparse.Namespace) -> int:
     from .data.setup import make_datasets
-    from .models import build_model
+    from .models import MultiViewNet, build_model
     from .settings import checkpoints_dir
     from .training import distributed, fit, seed_everything
 
     is_distributed = distributed.init_distributed()
     main_process = distributed.is_main_process()
     try:
+        multiview = args.fusion is not None
         data = make_datasets(args.data, view=args.view, image_size=args.image_size, augment=args.augment,
                              cache=not args.no_cache, split_seed=args.split_seed, layout=args.layout,
-                             progress=main_process and not args.no_progress)
+                             multiview=multiview, progress=main_process and not args.no_progress)
         seed_everything(args.seed)  # the initial weights too
-        model = build_model(args.model, len(data.classes), weights=args.weights, head=args.head, width=args.width,
-                            verbose=main_process)
-        view = f"-{args.view}" if data.index.views else ""
-        run_dir = Path(args.run_dir) if args.run_dir else checkpoints_dir() / f"{args.model}{view}"
+        if multiview:
+            if not data.index.views:
+                raise ValueError(f"--fusion needs a multi-view dataset (<split>/<class>/<fish>_<view>.png); "
+                                 f"{args.data} has single images. Leave out --fusion to train on them.")
+            model = MultiViewNet(len(data.classes), views=data.index.views, backbone=args.model, fusion=args.fusion,
+                                 shared=args.shared, view_dropout=args.view_dropout, aux_weight=args.aux_weight,
+                                 weights=args.weights, width=args.width, verbose=main_process)
+            name, described = f"{args.model}-{args.fusion}", (f"{args.fusion} fusion of {'one shared' if args.shared else 'a'} "
+                                                              f"{args.model} {'for' if args.shared else 'per'} view")
+        else:
+            model = build_model(args.model, len(data.classes), weights=args.weights, head=args.head, width=args.width,
+                                verbose=main_process)
+            name = args.model + (f"-{args.view}" if data.index.views else "")
+            described = f"{args.head} head, {model.fishcam_weights} weights"
+        run_dir = Path(args.run_dir) if args.run_dir else checkpoints_dir() / name
         if main_process:
-            print(f"{data}\nmodel {args.model} ({args.head} head, {model.fishcam_weights} weights, "
+            print(f"{data}\nmodel {args.model} ({described}, "
                   f"{sum(p.numel() for p in model.parameters()):,} parameters) → {run_dir}"
                   + (f"\ndistributed: {distributed.world_size()} processes" if is_distributed else ""))
         result = fit(
@@ -318,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  fishcam make-data && fishcam train --data data/synthetic --model fishresnet --epochs 20\n"
         "  fishcam train --data data/synthetic --model resnet18 --head mlp --freeze-epochs 2 --backbone-lr-scale 0.1 --lr 1e-3\n"
         "  fishcam train --data data/synthetic --run-dir checkpoints/fishresnet-side --resume   # after Ctrl-C\n"
+        "  fishcam train --data data/synthetic --fusion attention --view-dropout 0.3   # all three views, one model\n"
         "  fishcam evaluate --checkpoint checkpoints/fishresnet-side/best.pt",
     )
     group = train.add_argument_group("data")
@@ -335,6 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--weights", type=_weights, default="auto",
                        help="auto (ImageNet if available, else random, said plainly), imagenet, none, or a .pth file")
     group.add_argument("--width", type=int, default=32, help="FishResNet channels")
+    group = train.add_argument_group("multi-view (a model that fuses every view of a fish)")
+    group.add_argument("--fusion", choices=list(FUSION_CHOICES),
+                       help="train a multi-view model with this fusion and --model branches (default: single view)")
+    group.add_argument("--shared", action="store_true", help="one backbone shared by all views instead of one per view")
+    group.add_argument("--view-dropout", type=float, default=0.0,
+                       help="while training, drop each view with this probability (at least one is kept)")
+    group.add_argument("--aux-weight", type=float, default=0.5, help="weight of the per-view auxiliary losses")
     group = train.add_argument_group("optimisation")
     group.add_argument("--epochs", type=int, default=20, help="passes over the training set")
     group.add_argument("--batch-size", type=int, default=64, help="per process under torchrun")

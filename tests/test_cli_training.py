@@ -113,3 +113,22 @@ def test_training_under_torchrun_with_two_processes(tmp_path):
     # Both learn (at least twice chance, 1/9, on validation and training data) and land in the same range.
     (val1, train1), (val2, train2) = accuracy[1], accuracy[2]
     assert min(val1, val2, train1, train2) > 2 / 9 and abs(val1 - val2) <= 0.15, accuracy
+
+
+def test_multiview_training_under_torchrun(tiny_synth, tmp_path):
+    """The fusion model's tuple output, its auxiliary loss and view dropout all work under DDP."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    run, log = tmp_path / "run", tmp_path / "saves.log"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+               str(driver), "train", "--data", str(tiny_synth), "--fusion", "attention", "--view-dropout", "0.3",
+               *TINY_TRAIN, "--epochs", "2", "--batch-size", "4", "--no-eval", "--run-dir", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SAVE_LOG": str(log)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    checkpoint = read_checkpoint(run / "last.pt")
+    assert checkpoint["world_size"] == 2 and checkpoint["epoch"] == 2
+    assert checkpoint["model_config"]["fusion"] == "attention" and checkpoint["model_config"]["view_dropout"] == 0.3
+    assert {line.split()[0] for line in log.read_text().splitlines()} == {"0"}
+    model, _ = load_checkpoint(run / "best.pt")
+    assert type(model).__name__ == "MultiViewNet"

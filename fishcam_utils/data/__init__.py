@@ -11,7 +11,7 @@ Typical use::
 """
 
 from .cache import DecodedCache
-from .datasets import FishImageDataset, MultiViewDataset
+from .datasets import FishImageDataset, MultiViewDataset, WithoutViews
 from .setup import SplitDatasets, make_datasets
 from .images import IMAGE_EXTENSIONS, channel_stats, image_size, load_mask, load_rgb, read_image, read_mask
 from .kaggle import download_kaggle_fish, kaggle_fish_dir
@@ -32,7 +32,7 @@ from .transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, eval_transform
 
 __all__ = [
     "DEFAULT_CONFIG", "channel_stats", "image_size", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "LAYOUTS", "QUICK_CONFIG", "SPECIES",
-    "TRAITS", "VIEWS", "DataWarning", "DatasetIndex", "DecodedCache", "FishImageDataset", "MultiViewDataset",
+    "TRAITS", "VIEWS", "DataWarning", "DatasetIndex", "DecodedCache", "FishImageDataset", "MultiViewDataset", "WithoutViews",
     "Species", "SyntheticConfig", "class_names", "dataset_config", "dataset_info", "denormalize", "detect_layout",
     "download_kaggle_fish", "ensure_synthetic", "eval_transform", "find_kaggle_root", "generate_dataset",
     "group_by_fish", "grouped_split", "kaggle_fish_dir", "leaked_groups", "load_mask", "load_metadata", "load_rgb",

@@ -176,3 +176,38 @@ class MultiViewDataset(_ImageFiles):
         if not self.mask_kinds:
             return inputs, self.targets[i]
         return inputs, self.targets[i], {k: torch.stack(v) for k, v in masks.items()}
+
+
+class WithoutViews(Dataset):
+    """A multi-view dataset with some views removed from every fish, as if never photographed:
+    their images become zeros and their ``present`` flags False. For testing a model with a view
+    missing: ``predict(model, WithoutViews(splits.test, ["side"]))``.
+
+    Keeps ``classes``, ``views``, ``fish`` and ``raw`` of the wrapped dataset. A fish left with no
+    view raises ``ValueError`` when read.
+    """
+
+    def __init__(self, dataset: MultiViewDataset, removed: Sequence[str]) -> None:
+        views = list(getattr(dataset, "views", []) or [])
+        removed = [removed] if isinstance(removed, str) else list(removed)
+        unknown = [v for v in removed if v not in views]
+        if not views or unknown:
+            raise ValueError(f"cannot remove {unknown or removed}: the dataset's views are {views or 'none'} "
+                             "(WithoutViews needs a MultiViewDataset)")
+        self.dataset, self.removed = dataset, removed
+        self.keep = torch.tensor([v not in removed for v in views])
+        self.views, self.classes = views, dataset.classes
+        self.fish, self.targets = dataset.fish, dataset.targets
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def raw(self, i: int) -> dict[str, np.ndarray | None]:
+        return {v: (None if v in self.removed else image) for v, image in self.dataset.raw(i).items()}
+
+    def __getitem__(self, i: int):
+        (images, present), *rest = self.dataset[i]
+        present = present & self.keep
+        if not present.any():
+            raise ValueError(f"fish {self.fish['fish_id'].iloc[i]} has no view left after removing {self.removed}")
+        return (images * present[:, None, None, None], present), *rest

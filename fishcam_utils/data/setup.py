@@ -46,6 +46,7 @@ def make_datasets(
     layout: str = "auto",
     multiview: bool = False,
     masks: Sequence[str] = (),
+    missing_views: str = "keep",
     progress: bool = True,
 ) -> SplitDatasets:
     """Datasets for training (augmented with ``train_transform(image_size, augment)``),
@@ -54,8 +55,11 @@ def make_datasets(
     ``view`` picks one view of a multi-view dataset (ignored by single-view layouts);
     ``multiview=True`` gives whole fish instead. ``classes`` fixes the class order (a
     checkpoint's); ``cache`` decodes each file once into the decode-once cache.
+    ``missing_views``: a fish lacking a view is kept, the view marked missing (``"keep"``), left
+    out (``"drop"``) or refused (``"error"``).
     """
-    index = scan_dataset(root, layout, classes=list(classes) if classes is not None else None)
+    index = scan_dataset(root, layout, classes=list(classes) if classes is not None else None,
+                         missing_views=missing_views)
     if not index.splits:
         index = make_splits(index, seed=split_seed)
     missing = {"train", "val", "test"} - set(index.splits)

@@ -13,9 +13,18 @@ Typical use::
     ev.write_evaluation(run_dir, preds, history=history, dataset=test_set, prefix="test_")
 
 Modules: ``predict`` (running the model), ``metrics`` (numbers), ``plots`` (figures),
-``report`` (files in a run folder).
+``report`` (files in a run folder), ``attention`` (the view weights of multi-view models).
 """
 
+from .attention import (
+    attention_frame,
+    class_view_weights,
+    deciding_view_report,
+    plot_class_view_weights,
+    plot_view_weights,
+    synthetic_deciding_views,
+    write_attention,
+)
 from .metrics import (
     classification_report_text,
     confusion_matrix,
@@ -29,7 +38,8 @@ from .predict import Predictions, dataset_classes, dataset_ids, predict
 from .report import atomic_write, evaluation_metrics, write_evaluation
 
 __all__ = [
-    "Predictions", "atomic_write", "classification_report_text", "confusion_matrix", "dataset_classes",
+    "Predictions", "attention_frame", "atomic_write", "class_view_weights", "deciding_view_report",
+    "plot_class_view_weights", "plot_view_weights", "synthetic_deciding_views", "write_attention", "classification_report_text", "confusion_matrix", "dataset_classes",
     "dataset_ids", "evaluation_metrics", "normalize_rows", "per_class_metrics", "plot_confusion_matrix",
     "plot_history", "plot_misclassified", "plot_roc_pr", "predict", "roc_pr_curves", "summary_metrics",
     "write_evaluation",

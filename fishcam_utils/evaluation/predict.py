@@ -26,13 +26,17 @@ class Predictions:
 
     ``probs``: (N, C) float32 in [0, 1], rows summing to 1; ``targets``: (N,) int64 in [0, C);
     ``classes``: C names; ``ids``: N sample ids (image path relative to the dataset root, or
-    fish id for multi-view data), or None when unknown.
+    fish id for multi-view data), or None when unknown. For a multi-view model that returns view
+    weights: ``view_weights`` (N, V) float in [0, 1] (0 on missing views, rows summing to 1) and
+    ``views``, the V view names; else both None.
     """
 
     probs: np.ndarray
     targets: np.ndarray
     classes: list[str]
     ids: list[str] | None = field(default=None)
+    view_weights: np.ndarray | None = field(default=None)
+    views: list[str] | None = field(default=None)
 
     def __post_init__(self) -> None:
         self.probs = np.asarray(self.probs, dtype=np.float32)
@@ -55,6 +59,14 @@ class Predictions:
             if len(self.ids) != n:
                 raise ValueError(f"ids has {len(self.ids)} entries but there are {n} samples; "
                                  "pass one id per sample, or ids=None.")
+        if self.view_weights is not None:
+            self.view_weights = np.asarray(self.view_weights, dtype=np.float32)
+            if self.views is None:
+                self.views = [f"view{v}" for v in range(self.view_weights.shape[-1])]
+            self.views = [str(v) for v in self.views]
+            if self.view_weights.shape != (n, len(self.views)):
+                raise ValueError(f"view_weights must be (N, V) = ({n}, {len(self.views)}), got shape "
+                                 f"{self.view_weights.shape}; pass one weight per sample and view.")
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -84,6 +96,7 @@ class Predictions:
 
     def frame(self) -> pd.DataFrame:
         """One row per sample: id, true, pred, true_name, pred_name, confidence, correct, p_<class>...
+        and, for a multi-view model, w_<view>... (its view weights).
 
         ``id`` is the sample's position when ``ids`` is None.
         """
@@ -100,7 +113,10 @@ class Predictions:
             }
         )
         probs = pd.DataFrame(self.probs, columns=[f"p_{c}" for c in self.classes])
-        return pd.concat([table, probs], axis=1)
+        parts = [table, probs]
+        if self.view_weights is not None:
+            parts.append(pd.DataFrame(self.view_weights, columns=[f"w_{v}" for v in self.views]))
+        return pd.concat(parts, axis=1)
 
     def misclassified(self) -> np.ndarray:
         """Indices of the wrong predictions, most confident first: (M,) int64."""
@@ -202,8 +218,8 @@ def predict(
     (of every submodule) is restored afterwards, even on error.
 
     Returns ``Predictions`` with probs (N, C) float32 softmax, targets (N,) int64, the classes
-    of ``data`` (``str(i)`` if it has none) and ids when the dataset has them and the
-    loader reads it in order.
+    of ``data`` (``str(i)`` if it has none), ids when the dataset has them and the loader
+    reads it in order, and the view weights of a multi-view model (its output's second item).
     """
     if isinstance(data, DataLoader):
         loader = data
@@ -217,12 +233,16 @@ def predict(
 
     all_logits: list[torch.Tensor] = []
     all_targets: list[torch.Tensor] = []
+    all_weights: list[torch.Tensor] = []
     with eval_mode(model), torch.inference_mode():
         for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
             x, y = _split_batch(batch)
             x = move_to(x, device)
             output = model(*x) if isinstance(x, (tuple, list)) else model(x)
             all_logits.append(logits_of(output).detach().float().cpu())
+            weights = _view_weights(output)
+            if weights is not None:
+                all_weights.append(weights.detach().float().cpu())
             y = torch.as_tensor(y).reshape(-1)
             all_targets.append(y.cpu().long())
 
@@ -244,4 +264,21 @@ def predict(
     ids = dataset_ids(loader.dataset) if _in_order(loader) else None
     if ids is not None and len(ids) != len(targets):
         ids = None
-    return Predictions(probs=probs, targets=targets, classes=list(classes), ids=ids)
+    view_weights = views = None
+    if all_weights and len(all_weights) == len(all_logits):
+        view_weights = torch.cat(all_weights).numpy()
+        views = getattr(_unwrap(loader.dataset)[0], "views", None)
+        if views is None or len(views) != view_weights.shape[1]:
+            views = None
+    return Predictions(probs=probs, targets=targets, classes=list(classes), ids=ids,
+                       view_weights=view_weights, views=views)
+
+
+def _view_weights(output) -> torch.Tensor | None:
+    """The (B, V) view weights of a multi-view model's output (its second item), else None."""
+    weights = getattr(output, "weights", None)
+    if weights is None and isinstance(output, (tuple, list)) and len(output) > 1:
+        weights = output[1]
+    if isinstance(weights, torch.Tensor) and weights.ndim == 2 and weights.shape[0] == logits_of(output).shape[0]:
+        return weights
+    return None

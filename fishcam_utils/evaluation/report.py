@@ -107,8 +107,9 @@ def write_evaluation(
     Files (each name preceded by ``prefix``, e.g. "test_"): metrics.json,
     classification_report.txt, per_class.csv, confusion_matrix.csv,
     confusion_matrix_normalized.csv, predictions.csv, roc_pr.csv, confusion_matrix.png,
-    roc_pr.png, curves.png (with ``history``) and misclassified.png (with ``dataset``, the
-    one the predictions were made on). Returns file name (without prefix) → path written.
+    roc_pr.png, curves.png (with ``history``), misclassified.png (with ``dataset``, the
+    one the predictions were made on) and, for a multi-view model, the view-weight files of
+    ``write_attention``. Returns file name (without prefix) → path written.
     """
     if not isinstance(predictions, Predictions):
         raise ValueError(f"predictions must be a Predictions (from predict(model, data)), got {type(predictions).__name__}.")
@@ -144,4 +145,8 @@ def write_evaluation(
         put_figure("curves.png", plot_history(history))
     if dataset is not None:
         put_figure("misclassified.png", plot_misclassified(dataset, p))
+    if p.view_weights is not None:
+        from .attention import write_attention
+
+        written.update(write_attention(run_dir, p, prefix=prefix))
     return written

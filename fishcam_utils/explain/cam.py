@@ -43,13 +43,15 @@ class CAMResult:
     resolution, before ReLU, (N, h, w) or (N, K, h, w). When the target layer runs once per view
     (a multi-view model), a view dimension V follows: (N, V, H, W) or (N, K, V, H, W), and the views
     of one image are normalised together, so that they compare. ``logits``: (N, K). ``targets``: (N,) long
-    (the classes explained; for ``all_classes``, every class).
+    (the classes explained; for ``all_classes``, every class). ``view_weights``: (N, V), the view
+    weights a multi-view model returned in the same forward pass (its output's ``weights``), else None.
     """
 
     maps: torch.Tensor
     raw: torch.Tensor
     logits: torch.Tensor
     targets: torch.Tensor
+    view_weights: torch.Tensor | None = None
 
 
 def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
@@ -68,6 +70,17 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
                          + (f"Did you mean {', '.join(map(repr, close))}? " if close else "")
                          + f"Sensible targets: {_suggest(model, layer)}")
     return layer, named[layer]
+
+
+def _branch_layers(model: nn.Module, layer: Any) -> Any:
+    """A multi-view model's branch layer given by its branch name (``"layer2"``) becomes that layer
+    in every branch (``model.cam_target``); anything else is returned as it is."""
+    from ..models.factory import unwrap
+
+    inner = unwrap(model)
+    if isinstance(layer, str) and hasattr(inner, "cam_target") and layer not in dict(model.named_modules()):
+        return inner.cam_target(layer)
+    return layer
 
 
 def _suggest(model: nn.Module, _: Any) -> str:
@@ -117,6 +130,7 @@ class _Session:
     def __init__(self, model: nn.Module, layers: Sequence[nn.Module]) -> None:
         self.model, self.layers = model, list(layers)
         self.activations: list[torch.Tensor] = []
+        self.view_weights: torch.Tensor | None = None
 
     def _hook(self, module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
         if not isinstance(output, torch.Tensor) or output.ndim != 4:
@@ -149,8 +163,9 @@ class BaseCAM:
 
     ``cam(x)`` explains the predicted classes; ``cam(x, targets=3)`` or ``targets=[...]`` others.
     ``cam.all_classes(x)`` gives every class's map from one forward and one batched backward.
-    For a multi-view model, give the layer of a shared branch (it runs once per view) or a list
-    with one layer per branch: every view's map comes from one forward and one backward of the
+    For a multi-view model, give the layer of a shared branch (it runs once per view), a list
+    with one layer per branch, or (for ``MultiViewNet``) a branch layer's name such as ``"layer2"``,
+    meaning that layer in every branch: every view's map comes from one forward and one backward of the
     fused logit. Inputs may be a tuple (``model(*inputs)``); maps take the size of its first item.
     Subclasses implement ``combine(A, G) -> (N, h, w)`` (signed, before ReLU).
     """
@@ -161,6 +176,7 @@ class BaseCAM:
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | Sequence[str | nn.Module]) -> None:
         self.model = model
+        target_layer = _branch_layers(model, target_layer)
         several = isinstance(target_layer, (list, tuple))
         resolved = [resolve_layer(model, t) for t in (target_layer if several else [target_layer])]
         if not resolved:
@@ -185,6 +201,9 @@ class BaseCAM:
                                  f"forward with feature sizes {sorted(shapes)}; "
                                  + ("pick layers of the same resolution" if self.multi_activation
                                     else f"{self.name} explains one activation; use a gradient method"))
+        weights = getattr(output, "weights", None)
+        if isinstance(weights, torch.Tensor):
+            session.view_weights = weights.detach()
         return logits_of(output)
 
     @staticmethod
@@ -206,7 +225,7 @@ class BaseCAM:
             chosen = resolve_targets(targets, logits.detach())
             raw = self._raw(session, inputs, logits, chosen)
             views = len(session.activations)
-        return self._finish(raw, logits, chosen, self._size(inputs), normalize, views)
+        return self._finish(raw, logits, chosen, self._size(inputs), normalize, views, session.view_weights)
 
     def all_classes(self, inputs: torch.Tensor, normalize: str | None = "minmax") -> CAMResult:
         """Every class's map: maps (N, K, H, W), raw (N, K, h, w), from one forward pass and one
@@ -218,7 +237,7 @@ class BaseCAM:
             raw = self._raw_all(session, inputs, logits)
             views = len(session.activations)
         everything = torch.arange(logits.shape[1], device=logits.device)
-        return self._finish(raw, logits, everything, self._size(inputs), normalize, views)
+        return self._finish(raw, logits, everything, self._size(inputs), normalize, views, session.view_weights)
 
     @staticmethod
     def _views(maps: list[torch.Tensor], dim: int) -> torch.Tensor:
@@ -251,7 +270,7 @@ class BaseCAM:
         return self._views(maps, dim=2)
 
     def _finish(self, raw: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, size: tuple[int, int],
-                normalize: str | None, views: int = 1) -> CAMResult:
+                normalize: str | None, views: int = 1, view_weights: torch.Tensor | None = None) -> CAMResult:
         maps = upsample(torch.relu(raw), size)
         if views > 1:
             # The views of one fish share one scale, so a view with little evidence stays dim.
@@ -259,7 +278,8 @@ class BaseCAM:
             maps = normalize_maps(joint, normalize).reshape(maps.shape)
         else:
             maps = normalize_maps(maps, normalize)
-        return CAMResult(maps=maps.detach(), raw=raw.detach(), logits=logits.detach(), targets=targets.detach())
+        return CAMResult(maps=maps.detach(), raw=raw.detach(), logits=logits.detach(), targets=targets.detach(),
+                         view_weights=view_weights)
 
 
 class GradCAM(BaseCAM):

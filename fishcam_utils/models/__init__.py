@@ -1,4 +1,5 @@
-"""The course's models: FishResNet (from scratch) and pretrained backbones with a linear or MLP head.
+"""The course's models: FishResNet (from scratch), pretrained backbones with a linear or MLP head,
+and multi-view networks that fuse a branch per view (``MultiViewNet``).
 
 Typical use::
 
@@ -21,12 +22,15 @@ from .factory import (
     unwrap,
 )
 from .fishresnet import FishResNet, ResidualBlock
+from .fusion import FUSIONS, AttentionFusion, ConcatFusion, GatedFusion, MeanFusion, ViewFusion, make_fusion
 from .heads import HEADS, MLPHead, make_head
 from .pretrained import imagenet_state_dict, read_state_dict, weights_cache_dir
+from .multiview import FusionHead, MultiViewNet, build_multiview
 from .state import eval_mode, frozen_parameters, logits_of
 
 __all__ = [
-    "ARCHITECTURES", "HEADS", "MODEL_NAMES", "FishResNet", "MLPHead", "ResidualBlock", "backbone_parameters",
+    "ARCHITECTURES", "FUSIONS", "HEADS", "AttentionFusion", "ConcatFusion", "FusionHead", "GatedFusion", "MeanFusion",
+    "MultiViewNet", "ViewFusion", "build_multiview", "make_fusion", "MODEL_NAMES", "FishResNet", "MLPHead", "ResidualBlock", "backbone_parameters",
     "build_model", "cam_layers", "eval_mode", "frozen_parameters", "logits_of", "head_name", "head_parameters", "imagenet_state_dict", "make_head",
     "model_config", "read_state_dict", "rebuild_model", "register_builder", "unwrap", "weights_cache_dir",
 ]

@@ -129,9 +129,22 @@ def make_config(config: TrainConfig | None = None, **options: Any) -> TrainConfi
 # The pieces of an epoch
 
 
+def model_output(model: nn.Module, inputs: Any) -> Any:
+    """The model's output for one batch of inputs: a tensor, or a tuple of tensors for multi-view models."""
+    return model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
+
+
 def forward(model: nn.Module, inputs: Any) -> torch.Tensor:
-    """Logits for one batch of inputs: a tensor, or a tuple of tensors for multi-view models."""
-    return logits_of(model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs))
+    """Logits for one batch of inputs."""
+    return logits_of(model_output(model, inputs))
+
+
+def training_loss(model: nn.Module, output: Any, labels: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
+    """The criterion on the logits, plus the model's own ``auxiliary_loss(output, labels, criterion)``
+    when it has one (the multi-view networks' per-view losses)."""
+    loss = criterion(logits_of(output).float(), labels)
+    auxiliary = getattr(unwrap(model), "auxiliary_loss", None)
+    return loss if auxiliary is None else loss + auxiliary(output, labels, criterion)
 
 
 def class_weights_for(config: TrainConfig, targets: list[int], num_classes: int) -> torch.Tensor | None:
@@ -185,8 +198,8 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, devi
     for batch in loader:
         inputs, labels = move_to(batch[0], device), batch[1].to(device)
         with autocast(device, use_amp):
-            logits = forward(model, inputs)
-            loss = criterion(logits.float(), labels)
+            output = model_output(model, inputs)
+            logits, loss = logits_of(output), training_loss(model, output, labels, criterion)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if config.grad_clip is not None:
