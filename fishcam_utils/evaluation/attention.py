@@ -72,10 +72,9 @@ def deciding_view_report(predictions: Predictions, deciding: Mapping[str, str] |
     report = means.copy()
     report["top_view"] = [_top(row) for _, row in means.iterrows()]
     report["deciding_view"] = [deciding.get(c) for c in means.index]
-    known = report["deciding_view"].notna() & report["top_view"].notna()
-    report["match"] = pd.Series(np.where(known, report["top_view"] == report["deciding_view"], np.nan),
+    report["match"] = pd.Series([top == want if pd.notna(top) and pd.notna(want) else np.nan
+                                 for top, want in zip(report["top_view"], report["deciding_view"])],
                                 index=report.index, dtype=object)
-    report.loc[known, "match"] = report.loc[known, "match"].astype(bool)
     return report
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler, Subset
 from tqdm.auto import tqdm
 
-from ..models.state import eval_mode, logits_of
+from ..models.state import eval_mode, logits_of, model_device, view_weights_of
 from ..training.devices import move_to
 
 
@@ -183,12 +183,6 @@ def _in_order(loader: DataLoader) -> bool:
 # Running the model
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 def _split_batch(batch) -> tuple[object, object]:
     if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
         raise ValueError(
@@ -229,7 +223,7 @@ def predict(
         loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     else:
         raise ValueError(f"data must be a torch Dataset or DataLoader, got {type(data).__name__}.")
-    device = _model_device(model) if device is None else torch.device(device)
+    device = model_device(model) if device is None else torch.device(device)
 
     all_logits: list[torch.Tensor] = []
     all_targets: list[torch.Tensor] = []
@@ -240,7 +234,7 @@ def predict(
             x = move_to(x, device)
             output = model(*x) if isinstance(x, (tuple, list)) else model(x)
             all_logits.append(logits_of(output).detach().float().cpu())
-            weights = _view_weights(output)
+            weights = view_weights_of(output)
             if weights is not None:
                 all_weights.append(weights.detach().float().cpu())
             y = torch.as_tensor(y).reshape(-1)
@@ -273,12 +267,3 @@ def predict(
     return Predictions(probs=probs, targets=targets, classes=list(classes), ids=ids,
                        view_weights=view_weights, views=views)
 
-
-def _view_weights(output) -> torch.Tensor | None:
-    """The (B, V) view weights of a multi-view model's output (its second item), else None."""
-    weights = getattr(output, "weights", None)
-    if weights is None and isinstance(output, (tuple, list)) and len(output) > 1:
-        weights = output[1]
-    if isinstance(weights, torch.Tensor) and weights.ndim == 2 and weights.shape[0] == logits_of(output).shape[0]:
-        return weights
-    return None

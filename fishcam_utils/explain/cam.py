@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.state import eval_mode, frozen_parameters, logits_of
+from ..models.state import eval_mode, frozen_parameters, logits_of, view_weights_of
 from .targets import check_target_count, resolve_targets
 
 NORMALIZATIONS = ("minmax", None)
@@ -44,7 +44,7 @@ class CAMResult:
     (a multi-view model), a view dimension V follows: (N, V, H, W) or (N, K, V, H, W), and the views
     of one image are normalised together, so that they compare. ``logits``: (N, K). ``targets``: (N,) long
     (the classes explained; for ``all_classes``, every class). ``view_weights``: (N, V), the view
-    weights a multi-view model returned in the same forward pass (its output's ``weights``), else None.
+    weights a multi-view model returned in the same forward pass (``view_weights_of``), else None.
     """
 
     maps: torch.Tensor
@@ -201,9 +201,8 @@ class BaseCAM:
                                  f"forward with feature sizes {sorted(shapes)}; "
                                  + ("pick layers of the same resolution" if self.multi_activation
                                     else f"{self.name} explains one activation; use a gradient method"))
-        weights = getattr(output, "weights", None)
-        if isinstance(weights, torch.Tensor):
-            session.view_weights = weights.detach()
+        weights = view_weights_of(output)
+        session.view_weights = None if weights is None else weights.detach()
         return logits_of(output)
 
     @staticmethod

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..data.transforms import to_display
+from ..models.state import model_device
 from .cam import make_cam
 from .overlay import overlay_heatmap
 
@@ -52,10 +53,6 @@ class FishExplanation:
         return self.probs.argmax(1)
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(iter(model.parameters()), torch.zeros(())).device
-
-
 def explain_fish(model: nn.Module, dataset, indices: Sequence[int], layer: str | None = None,
                  method: str = "gradcam", targets: Any = None) -> FishExplanation:
     """CAMs of the fish ``indices`` of a ``MultiViewDataset`` (or ``WithoutViews``) at branch layer
@@ -74,7 +71,7 @@ def explain_fish(model: nn.Module, dataset, indices: Sequence[int], layer: str |
     present = torch.stack([torch.as_tensor(s[0][1]) for s in samples]).bool()
     layer = layer or cam_layers(model)[-1]
     cam = make_cam(method, model, layer)
-    device = _device(model)
+    device = model_device(model)
     result = cam((views.to(device), present.to(device)), targets=targets)
     maps = result.maps
     if maps.ndim != 4 or maps.shape[1] != views.shape[1]:

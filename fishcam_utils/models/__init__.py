@@ -26,11 +26,11 @@ from .fusion import FUSIONS, AttentionFusion, ConcatFusion, GatedFusion, MeanFus
 from .heads import HEADS, MLPHead, make_head
 from .pretrained import imagenet_state_dict, read_state_dict, weights_cache_dir
 from .multiview import FusionHead, MultiViewNet, build_multiview
-from .state import eval_mode, frozen_parameters, logits_of
+from .state import eval_mode, frozen_parameters, logits_of, model_device, view_weights_of
 
 __all__ = [
     "ARCHITECTURES", "FUSIONS", "HEADS", "AttentionFusion", "ConcatFusion", "FusionHead", "GatedFusion", "MeanFusion",
     "MultiViewNet", "ViewFusion", "build_multiview", "make_fusion", "MODEL_NAMES", "FishResNet", "MLPHead", "ResidualBlock", "backbone_parameters",
-    "build_model", "cam_layers", "eval_mode", "frozen_parameters", "logits_of", "head_name", "head_parameters", "imagenet_state_dict", "make_head",
+    "build_model", "cam_layers", "eval_mode", "frozen_parameters", "logits_of", "model_device", "view_weights_of", "head_name", "head_parameters", "imagenet_state_dict", "make_head",
     "model_config", "read_state_dict", "rebuild_model", "register_builder", "unwrap", "weights_cache_dir",
 ]

@@ -1,4 +1,5 @@
-"""What every model-inspecting call shares: reading logits from a model's output, and borrowing
+"""What every model-inspecting call shares: reading logits (and a multi-view model's view weights)
+from a model's output, the model's device, and borrowing
 the model in eval mode with frozen parameters, given back exactly as it was, even on error."""
 
 from __future__ import annotations
@@ -19,6 +20,24 @@ def logits_of(output: Any) -> torch.Tensor:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"the model must return (batch, classes) logits, or a tuple whose first item they are; got {shape}")
     return logits
+
+
+def view_weights_of(output: Any) -> torch.Tensor | None:
+    """The (N, V) view weights of a multi-view model's output (its ``weights`` field, or the second
+    item of a tuple), or None when the output has none (a single-view model)."""
+    weights = getattr(output, "weights", None)
+    if weights is None and isinstance(output, (tuple, list)) and len(output) > 1:
+        weights = output[1]
+    if isinstance(weights, torch.Tensor) and weights.ndim == 2 and weights.shape[0] == logits_of(output).shape[0]:
+        return weights
+    return None
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters (or buffers) are; CPU for a model with neither."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 @contextmanager
