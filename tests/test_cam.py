@@ -121,6 +121,23 @@ def test_all_classes_at_once_equal_one_call_per_class(resnet, batch, method):
         torch.testing.assert_close(together.raw[:, k], alone.raw, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam"])
+def test_one_capture_serves_every_gradient_method(resnet, batch, method):
+    """The explorer captures activations and all-class gradients once per image and layer; each
+    gradient method's maps from that capture equal a call of that method for one class."""
+    x = batch[0][:2]
+    capture = make_cam("gradcam", resnet, "layer3").capture(x)
+    assert capture.gradients[0].shape == (9, 2, *capture.activations[0].shape[1:])
+    cam = make_cam(method, resnet, "layer3")
+    every = cam.from_capture(capture)
+    for k in (1, 7):
+        torch.testing.assert_close(every.maps[:, k], cam(x, targets=k).maps, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="capture is of"):
+        make_cam(method, resnet, "layer4").from_capture(capture)
+    with pytest.raises(ValueError, match="all_classes"):
+        make_cam("scorecam", resnet, "layer3").from_capture(capture)
+
+
 def test_a_call_leaves_the_model_as_it_was_even_when_it_fails(resnet, batch):
     model = copy.deepcopy(resnet).train()
     model.layer1.requires_grad_(False)

@@ -20,6 +20,7 @@ from .cam import (
     GradCAM,
     GradCAMPlusPlus,
     HiResCAM,
+    LayerCapture,
     LayerCAM,
     ScoreCAM,
     make_cam,
@@ -33,7 +34,7 @@ from .multiview import FishExplanation, explain_fish, plot_fish_cams
 from .overlay import COLORMAPS, heatmap_to_rgb, overlay_heatmap, plot_cam, save_cam_images
 
 __all__ = [
-    "CAM", "COLORMAPS", "FishExplanation", "explain_fish", "plot_fish_cams", "RULES", "GuidedBackprop", "GuidedResult", "gradient_to_image", "guided_gradcam", "saliency", "METHODS", "BaseCAM", "CAMResult", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM",
+    "CAM", "COLORMAPS", "FishExplanation", "explain_fish", "plot_fish_cams", "RULES", "GuidedBackprop", "GuidedResult", "gradient_to_image", "guided_gradcam", "saliency", "METHODS", "BaseCAM", "CAMResult", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "LayerCapture",
     "ScoreCAM", "heatmap_to_rgb", "make_cam", "normalize_maps", "overlay_heatmap", "plot_cam", "resolve_layer",
     "resolve_targets", "save_cam_images", "upsample",
 ]

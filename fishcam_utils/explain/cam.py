@@ -54,6 +54,40 @@ class CAMResult:
     view_weights: torch.Tensor | None = None
 
 
+@dataclass
+class LayerCapture:
+    """One forward pass and one all-class backward at a target layer (detached, on the model's device).
+
+    ``activations``: one (N, C, h, w) tensor per activation (one per view for a multi-view model);
+    ``gradients``: for each, (K, N, C, h, w), d logit_k / d activation; ``logits`` (N, K); ``size``
+    the input's (H, W); ``view_weights`` (N, V) or None; ``layer_names`` the layers captured.
+    """
+
+    activations: list[torch.Tensor]
+    gradients: list[torch.Tensor]
+    logits: torch.Tensor
+    size: tuple[int, int]
+    view_weights: torch.Tensor | None
+    layer_names: list[str]
+
+
+def _all_class_gradients(logits: torch.Tensor, activations: list[torch.Tensor]) -> list[torch.Tensor]:
+    """d logit_k / d activation for every class k: a (K, N, C, h, w) tensor per activation, from one
+    batched backward (``is_grads_batched``); images are independent in eval mode."""
+    n, k = logits.shape
+    one_hot = torch.eye(k, device=logits.device, dtype=logits.dtype)[:, None, :].expand(k, n, k)
+    try:
+        # retain_graph: should the batched pass fail halfway, the per-class fallback needs the graph.
+        gradients = torch.autograd.grad(logits, activations, grad_outputs=one_hot, is_grads_batched=True,
+                                        retain_graph=True)
+    except RuntimeError:
+        # Some layers have no batching rule for their backward: one backward per class instead.
+        per_class = [torch.autograd.grad(logits, activations, grad_outputs=one_hot[c], retain_graph=True)
+                     for c in range(k)]
+        gradients = [torch.stack([g[i] for g in per_class]) for i in range(len(activations))]
+    return [g.detach() for g in gradients]
+
+
 def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
     """``(name, module)`` for a target layer given as a module of ``model`` or a dotted name
     (``"layer4"``, ``"layer4.1.conv2"``). A wrong name raises ``ValueError`` listing candidates."""
@@ -196,11 +230,13 @@ class BaseCAM:
             # A multi-view model: one branch per view, or one shared branch run once per view.
             # Every activation gets its map, in the order the forward produced them.
             shapes = {tuple(a.shape[-2:]) for a in session.activations}
-            if len(shapes) > 1 or not self.multi_activation:
-                raise ValueError(f"the target layer(s) {self.layer_name!r} ran {len(session.activations)} times in one "
-                                 f"forward with feature sizes {sorted(shapes)}; "
-                                 + ("pick layers of the same resolution" if self.multi_activation
-                                    else f"{self.name} explains one activation; use a gradient method"))
+            if not self.multi_activation:
+                raise ValueError(f"{self.name} works with a layer that runs once per image, and "
+                                 f"{self.layer_name!r} ran {len(session.activations)} times (once per view of a "
+                                 f"multi-view model); use a gradient method such as Grad-CAM")
+            if len(shapes) > 1:
+                raise ValueError(f"the target layers {self.layer_name!r} ran {len(session.activations)} times in one "
+                                 f"forward with feature sizes {sorted(shapes)}; pick layers of the same resolution")
         weights = view_weights_of(output)
         session.view_weights = None if weights is None else weights.detach()
         return logits_of(output)
@@ -230,6 +266,8 @@ class BaseCAM:
         """Every class's map: maps (N, K, H, W), raw (N, K, h, w), from one forward pass and one
         batched backward (``is_grads_batched``), for a class slider that only re-renders."""
         normalize_maps(torch.zeros(1, 1, 1), normalize)
+        if self.needs_gradients:
+            return self.from_capture(self.capture(inputs), normalize)
         inputs = _ordinary(inputs)
         with _Session(self.model, self.layers) as session:
             logits = self._forward(session, inputs)
@@ -237,6 +275,32 @@ class BaseCAM:
             views = len(session.activations)
         everything = torch.arange(logits.shape[1], device=logits.device)
         return self._finish(raw, logits, everything, self._size(inputs), normalize, views, session.view_weights)
+
+    def capture(self, inputs: Any) -> LayerCapture:
+        """The target layer's activations and every class's gradients, from one forward pass and one
+        batched backward. Every gradient method turns the same capture into its maps
+        (``from_capture``), so switching method needs no new pass through the network."""
+        inputs = _ordinary(inputs)
+        with _Session(self.model, self.layers) as session:
+            logits = self._forward(session, inputs)
+            gradients = _all_class_gradients(logits, session.activations)
+        return LayerCapture(activations=[a.detach() for a in session.activations], gradients=gradients,
+                            logits=logits.detach(), size=self._size(inputs), view_weights=session.view_weights,
+                            layer_names=list(self.layer_names))
+
+    def from_capture(self, capture: LayerCapture, normalize: str | None = "minmax") -> CAMResult:
+        """Every class's maps (as ``all_classes``) from a ``capture`` of the same layer(s)."""
+        if not self.needs_gradients:
+            raise ValueError(f"{self.name} does not use gradients, so a capture cannot make its maps; "
+                             f"call all_classes(inputs)")
+        if capture.layer_names != self.layer_names:
+            raise ValueError(f"this capture is of {capture.layer_names}, not of {self.layer_names}")
+        k = capture.logits.shape[1]
+        maps = [torch.stack([self.combine(a, g[c]) for c in range(k)], dim=1)
+                for a, g in zip(capture.activations, capture.gradients)]
+        everything = torch.arange(k, device=capture.logits.device)
+        return self._finish(self._views(maps, dim=2), capture.logits, everything, capture.size, normalize,
+                            len(capture.activations), capture.view_weights)
 
     @staticmethod
     def _views(maps: list[torch.Tensor], dim: int) -> torch.Tensor:
@@ -251,22 +315,8 @@ class BaseCAM:
         return self._views([self.combine(a.detach(), g) for a, g in zip(activations, gradients)], dim=1)
 
     def _raw_all(self, session: _Session, inputs: Any, logits: torch.Tensor) -> torch.Tensor:
-        """(N, K, h, w), or (N, K, V, h, w), from one batched backward over the K classes."""
-        activations = session.activations
-        n, k = logits.shape
-        one_hot = torch.eye(k, device=logits.device, dtype=logits.dtype)[:, None, :].expand(k, n, k)
-        try:
-            # retain_graph: should the batched pass fail halfway, the per-class fallback needs the graph.
-            gradients = torch.autograd.grad(logits, activations, grad_outputs=one_hot, is_grads_batched=True,
-                                            retain_graph=True)
-        except RuntimeError:
-            # Some layers have no batching rule for their backward: one backward per class instead.
-            per_class = [torch.autograd.grad(logits, activations, grad_outputs=one_hot[c], retain_graph=True)
-                         for c in range(k)]
-            gradients = [torch.stack([g[i] for g in per_class]) for i in range(len(activations))]
-        maps = [torch.stack([self.combine(a.detach(), g[c]) for c in range(k)], dim=1)
-                for a, g in zip(activations, gradients)]
-        return self._views(maps, dim=2)
+        """(N, K, h, w) for the methods that need no gradients (the others go through ``capture``)."""
+        raise NotImplementedError
 
     def _finish(self, raw: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, size: tuple[int, int],
                 normalize: str | None, views: int = 1, view_weights: torch.Tensor | None = None) -> CAMResult:

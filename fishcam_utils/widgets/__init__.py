@@ -1,0 +1,12 @@
+"""The CAM explorer (notebook 06): ``explore(model, dataset)`` shows an image, its heatmap and the
+overlay, with controls for image, view, layer, class, method, opacity and colormap.
+
+``MapStore`` computes and keeps the maps the explorer shows, with no widgets involved.
+"""
+
+from .explorer import CamExplorer, explore
+from .maps import METHODS, ClassMaps, MapStore, Sample, method_key
+from .render import png_bytes, read_png
+
+__all__ = ["CamExplorer", "ClassMaps", "METHODS", "MapStore", "Sample", "explore", "method_key", "png_bytes",
+           "read_png"]

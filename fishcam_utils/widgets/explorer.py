@@ -1,0 +1,298 @@
+"""The CAM explorer: pick an image, a view, a layer, a class, a method, an opacity, and see the map.
+
+``explore(model, dataset)`` builds it; the last line of a cell shows it. Only core ipywidgets
+(sliders, dropdowns, toggle buttons, HTML, Image, HBox/VBox), so it runs in JupyterLab
+(ipywidgets 8) and Colab (ipywidgets 7.7). The three pictures are ``Image`` widgets whose bytes are
+replaced in place: nothing is rebuilt, so nothing flickers.
+
+What a change costs (maps come from ``MapStore``, which keeps them):
+
+* image, layer or method: the maps of every class, once per (image, layer, method);
+* class, view, opacity, colormap: a re-render only, a few milliseconds.
+
+A failure inside a callback (a layer whose maps cannot be computed, say) is shown in the explorer
+as a short message, kept in ``errors``; the explorer goes on working.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+from torch import nn
+
+from ..explain.overlay import COLORMAPS, heatmap_to_rgb, overlay_heatmap
+from .maps import METHODS, ClassMaps, MapStore, method_key
+from .render import placeholder, png_bytes
+
+_DESCRIPTION = {"description_width": "60px"}
+
+
+class CamExplorer:
+    """The explorer's widgets and callbacks; ``widget`` is the whole thing (a ``VBox``).
+
+    Controls (set their ``.value`` to drive it from code): ``filter``, ``index``, ``view``,
+    ``layer``, ``method``, ``target`` (the class), ``opacity``, ``colormap``. Pictures:
+    ``image_panel``, ``heatmap_panel``, ``overlay_panel`` (PNG bytes in ``.value``). ``info`` holds
+    the true and predicted class and the top-k probabilities, ``status`` any error (``message``: the
+    same as plain text; ``errors``: every exception caught, ``error_trace``: the last traceback).
+    ``shown`` says what the panels show now (``map``: the (H, W) map in [0, 1]);
+    ``render_seconds`` how long the last re-render took.
+    """
+
+    def __init__(self, model: nn.Module, dataset, *, layers: Sequence[str] | None = None,
+                 methods: Sequence[str] | None = None, classes: Sequence[str] | None = None, top_k: int = 3,
+                 alpha: float = 0.5, cmap: str = "jet", size: int = 220, start: int = 0,
+                 store: MapStore | None = None) -> None:
+        self.store = store if store is not None else MapStore(model, dataset, layers, classes)
+        predictions = self.store.predictions  # for the filter's counts and the default class
+        self.classes = self.store.classes
+        self.top_k = max(1, min(int(top_k), len(self.classes)))
+        methods = list(METHODS) if methods is None else [_label(m) for m in methods]
+        if cmap not in COLORMAPS:
+            raise ValueError(f"cmap must be one of {', '.join(COLORMAPS)}, got {cmap!r}")
+        self.errors: list[BaseException] = []
+        self.message = ""  # the status line as plain text
+        self.error_trace = ""
+        self.maps: ClassMaps | None = None
+        self.shown: dict[str, Any] = {}
+        self.render_seconds = float("nan")
+        self._quiet = False
+        self._heatmap_key: tuple | None = None
+
+        self.filter = widgets.Dropdown(options=self._filter_options(predictions), value="all",
+                                       description="show", style=_DESCRIPTION)
+        self._positions = self.store.select("all")
+        self.current = self._positions[min(max(int(start), 0), len(self._positions) - 1)]
+        self.index = widgets.IntSlider(value=min(max(int(start), 0), len(self._positions) - 1), min=0,
+                                       max=len(self._positions) - 1, description="image", continuous_update=False,
+                                       style=_DESCRIPTION)
+        views = self.store.views
+        self.view = widgets.ToggleButtons(options=views, value=views[0], description="view", style=_DESCRIPTION)
+        if not self.store.multiview:
+            self.view.layout.display = "none"
+        self.layer = widgets.Dropdown(options=self.store.layers, value=self.store.layers[-1], description="layer",
+                                      style=_DESCRIPTION)
+        self.method = widgets.Dropdown(options=methods, value=methods[0], description="method", style=_DESCRIPTION)
+        self.target = widgets.SelectionSlider(options=self.classes, value=self.classes[0], description="class",
+                                              continuous_update=True, style=_DESCRIPTION,
+                                              layout=widgets.Layout(width="420px"))
+        self.probability = widgets.HTML(layout=widgets.Layout(margin="0 0 0 16px"))
+        self.opacity = widgets.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="opacity",
+                                           continuous_update=True, style=_DESCRIPTION)
+        self.colormap = widgets.Dropdown(options=list(COLORMAPS), value=cmap, description="colours",
+                                         style=_DESCRIPTION)
+
+        self.image_panel, self.heatmap_panel, self.overlay_panel = (
+            widgets.Image(format="png", layout=widgets.Layout(width=f"{size}px", height=f"{size}px"))
+            for _ in range(3))
+        self.captions = [widgets.HTML(layout=widgets.Layout(width=f"{size}px")) for _ in range(3)]
+        self.info = widgets.HTML()
+        self.status = widgets.HTML()
+        for name in ("filter", "index", "view", "layer", "method", "target", "opacity", "colormap",
+                     "image_panel", "heatmap_panel", "overlay_panel", "info", "status"):
+            getattr(self, name).add_class(f"fishcam-{name.replace('_', '-')}")  # handles for browser tests
+
+        panels = [widgets.VBox([caption, panel], layout=widgets.Layout(margin="0 12px 0 0")) for caption, panel in
+                  zip(self.captions, (self.image_panel, self.heatmap_panel, self.overlay_panel))]
+        self.widget = widgets.VBox([
+            widgets.HBox([self.filter, self.index]),
+            self.view,
+            widgets.HBox([self.layer, self.method]),
+            widgets.HBox([self.target, self.probability]),
+            widgets.HBox([self.opacity, self.colormap]),
+            widgets.HBox(panels),
+            self.status,
+            self.info,
+        ])
+        self.widget.add_class("fishcam-explorer")
+
+        self._watch(self.filter, self._change_filter)
+        self._watch(self.index, self._show_image)
+        self._watch(self.view, self._show_view)
+        self._watch(self.layer, self._compute)
+        self._watch(self.method, self._compute)
+        for control in (self.target, self.opacity, self.colormap):
+            self._watch(control, self._render)
+        self._run(self._show_image)
+
+    # -- showing it ---------------------------------------------------------------------------
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    # -- callbacks -----------------------------------------------------------------------------
+    def _watch(self, control: widgets.Widget, action: Callable[[], None]) -> None:
+        def handler(change: dict) -> None:
+            if not self._quiet:
+                self._run(action)
+
+        control.observe(handler, names="value")
+
+    def _run(self, action: Callable[[], None]) -> None:
+        """Run a callback; an error becomes a message in the explorer instead of a lost traceback."""
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 - every failure must reach the student, not the log
+            self.errors.append(error)
+            self.error_trace = traceback.format_exc()
+            message = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
+            if len(message) > 300:
+                message = message[:297] + "..."
+            self._say(f"{type(error).__name__}: {message}", error=True)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        """Show ``text`` in the status line ("" clears it); ``message`` keeps it as plain text."""
+        self.message = text
+        if not error:
+            self.status.value = f"<i>{html.escape(text)}</i>" if text else ""
+            return
+        name, _, rest = text.partition(": ")
+        self.status.value = (f'<div class="fishcam-error" style="color:#a40000;background:#fff0f0;'
+                             f'padding:4px 8px;border-left:3px solid #a40000">'
+                             f'<b>{html.escape(name)}</b>: {html.escape(rest)}'
+                             f'<br><small>The explorer still works: choose another setting. The full '
+                             f'traceback is in <code>explorer.error_trace</code>.</small></div>')
+
+    @contextlib.contextmanager
+    def _hold(self) -> Iterator[None]:
+        """Set several controls without each one firing its callback."""
+        self._quiet, before = True, self._quiet
+        try:
+            yield
+        finally:
+            self._quiet = before
+
+    def _change_filter(self) -> None:
+        positions = self.store.select(self.filter.value)
+        if not positions:
+            raise ValueError(f"no image matches '{self.filter.label}'; still showing the previous selection. "
+                             f"Choose another filter")
+        self._positions = positions
+        with self._hold():
+            self.index.value = 0
+            self.index.max = len(positions) - 1
+        self._show_image()
+
+    def _show_image(self) -> None:
+        index = self._positions[self.index.value]
+        sample = self.store.sample(index)
+        self.current = index
+        predicted = int(self.store.predictions.preds[index])
+        with self._hold():
+            self.target.value = self.classes[predicted]  # a new image starts on its predicted class
+            if not sample.present[self.store.views.index(self.view.value)]:
+                self.view.value = self.store.views[int(np.flatnonzero(sample.present)[0])]
+        self._paint_image()
+        self._compute()
+
+    def _show_view(self) -> None:
+        self._paint_image()
+        self._render()
+
+    def _paint_image(self) -> None:
+        sample = self.store.sample(self.current)
+        v = self.store.views.index(self.view.value)
+        picture = sample.images[v] if sample.present[v] else placeholder(sample.images.shape[1:3])
+        self.image_panel.value = png_bytes(picture)
+        title = "image" if not self.store.multiview else f"{self.view.value} view" + (
+            "" if sample.present[v] else " (missing)")
+        self.captions[0].value = _caption(f"<b>{html.escape(title)}</b>")
+
+    def _compute(self) -> None:
+        self.maps = None
+        self._heatmap_key = None
+        try:
+            self._say(f"computing {self.method.value} at {self.layer.value} for every class…")
+            self.maps = self.store.maps(self.current, self.layer.value, method_key(self.method.value))
+        except Exception:
+            blank = png_bytes(placeholder(self.store.sample(self.current).images.shape[1:3]))
+            self.heatmap_panel.value = self.overlay_panel.value = blank
+            self.captions[1].value = self.captions[2].value = _caption("<b>no map</b>")
+            self.info.value = self._info_html(None)
+            raise
+        self._say("")
+        self._render()
+
+    def _render(self) -> None:
+        """Re-colour and re-encode the heatmap and overlay from maps already computed."""
+        if self.maps is None:
+            return  # the last computation failed; its message is in the status line
+        start = time.perf_counter()
+        sample = self.store.sample(self.current)
+        c = self.classes.index(self.target.value)
+        v = self.store.views.index(self.view.value)
+        heat = self.maps.maps[c, v]
+        key = (self.current, self.layer.value, self.method.value, c, v, self.colormap.value)
+        if key != self._heatmap_key:  # the heatmap does not depend on the opacity
+            picture = self.maps.pictures[c, v] if self.maps.pictures is not None else heatmap_to_rgb(
+                heat, self.colormap.value)
+            self.heatmap_panel.value = png_bytes(picture)
+            self._heatmap_key = key
+        image = sample.images[v] if sample.present[v] else placeholder(sample.images.shape[1:3])
+        self.overlay_panel.value = png_bytes(overlay_heatmap(image, heat, self.opacity.value, self.colormap.value))
+        name = html.escape(self.target.value)
+        self.captions[1].value = _caption(f"<b>{html.escape(self.method.value)}</b> at {html.escape(self.layer.value)}")
+        self.captions[2].value = _caption(f"<b>overlay</b> · {name}")
+        self.probability.value = f"p({name}) = {self.maps.probs[c]:.3f}"
+        self.info.value = self._info_html(self.maps)
+        self.shown = {"index": self.current, "view": self.view.value, "layer": self.layer.value,
+                      "method": method_key(self.method.value), "target": c, "alpha": self.opacity.value,
+                      "cmap": self.colormap.value, "map": heat}
+        self.render_seconds = time.perf_counter() - start
+
+    def _info_html(self, maps: ClassMaps | None) -> str:
+        sample = self.store.sample(self.current)
+        probs = self.store.predictions.probs[self.current] if maps is None else maps.probs
+        predicted = int(np.argmax(probs))
+        right = predicted == sample.label
+        verdict = ('<span style="color:#1a7f37">correct</span>' if right
+                   else '<span style="color:#a40000">misclassified</span>')
+        rows = "".join(
+            f"<tr><td>{html.escape(self.classes[k])}{' (true)' if k == sample.label else ''}</td>"
+            f"<td style='text-align:right'>{probs[k]:.3f}</td>"
+            f"<td><div style='background:#4c72b0;height:9px;width:{int(120 * probs[k])}px'></div></td></tr>"
+            for k in np.argsort(-probs)[: self.top_k])
+        text = (f"<b>{html.escape(str(sample.id))}</b> · true <b>{html.escape(self.classes[sample.label])}</b> · "
+                f"predicted <b>{html.escape(self.classes[predicted])}</b> ({verdict}) · "
+                f"image {self.index.value + 1} of {len(self._positions)} shown by '{html.escape(self.filter.label)}'"
+                f"<table style='font-size:90%'><tr><th>top {self.top_k}</th><th>p</th><th></th></tr>{rows}</table>")
+        if maps is not None and maps.view_weights is not None:
+            weights = " · ".join(f"{html.escape(view)} {w:.2f}" for view, w in zip(self.store.views, maps.view_weights))
+            text += f"view weights: {weights}"
+        return text
+
+    def _filter_options(self, predictions) -> list[tuple[str, str]]:
+        right = predictions.preds == predictions.targets
+        options = [(f"all ({len(right)})", "all"), (f"correct ({int(right.sum())})", "correct"),
+                   (f"misclassified ({int((~right).sum())})", "misclassified")]
+        for k, name in enumerate(self.classes):
+            options.append((f"class {name} ({int((predictions.targets == k).sum())})", name))
+        return options
+
+
+def _caption(text: str) -> str:
+    """One line above a panel, cut with an ellipsis rather than wrapped, so the panels stay aligned."""
+    return f'<div style="white-space:nowrap;overflow:hidden;text-overflow:ellipsis">{text}</div>'
+
+
+def _label(method: str) -> str:
+    key = method_key(method)
+    return next(label for label, value in METHODS.items() if value == key)
+
+
+def explore(model: nn.Module, dataset, **options: Any) -> CamExplorer:
+    """A CAM explorer of ``model`` on ``dataset`` (single-view, or a ``MultiViewDataset``).
+
+    Options: ``layers`` (default ``cam_layers(model)``), ``methods`` (default all of ``METHODS``),
+    ``classes``, ``top_k=3``, ``alpha=0.5`` (opacity), ``cmap="jet"``, ``size=220`` (panel pixels),
+    ``start=0`` (first image). Show it by making it the last expression of a cell.
+    """
+    return CamExplorer(model, dataset, **options)

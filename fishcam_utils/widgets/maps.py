@@ -1,0 +1,251 @@
+"""The explorer's memory: every map it shows, computed once and kept.
+
+``MapStore`` knows nothing of widgets, so the notebook, the tests and ``bench/`` can drive it alone.
+What it computes, and how often:
+
+* a **capture** per (image, layer): one forward pass and one batched backward over all classes
+  (``BaseCAM.capture``); every gradient method (Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM) turns
+  the same capture into its maps, so changing method costs no pass through the network;
+* the **maps of all classes** per (image, layer, method), at the input's size, in [0, 1];
+  Score-CAM makes its own masked passes, guided Grad-CAM one guided backward of K copies of the
+  image (one per class);
+* changing class, view, opacity or colormap then only picks and colours an array already here.
+
+Old entries are dropped least-recently-used first, so memory stays bounded on a long session.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.transforms import to_display
+from ..evaluation.predict import dataset_classes, dataset_ids, predict
+from ..explain.cam import LayerCapture, make_cam
+from ..explain.guided import GuidedBackprop, gradient_to_image, saliency
+from ..models.factory import cam_layers
+from ..models.state import model_device
+
+# Label shown in the method menu → method key.
+METHODS: dict[str, str] = {
+    "Grad-CAM": "gradcam",
+    "Grad-CAM++": "gradcam++",
+    "HiResCAM": "hirescam",
+    "LayerCAM": "layercam",
+    "Score-CAM": "scorecam",
+    "guided Grad-CAM": "guided-gradcam",
+}
+_FROM_CAPTURE = ("gradcam", "gradcam++", "hirescam", "layercam")
+
+
+@dataclass
+class Sample:
+    """One dataset item, ready for the model (a batch of one) and for display.
+
+    ``images`` (V, H, W, 3) float in [0, 1], V = 1 for a single-view dataset; ``present`` (V,) bool;
+    ``label`` the true class; ``id`` the file or fish id.
+    """
+
+    inputs: Any
+    images: np.ndarray
+    present: np.ndarray
+    label: int
+    id: str
+
+
+@dataclass
+class ClassMaps:
+    """Every class's maps of one image at one layer by one method (numpy, CPU).
+
+    ``maps`` (K, V, H, W) float in [0, 1] (the views of one fish share a scale; 0 on a missing view);
+    ``pictures`` (K, V, H, W, 3) float in [0, 1], the guided Grad-CAM pictures, else None;
+    ``probs`` (K,) the softmax of the logits; ``view_weights`` (V,) or None.
+    """
+
+    maps: np.ndarray
+    pictures: np.ndarray | None
+    probs: np.ndarray
+    view_weights: np.ndarray | None
+
+
+class _LRU(OrderedDict):
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = make()  # nothing is stored if making fails, so a retry recomputes
+        self[key] = value
+        while len(self) > self.capacity:
+            self.popitem(last=False)
+        return value
+
+
+def method_key(method: str) -> str:
+    """A method given by its menu label ("Grad-CAM++") or key ("gradcam++") → its key."""
+    if method in METHODS:
+        return METHODS[method]
+    key = method.lower().replace("_", "-")
+    if key in METHODS.values():
+        return key
+    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+class MapStore:
+    """Maps of ``model`` for the items of ``dataset`` (single-view or ``MultiViewDataset``), computed
+    on demand and cached.
+
+    ``layers`` defaults to ``cam_layers(model)`` (input to output); ``classes`` to the dataset's.
+    ``counts`` tells how much work was done: ``"capture"`` (forward + batched backward),
+    ``"scorecam"``, ``"guided"`` and ``"maps"`` (maps made from a capture or a pass).
+    """
+
+    def __init__(self, model: nn.Module, dataset, layers: Sequence[str] | None = None,
+                 classes: Sequence[str] | None = None, capacity: int = 48, batch_size: int = 64) -> None:
+        if len(dataset) == 0:
+            raise ValueError("the dataset is empty: pass a split with images, e.g. splits.test")
+        self.model, self.dataset = model, dataset
+        self.layers = list(layers) if layers is not None else cam_layers(model)
+        if not self.layers:
+            raise ValueError("no layers to explain: pass layers=[...] with the names of conv layers or stages")
+        self.classes = [str(c) for c in (classes if classes is not None else dataset_classes(dataset) or [])]
+        self.device = model_device(model)
+        self.counts: Counter[str] = Counter()
+        self._samples = _LRU(capacity)
+        self._captures = _LRU(max(4, capacity // 4))  # activations and K gradients: the largest entries
+        self._maps = _LRU(capacity)
+        self._predictions = None
+        self.batch_size = batch_size
+
+    # -- the dataset -------------------------------------------------------------------------
+    @property
+    def predictions(self):
+        """``Predictions`` of the model on the whole dataset (computed once, for the image filter)."""
+        if self._predictions is None:
+            self._predictions = predict(self.model, self.dataset, batch_size=self.batch_size, progress=False)
+            if not self.classes:
+                self.classes = list(self._predictions.classes)
+        return self._predictions
+
+    @property
+    def multiview(self) -> bool:
+        return isinstance(self.sample(0).inputs, tuple)
+
+    @property
+    def views(self) -> list[str]:
+        """The dataset's view names (``["image"]`` for a single-view dataset)."""
+        names = getattr(self.dataset, "views", None)
+        if names:
+            return list(names)
+        return [f"view {v}" for v in range(len(self.sample(0).present))] if self.multiview else ["image"]
+
+    def sample(self, index: int) -> Sample:
+        """Item ``index`` of the dataset as a ``Sample``."""
+        index = self._check_index(index)
+        return self._samples.get_or_make(index, lambda: self._load(index))
+
+    def _check_index(self, index: int) -> int:
+        if not 0 <= int(index) < len(self.dataset):
+            raise IndexError(f"image {index} does not exist: the dataset has {len(self.dataset)} items (0 to "
+                             f"{len(self.dataset) - 1})")
+        return int(index)
+
+    def _load(self, index: int) -> Sample:
+        item = self.dataset[index]
+        x, label = item[0], int(item[1])
+        ids = dataset_ids(self.dataset)
+        ident = ids[index] if ids is not None else str(index)
+        if isinstance(x, (tuple, list)):
+            views, present = x[0], torch.as_tensor(x[1]).bool()
+            inputs = (views[None].to(self.device), present[None].to(self.device))
+            return Sample(inputs, to_display(views), present.numpy(), label, ident)
+        return Sample(x[None].to(self.device), to_display(x)[None], np.ones(1, bool), label, ident)
+
+    def select(self, which: str) -> list[int]:
+        """Positions of the items that pass a filter: ``"all"``, ``"correct"``, ``"misclassified"``
+        or a class name (items whose true class it is), in dataset order."""
+        if which == "all":
+            return list(range(len(self.dataset)))
+        p = self.predictions
+        if which == "correct":
+            return np.flatnonzero(p.preds == p.targets).tolist()
+        if which == "misclassified":
+            return np.flatnonzero(p.preds != p.targets).tolist()
+        if which in self.classes:
+            return np.flatnonzero(p.targets == self.classes.index(which)).tolist()
+        raise ValueError(f"unknown filter {which!r}: use 'all', 'correct', 'misclassified' or a class name "
+                         f"({', '.join(self.classes)})")
+
+    # -- maps --------------------------------------------------------------------------------
+    def capture(self, index: int, layer: str) -> LayerCapture:
+        """Activations at ``layer`` and every class's gradients for image ``index`` (cached)."""
+        self._check_layer(layer)
+
+        def make() -> LayerCapture:
+            self.counts["capture"] += 1
+            return make_cam("gradcam", self.model, layer).capture(self.sample(index).inputs)
+
+        return self._captures.get_or_make((self._check_index(index), layer), make)
+
+    def maps(self, index: int, layer: str, method: str = "gradcam") -> ClassMaps:
+        """Every class's maps of image ``index`` at ``layer`` by ``method`` (cached)."""
+        key = method_key(method)
+        self._check_layer(layer)
+        index = self._check_index(index)
+        return self._maps.get_or_make((index, layer, key), lambda: self._make_maps(index, layer, key))
+
+    def _check_layer(self, layer: str) -> None:
+        if layer not in self.layers:
+            raise ValueError(f"layer {layer!r} is not one of the explorer's layers: {', '.join(self.layers)}")
+
+    def _make_maps(self, index: int, layer: str, key: str) -> ClassMaps:
+        sample = self.sample(index)
+        guided = None
+        if key in _FROM_CAPTURE or key == "guided-gradcam":
+            capture = self.capture(index, layer)
+            result = make_cam("gradcam" if key == "guided-gradcam" else key, self.model, layer).from_capture(capture)
+            if key == "guided-gradcam":
+                guided = self._guided(sample, len(self.classes) or result.logits.shape[1])
+        else:
+            self.counts[key] += 1
+            result = make_cam(key, self.model, layer).all_classes(sample.inputs)
+        self.counts["maps"] += 1
+        maps = result.maps[0].float().cpu()  # (K, H, W) or (K, V, H, W)
+        if maps.ndim == 3:
+            maps = maps[:, None]
+        if maps.shape[1] != len(sample.present):
+            raise ValueError(f"{layer!r} gave {maps.shape[1]} maps per item for {len(sample.present)} views; "
+                             f"pick a layer of every branch, one of {', '.join(self.layers)}")
+        maps = maps * torch.as_tensor(sample.present)[None, :, None, None]
+        pictures = None
+        if guided is not None:
+            # Guided Grad-CAM: the fine guided gradients where the coarse Grad-CAM map is warm.
+            product = guided * maps[:, :, None]
+            k, v = product.shape[:2]
+            pictures = gradient_to_image(product.flatten(0, 1)).reshape(k, v, *product.shape[-2:], 3)
+            maps = saliency(product.flatten(0, 1)).reshape(k, v, *product.shape[-2:])
+            pictures[:, ~sample.present] = 0.5
+        probs = torch.softmax(result.logits[0].float(), 0).cpu().numpy()
+        weights = None if result.view_weights is None else result.view_weights[0].float().cpu().numpy()
+        return ClassMaps(maps.numpy(), pictures, probs, weights)
+
+    def _guided(self, sample: Sample, k: int) -> torch.Tensor:
+        """Guided-backprop input gradients of every class, (K, V, 3, H, W), from one backward of K
+        copies of the image (one per class)."""
+        self.counts["guided"] += 1
+        if isinstance(sample.inputs, tuple):
+            views, present = sample.inputs
+            inputs = (views.expand(k, *views.shape[1:]), present.expand(k, *present.shape[1:]))
+        else:
+            inputs = sample.inputs.expand(k, *sample.inputs.shape[1:])
+        gradients = GuidedBackprop(self.model)(inputs, targets=list(range(k))).gradients.float().cpu()
+        return gradients if gradients.ndim == 5 else gradients[:, None]
