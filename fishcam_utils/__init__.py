@@ -4,6 +4,10 @@ Modules, one concern each:
 
 - ``fishcam_utils.data``: the synthetic multi-view fish dataset, loaders for real layouts,
   splits, transforms, the decode-once cache;
+- ``fishcam_utils.models``, ``training``, ``evaluation``: networks, the training loop, predictions
+  and reports;
+- ``fishcam_utils.explain``: the CAM family, guided backprop, overlays;
+- ``fishcam_utils.widgets``: the CAM explorer of notebook 06 (needs ipywidgets);
 - ``fishcam_utils.viz``: sample grids and mask overlays;
 - ``fishcam_utils.course``: running the notebooks headless and collecting what they produce;
 - ``fishcam_utils.settings``: folders and quick mode;

@@ -220,6 +220,7 @@ def test_an_empty_filter_says_so_and_keeps_the_images(model, splits):
     assert explorer.message.startswith("ValueError: no image matches") and splits.test.classes[1] in explorer.message
     assert "fishcam-error" in explorer.status.value  # shown in the widget, styled as an error
     assert explorer.shown["index"] == showing and len(explorer.errors) == 1
+    assert explorer.filter.value == "all"  # the menu shows the filter whose images are still shown
     explorer.target.value = splits.test.classes[2]  # still working
     assert explorer.shown["target"] == 2
 
@@ -253,6 +254,7 @@ def test_the_map_store_computes_each_entry_once_and_forgets_the_oldest(model, sp
     for i in range(1, 6):
         store.maps(i, "layer2", "gradcam")
     assert store.counts["maps"] == 6
+    assert not store.has_maps(0, "layer2", "gradcam") and store.has_maps(5, "layer2", "Grad-CAM")
     store.maps(0, "layer2", "gradcam")  # four newer entries pushed it out: made again
     assert store.counts["maps"] == 7
     with pytest.raises(ValueError, match="not one of the explorer's layers"):

@@ -50,13 +50,13 @@ class CamExplorer:
                  methods: Sequence[str] | None = None, classes: Sequence[str] | None = None, top_k: int = 3,
                  alpha: float = 0.5, cmap: str = "jet", size: int = 220, start: int = 0,
                  store: MapStore | None = None) -> None:
+        if cmap not in COLORMAPS:  # bad options fail before any work
+            raise ValueError(f"cmap must be one of {', '.join(COLORMAPS)}, got {cmap!r}")
+        methods = list(METHODS) if methods is None else [_label(m) for m in methods]
         self.store = store if store is not None else MapStore(model, dataset, layers, classes)
         predictions = self.store.predictions  # for the filter's counts and the default class
         self.classes = self.store.classes
         self.top_k = max(1, min(int(top_k), len(self.classes)))
-        methods = list(METHODS) if methods is None else [_label(m) for m in methods]
-        if cmap not in COLORMAPS:
-            raise ValueError(f"cmap must be one of {', '.join(COLORMAPS)}, got {cmap!r}")
         self.errors: list[BaseException] = []
         self.message = ""  # the status line as plain text
         self.error_trace = ""
@@ -68,11 +68,11 @@ class CamExplorer:
 
         self.filter = widgets.Dropdown(options=self._filter_options(predictions), value="all",
                                        description="show", style=_DESCRIPTION)
-        self._positions = self.store.select("all")
-        self.current = self._positions[min(max(int(start), 0), len(self._positions) - 1)]
-        self.index = widgets.IntSlider(value=min(max(int(start), 0), len(self._positions) - 1), min=0,
-                                       max=len(self._positions) - 1, description="image", continuous_update=False,
-                                       style=_DESCRIPTION)
+        self._positions, self._filter_shown = self.store.select("all"), "all"
+        start = min(max(int(start), 0), len(self._positions) - 1)
+        self.current = self._positions[start]
+        self.index = widgets.IntSlider(value=start, min=0, max=len(self._positions) - 1, description="image",
+                                       continuous_update=False, style=_DESCRIPTION)
         views = self.store.views
         self.view = widgets.ToggleButtons(options=views, value=views[0], description="view", style=_DESCRIPTION)
         if not self.store.multiview:
@@ -173,9 +173,12 @@ class CamExplorer:
     def _change_filter(self) -> None:
         positions = self.store.select(self.filter.value)
         if not positions:
-            raise ValueError(f"no image matches '{self.filter.label}'; still showing the previous selection. "
+            empty = self.filter.label
+            with self._hold():  # the menu goes back to the filter whose images are still shown
+                self.filter.value = self._filter_shown
+            raise ValueError(f"no image matches '{empty}'; still showing '{self.filter.label}'. "
                              f"Choose another filter")
-        self._positions = positions
+        self._positions, self._filter_shown = positions, self.filter.value
         with self._hold():
             self.index.value = 0
             self.index.max = len(positions) - 1
@@ -210,7 +213,8 @@ class CamExplorer:
         self.maps = None
         self._heatmap_key = None
         try:
-            self._say(f"computing {self.method.value} at {self.layer.value} for every class…")
+            if not self.store.has_maps(self.current, self.layer.value, self.method.value):
+                self._say(f"computing {self.method.value} at {self.layer.value} for every class…")
             self.maps = self.store.maps(self.current, self.layer.value, method_key(self.method.value))
         except Exception:
             blank = png_bytes(placeholder(self.store.sample(self.current).images.shape[1:3]))

@@ -203,6 +203,10 @@ class MapStore:
         index = self._check_index(index)
         return self._maps.get_or_make((index, layer, key), lambda: self._make_maps(index, layer, key))
 
+    def has_maps(self, index: int, layer: str, method: str) -> bool:
+        """Whether ``maps(index, layer, method)`` is kept already (so costs nothing)."""
+        return (int(index), layer, method_key(method)) in self._maps
+
     def _check_layer(self, layer: str) -> None:
         if layer not in self.layers:
             raise ValueError(f"layer {layer!r} is not one of the explorer's layers: {', '.join(self.layers)}")
