@@ -166,7 +166,7 @@ def _write_test_report(model, dataset, result, out: Path, progress: bool) -> Non
     print(f"test accuracy {predictions.accuracy:.4f} on {len(dataset)} images; report in {out}")
 
 
-def _checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool):
+def _checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, masks: Sequence[str] = ()):
     """The split ``args.split`` of the checkpoint's dataset (or ``--data``), read the way the model
     was trained: same image size, class order and view (or all views, for a multi-view model)."""
     from .data.setup import make_datasets
@@ -178,7 +178,8 @@ def _checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool):
     multiview = bool(prep.get("views"))
     view = None if multiview else (args.view or prep.get("view") or "side")
     data = make_datasets(root, view=view, image_size=prep.get("image_size") or 64, augment=0, cache=cache,
-                         split_seed=args.split_seed, classes=checkpoint["classes"], multiview=multiview, progress=False)
+                         split_seed=args.split_seed, classes=checkpoint["classes"], multiview=multiview, masks=masks,
+                         progress=False)
     return getattr(data, args.split)
 
 
@@ -256,6 +257,35 @@ def _gradcam(args: argparse.Namespace) -> int:
     print(f"{cam.name} at {cam.layer_name}: {len(samples)} {args.split} {'fish' if views else 'images'}, {right} correct, {len(samples) - right} "
           f"incorrect; original, heatmap and overlay of each in {out}/correct_samples and {out}/incorrect_samples, "
           f"summary in {out / 'summary.csv'}")
+    return 0
+
+
+def _evaluate_cam(args: argparse.Namespace) -> int:
+    from .explain.experiments import TABLE_METHODS, load_evidence, methods_by_layers
+    from .models import cam_layers
+    from .training import load_checkpoint, pick_device
+
+    device = pick_device(args.device)
+    model, checkpoint = load_checkpoint(args.checkpoint, device=device)
+    if checkpoint["preprocessing"].get("views"):
+        raise ValueError("evaluate-cam judges single-view models; this checkpoint is a multi-view model")
+    dataset = _checkpoint_split(args, checkpoint, cache=False, masks=[args.mask])
+    batch = load_evidence(dataset, per_class=args.per_class)
+    layers = args.layers or cam_layers(model)
+    unknown = [m for m in args.methods if m not in TABLE_METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose among {', '.join(TABLE_METHODS)}")
+    table = methods_by_layers(model, batch, layers, args.methods, mask=args.mask, tolerance=args.tolerance,
+                              curve_images=args.curve_images, steps=args.steps, baseline=args.baseline,
+                              progress=not args.no_progress)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    table.round(4).to_csv(tmp, index=False)
+    tmp.replace(out)
+    best = table.sort_values("pointing", ascending=False).iloc[0]
+    print(f"{len(table)} (method, layer) pairs on {len(batch)} {args.split} images against the {args.mask} masks; "
+          f"best pointing game: {best['method']} at {best['layer']}, {best['pointing']:.1%}. Table: {out}")
     return 0
 
 
@@ -433,6 +463,34 @@ def build_parser() -> argparse.ArgumentParser:
     gradcam.add_argument("--batch-size", type=int, default=32, help="images per CAM call")
     gradcam.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     gradcam.set_defaults(run=_gradcam)
+
+    judge = commands.add_parser(
+        "evaluate-cam",
+        help="judge CAMs against ground-truth masks: the methods x layers table as CSV",
+        description="For every method at every layer: pointing game and energy against the masks "
+        "(the synthetic data's evidence masks by default), deletion and insertion areas. Maps explain "
+        "each image's true class.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  fishcam evaluate-cam --checkpoint checkpoints/resnet18-linear-side/best.pt --out build/cam_table.csv",
+    )
+    judge.add_argument("--checkpoint", required=True, help="a best.pt or last.pt of a single-view model")
+    judge.add_argument("--out", required=True, help="the CSV file to write")
+    judge.add_argument("--data", help="dataset folder with masks (default: the one the model was trained on)")
+    judge.add_argument("--mask", default="evidence", help="mask kind to point at (evidence, body, ...)")
+    judge.add_argument("--methods", nargs="+", default=["gradcam", "gradcam++", "hirescam", "layercam", "scorecam",
+                                                         "guided-gradcam"], help="methods (default: all six)")
+    judge.add_argument("--layers", nargs="+", help="layers (default: the model's CAM layers)")
+    judge.add_argument("--per-class", type=int, help="images per class (default: all of the split)")
+    judge.add_argument("--tolerance", type=float, default=4, help="pointing-game tolerance in pixels (default 4)")
+    judge.add_argument("--steps", type=int, default=50, help="deletion/insertion steps (default 50)")
+    judge.add_argument("--curve-images", type=int, default=64, help="images per deletion/insertion curve (default 64)")
+    judge.add_argument("--baseline", default="blur", choices=["blur", "mean", "zero"], help="what deleted pixels become")
+    judge.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split")
+    judge.add_argument("--view", help="view (default: the training view)")
+    judge.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
+    judge.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    judge.add_argument("--no-progress", action="store_true", help="no progress bar")
+    judge.set_defaults(run=_evaluate_cam)
 
     course = commands.add_parser(
         "course",

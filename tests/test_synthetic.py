@@ -217,3 +217,31 @@ def test_ensure_synthetic_makes_the_quick_dataset_once(monkeypatch, tmp_path):
     stamp = (root / "dataset.json").stat().st_mtime_ns
     assert ensure_synthetic(progress=False) == root
     assert (root / "dataset.json").stat().st_mtime_ns == stamp
+
+
+def test_marker_size_sets_the_sticker_and_matters_only_with_stickers(tmp_path):
+    def marker_pixels(size: float) -> int:
+        root = generate_dataset(tmp_path / f"m{size}", SyntheticConfig(size=64, fish_per_class=3, shortcut=True,
+                                                                       marker_size=size, views=("side",)),
+                                progress=False, workers=1)
+        meta = load_metadata(root)
+        row = meta[(meta["split"] == "train") & meta["shortcut_marker"]].iloc[0]
+        return int((np.asarray(Image.open(root / row.marker_mask)) > 0).sum())
+
+    small, big = marker_pixels(0.08), marker_pixels(0.16)
+    assert 3 <= big / small <= 5  # twice the side, four times the area (up to the pixel grid)
+    assert "marker_size" not in SyntheticConfig().to_dict()  # datasets without stickers keep their config
+    assert SyntheticConfig.from_dict(SyntheticConfig(shortcut=True, marker_size=0.2).to_dict()).marker_size == 0.2
+    with pytest.raises(ValueError, match="marker_size must lie in"):
+        SyntheticConfig(marker_size=0)
+
+
+def test_ensure_synthetic_keeps_notebook_08s_sticker_copy_apart(monkeypatch):
+    from fishcam_utils.data import synthetic
+
+    monkeypatch.setattr(synthetic, "QUICK_CONFIG", SyntheticConfig(size=32, fish_per_class=3))  # small and quick
+    root = ensure_synthetic(quick=True, progress=False, shortcut=("train", "test"))
+    assert root.name == "synthetic-marker-train-test-quick" and root.parent == default_dataset_dir(True).parent
+    meta = load_metadata(root)
+    assert meta.groupby("split")["shortcut_marker"].all().to_dict() == {"test": True, "train": True, "val": False}
+    assert dataset_config(root).marker_size == synthetic.SHORTCUT_MARKER_SIZE

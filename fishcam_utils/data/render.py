@@ -83,6 +83,7 @@ class PhotoParams:
     noise: float  # standard deviation of additive noise, in [0, 1] intensity
     noise_seed: int
     marker: tuple[float, float, int] | None  # (x, y, class index) of a shortcut sticker
+    marker_size: float = 0.08  # half the sticker's side, in canvas units
 
 
 def _canvas_half_extent(aspect: float) -> tuple[float, float]:
@@ -388,7 +389,7 @@ def render_photo(
     marker = np.zeros_like(body)
     if params.marker is not None:
         mx, my, cls = params.marker
-        marker = (np.abs(x - mx) < 0.08) & (np.abs(y - my) < 0.08)
+        marker = (np.abs(x - mx) < params.marker_size) & (np.abs(y - my) < params.marker_size)
         img = _paint(img, marker, MARKER_COLOURS[cls % len(MARKER_COLOURS)])
 
     # Back to the output grid: averaging gives anti-aliased edges; a mask keeps a pixel

@@ -56,6 +56,7 @@ class SyntheticConfig:
     shortcut_rate: float = 1.0
     shortcut_splits: tuple[str, ...] = ("train",)
     layout: str = "multiview"
+    marker_size: float = 0.08  # half the sticker's side, in canvas units (the shorter side is 2): 0.08 is 5 px at 64 px
 
     def __post_init__(self) -> None:
         # JSON and the CLI hand over lists; keep tuples so that configs compare equal.
@@ -93,13 +94,19 @@ class SyntheticConfig:
             raise ValueError(f"fish_per_class={self.fish_per_class} is too few to put a fish of each class in every split")
         if not 0 <= self.shortcut_rate <= 1:
             raise ValueError(f"shortcut_rate must lie in [0, 1], got {self.shortcut_rate}")
+        if not 0 < self.marker_size <= 0.25:
+            raise ValueError(f"marker_size must lie in (0, 0.25] (half the sticker's side in canvas units), "
+                             f"got {self.marker_size}")
         if any(s not in SPLITS for s in self.shortcut_splits):
             raise ValueError(f"shortcut_splits must be among {SPLITS}, got {self.shortcut_splits!r}")
         if self.layout not in OUTPUT_LAYOUTS:
             raise ValueError(f"layout must be one of {OUTPUT_LAYOUTS}, got {self.layout!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if not self.shortcut:
+            del values["marker_size"]  # meaningless without stickers: datasets made before it stay current
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SyntheticConfig:
@@ -109,6 +116,8 @@ class SyntheticConfig:
 # The course's two default datasets: what students get, and what quick mode (CI) uses.
 DEFAULT_CONFIG = SyntheticConfig()
 QUICK_CONFIG = SyntheticConfig(fish_per_class=30)
+# Notebook 08's shortcut sticker: about 9 px wide at 64 px, so that it is as easy to see as a trait.
+SHORTCUT_MARKER_SIZE = 0.14
 
 
 def split_of_each_fish(config: SyntheticConfig) -> list[list[str]]:
@@ -169,7 +178,8 @@ def _render_fish(job: tuple[SyntheticConfig, str, int, int, str]) -> list[dict[s
             config.shortcut and split in config.shortcut_splits and marker_rng.random() < config.shortcut_rate
         )
         if has_marker:
-            params = dataclasses.replace(params, marker=sample_marker(marker_rng, species_index, aspect))
+            params = dataclasses.replace(params, marker=sample_marker(marker_rng, species_index, aspect),
+                                         marker_size=config.marker_size)
         trait = species.traits[view]
         photo = render_photo(view, trait, params, config.width, config.height)
         paths = _relative_paths(config, species.name, split, fish_id, number + 1, view)
@@ -335,14 +345,22 @@ def default_dataset_dir(quick: bool | None = None) -> Path:
     return data_dir() / ("synthetic-quick" if quick else "synthetic")
 
 
-def ensure_synthetic(quick: bool | None = None, progress: bool = True) -> Path:
+def ensure_synthetic(quick: bool | None = None, progress: bool = True, shortcut: tuple[str, ...] = ()) -> Path:
     """The course's default dataset, generated on first use (seconds). Returns its root folder.
 
     In quick mode (``FISHCAM_QUICK=1``) it is a smaller copy with 30 fish per class.
+    ``shortcut=("train", "test")`` gives the same photos with the class-coloured marker (of
+    ``SHORTCUT_MARKER_SIZE``) on every photo of those splits (notebook 08), in a folder of its own
+    (``synthetic-marker-train-test``).
     """
     quick = quick_mode() if quick is None else quick
     config = QUICK_CONFIG if quick else DEFAULT_CONFIG
-    return generate_dataset(default_dataset_dir(quick), config, overwrite=True, progress=progress)
+    folder = default_dataset_dir(quick)
+    if shortcut:
+        config = dataclasses.replace(config, shortcut=True, shortcut_splits=tuple(shortcut),
+                                     marker_size=SHORTCUT_MARKER_SIZE)
+        folder = folder.with_name(folder.name.replace("synthetic", "synthetic-marker-" + "-".join(shortcut), 1))
+    return generate_dataset(folder, config, overwrite=True, progress=progress)
 
 
 def load_metadata(root: str | Path) -> pd.DataFrame:

@@ -30,6 +30,9 @@ class Recipe:
     notebook: str = ""
     # Multi-view recipes (model "multiview"): view -> the course model its branch starts from.
     experts: dict[str, str] = field(default_factory=dict)
+    # Splits whose photos carry the class-coloured shortcut marker (``ensure_synthetic(shortcut=...)``).
+    shortcut: tuple[str, ...] = ()
+    augment: float = 1.0  # strength of the training augmentation (``train_transform``)
 
 
 _FISHRESNET_FIT = {"epochs": 20, "batch_size": 64, "lr": 3e-3, "schedule": "onecycle"}
@@ -44,6 +47,11 @@ RECIPES: dict[str, Recipe] = {
                               notebook="04_multiview_fusion"),
     "fishresnet-belly": Recipe("fishresnet", {"width": 32}, _FISHRESNET_FIT, quick=_FISHRESNET_QUICK, view="belly",
                                notebook="04_multiview_fusion"),
+    # Notebook 08's shortcut model: notebook 02's recipe on the same photos, the training ones with a
+    # sticker whose colour gives the class away (the test photos carry it too, to measure CAM energy on it),
+    # and no augmentation: random crops cut the corner sticker off, which hides the shortcut.
+    "fishresnet-side-marker": Recipe("fishresnet", {"width": 32}, _FISHRESNET_FIT, quick=_FISHRESNET_QUICK,
+                                     notebook="08_judging_explanations", shortcut=("train", "test"), augment=0.0),
     "resnet18-linear-side": Recipe(
         "resnet18", {"head": "linear", "weights": "auto"},
         {"epochs": 10, "batch_size": 64, "lr": 1e-3, "schedule": "onecycle", "patience": 4},
@@ -101,8 +109,8 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     # The experts first (loaded, or trained as their own recipes say), so that their training
     # does not change the seed this model starts from.
     experts = {view: course_model(expert, quick, train, progress)[0] for view, expert in recipe.experts.items()}
-    splits = make_datasets(ensure_synthetic(quick, progress=progress), view=recipe.view, multiview=multiview,
-                           progress=progress)
+    splits = make_datasets(ensure_synthetic(quick, progress=progress, shortcut=recipe.shortcut), view=recipe.view,
+                           multiview=multiview, augment=recipe.augment, progress=progress)
     seed_everything(0)
     if multiview:
         model = MultiViewNet(len(splits.classes), verbose=progress, **recipe.build).init_branches(experts)

@@ -1,0 +1,240 @@
+"""The experiments of notebook 08, a function each, so that the notebook and ``fishcam evaluate-cam``
+share them.
+
+* ``methods_by_layers``: pointing game and energy against the evidence masks, deletion and
+  insertion areas, for every method at every layer;
+* ``sanity_check``: the model-parameter randomisation test of Adebayo et al. (2018);
+* ``shortcut_energy``: how much of the map lies on a shortcut marker and how much on the trait.
+
+Maps explain each image's **true** class, the class whose evidence the masks mark.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..models.state import model_device
+from .cam import make_cam
+from .guided import GuidedBackprop, guided_gradcam, saliency
+from .metrics import deletion_curve, energy_in_mask, insertion_curve, per_class, pointing_game, spearman
+
+# Methods of the methods x layers table: the CAM family, and guided Grad-CAM (its saliency).
+TABLE_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "guided-gradcam")
+# Methods of the sanity check: maps that need a layer, and input-gradient maps that do not.
+SANITY_METHODS = ("gradcam", "guided-gradcam", "guided-backprop", "gradient")
+_INPUT_GRADIENTS = {"guided-backprop": "guided", "gradient": "backprop"}
+
+
+@dataclass
+class EvidenceBatch:
+    """Images of a single-view dataset with their masks, as one batch.
+
+    ``images`` (N, 3, H, W) normalised; ``labels`` (N,); ``masks`` kind → (N, H, W) bool;
+    ``indices`` the dataset positions; ``classes`` the class names.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: dict[str, torch.Tensor]
+    indices: list[int]
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def head(self, n: int) -> EvidenceBatch:
+        """The first ``n`` images (the batch is ordered class by class in turn, so any head is balanced)."""
+        return EvidenceBatch(self.images[:n], self.labels[:n], {k: m[:n] for k, m in self.masks.items()},
+                             self.indices[:n], self.classes)
+
+
+def load_evidence(dataset, per_class: int | None = None) -> EvidenceBatch:
+    """Up to ``per_class`` images of each class (all by default) of a dataset made with
+    ``make_datasets(..., masks=[...])``, interleaved class by class (a, b, c, a, b, c, ...)."""
+    targets = [int(t) for t in dataset.targets]
+    by_class: dict[int, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_class.setdefault(t, []).append(i)
+    chosen = [members[:per_class] if per_class else members for _, members in sorted(by_class.items())]
+    order = [group[r] for r in range(max(map(len, chosen), default=0)) for group in chosen if r < len(group)]
+    if not order:
+        raise ValueError("the dataset is empty: load_evidence needs images with masks")
+    items = [dataset[i] for i in order]
+    if len(items[0]) < 3:
+        raise ValueError("the dataset has no masks: make it with make_datasets(..., masks=['evidence'])")
+    masks = {k: torch.stack([item[2][k] for item in items]).bool() for k in items[0][2]}
+    return EvidenceBatch(torch.stack([item[0] for item in items]), torch.tensor([int(item[1]) for item in items]),
+                         masks, order, list(dataset.classes))
+
+
+def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str,
+                     layer: str | None = None, batch_size: int = 64, guided: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, H, W) maps in [0, 1] of ``targets`` by ``method``: a CAM method at ``layer``,
+    ``"guided-gradcam"`` (saliency of guided gradients times the Grad-CAM map at ``layer``),
+    ``"guided-backprop"`` or ``"gradient"`` (saliency of the input gradients; no layer).
+    ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed."""
+    device = model_device(model)
+    targets = torch.as_tensor(targets).long()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x, t = images[start:start + batch_size].to(device), targets[start:start + batch_size].to(device)
+        if method in _INPUT_GRADIENTS:
+            out.append(saliency(GuidedBackprop(model, _INPUT_GRADIENTS[method])(x, t).gradients))
+        elif method == "guided-gradcam":
+            g = guided[start:start + batch_size] if guided is not None else GuidedBackprop(model)(x, t).gradients
+            cam = make_cam("gradcam", model, layer)(x, t).maps
+            out.append(saliency(guided_gradcam(g.to(cam), cam)))
+        else:
+            out.append(make_cam(method, model, layer)(x, t).maps)
+    return torch.cat(out).cpu().float()
+
+
+def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[str], methods: Sequence[str] = TABLE_METHODS,
+                      mask: str = "evidence", tolerance: float = 0, curve_images: int = 64, steps: int = 50,
+                      baseline: str = "blur", progress: bool = True) -> pd.DataFrame:
+    """One row per (method, layer): ``pointing`` (hit rate), ``pointing_tol`` (hit rate within
+    ``tolerance`` px), ``energy`` (mean share of the map in the mask) over the whole batch;
+    ``deletion_auc`` and ``insertion_auc`` (means over the first ``curve_images`` images, ``steps``
+    steps, ``baseline``); ``seconds`` spent. Maps explain the true class."""
+    masks = batch.masks[mask]
+    guided = None
+    rows = []
+    jobs = [(m, layer) for m in methods for layer in layers]
+    for method, layer in tqdm(jobs, desc="methods x layers", disable=not progress):
+        start = time.perf_counter()
+        if method == "guided-gradcam" and guided is None:  # the same for every layer: computed once
+            guided = torch.cat([GuidedBackprop(model)(batch.images[i:i + 64].to(model_device(model)),
+                                                      batch.labels[i:i + 64].to(model_device(model))).gradients.cpu()
+                                for i in range(0, len(batch), 64)])
+        maps = explanation_maps(model, batch.images, batch.labels, method, layer, guided=guided)
+        curve = batch.head(curve_images)
+        kwargs = dict(steps=steps, baseline=baseline)
+        deletion = deletion_curve(model, curve.images, maps[:len(curve)], curve.labels, **kwargs)
+        insertion = insertion_curve(model, curve.images, maps[:len(curve)], curve.labels, **kwargs)
+        rows.append({"method": method, "layer": layer,
+                     "pointing": pointing_game(maps, masks).float().mean().item(),
+                     "pointing_tol": pointing_game(maps, masks, tolerance).float().mean().item(),
+                     "energy": energy_in_mask(maps, masks).mean().item(),
+                     "deletion_auc": deletion.auc.mean().item(), "insertion_auc": insertion.auc.mean().item(),
+                     "seconds": time.perf_counter() - start})
+    table = pd.DataFrame(rows)
+    table.attrs.update(tolerance=tolerance, images=len(batch), curve_images=min(curve_images, len(batch)),
+                       steps=steps, baseline=baseline, mask=mask)
+    return table
+
+
+def randomized_copies(model: nn.Module, stages: Sequence[str], seed: int = 0) -> Iterator[tuple[int, str, nn.Module]]:
+    """Cascading randomisation: copies of ``model`` with its ``stages`` (dotted module names, top
+    first, e.g. ``["fc", "layer4", "layer3"]``) re-initialised one more at a time, each with its
+    modules' own ``reset_parameters`` (BatchNorm: identity and fresh statistics). Yields
+    ``(k, stage, copy)`` for k = 1, 2, ...; the caller's model is never changed."""
+    randomized = copy.deepcopy(model)
+    modules = dict(randomized.named_modules())
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        for k, stage in enumerate(stages, start=1):
+            if stage not in modules:
+                raise ValueError(f"no stage named {stage!r} in {type(model).__name__}; stages are module names "
+                                 f"such as {', '.join(n for n in list(modules)[1:6])}")
+            for module in modules[stage].modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+                if hasattr(module, "reset_running_stats"):
+                    module.reset_running_stats()
+            yield k, stage, randomized
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+def sanity_check(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, stages: Sequence[str], layer: str,
+                 methods: Sequence[str] = SANITY_METHODS, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """The model-parameter randomisation test: the Spearman rank correlation between each image's
+    map from the trained model and from copies whose ``stages`` are randomised from the top down,
+    one more at a time. One row per (method, k): ``randomized`` k (0 = the trained model itself,
+    correlation 1), ``stage`` the last stage randomised, ``spearman`` mean and ``spearman_std``.
+    A map that keeps its correlation while the weights that make the decision are random does not
+    explain the decision."""
+    trained = {m: explanation_maps(model, images, targets, m, layer) for m in methods}
+    rows = [{"method": m, "randomized": 0, "stage": "(trained)", "spearman": 1.0, "spearman_std": 0.0}
+            for m in methods]
+    for k, stage, randomized in tqdm(randomized_copies(model, stages, seed), total=len(stages),
+                                     desc="randomising", disable=not progress):
+        for m in methods:
+            rho = spearman(trained[m], explanation_maps(randomized, images, targets, m, layer))
+            rows.append({"method": m, "randomized": k, "stage": stage, "spearman": rho.nanmean().item(),
+                         "spearman_std": rho[~rho.isnan()].std().item() if (~rho.isnan()).sum() > 1 else 0.0})
+    return pd.DataFrame(rows)
+
+
+def plot_sanity_check(frame: pd.DataFrame, title: str = "Model-parameter randomisation") -> Figure:
+    """Correlation with the trained model's maps against the stages randomised, a line per method."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    stages = frame[frame["method"] == frame["method"].iloc[0]].sort_values("randomized")
+    for method, rows in frame.groupby("method", sort=False):
+        rows = rows.sort_values("randomized")
+        ax.errorbar(rows["randomized"], rows["spearman"], yerr=rows["spearman_std"], marker="o", capsize=3,
+                    label=method)
+    ax.set_xticks(stages["randomized"], ["trained"] + [f"+{s}" for s in stages["stage"].iloc[1:]], rotation=30)
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_ylabel("Spearman ρ with trained maps")
+    ax.set_xlabel("stages randomised, top down (cumulative)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def shortcut_energy(model: nn.Module, batch: EvidenceBatch, layer: str, method: str = "gradcam") -> pd.DataFrame:
+    """Per image, the share of the map's energy on the shortcut marker (``masks["marker"]``) and on the
+    deciding trait (``masks["evidence"]``), for images that carry a marker; columns ``marker``,
+    ``evidence``, ``label``."""
+    if "marker" not in batch.masks or "evidence" not in batch.masks:
+        raise ValueError("shortcut_energy needs masks=['evidence', 'marker'] (a dataset made with shortcut=True)")
+    marked = batch.masks["marker"].flatten(1).any(1)
+    if not marked.any():
+        raise ValueError("no image of this batch carries a marker: load a split the marker was put on")
+    maps = explanation_maps(model, batch.images[marked], batch.labels[marked], method, layer)
+    return pd.DataFrame({"marker": energy_in_mask(maps, batch.masks["marker"][marked]).numpy(),
+                         "evidence": energy_in_mask(maps, batch.masks["evidence"][marked]).numpy(),
+                         "label": batch.labels[marked].numpy()})
+
+
+def pointing_by_class(model: nn.Module, batch: EvidenceBatch, layer: str, method: str = "gradcam",
+                      mask: str = "evidence", tolerance: float = 0) -> pd.DataFrame:
+    """The pointing game's hit rate per true class and overall (``per_class``), plus the mean energy
+    in the mask, for one method at one layer."""
+    maps = explanation_maps(model, batch.images, batch.labels, method, layer)
+    hits = per_class(pointing_game(maps, batch.masks[mask], tolerance), batch.labels, batch.classes, "hit rate")
+    energy = per_class(energy_in_mask(maps, batch.masks[mask]), batch.labels, batch.classes, "energy")
+    return hits.join(energy["energy"])
+
+
+def kaggle_pointing(root, image_size: int = 64, epochs: int = 8, per_class: int = 30, layer: str = "layer2",
+                    tolerance: float = 4, progress: bool = True) -> tuple[pd.DataFrame, nn.Module]:
+    """The pointing game on the Kaggle fish set (or any dataset with body masks) at ``root``: trains a
+    FishResNet (notebook 02's architecture) for ``epochs`` on its training split, then scores Grad-CAM
+    at ``layer`` against the body masks of ``per_class`` test images per class. Returns
+    (``pointing_by_class`` table, model)."""
+    from ..data.setup import make_datasets
+    from ..models import build_model
+    from ..training import fit
+    from ..training.seeding import seed_everything
+
+    splits = make_datasets(root, image_size=image_size, augment=1.0, masks=["body"], progress=progress)
+    seed_everything(0)
+    model = build_model("fishresnet", len(splits.classes), width=32, verbose=False)
+    fit(model, splits.train, splits.val, epochs=epochs, batch_size=64, lr=3e-3, schedule="onecycle", progress=progress)
+    model.eval()
+    batch = load_evidence(splits.test, per_class=per_class)
+    return pointing_by_class(model, batch, layer, mask="body", tolerance=tolerance), model
