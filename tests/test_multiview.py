@@ -420,7 +420,7 @@ def test_course_fusion_model_starts_from_the_course_single_view_models(tiny_synt
     import fishcam_utils.data.synthetic as synthetic
     from fishcam_utils.training import recipes
 
-    monkeypatch.setattr(synthetic, "ensure_synthetic", lambda quick, progress=True: tiny_synth)
+    monkeypatch.setattr(synthetic, "ensure_synthetic", lambda quick, progress=True, shortcut=(): tiny_synth)
     small = {"width": 4, "blocks": [1, 1]}
     for view in ("side", "back", "belly"):
         monkeypatch.setitem(recipes.RECIPES, f"fishresnet-{view}", recipes.Recipe(
