@@ -61,7 +61,7 @@ RECIPES: dict[str, Recipe] = {
     **{f"fusion-{fusion}": Recipe(
         "multiview", {"fusion": fusion, "view_dropout": 0.3, "width": 32},
         {"epochs": 6, "batch_size": 64, "lr": 1e-3, "schedule": "onecycle", "freeze_epochs": 1},
-        quick={"epochs": 3, "batch_size": 16}, notebook="04_multiview_fusion",
+        quick={"epochs": 2, "batch_size": 16}, notebook="04_multiview_fusion",
         experts={view: f"fishresnet-{view}" for view in ("side", "back", "belly")})
        for fusion in ("attention", "mean", "concat", "gated")},
 }
