@@ -436,6 +436,27 @@ def test_course_fusion_model_starts_from_the_course_single_view_models(tiny_synt
         assert all(torch.equal(branch[k], v) for k, v in expert.state_dict().items() if not k.startswith("fc."))
 
 
+def test_course_models_train_with_their_quick_or_full_augmentation(tiny_synth, monkeypatch):
+    """Quick mode may train a recipe without augmentation (``quick_augment``); full mode keeps it."""
+    import fishcam_utils.data.setup as setup
+    import fishcam_utils.data.synthetic as synthetic
+    from fishcam_utils.training import recipes
+
+    monkeypatch.setattr(synthetic, "ensure_synthetic", lambda quick, progress=True, shortcut=(): tiny_synth)
+    made = []
+    monkeypatch.setattr(setup, "make_datasets", lambda *a, **k: made.append(make_datasets(*a, **k)) or made[-1])
+    monkeypatch.setitem(recipes.RECIPES, "fishresnet-side", recipes.Recipe(
+        "fishresnet", {"width": 4, "blocks": [1, 1]}, {"epochs": 1, "batch_size": 8}, augment=1.0, quick_augment=0.0))
+    for quick in (True, False):
+        recipes.course_model("fishresnet-side", quick=quick, progress=False)
+    torch.manual_seed(0)
+    quick_train, full_train = made[0].train, made[1].train
+    # Without augmentation a training photo is the same tensor each time it is read; with it, not.
+    assert torch.equal(quick_train[0][0], quick_train[0][0])
+    assert not torch.equal(full_train[0][0], full_train[0][0])
+    assert recipes.recipe_augment(recipes.RECIPES["fishresnet-side"], quick=False) == 1.0
+
+
 def test_a_fish_missing_a_view_is_kept_with_the_view_marked_missing(synth_copy):
     photo = next((synth_copy / "test").rglob("*_back.png"))
     photo.unlink()
