@@ -38,8 +38,9 @@ class Recipe:
 
 _FISHRESNET_FIT = {"epochs": 20, "batch_size": 64, "lr": 3e-3, "schedule": "onecycle"}
 _FISHRESNET_QUICK = {"epochs": 10, "batch_size": 16}
-# Quick mode's 190 training photos and 10 epochs learn next to nothing under full augmentation: the
-# side view's test accuracy was 8-28 % over three seeds with it (chance: 11 %), 25-44 % over five without.
+# Quick mode's 190 training photos and 8-10 epochs learn next to nothing under full augmentation: the
+# side view's test accuracy was 8-28 % over three seeds with it (chance: 11 %), 25-44 % over five without
+# (ResNet-18, four seeds: 14-39 % with, 25-33 % without).
 _FISHRESNET_QUICK_AUGMENT = 0.0
 
 RECIPES: dict[str, Recipe] = {
@@ -59,7 +60,7 @@ RECIPES: dict[str, Recipe] = {
     "resnet18-linear-side": Recipe(
         "resnet18", {"head": "linear", "weights": "auto"},
         {"epochs": 10, "batch_size": 64, "lr": 1e-3, "schedule": "onecycle", "patience": 4},
-        quick={"epochs": 8, "batch_size": 16}, notebook="03_transfer_learning"),
+        quick={"epochs": 8, "batch_size": 16}, quick_augment=0.0, notebook="03_transfer_learning"),
     # Notebook 04's fusion models: each branch starts from its view's single-view model, then
     # one epoch trains the fusion head alone and the rest fine-tune everything.
     **{f"fusion-{fusion}": Recipe(
