@@ -42,7 +42,7 @@ $(IPYWIDGETS7)/.installed: $(STAMP)
 	@touch $@
 
 # Two test processes share two cores, each with a kernel whose torch runs two OpenMP threads. Busy-waiting
-# threads of one process then steal the core the other needs (notebook 03 ran 3x slower); passive
+# threads of one process then steal the core the other needs (training cells ran 2.5-4.5x slower); passive
 # waiting keeps the thread count, so the numbers trained are the same, and gives the cores back.
 test: $(STAMP) $(IPYWIDGETS7)/.installed
 	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
