@@ -21,7 +21,7 @@ from fishcam_utils.explain import GuidedBackprop, gradient_to_image, guided_grad
 from fishcam_utils.explain.overlay import heatmap_to_rgb, overlay_heatmap
 from fishcam_utils.models import MultiViewNet, build_model
 from fishcam_utils.widgets import CamExplorer, MapStore, explore, read_png
-from fishcam_utils.widgets.render import to_uint8
+from fishcam_utils.explain.overlay import to_uint8
 
 SIZE = 32
 

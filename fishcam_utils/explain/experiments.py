@@ -77,6 +77,14 @@ def load_evidence(dataset, per_class: int | None = None) -> EvidenceBatch:
                          masks, order, list(dataset.classes))
 
 
+def _guided_gradients(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Guided-backprop input gradients (N, 3, H, W) of ``targets``, on the CPU, ``batch_size`` images at a time."""
+    device = model_device(model)
+    targets = torch.as_tensor(targets).long()
+    return torch.cat([GuidedBackprop(model)(images[i:i + batch_size].to(device), targets[i:i + batch_size].to(device))
+                      .gradients.cpu() for i in range(0, len(images), batch_size)])
+
+
 def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str,
                      layer: str | None = None, batch_size: int = 64, guided: torch.Tensor | None = None) -> torch.Tensor:
     """(N, H, W) maps in [0, 1] of ``targets`` by ``method``: a CAM method at ``layer``,
@@ -85,15 +93,16 @@ def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tens
     ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed."""
     device = model_device(model)
     targets = torch.as_tensor(targets).long()
+    if method == "guided-gradcam" and guided is None:
+        guided = _guided_gradients(model, images, targets, batch_size)
     out = []
     for start in range(0, len(images), batch_size):
         x, t = images[start:start + batch_size].to(device), targets[start:start + batch_size].to(device)
         if method in _INPUT_GRADIENTS:
             out.append(saliency(GuidedBackprop(model, _INPUT_GRADIENTS[method])(x, t).gradients))
         elif method == "guided-gradcam":
-            g = guided[start:start + batch_size] if guided is not None else GuidedBackprop(model)(x, t).gradients
             cam = make_cam("gradcam", model, layer)(x, t).maps
-            out.append(saliency(guided_gradcam(g.to(cam), cam)))
+            out.append(saliency(guided_gradcam(guided[start:start + batch_size].to(cam), cam)))
         else:
             out.append(make_cam(method, model, layer)(x, t).maps)
     return torch.cat(out).cpu().float()
@@ -113,9 +122,7 @@ def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[s
     for method, layer in tqdm(jobs, desc="methods x layers", disable=not progress):
         start = time.perf_counter()
         if method == "guided-gradcam" and guided is None:  # the same for every layer: computed once
-            guided = torch.cat([GuidedBackprop(model)(batch.images[i:i + 64].to(model_device(model)),
-                                                      batch.labels[i:i + 64].to(model_device(model))).gradients.cpu()
-                                for i in range(0, len(batch), 64)])
+            guided = _guided_gradients(model, batch.images, batch.labels)
         maps = explanation_maps(model, batch.images, batch.labels, method, layer, guided=guided)
         curve = batch.head(curve_images)
         kwargs = dict(steps=steps, baseline=baseline)

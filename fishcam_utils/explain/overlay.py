@@ -71,8 +71,9 @@ def plot_cam(image, heatmap, title: str | None = None, alpha: float = 0.5, cmap:
     return fig
 
 
-def _to_uint8(picture: np.ndarray) -> np.ndarray:
-    return (np.clip(picture, 0, 1) * 255 + 0.5).astype(np.uint8)
+def to_uint8(picture: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] (clipped) → (H, W, 3) uint8, rounded to nearest."""
+    return (np.clip(picture, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
 def save_cam_images(folder: str | os.PathLike, stem: str, image, heatmap, alpha: float = 0.5,
@@ -87,7 +88,7 @@ def save_cam_images(folder: str | os.PathLike, stem: str, image, heatmap, alpha:
     for kind, picture in pictures.items():
         path = folder / f"{stem}_{kind}.png"
         tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(_to_uint8(picture), mode="RGB").save(tmp, format="PNG")
+        Image.fromarray(to_uint8(picture), mode="RGB").save(tmp, format="PNG")
         os.replace(tmp, path)
         paths[kind] = path
     return paths

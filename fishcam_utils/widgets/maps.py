@@ -28,7 +28,7 @@ from torch import nn
 from ..data.transforms import to_display
 from ..evaluation.predict import dataset_classes, dataset_ids, predict
 from ..explain.cam import LayerCapture, make_cam
-from ..explain.guided import GuidedBackprop, gradient_to_image, saliency
+from ..explain.guided import GuidedBackprop, gradient_to_image, guided_gradcam, saliency
 from ..models.factory import cam_layers
 from ..models.state import model_device
 
@@ -233,10 +233,10 @@ class MapStore:
         pictures = None
         if guided is not None:
             # Guided Grad-CAM: the fine guided gradients where the coarse Grad-CAM map is warm.
-            product = guided * maps[:, :, None]
-            k, v = product.shape[:2]
-            pictures = gradient_to_image(product.flatten(0, 1)).reshape(k, v, *product.shape[-2:], 3)
-            maps = saliency(product.flatten(0, 1)).reshape(k, v, *product.shape[-2:])
+            k, v, h, w = maps.shape
+            product = guided_gradcam(guided.flatten(0, 1), maps.flatten(0, 1))  # (K * V, 3, H, W)
+            pictures = gradient_to_image(product).reshape(k, v, h, w, 3)
+            maps = saliency(product).reshape(k, v, h, w)
             pictures[:, ~sample.present] = 0.5
         probs = torch.softmax(result.logits[0].float(), 0).cpu().numpy()
         weights = None if result.view_weights is None else result.view_weights[0].float().cpu().numpy()

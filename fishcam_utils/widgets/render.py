@@ -11,10 +11,7 @@ import io
 import numpy as np
 from PIL import Image
 
-
-def to_uint8(picture: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float in [0, 1] (clipped) → (H, W, 3) uint8, rounded to nearest."""
-    return (np.clip(picture, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+from ..explain.overlay import to_uint8
 
 
 def png_bytes(picture: np.ndarray) -> bytes:
