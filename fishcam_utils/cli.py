@@ -6,13 +6,16 @@ Run ``fishcam --help`` or ``fishcam <command> --help`` for the options of each c
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import re
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import FishCAMError
+from .errors import FishCAMError, Problems, on_command_line
 
 # The architectures `fishcam train` offers (kept here so --help needs no torch import).
 MODEL_CHOICES = ["fishresnet", "resnet18", "resnet34", "resnet50", "convnext_tiny"]
@@ -44,6 +47,50 @@ def _size(text: str) -> int | tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must be N or WIDTHxHEIGHT (e.g. 64 or 590x445), got {text!r}") from None
 
 
+def _number(kind: type, low: float, *, strict: bool = False, high: float | None = None,
+            high_strict: bool = True) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` at least ``low`` (above it when ``strict``) and below ``high``."""
+    word = "a whole number" if kind is int else "a number"
+    bounds = (f"above {low}" if strict else f"at least {low}") + (
+        "" if high is None else f" and {'below' if high_strict else 'at most'} {high}")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {word}, got {text!r}") from None
+        too_low = value <= low if strict else value < low
+        too_high = high is not None and (value >= high if high_strict else value > high)
+        if too_low or too_high:
+            raise argparse.ArgumentTypeError(f"must be {word} {bounds}, got {text}")
+        return value
+
+    return parse
+
+
+POSITIVE_INT = _number(int, 1)
+COUNT = _number(int, 0)
+POSITIVE = _number(float, 0, strict=True)
+NONNEGATIVE = _number(float, 0)
+FRACTION = _number(float, 0, high=1)  # [0, 1)
+PROBABILITY = _number(float, 0, high=1, high_strict=False)  # [0, 1]
+IMAGE_SIZE = _number(int, 16)
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
+
+
+def _names(text: str) -> list[str]:
+    """``side,back,belly`` → ["side", "back", "belly"]."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected names separated by commas (e.g. side,back,belly), got {text!r}")
+    return names
+
+
 def _make_data(args: argparse.Namespace) -> int:
     from .data.synthetic import (
         DEFAULT_CONFIG,
@@ -73,23 +120,30 @@ def _make_data(args: argparse.Namespace) -> int:
 
 
 def _check_data(args: argparse.Namespace) -> int:
-    from .data.cache import DecodedCache
-    from .data.layouts import scan_dataset
+    from .data.check import check_dataset
+    from .data.species import VIEWS
 
-    index = scan_dataset(args.root, args.layout, missing_views=args.missing_views, unknown_files=args.unknown_files)
-    print(index)
-    for note in index.notes:
-        print("note:", note)
-    print(index.counts().to_string())
-    if index.mask_kinds:
-        print("masks:", ", ".join(f"{k} ({(index.frame['mask_' + k] != '').sum()} images)" for k in index.mask_kinds))
-    if not args.no_decode:
-        # Decoding every file (at a tiny size, into a throwaway cache) finds every bad one at once.
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            DecodedCache(index.frame["path"], 8, cache_dir=tmp).build()
-        print(f"all {len(index)} images decode")
+    report = check_dataset(args.root, args.layout, classes=args.classes, views=args.views or VIEWS,
+                           missing_views=args.missing_views, unknown_files=args.unknown_files,
+                           decode=not args.no_decode, progress=not args.no_progress)
+    index = report.index
+    if index is not None:
+        print(index)
+        for note in index.notes:
+            print("note:", note)
+        print(index.counts().to_string())
+        if index.mask_kinds:
+            print("masks:", ", ".join(f"{k} ({(index.frame['mask_' + k] != '').sum()} images)" for k in index.mask_kinds))
+    for warning in report.warnings:
+        print("warning:", warning, file=sys.stderr)
+    if report.decoded and not any("could not be read" in p for p in report.problems):
+        images = len(index) if index is not None else report.decoded
+        masks = report.decoded - images
+        print(f"all {images} images decode" + (f", and their {masks} masks" if masks > 0 else ""))
+    problems = Problems()
+    for problem in report.problems:
+        problems.add(problem)
+    problems.raise_if_any(report.root)
     return 0
 
 
@@ -106,17 +160,21 @@ def _weights(text: str) -> str | None:
 
 def _train(args: argparse.Namespace) -> int:
     from .data.setup import make_datasets
+    from .data.species import VIEWS
     from .models import MultiViewNet, build_model
     from .settings import checkpoints_dir
-    from .training import distributed, fit, seed_everything
+    from .training import distributed, fit, pick_device, seed_everything
 
+    pick_device(args.device)  # an unavailable device is said before the data is read
     is_distributed = distributed.init_distributed()
     main_process = distributed.is_main_process()
     try:
         multiview = args.fusion is not None
         data = make_datasets(args.data, view=args.view, image_size=args.image_size, augment=args.augment,
                              cache=not args.no_cache, split_seed=args.split_seed, layout=args.layout,
-                             multiview=multiview, progress=main_process and not args.no_progress)
+                             multiview=multiview, classes=args.classes, views=args.views or VIEWS,
+                             missing_views=args.missing_views, unknown_files=args.unknown_files,
+                             progress=main_process and not args.no_progress)
         seed_everything(args.seed)  # the initial weights too
         if multiview:
             if not data.index.views:
@@ -170,6 +228,7 @@ def _checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, m
     """The split ``args.split`` of the checkpoint's dataset (or ``--data``), read the way the model
     was trained: same image size, class order and view (or all views, for a multi-view model)."""
     from .data.setup import make_datasets
+    from .data.species import VIEWS
 
     prep = checkpoint["preprocessing"]
     root = args.data or prep.get("data_root")
@@ -177,9 +236,13 @@ def _checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, m
         raise ValueError(f"{args.checkpoint} does not record its dataset; pass --data DIR")
     multiview = bool(prep.get("views"))
     view = None if multiview else (args.view or prep.get("view") or "side")
+    scan = prep.get("scan") or {}  # how the training data was read, unless the flags say otherwise
+    layout = scan.get("layout", "auto") if not args.data else "auto"
     data = make_datasets(root, view=view, image_size=prep.get("image_size") or 64, augment=0, cache=cache,
                          split_seed=args.split_seed, classes=checkpoint["classes"], multiview=multiview, masks=masks,
-                         progress=False)
+                         layout=layout, views=args.views or scan.get("views") or VIEWS,
+                         missing_views=args.missing_views or scan.get("missing_views", "keep"),
+                         unknown_files=args.unknown_files or scan.get("unknown_files", "error"), progress=False)
     return getattr(data, args.split)
 
 
@@ -206,6 +269,7 @@ def _gradcam(args: argparse.Namespace) -> int:
     import torch
 
     from .explain import make_cam, save_cam_images
+    from .files import atomic_write
     from .models import cam_layers
     from .training import load_checkpoint, pick_device
 
@@ -217,6 +281,7 @@ def _gradcam(args: argparse.Namespace) -> int:
     layers = args.layer.split(",") if args.layer else [cam_layers(model)[-1]]
     cam = make_cam(args.method, model, layers if len(layers) > 1 else layers[0])
     out = Path(args.out)
+    _clear_earlier_maps(out, args.overwrite)
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     ids = dataset.fish["fish_id"].tolist() if views else dataset.frame["relpath"].tolist()
     rows = []
@@ -249,9 +314,8 @@ def _gradcam(args: argparse.Namespace) -> int:
     summary = pd.DataFrame(rows)
     for kind in ("correct_samples", "incorrect_samples"):
         (out / kind).mkdir(parents=True, exist_ok=True)
-    tmp = out / ".summary.csv.tmp"
-    summary.to_csv(tmp, index=False)
-    tmp.replace(out / "summary.csv")
+    with atomic_write(out / "summary.csv", "w", newline="") as handle:
+        summary.to_csv(handle, index=False)
     samples = summary.drop_duplicates("id") if len(summary) else summary
     right = int(samples["correct"].sum()) if len(samples) else 0
     print(f"{cam.name} at {cam.layer_name}: {len(samples)} {args.split} {'fish' if views else 'images'}, {right} correct, {len(samples) - right} "
@@ -260,8 +324,26 @@ def _gradcam(args: argparse.Namespace) -> int:
     return 0
 
 
+GRADCAM_OUTPUTS = ("correct_samples", "incorrect_samples", "summary.csv")
+
+
+def _clear_earlier_maps(out: Path, overwrite: bool) -> None:
+    """Maps of an earlier run in ``out`` would mix with the new ones: refuse, or with --overwrite remove them."""
+    from .files import describe, earlier_outputs, remove_all
+
+    old = earlier_outputs(out, GRADCAM_OUTPUTS)
+    if not old:
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out} already holds maps of an earlier run ({describe(old)}), which would mix with the "
+                              "new ones; pass --overwrite to replace them, or another --out")
+    remove_all(old)
+    print(f"--overwrite: removed the earlier maps in {out}: {describe(old)}")
+
+
 def _evaluate_cam(args: argparse.Namespace) -> int:
     from .explain.experiments import TABLE_METHODS, load_evidence, methods_by_layers
+    from .files import atomic_write
     from .models import cam_layers
     from .training import load_checkpoint, pick_device
 
@@ -279,10 +361,8 @@ def _evaluate_cam(args: argparse.Namespace) -> int:
                               curve_images=args.curve_images, steps=args.steps, baseline=args.baseline,
                               progress=not args.no_progress)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    table.round(4).to_csv(tmp, index=False)
-    tmp.replace(out)
+    with atomic_write(out, "w", newline="") as handle:
+        table.round(4).to_csv(handle, index=False)
     best = table.sort_values("pointing", ascending=False).iloc[0]
     print(f"{len(table)} (method, layer) pairs on {len(batch)} {args.split} images against the {args.mask} masks; "
           f"best pointing game: {best['method']} at {best['layer']}, {best['pointing']:.1%}. Table: {out}")
@@ -294,6 +374,20 @@ def _course(args: argparse.Namespace) -> int:
 
     runs = run_course(quick=args.quick, only=args.only, build=args.build, html=not args.no_html)
     return 0 if runs and all(r.ok for r in runs) else 1
+
+
+LAYOUT_CHOICES = ["auto", "class_folders", "kaggle", "multiview", "filename"]  # = "auto" + data.LAYOUTS (a test checks)
+
+
+def _reading_options(parser, missing_views: str | None = None, unknown_files: str | None = None) -> None:
+    """How a dataset folder is read; without defaults, as the checkpoint's training data was."""
+    saved = " (default: as the model's training data was read)"
+    parser.add_argument("--views", type=_names, help="view names of a multi-view dataset, separated by commas "
+                        "(default: side,back,belly)")
+    parser.add_argument("--missing-views", default=missing_views, choices=["error", "keep", "drop"],
+                        help="what to do with a multi-view fish that lacks a view" + ("" if missing_views else saved))
+    parser.add_argument("--unknown-files", default=unknown_files, choices=["error", "skip"],
+                        help="what to do with files that are not images" + ("" if unknown_files else saved))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -312,15 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     make.add_argument("--out", help="folder to write (default: data/synthetic, or data/synthetic-quick with --quick)")
     make.add_argument("--size", type=_size, help="image size: N for NxN, or WIDTHxHEIGHT (default 64)")
-    make.add_argument("--fish-per-class", type=int, help="fish per species (default 150; 30 with --quick)")
+    make.add_argument("--fish-per-class", type=POSITIVE_INT, help="fish per species (default 150; 30 with --quick)")
     make.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     make.add_argument("--shortcut", action="store_true", help="put a class-coloured sticker on training photos only")
-    make.add_argument("--shortcut-rate", type=float, default=1.0, help="share of training photos with the sticker (default 1)")
+    make.add_argument("--shortcut-rate", type=PROBABILITY, default=1.0,
+                      help="share of training photos with the sticker (default 1)")
     make.add_argument("--layout", choices=["multiview", "kaggle"], default="multiview",
                       help="multiview: <split>/<class>/<fish>_<view>.png; kaggle: <Species>/<Species>/NNNNN.png side views")
-    make.add_argument("--workers", type=int, help="processes to draw with (default: the number of CPU cores)")
+    make.add_argument("--workers", type=POSITIVE_INT, help="processes to draw with (default: the number of CPU cores)")
     make.add_argument("--quick", action="store_true", help="the small dataset quick mode uses")
-    make.add_argument("--force", action="store_true", help="replace a dataset made with other settings")
+    make.add_argument("--force", "--overwrite", dest="force", action="store_true",
+                      help="replace a dataset made with other settings (refused if the folder holds files of yours)")
     make.set_defaults(run=_make_data)
 
     check = commands.add_parser(
@@ -331,12 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
         "corrupt files. Exits with an error message naming the file and the fix if something is wrong.",
     )
     check.add_argument("root", help="the dataset folder")
-    check.add_argument("--layout", default="auto", choices=["auto", "class_folders", "kaggle", "multiview", "filename"])
-    check.add_argument("--missing-views", default="error", choices=["error", "keep", "drop"],
-                       help="what to do with a multi-view fish that lacks a view (default: error)")
-    check.add_argument("--unknown-files", default="error", choices=["error", "skip"],
-                       help="what to do with non-image files in class folders (default: error)")
+    check.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES)
+    _reading_options(check, missing_views="error", unknown_files="error")
+    check.add_argument("--classes", type=_names, help="class names in label order, separated by commas "
+                       "(labels in file names may be their positions: 0_abc.jpg is the first class)")
     check.add_argument("--no-decode", action="store_true", help="only scan; do not decode the images")
+    check.add_argument("--no-progress", action="store_true", help="no progress bar")
     check.set_defaults(run=_check_data)
 
     kaggle = commands.add_parser(
@@ -345,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find the Kaggle fish dataset on disk, or download it with kagglehub. Offline, it "
         "fails within seconds and says where to put a copy downloaded on another machine.",
     )
-    kaggle.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the network (default 5)")
+    kaggle.add_argument("--timeout", type=POSITIVE, default=5.0, help="seconds to wait for the network (default 5)")
     kaggle.set_defaults(run=_download_kaggle)
 
     train = commands.add_parser(
@@ -367,39 +463,41 @@ def build_parser() -> argparse.ArgumentParser:
     group = train.add_argument_group("data")
     group.add_argument("--data", required=True, help="dataset folder, e.g. data/synthetic (make it with fishcam make-data)")
     group.add_argument("--view", default="side", help="the view to train on, for multi-view datasets (side, back, belly)")
-    group.add_argument("--image-size", type=int, default=64, help="images are resized to this many pixels a side")
-    group.add_argument("--augment", type=float, default=1.0, help="augmentation strength (0 turns it off)")
-    group.add_argument("--layout", default="auto", choices=["auto", "class_folders", "kaggle", "multiview", "filename"],
-                       help="dataset layout (auto detects it)")
+    group.add_argument("--image-size", type=IMAGE_SIZE, default=64, help="images are resized to this many pixels a side")
+    group.add_argument("--augment", type=NONNEGATIVE, default=1.0, help="augmentation strength (0 turns it off)")
+    group.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES, help="dataset layout (auto detects it)")
     group.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
     group.add_argument("--no-cache", action="store_true", help="decode the files every epoch instead of once")
+    _reading_options(group, missing_views="keep", unknown_files="error")
+    group.add_argument("--classes", type=_names, help="class names in label order, separated by commas (default: "
+                       "the dataset's order, else alphabetical)")
     group = train.add_argument_group("model")
     group.add_argument("--model", default="fishresnet", choices=MODEL_CHOICES, help="architecture")
     group.add_argument("--head", default="linear", choices=["linear", "mlp"], help="classifier head")
     group.add_argument("--weights", type=_weights, default="auto",
                        help="auto (ImageNet if available, else random, said plainly), imagenet, none, or a .pth file")
-    group.add_argument("--width", type=int, default=32, help="FishResNet channels")
+    group.add_argument("--width", type=POSITIVE_INT, default=32, help="FishResNet channels")
     group = train.add_argument_group("multi-view (a model that fuses every view of a fish)")
     group.add_argument("--fusion", choices=list(FUSION_CHOICES),
                        help="train a multi-view model with this fusion and --model branches (default: single view)")
     group.add_argument("--shared", action="store_true", help="one backbone shared by all views instead of one per view")
-    group.add_argument("--view-dropout", type=float, default=0.0,
+    group.add_argument("--view-dropout", type=FRACTION, default=0.0,
                        help="while training, drop each view with this probability (at least one is kept)")
-    group.add_argument("--aux-weight", type=float, default=0.5, help="weight of the per-view auxiliary losses")
+    group.add_argument("--aux-weight", type=NONNEGATIVE, default=0.5, help="weight of the per-view auxiliary losses")
     group = train.add_argument_group("optimisation")
-    group.add_argument("--epochs", type=int, default=20, help="passes over the training set")
-    group.add_argument("--batch-size", type=int, default=64, help="per process under torchrun")
+    group.add_argument("--epochs", type=POSITIVE_INT, default=20, help="passes over the training set")
+    group.add_argument("--batch-size", type=POSITIVE_INT, default=64, help="per process under torchrun")
     group.add_argument("--optimizer", default="adamw", choices=["sgd", "adam", "adamw"], help="optimiser")
-    group.add_argument("--lr", type=float, default=3e-3, help="learning rate (of the head, when fine-tuning)")
-    group.add_argument("--weight-decay", type=float, default=1e-4, help="decoupled weight decay (not on biases and norms)")
+    group.add_argument("--lr", type=POSITIVE, default=3e-3, help="learning rate (of the head, when fine-tuning)")
+    group.add_argument("--weight-decay", type=NONNEGATIVE, default=1e-4, help="decoupled weight decay (not on biases and norms)")
     group.add_argument("--schedule", default="onecycle", choices=["none", "cosine", "onecycle", "plateau"],
                        help="learning-rate schedule (cosine and onecycle step every batch)")
-    group.add_argument("--label-smoothing", type=float, default=0.0, help="share of the target spread over all classes")
+    group.add_argument("--label-smoothing", type=FRACTION, default=0.0, help="share of the target spread over all classes")
     group.add_argument("--class-weights", choices=["balanced"], help="weight the loss by inverse class frequency")
-    group.add_argument("--grad-clip", type=float, help="clip the gradient norm to this")
-    group.add_argument("--freeze-epochs", type=int, default=0, help="train only the head for this many epochs first")
-    group.add_argument("--backbone-lr-scale", type=float, default=1.0, help="backbone LR = lr x this after unfreezing")
-    group.add_argument("--patience", type=int, help="stop after this many epochs without improvement")
+    group.add_argument("--grad-clip", type=POSITIVE, help="clip the gradient norm to this")
+    group.add_argument("--freeze-epochs", type=COUNT, default=0, help="train only the head for this many epochs first")
+    group.add_argument("--backbone-lr-scale", type=NONNEGATIVE, default=1.0, help="backbone LR = lr x this after unfreezing")
+    group.add_argument("--patience", type=POSITIVE_INT, help="stop after this many epochs without improvement")
     group.add_argument("--monitor", default="val_acc", choices=["val_acc", "val_loss"], help="what 'best' means")
     group = train.add_argument_group("running")
     group.add_argument("--run-dir", help="run folder (default: checkpoints/<model>-<view>)")
@@ -407,8 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--overwrite", action="store_true", help="start the run in --run-dir again from scratch")
     group.add_argument("--seed", type=int, default=0, help="seed of the initial weights, shuffling and augmentation")
     group.add_argument("--deterministic", action="store_true", help="deterministic algorithms (identical reruns)")
-    group.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
-    group.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    group.add_argument("--device", type=_device, help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    group.add_argument("--workers", type=COUNT, default=0, help="data-loading processes")
     group.add_argument("--tensorboard", action="store_true", help="log to <run-dir>/tensorboard (needs tensorboard)")
     group.add_argument("--no-eval", action="store_true", help="skip the test-split report at the end")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -429,8 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--view", help="view to evaluate (default: the training view)")
     evaluate.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
     evaluate.add_argument("--out", help="output folder")
-    evaluate.add_argument("--batch-size", type=int, default=128, help="images per forward pass")
-    evaluate.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    evaluate.add_argument("--batch-size", type=POSITIVE_INT, default=128, help="images per forward pass")
+    evaluate.add_argument("--device", type=_device, help="cpu, cuda or mps (default: the best available)")
+    _reading_options(evaluate)
     evaluate.add_argument("--no-cache", action="store_true", help="decode the files instead of using the decode-once cache")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
     evaluate.set_defaults(run=_evaluate)
@@ -449,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     gradcam.add_argument("--checkpoint", required=True, help="a best.pt or last.pt written by fishcam train or fit()")
     gradcam.add_argument("--data", help="dataset folder (default: the one the model was trained on)")
     gradcam.add_argument("--out", required=True, help="output folder")
+    gradcam.add_argument("--overwrite", action="store_true", help="replace the maps of an earlier run in --out")
     gradcam.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "cam"],
                          help="which map")
     gradcam.add_argument("--layer", help="target layer by dotted name, or one per branch separated by commas "
@@ -457,11 +557,12 @@ def build_parser() -> argparse.ArgumentParser:
     gradcam.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split")
     gradcam.add_argument("--view", help="view, for single-view models (default: the training view)")
     gradcam.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
-    gradcam.add_argument("--limit", type=int, help="only the first N images")
-    gradcam.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity in the overlay")
+    gradcam.add_argument("--limit", type=POSITIVE_INT, help="only the first N images")
+    gradcam.add_argument("--alpha", type=PROBABILITY, default=0.5, help="heatmap opacity in the overlay")
     gradcam.add_argument("--cmap", default="jet", help="matplotlib colormap of the heatmap")
-    gradcam.add_argument("--batch-size", type=int, default=32, help="images per CAM call")
-    gradcam.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    gradcam.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="images per CAM call")
+    gradcam.add_argument("--device", type=_device, help="cpu, cuda or mps (default: the best available)")
+    _reading_options(gradcam)
     gradcam.set_defaults(run=_gradcam)
 
     judge = commands.add_parser(
@@ -480,15 +581,17 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--methods", nargs="+", default=["gradcam", "gradcam++", "hirescam", "layercam", "scorecam",
                                                          "guided-gradcam"], help="methods (default: all six)")
     judge.add_argument("--layers", nargs="+", help="layers (default: the model's CAM layers)")
-    judge.add_argument("--per-class", type=int, help="images per class (default: all of the split)")
-    judge.add_argument("--tolerance", type=float, default=4, help="pointing-game tolerance in pixels (default 4)")
-    judge.add_argument("--steps", type=int, default=50, help="deletion/insertion steps (default 50)")
-    judge.add_argument("--curve-images", type=int, default=64, help="images per deletion/insertion curve (default 64)")
+    judge.add_argument("--per-class", type=POSITIVE_INT, help="images per class (default: all of the split)")
+    judge.add_argument("--tolerance", type=NONNEGATIVE, default=4, help="pointing-game tolerance in pixels (default 4)")
+    judge.add_argument("--steps", type=POSITIVE_INT, default=50, help="deletion/insertion steps (default 50)")
+    judge.add_argument("--curve-images", type=POSITIVE_INT, default=64,
+                       help="images per deletion/insertion curve (default 64)")
     judge.add_argument("--baseline", default="blur", choices=["blur", "mean", "zero"], help="what deleted pixels become")
     judge.add_argument("--split", default="test", choices=["train", "val", "test"], help="which split")
     judge.add_argument("--view", help="view (default: the training view)")
     judge.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
-    judge.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    judge.add_argument("--device", type=_device, help="cpu, cuda or mps (default: the best available)")
+    _reading_options(judge)
     judge.add_argument("--no-progress", action="store_true", help="no progress bar")
     judge.set_defaults(run=_evaluate_cam)
 
@@ -506,16 +609,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Where each command writes, for messages about a folder it cannot write.
+_OUTPUT_FLAG = {"train": "--run-dir", "gradcam": "--out", "evaluate": "--out", "evaluate-cam": "--out",
+                "make-data": "--out"}
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space, or write to another disk",
+    errno.EDQUOT: "the disk quota is used up: free some space, or write to another disk",
+    errno.EFBIG: "the file is too large for where it is written: write to another disk",
+    errno.EACCES: "permission denied: choose a folder of your own, or fix its permissions",
+    errno.EPERM: "permission denied: choose a folder of your own, or fix its permissions",
+    errno.EROFS: "that file system is read-only: choose a folder on a writable disk",
+    errno.ENOENT: "it does not exist: check the path",
+}
+
+
+def _os_error_line(command: str, error: OSError) -> str:
+    """An OS error as one line: the path, what went wrong, and what to do."""
+    what = error.strerror or str(error)
+    where = error.filename2 or error.filename
+    advice = _OS_ADVICE.get(error.errno, "check the path and the disk")
+    flag = _OUTPUT_FLAG.get(command)
+    if flag and error.errno not in (errno.ENOENT,):
+        advice += f" ({flag} chooses the folder; FISHCAM_CACHE_DIR moves the decode cache)"
+    return f"{where}: {what}; {advice}" if where else f"{what}; {advice}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``fishcam`` command. Every failure ends in one message naming the file or flag and
+    the fix (exit code 2), never a traceback; ``FISHCAM_DEBUG=1`` shows the traceback of a bug."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (FishCAMError, ValueError, FileExistsError, FileNotFoundError) as error:
-        print(f"fishcam {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    prefix = f"fishcam {args.command}: error:"
+    with on_command_line():
+        try:
+            return args.run(args)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except FishCAMError as error:
+            print(prefix, error, file=sys.stderr)
+            return 2
+        except OSError as error:
+            print(prefix, _os_error_line(args.command, error) if error.errno else error, file=sys.stderr)
+            return 2
+        except ValueError as error:
+            print(prefix, error, file=sys.stderr)
+            return 2
+        except Exception as error:  # a bug: still one line, and the way to see more
+            if os.environ.get("FISHCAM_DEBUG"):
+                raise
+            print(f"fishcam {args.command}: internal error: {type(error).__name__}: {error}. This is a bug in FishCAM: "
+                  "run the command again with FISHCAM_DEBUG=1 to see the traceback, and report it.", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

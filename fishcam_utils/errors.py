@@ -1,6 +1,16 @@
-"""The errors the course raises on bad input. Each message names the file or argument and the fix."""
+"""The errors the course raises on bad input. Each message names the file or argument and the fix.
+
+A fix is said the way the user can apply it where she is: ``option("unknown_files", "skip")``
+reads ``unknown_files='skip'`` in Python and ``--unknown-files skip`` under the ``fishcam``
+command, which sets ``on_command_line()`` while it runs.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 
 class FishCAMError(Exception):
@@ -13,3 +23,82 @@ class DataError(FishCAMError, ValueError):
 
 class OfflineError(FishCAMError, RuntimeError):
     """Something must be downloaded and the network is not reachable."""
+
+
+class NoSpaceError(FishCAMError, OSError):
+    """A disk is too full, or a folder cannot be written, for what must be saved there; the message says where and what to do."""
+
+
+class DataWarning(UserWarning):
+    """Something in a dataset was kept or left out by choice, or looks wrong; the message says what."""
+
+
+_COMMAND_LINE = contextvars.ContextVar("fishcam_command_line", default=False)
+
+
+@contextlib.contextmanager
+def on_command_line() -> Iterator[None]:
+    """While active, ``option`` names command-line flags instead of keyword arguments."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def option(name: str, value: Any = True) -> str:
+    """How to pass option ``name`` with ``value``, as the user would type it where she is.
+
+    ``option("views", ["side", "top"])`` is ``views=['side', 'top']`` in Python and
+    ``--views side,top`` on the command line; ``option("resume")`` is ``resume=True`` or ``--resume``;
+    ``None`` reads ``none`` and ``False`` reads ``--no-<name>`` on the command line.
+    """
+    if not _COMMAND_LINE.get():
+        return f"{name}={value!r}"
+    flag = "--" + name.replace("_", "-")
+    if value is True:
+        return flag
+    if value is False:
+        return "--no-" + name.replace("_", "-")
+    if value is None:
+        return f"{flag} none"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        value = ",".join(map(str, value))
+    text = str(value)
+    return f"{flag} {repr(text) if ' ' in text else text}"
+
+
+def option_name(name: str) -> str:
+    """An option's name where the user is: ``run_dir`` in Python, ``--run-dir`` on the command line."""
+    return "--" + name.replace("_", "-") if _COMMAND_LINE.get() else name
+
+
+class Problems:
+    """Problems of one dataset folder, gathered in one pass and raised together.
+
+    Readers call ``add`` for each problem they can step over and go on; ``raise_if_any``
+    then raises one ``DataError`` listing them all (one problem reads as its own message).
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, message: str) -> None:
+        if message not in self.messages:
+            self.messages.append(message)
+
+    def __bool__(self) -> bool:
+        return bool(self.messages)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def text(self, where: object) -> str:
+        if len(self.messages) == 1:
+            return self.messages[0]
+        listed = "\n".join(f"{i}. {m}" for i, m in enumerate(self.messages, 1))
+        return f"{len(self.messages)} problems in {where}:\n{listed}"
+
+    def raise_if_any(self, where: object) -> None:
+        if self.messages:
+            raise DataError(self.text(where))

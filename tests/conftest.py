@@ -44,7 +44,7 @@ def synth_copy(tiny_synth, tmp_path) -> Path:
     return Path(shutil.copytree(tiny_synth, tmp_path / "copy"))
 
 
-def write_image(path: Path, size=(8, 6), colour=(200, 30, 40), mode="RGB") -> Path:
+def write_image(path: Path, size=(20, 16), colour=(200, 30, 40), mode="RGB") -> Path:
     """A small solid image file (parent folders created); format from the extension."""
     path.parent.mkdir(parents=True, exist_ok=True)
     array = np.zeros((size[1], size[0], 3), np.uint8) + np.array(colour, np.uint8)

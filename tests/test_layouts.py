@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 from conftest import write_image
@@ -268,3 +269,116 @@ def test_multiview_without_split_folders_gets_grouped_splits(tiny_synth, tmp_pat
     assert index.frame.groupby("fish_id")["view"].nunique().eq(3).all()
     split = make_splits(index, seed=0)
     assert leaked_groups(split.frame) == [] and split.splits == ["train", "val", "test"]
+
+
+# ------------------------------------------------------------------ folders as users have them
+
+
+def test_labels_in_file_names_inside_split_folders(tmp_path):
+    root = tmp_path / "plants"  # the plant tutorial's layout: train/0_abc.jpg, val/..., test/...
+    for split in ("train", "val", "test"):
+        for label in (0, 1, 2):
+            write_image(root / split / f"{label}_{split}a.jpg")
+            write_image(root / split / f"{label}_{split}b.jpg")
+    assert detect_layout(root) == "filename"
+    for layout in ("auto", "filename"):
+        index = scan_dataset(root, layout)
+        assert index.splits == ["train", "val", "test"] and index.classes == ["0", "1", "2"]
+        assert index.counts().loc["1"].tolist() == [2, 2, 2]
+    named = scan_dataset(root, classes=["rose", "tulip", "daisy"])  # a leading number indexes the class list
+    assert dict(zip(named.frame["relpath"], named.frame["class_name"]))["val/2_vala.jpg"] == "daisy"
+    write_image(root / "test" / "7_stray.jpg")
+    with pytest.raises(DataError, match=r"7_stray.jpg: label 7 is not a position in the class list \(0 to 2"):
+        scan_dataset(root, classes=["rose", "tulip", "daisy"])
+
+
+def test_numeric_labels_sort_as_numbers(tmp_path):
+    for label in (0, 2, 10):
+        write_image(tmp_path / "flat" / f"{label}_a.png")
+    assert scan_dataset(tmp_path / "flat").classes == ["0", "2", "10"]
+
+
+def test_multiview_fish_numbered_per_class_are_one_fish_per_split_class_and_id(tmp_path):
+    root = tmp_path / "mv"
+    for split in ("train", "test"):
+        for species in ("bass", "trout"):
+            for n in range(3):
+                for view in VIEWS:
+                    write_image(root / split / species / f"fish{n}_{view}.png")
+    index = scan_dataset(root)
+    fish = group_by_fish(index)
+    assert len(fish) == 2 * 2 * 3 and (fish[list(VIEWS)] != "").all().all()
+    assert "train/bass/fish0" in set(fish["fish_id"]) and "test/trout/fish2" in set(fish["fish_id"])
+    assert any("numbered per folder" in note for note in index.notes)
+    write_image(root / "train" / "bass" / "fish0_side.jpg")  # a real duplicate, in one folder
+    with pytest.raises(DataError, match="fish train/bass/fish0 has its 'side' view twice"):
+        scan_dataset(root)
+
+
+def test_a_kaggle_species_folder_given_directly_points_to_its_parent(tiny_kaggle):
+    species = tiny_kaggle / "Fish_Dataset" / SPECIES[0].name
+    with pytest.raises(DataError) as info:
+        scan_dataset(species)
+    assert "one species folder of the Kaggle fish dataset" in str(info.value)
+    assert str(species.parent) in str(info.value)
+
+
+def test_a_flattened_kaggle_copy_pairs_its_mask_folders_instead_of_counting_them(tiny_kaggle, tmp_path):
+    flat = tmp_path / "flat"
+    for species_dir in (tiny_kaggle / "Fish_Dataset").iterdir():
+        if species_dir.is_dir():
+            for inner in species_dir.iterdir():
+                shutil.copytree(inner, flat / inner.name)  # <Species>/ beside <Species> GT/
+    index = scan_dataset(flat)
+    assert index.classes == sorted(s.name for s in SPECIES) and len(index) == 36  # not 18 classes, not 72 images
+    assert index.mask_kinds == ["body"] and (index.frame["mask_body"] != "").all()
+    assert all(Path(m).parent.name.endswith(" GT") for m in index.frame["mask_body"])
+    shutil.rmtree(flat / SPECIES[1].name)  # its GT folder is left alone
+    with pytest.raises(DataError, match=rf"{SPECIES[1].name} GT looks like a mask folder.*no folder"):
+        scan_dataset(flat)
+
+
+def test_the_kaggle_originals_and_stray_files_are_said_and_offered(tiny_kaggle, tmp_path):
+    archive = tmp_path / "archive"  # as the Kaggle download unpacks: Fish_Dataset/Fish_Dataset and NA_Fish_Dataset
+    shutil.copytree(tiny_kaggle, archive / "Fish_Dataset")
+    for n in range(3):
+        write_image(archive / "NA_Fish_Dataset" / SPECIES[0].name / f"{n:05d}.png")
+    (archive / "Fish_Dataset" / "Fish_Dataset" / "license.txt").write_text("CC BY 4.0")
+    index = scan_dataset(archive)
+    assert index.layout == "kaggle" and len(index) == 36
+    originals = next(n for n in index.notes if "NA_Fish_Dataset" in n)
+    assert "3 images" in originals and "leak-free" in originals and f"--data '{archive / 'NA_Fish_Dataset'}'" in originals
+    assert any("license.txt" in n for n in index.notes)
+    assert scan_dataset(archive / "NA_Fish_Dataset").layout == "class_folders"  # the offer works as said
+
+
+def test_a_kaggle_species_in_another_form_is_named_not_skipped(tiny_kaggle, tmp_path):
+    copy = shutil.copytree(tiny_kaggle / "Fish_Dataset", tmp_path / "k")
+    write_image(copy / "Mystery Fish" / "00001.png")  # beside the species folders, but not Mystery Fish/Mystery Fish/
+    with pytest.raises(DataError, match="Mystery Fish is beside the Kaggle species folders but not in their form"):
+        scan_dataset(copy)
+
+
+def test_every_problem_of_a_folder_is_listed_in_one_error(synth_copy):
+    meta = load_metadata(synth_copy)
+    (synth_copy / meta["image"][0]).unlink()  # a missing view
+    (synth_copy / "train" / meta["species"][0] / "notes.txt").write_text("fed on Tuesday")  # not an image
+    source = synth_copy / meta["image"][9]
+    source.rename(source.with_name(source.name.replace("_side", "_top")))  # an unknown view
+    with pytest.raises(DataError) as info:
+        scan_dataset(synth_copy)
+    text = str(info.value)
+    assert text.startswith(f"3 problems in {synth_copy}")
+    assert "notes.txt" in text and "'_top'" in text and "lack a view" in text
+
+
+def test_skipped_files_are_said_and_images_outside_class_folders_are_problems(tmp_path):
+    root = _class_tree(tmp_path / "ds", {"bass": 1, "trout": 1})
+    (root / "bass" / "notes.txt").write_text("caught on Tuesday")
+    index = scan_dataset(root, unknown_files="skip")
+    assert any("left out 1 file(s)" in n and "notes.txt" in n for n in index.notes)
+    (root / "README.md").write_text("my fish")
+    assert any("README.md" in n for n in scan_dataset(root, unknown_files="skip").notes)
+    write_image(root / "loose.png")
+    with pytest.raises(DataError, match="1 image.* lie in .* beside the class folders, in no class"):
+        scan_dataset(root, unknown_files="skip")

@@ -7,6 +7,7 @@ import torch
 
 from fishcam_utils.data import FishImageDataset, MultiViewDataset, make_datasets, scan_dataset
 from fishcam_utils.data.splits import leaked_groups
+from fishcam_utils.data.synthetic import load_metadata
 
 
 def test_one_view_of_a_multiview_dataset_keeps_its_split_folders(tiny_synth):
@@ -46,3 +47,40 @@ def test_the_class_order_can_be_fixed_and_bad_views_are_named(tiny_synth):
         make_datasets(tiny_synth, view="top", progress=False)
     # Without augmentation, the training set gives the same tensor every time.
     assert torch.equal(splits.train[0][0], splits.train[0][0])
+
+
+def test_train_and_test_folders_without_val_get_a_val_split_from_train(tmp_path):
+    from conftest import write_image
+
+    root = tmp_path / "ds"
+    for split, n in (("train", 10), ("test", 3)):
+        for name in ("bass", "trout"):
+            for i in range(n):
+                write_image(root / split / name / f"{i}.png")
+    splits = make_datasets(root, image_size=8, progress=False)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (16, 4, 6)
+    assert set(splits.val.frame["relpath"]) <= {f"train/{c}/{i}.png" for c in ("bass", "trout") for i in range(10)}
+    assert any("no val folder" in note for note in splits.index.notes)
+
+
+def test_split_folders_lacking_test_say_so(tmp_path):
+    from conftest import write_image
+
+    for split in ("train", "val"):
+        for name in ("bass", "trout"):
+            write_image(tmp_path / "ds" / split / name / "0.png")
+    with pytest.raises(ValueError, match=r"has split folders \(train, val\) but no test folder"):
+        make_datasets(tmp_path / "ds", image_size=8, progress=False)
+
+
+def test_make_datasets_takes_every_fix_its_messages_suggest(synth_copy):
+    meta = load_metadata(synth_copy)
+    (synth_copy / "train" / meta["species"][0] / "notes.txt").write_text("fed on Tuesday")
+    for path in synth_copy.rglob("*_belly.png"):
+        path.rename(path.with_name(path.name.replace("_belly", "_bottom")))
+    with pytest.raises(ValueError) as info:
+        make_datasets(synth_copy, image_size=8, progress=False)
+    assert "unknown_files='skip'" in str(info.value) and "views=[" in str(info.value)
+    splits = make_datasets(synth_copy, image_size=8, multiview=True, unknown_files="skip",
+                           views=["side", "back", "bottom"], progress=False)
+    assert splits.train.views == ["side", "back", "bottom"]

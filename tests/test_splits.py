@@ -72,3 +72,16 @@ def test_bad_fractions_and_mixed_groups_are_named():
     frame.loc[0, "label"] = 2
     with pytest.raises(DataError, match="several classes"):
         grouped_split(frame["label"], frame["fish_id"])
+
+
+def test_classes_too_small_for_three_splits_are_named_with_what_they_need(tmp_path):
+    from conftest import write_image
+
+    for name, n in (("bass", 5), ("carp", 2), ("trout", 1)):
+        for i in range(n):
+            write_image(tmp_path / "ds" / name / f"{i}.png")
+    with pytest.raises(DataError) as info:
+        make_splits(scan_dataset(tmp_path / "ds"))
+    text = str(info.value)
+    assert "2 class(es)" in text and "carp has 2; trout has 1" in text
+    assert "at least 3 images (one for each of train, val, test)" in text and "split folders" not in text

@@ -9,9 +9,12 @@ new cache is built, and the stale one is removed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,9 +23,10 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning, NoSpaceError, option
+from ..files import remove_abandoned
 from ..settings import cache_dir as default_cache_dir
-from .images import _as_size, read_image, read_mask
+from .images import _as_size, fit_size, is_tiny, load_rgb, read_mask, tiny_images_message
 
 CACHE_VERSION = 1
 Kind = Literal["rgb", "mask"]
@@ -84,34 +88,60 @@ class DecodedCache:
         return self.file.is_file()
 
     # -- building -------------------------------------------------------------------------
-    def _decode(self, i: int) -> np.ndarray:
-        if self.kind == "rgb":
-            return read_image(self.paths[i], self.size)
-        return read_mask(self.paths[i], self.size)
+    def _decode(self, i: int, tiny: list) -> np.ndarray:
+        if self.kind == "mask":
+            return read_mask(self.paths[i], self.size)
+        image = load_rgb(self.paths[i])
+        if is_tiny(image):
+            tiny.append((self.paths[i], (image.shape[1], image.shape[0])))
+        return fit_size(image, self.size)
+
+    def _reserve(self, tmp: Path, shape: tuple[int, ...], dtype) -> np.memmap:
+        """A memory-mapped .npy file for the array, its disk blocks reserved first: writing into
+        a sparse map on a full disk kills the process with SIGBUS instead of raising an error."""
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        free = shutil.disk_usage(self.cache_dir).free
+        if nbytes + (16 << 20) > free:
+            raise _no_space(self.cache_dir, nbytes, free)
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        if hasattr(os, "posix_fallocate"):
+            with open(tmp, "r+b") as handle:
+                try:
+                    os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+                except OSError as error:
+                    if error.errno == errno.ENOSPC:
+                        raise _no_space(self.cache_dir, nbytes, shutil.disk_usage(self.cache_dir).free) from None
+                    if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                        raise
+        return array
 
     def build(self) -> DecodedCache:
         """Decode every file into the cache, unless it is already there. Returns ``self``.
 
-        Every unreadable file is reported at once, in one ``DataError``. The array is written
-        to a temporary file and renamed into place, so an interrupted build leaves nothing half-done.
+        Every unreadable file is reported at once, in one ``DataError``; images with a side under
+        16 pixels are named in one ``DataWarning``. The array is written to a temporary file
+        (its space reserved first, so a full disk is an error that names the folder) and renamed
+        into place, so an interrupted build leaves nothing half-done.
         """
         if self.is_built:
             return self
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(self.cache_dir, "*.npy.*")  # builds that were killed
         h, w = self.size
         shape = (len(self.paths), h, w, 3) if self.kind == "rgb" else (len(self.paths), h, w)
         dtype = np.uint8 if self.kind == "rgb" else np.bool_
         tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         failures: list[str] = []
+        tiny: list[tuple[str, tuple[int, int]]] = []
 
         def fill(i: int) -> None:
             try:
-                array[i] = self._decode(i)
+                array[i] = self._decode(i, tiny)
             except DataError as error:
                 failures.append(str(error))
 
         try:
+            array = self._reserve(tmp, shape, dtype)
             desc = f"Decoding {len(self.paths)} {'images' if self.kind == 'rgb' else 'masks'} once into the cache"
             with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
                 list(tqdm(pool.map(fill, range(len(self.paths))), total=len(self.paths), desc=desc,
@@ -126,6 +156,8 @@ class DecodedCache:
         finally:
             if tmp.exists():
                 tmp.unlink()
+        if tiny:
+            warnings.warn(tiny_images_message(sorted(tiny)), DataWarning, stacklevel=2)
         self._remove_stale()
         return self
 
@@ -156,3 +188,10 @@ class DecodedCache:
         state = self.__dict__.copy()
         state["_array"] = None
         return state
+
+
+def _no_space(folder: Path, needed: int, free: int) -> NoSpaceError:
+    return NoSpaceError(f"not enough space in {folder} for the decode-once cache: it needs {needed / 2**20:.1f} MiB and "
+                        f"{free / 2**20:.1f} MiB are free. Free some space, point FISHCAM_CACHE_DIR at a larger disk, "
+                        f"or read the files without the cache ({option('cache', False)}).")
+

@@ -22,6 +22,9 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", "
 # Files operating systems leave in folders: skipped without a word.
 JUNK_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini", ".directory", ".gitkeep", ".gitignore"})
 
+# An image with a side shorter than this carries almost nothing once resized for training.
+TINY_SIDE = 16
+
 # Transparent pixels are shown over white, as image viewers do.
 _BACKGROUND = (255, 255, 255)
 
@@ -144,12 +147,30 @@ def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return out[0].numpy().astype(bool)
 
 
-def read_image(path: str | Path, size: int | tuple[int, int] | None = None) -> np.ndarray:
-    """Read an image as RGB uint8 (H, W, 3), resized to ``size`` if given."""
-    image = load_rgb(path)
+def fit_size(image: np.ndarray, size: int | tuple[int, int] | None) -> np.ndarray:
+    """RGB uint8 (H, W, 3) resized to ``size``, unless it has that size already (or ``size`` is None)."""
     if size is not None and list(image.shape[:2]) != _as_size(size):
         image = resize_rgb(image, size)
     return image
+
+
+def read_image(path: str | Path, size: int | tuple[int, int] | None = None) -> np.ndarray:
+    """Read an image as RGB uint8 (H, W, 3), resized to ``size`` if given."""
+    return fit_size(load_rgb(path), size)
+
+
+def is_tiny(image: np.ndarray) -> bool:
+    """True for a decoded image with a side shorter than ``TINY_SIDE`` pixels."""
+    return min(image.shape[:2]) < TINY_SIDE
+
+
+def tiny_images_message(tiny: list[tuple[str, tuple[int, int]]]) -> str:
+    """The warning for images (path, (width, height)) too small to learn from."""
+    listed = "\n  ".join(f"{path} ({w}x{h} px)" for path, (w, h) in tiny[:10])
+    more = f"\n  ... and {len(tiny) - 10} more" if len(tiny) > 10 else ""
+    return (f"{len(tiny)} image(s) have a side under {TINY_SIDE} pixels; resized for training they are a blur or a "
+            f"flat colour:\n  {listed}{more}\nCheck whether they are thumbnails or broken exports, and replace or "
+            "remove them.")
 
 
 def read_mask(path: str | Path, size: int | tuple[int, int] | None = None) -> np.ndarray:

@@ -11,9 +11,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import DataError
 from .datasets import FishImageDataset, MultiViewDataset
 from .layouts import DatasetIndex, scan_dataset
-from .splits import make_splits
+from .species import VIEWS
+from .splits import carve_validation, make_splits
 from .transforms import eval_transform, train_transform
 
 
@@ -47,6 +49,8 @@ def make_datasets(
     multiview: bool = False,
     masks: Sequence[str] = (),
     missing_views: str = "keep",
+    unknown_files: str = "error",
+    views: Sequence[str] = VIEWS,
     progress: bool = True,
 ) -> SplitDatasets:
     """Datasets for training (augmented with ``train_transform(image_size, augment)``),
@@ -56,16 +60,21 @@ def make_datasets(
     ``multiview=True`` gives whole fish instead. ``classes`` fixes the class order (a
     checkpoint's); ``cache`` decodes each file once into the decode-once cache.
     ``missing_views``: a fish lacking a view is kept, the view marked missing (``"keep"``), left
-    out (``"drop"``) or refused (``"error"``).
+    out (``"drop"``) or refused (``"error"``). ``unknown_files`` and ``views`` are passed to
+    ``scan_dataset``. Split folders are used as they are; train and test folders without val
+    give a val split carved from train (said in ``index.notes``).
     """
     index = scan_dataset(root, layout, classes=list(classes) if classes is not None else None,
-                         missing_views=missing_views)
+                         missing_views=missing_views, unknown_files=unknown_files, views=views)
     if not index.splits:
         index = make_splits(index, seed=split_seed)
+    elif set(index.splits) == {"train", "test"}:
+        index = carve_validation(index, seed=split_seed)
     missing = {"train", "val", "test"} - set(index.splits)
     if missing:
-        raise ValueError(f"{root} has split folders but lacks {sorted(missing)}; add them, or move the images out of "
-                         f"the split folders so that a seeded split is made")
+        raise DataError(f"{index.root} has split folders ({', '.join(index.splits)}) but no {' or '.join(sorted(missing))} "
+                        "folder: add them (train/, val/, test/, each with a folder per class), or move the images out "
+                        "of the split folders so that a seeded, grouped split is made.")
     if multiview:
         kind, view = MultiViewDataset, None
     else:

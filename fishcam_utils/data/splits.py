@@ -63,9 +63,40 @@ def make_splits(
             f"{index.root} already has splits ({', '.join(index.splits)}) from its folders; "
             "use them, or pass overwrite=True to split again."
         )
+    _refuse_small_classes(index, index.frame, fractions, "a seeded split")
     frame = index.frame.copy()
     frame["split"] = grouped_split(frame["label"], frame["fish_id"], fractions, seed)
     return replace(index, frame=frame, notes=list(index.notes))
+
+
+def carve_validation(index: DatasetIndex, fraction: float = 0.15, seed: int = 0) -> DatasetIndex:
+    """A copy of ``index`` whose folders give train and test but no val: ``fraction`` of each
+    class's training fish (grouped, seeded) become the validation split, and a note says so."""
+    train = index.frame["split"] == "train"
+    _refuse_small_classes(index, index.frame[train], (1 - fraction, fraction, 0.0), "a validation split from train/")
+    frame = index.frame.copy()
+    frame.loc[train, "split"] = grouped_split(frame.loc[train, "label"], frame.loc[train, "fish_id"],
+                                              (1 - fraction, fraction, 0.0), seed).to_numpy()
+    what = "fish" if index.views else "images"
+    note = (f"{index.root} has train and test folders but no val folder: {fraction:.0%} of each class's training "
+            f"{what} ({frame.loc[frame['split'] == 'val', 'fish_id'].nunique()} {what}, seed {seed}) "
+            "became the validation split.")
+    return replace(index, frame=frame, notes=[*index.notes, note])
+
+
+def _refuse_small_classes(index: DatasetIndex, frame: pd.DataFrame, fractions: tuple[float, ...], what: str) -> None:
+    """A class needs one fish (or image) in every split that gets a share: say which have fewer."""
+    needed = sum(1 for f in fractions if f > 0)
+    counts = frame.groupby("label")["fish_id"].nunique().reindex(range(len(index.classes)), fill_value=0)
+    short = [f"{index.classes[label]} has {n}" for label, n in counts.items() if n < needed]
+    if short:
+        unit = "fish" if index.views else "images"
+        names = ", ".join(s for s, f in zip(("train", "val", "test"), fractions) if f > 0)
+        raise DataError(
+            f"{len(short)} class(es) of {index.root} have too few {unit} for {what}: {'; '.join(short)}. "
+            f"Each class needs at least {needed} {unit} (one for each of {names}); add {unit} to these classes, "
+            "or leave their folders out of the dataset."
+        )
 
 
 def leaked_groups(frame: pd.DataFrame, group: str = "fish_id") -> list[str]:

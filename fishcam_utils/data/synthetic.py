@@ -22,8 +22,9 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..errors import DataError
+from ..errors import DataError, option
 from ..settings import data_dir, quick_mode
+from .images import JUNK_FILES
 from .render import render_photo, sample_body_colour, sample_marker, sample_photo_params
 from .species import SPECIES, VIEWS, class_names
 
@@ -287,8 +288,9 @@ def generate_dataset(
         if not overwrite and any(out_dir.iterdir()):
             raise DataError(
                 f"{out_dir} holds a synthetic dataset made with other settings; "
-                "pass overwrite=True (or --force on the command line) to replace it, or choose another folder."
+                f"pass {option('overwrite')} to replace it, or choose another folder."
             )
+        _refuse_to_delete_user_files(out_dir)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
@@ -320,6 +322,32 @@ def generate_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+# The columns of metadata.csv that name files the generator wrote.
+_PATH_COLUMNS = ("image", "body_mask", "evidence_mask", "marker_mask")
+
+
+def _refuse_to_delete_user_files(out_dir: Path) -> None:
+    """Replacing a dataset deletes its folder: refuse, naming them, if it holds files the generator did not write."""
+    try:
+        meta = pd.read_csv(out_dir / "metadata.csv", keep_default_na=False)
+        written = {p for c in _PATH_COLUMNS if c in meta.columns for p in meta[c] if p}
+    except (OSError, ValueError):
+        written = set()  # without metadata.csv nothing can be told apart from the user's files
+    written |= {"dataset.json", "metadata.csv"}
+    theirs = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*")
+                    if p.is_file() and p.relative_to(out_dir).as_posix() not in written and not _is_clutter(p))
+    if theirs:
+        listed = "\n  ".join(theirs[:10]) + (f"\n  ... and {len(theirs) - 10} more" if len(theirs) > 10 else "")
+        raise DataError(
+            f"{out_dir} holds {len(theirs)} file(s) that the generator did not write, and replacing the dataset would "
+            f"delete them:\n  {listed}\nMove them out of {out_dir} first, or write the new dataset to another folder."
+        )
+
+
+def _is_clutter(path: Path) -> bool:
+    return path.name.lower() in JUNK_FILES or path.name.startswith("._")
 
 
 def _move_into_place(tmp: Path, out_dir: Path, config: SyntheticConfig) -> None:

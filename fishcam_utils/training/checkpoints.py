@@ -7,8 +7,8 @@ states, the epoch, the history, the class names and the preprocessing settings.
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..files import atomic_write
 from ..models.factory import rebuild_model, unwrap
 
 FORMAT = "fishcam-checkpoint"
@@ -37,7 +38,7 @@ def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **fields: Any) -> Path:
     """Write ``model`` (unwrapped, on CPU) and ``fields`` to ``path`` atomically: a temporary file
     in the same folder, flushed to disk, then renamed over ``path``. An interrupted save leaves
-    the previous checkpoint intact. Returns the path."""
+    the previous checkpoint intact; a full disk raises an ``OSError`` naming the file. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     inner = unwrap(model)
@@ -49,16 +50,12 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **fields: Any) ->
         "model_state": {k: v.detach().cpu() for k, v in inner.state_dict().items()},
         **fields,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(checkpoint, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Serialised in memory first: torch.save into a file on a full disk fails with an opaque RuntimeError,
+    # while a plain write raises OSError(ENOSPC) with the file's name.
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getbuffer())
     return path
 
 

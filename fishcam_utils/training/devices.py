@@ -15,7 +15,11 @@ def pick_device(preferred: str | torch.device | None = None) -> torch.device:
     Under ``torchrun`` with CUDA, each process takes the GPU of its ``LOCAL_RANK``.
     """
     if preferred is not None:
-        device = torch.device(preferred)
+        try:
+            device = torch.device(preferred)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device {preferred!r} is not a device; use 'cpu', 'cuda', 'cuda:N' or 'mps', "
+                             "or leave it unset for the best available") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {preferred!r} asked for, but CUDA is not available here; use 'cpu' or leave device unset")
         if device.type == "mps" and not mps_available():

@@ -24,6 +24,8 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import option, option_name
+from ..files import atomic_write, describe, earlier_outputs, remove_abandoned, remove_all
 from ..models.factory import unwrap
 from ..models.state import eval_mode, logits_of
 from . import distributed as ddp
@@ -320,7 +322,8 @@ def fit(
     ``freeze_epochs``, ``patience``, ...). With ``run_dir``, ``last.pt`` and ``best.pt`` are
     written atomically every epoch (by rank 0 under torchrun) with ``history.csv``;
     ``resume=True`` continues from ``last.pt``; an existing run is never replaced unless
-    ``overwrite=True``. Ctrl-C stops cleanly: the last checkpoint and the history are kept.
+    ``overwrite=True``, which removes all of its outputs (checkpoints, history, TensorBoard logs,
+    ``eval-*`` reports) and says so. Ctrl-C stops cleanly: the last checkpoint and the history are kept.
     ``callback(row)`` is called after each epoch with its history row. The model ends in eval
     mode, with the best epoch's weights when ``restore_best`` and there is validation data.
     """
@@ -347,28 +350,18 @@ def fit(
 
     history: list[dict] = []
     stopper = EarlyStopping(config.monitor, patience=config.patience, min_delta=config.min_delta)
-    start_epoch, best_state, saved, stopped_early = 0, None, None, False
-    if run_dir is not None and (run_dir / "last.pt").is_file():
-        if resume:
-            saved = read_checkpoint(run_dir / "last.pt")
-            check_compatible(inner, saved, str(run_dir / "last.pt"))
-            _check_same_run(saved, config, run_dir)
-            inner.load_state_dict(strip_module_prefix(saved["model_state"]))
-            history, start_epoch, stopped_early = list(saved["history"]), int(saved["epoch"]), bool(saved["stopped_early"])
-            stopper.load_state_dict(saved["stopper"])
-            if (run_dir / "best.pt").is_file():
-                best_state = read_checkpoint(run_dir / "best.pt")["model_state"]
-            if main and config.progress:
-                print(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs}")
-        elif not overwrite:
-            raise FileExistsError(f"{run_dir} already holds a training run (last.pt); pass resume=True to continue it, "
-                                  f"overwrite=True to start it again, or another run_dir")
-    elif resume and main and config.progress:
-        print(f"nothing to resume in {run_dir}; starting a new run")
-    if saved is None and run_dir is not None and main:
-        # A new run (or overwrite=True): an older run's best.pt must not pass for this run's.
-        for name in ("best.pt", "last.pt", "history.csv"):
-            (run_dir / name).unlink(missing_ok=True)
+    start_epoch, best_state, stopped_early = 0, None, False
+    saved = _prepare_run_dir(run_dir, resume, overwrite, main, config.progress)
+    if saved is not None:
+        check_compatible(inner, saved, str(run_dir / "last.pt"))
+        _check_same_run(saved, config, run_dir)
+        inner.load_state_dict(strip_module_prefix(saved["model_state"]))
+        history, start_epoch, stopped_early = list(saved["history"]), int(saved["epoch"]), bool(saved["stopped_early"])
+        stopper.load_state_dict(saved["stopper"])
+        if (run_dir / "best.pt").is_file():
+            best_state = read_checkpoint(run_dir / "best.pt")["model_state"]
+        if main and config.progress:
+            print(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs}")
 
     generator = torch.Generator()
     train_loader = _loader(train_data, config, True, generator)
@@ -430,7 +423,7 @@ def fit(
     except KeyboardInterrupt:
         interrupted = True
         if main:
-            where = f"; the last checkpoint is {run_dir / 'last.pt'} (resume=True continues)" if run_dir else ""
+            where = f"; the last checkpoint is {run_dir / 'last.pt'} ({option('resume')} continues)" if run_dir else ""
             print(f"interrupted after {len(history)} completed epoch(s){where}")
     finally:
         net = None
@@ -448,6 +441,41 @@ def fit(
         best_value=stopper.best if has_best else None, monitor=config.monitor, stopped_early=stopped_early,
         interrupted=interrupted, seconds=time.perf_counter() - started, config=config,
     )
+
+
+# What a run leaves in its folder: fit's checkpoints and history, and the reports written beside them.
+RUN_OUTPUTS = ("best.pt", "last.pt", "history.csv", "tensorboard", "eval-*")
+
+
+def _prepare_run_dir(run_dir: Path | None, resume: bool, overwrite: bool, main: bool, progress: bool) -> dict | None:
+    """The checkpoint to resume from (None for a new run), after making ``run_dir`` safe to start in.
+
+    An earlier run's outputs are never replaced without ``overwrite``; with it, they are all
+    removed (checkpoints, history, TensorBoard logs, reports) and named. Temporary files of
+    saves that were killed are cleared.
+    """
+    if run_dir is None:
+        return None
+    if main:
+        stale = [t for name in ("best.pt", "last.pt", "history.csv") for t in remove_abandoned(run_dir, f"{name}.*")]
+        if stale:
+            print(f"removed {len(stale)} temporary file(s) in {run_dir} left by an interrupted save")
+    if resume and (run_dir / "last.pt").is_file():
+        return read_checkpoint(run_dir / "last.pt")
+    old = earlier_outputs(run_dir, RUN_OUTPUTS)
+    names = describe(old)
+    if old and not overwrite:
+        if resume:
+            raise FileExistsError(f"{run_dir} has no last.pt to resume from, but holds an earlier run's {names}; pass "
+                                  f"{option('overwrite')} to replace them, or another {option_name('run_dir')}")
+        raise FileExistsError(f"{run_dir} already holds a training run ({names}); pass {option('resume')} to continue "
+                              f"it, {option('overwrite')} to start it again, or another {option_name('run_dir')}")
+    if resume and main and progress:
+        print(f"nothing to resume in {run_dir}; starting a new run")
+    if old and main:
+        remove_all(old)
+        print(f"{option('overwrite')}: removed the earlier run's {names} from {run_dir}")
+    return None
 
 
 def _run_epoch(net, inner, epoch, stage, config, train_loader, val_loader, generator, criterion, optimizer,
@@ -495,7 +523,7 @@ def _check_same_run(saved: dict, config: TrainConfig, run_dir: Path) -> None:
     if changed:
         detail = ", ".join(f"{k}: {old.get(k)!r} → {new[k]!r}" for k in changed)
         raise ValueError(f"cannot resume {run_dir} with other settings ({detail}); resume with the run's settings, "
-                         f"or start a new run (another run_dir, or overwrite=True)")
+                         f"or start a new run (another {option_name('run_dir')}, or {option('overwrite')})")
 
 
 def history_frame(history: list[dict]) -> pd.DataFrame:
@@ -505,7 +533,5 @@ def history_frame(history: list[dict]) -> pd.DataFrame:
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
-    path = run_dir / "history.csv"
-    tmp = path.with_suffix(".csv.tmp")
-    history_frame(history).to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_write(run_dir / "history.csv", "w", newline="") as handle:
+        history_frame(history).to_csv(handle, index=False)

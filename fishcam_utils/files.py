@@ -1,0 +1,93 @@
+"""Writing files so that nothing is lost: whole or not at all, with the user's permissions.
+
+``atomic_write(path)`` writes to a temporary file beside ``path`` and renames it over ``path``
+only once it is complete and on disk, so an interrupted write leaves the old file intact. The
+temporary file is created like any file the user makes (her umask applies), and it names the
+process that writes it, so that ``remove_abandoned(folder)`` can clear the ones of killed runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", **open_args) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; on leaving the block without error,
+    flush it to disk and rename it to ``path``. On an error it is removed and ``path`` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    # O_EXCL with mode 0o666: a new file, with the permissions the user's umask gives (mkstemp would force 0600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, mode, **open_args) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if error.filename is None:  # a failed write names no file: name the one being written
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def process_alive(pid: int) -> bool:
+    """True if a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def remove_abandoned(folder: str | os.PathLike, pattern: str = "*") -> list[Path]:
+    """Delete the temporary files (``.<name>.<pid>...tmp``) in ``folder`` matching ``pattern``
+    whose writing process is gone, and those of older versions that named no process.
+    Returns the files removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(f".{pattern}{TEMP_SUFFIX}"):
+        parts = tmp.name[: -len(TEMP_SUFFIX)].split(".")
+        if any(process_alive(int(p)) for p in parts if p.isdigit()):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def earlier_outputs(folder: str | os.PathLike, patterns: tuple[str, ...]) -> list[Path]:
+    """What an earlier run left in ``folder``: the entries matching ``patterns`` (globs), sorted."""
+    folder = Path(folder)
+    return sorted({p for pattern in patterns for p in folder.glob(pattern)}) if folder.is_dir() else []
+
+
+def describe(paths: list[Path]) -> str:
+    """Entry names for a message: ``best.pt, eval-test/, last.pt``."""
+    return ", ".join(p.name + ("/" if p.is_dir() else "") for p in paths)
+
+
+def remove_all(paths: list[Path]) -> None:
+    """Delete files and folders (with their contents)."""
+    for path in paths:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
