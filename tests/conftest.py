@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,28 @@ def tiny_kaggle(tmp_path_factory) -> Path:
 def synth_copy(tiny_synth, tmp_path) -> Path:
     """A private, writable copy of the tiny dataset."""
     return Path(shutil.copytree(tiny_synth, tmp_path / "copy"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk("64k")``: an empty folder on a tmpfs of that size (``readonly=True`` for a
+    read-only one), to meet a full or read-only disk for real. Needs root (CI and the dev
+    machines run as root); skipped where mounting is not allowed."""
+    mounts: list[Path] = []
+
+    def make(size: str = "64k", readonly: bool = False) -> Path:
+        where = tmp_path / f"disk{len(mounts)}"
+        where.mkdir()
+        options = f"size={size}" + (",ro" if readonly else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}); this test needs root")
+        mounts.append(where)
+        return where
+
+    yield make
+    for where in mounts:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 def write_image(path: Path, size=(20, 16), colour=(200, 30, 40), mode="RGB") -> Path:

@@ -96,3 +96,24 @@ def test_datasets_read_the_same_with_and_without_the_cache(tiny_synth, tmp_path)
         assert np.array_equal(a[0].numpy(), b[0].numpy())
         assert np.array_equal(a[2]["evidence"].numpy(), b[2]["evidence"].numpy())
     assert sorted(p.name.split("-")[0] for p in tmp_path.glob("*.npy")) == ["mask", "rgb"]
+
+
+def test_tiny_images_are_named_with_their_size_when_cached(tmp_path):
+    from fishcam_utils.errors import DataWarning
+
+    paths = _files(tmp_path / "img", n=3)
+    Image.new("RGB", (1, 1), (9, 9, 9)).save(paths[1])
+    with pytest.warns(DataWarning, match=r"1 image\(s\) have a side under 16 pixels") as record:
+        DecodedCache(paths, 24, cache_dir=tmp_path / "c", progress=False).build()
+    assert f"{paths[1]} (1x1 px)" in str(record[0].message)
+
+
+def test_temp_files_of_killed_builds_are_removed_and_live_ones_kept(tmp_path):
+    cache_dir = tmp_path / "c"
+    cache_dir.mkdir()
+    dead = cache_dir / ".rgb-24x24-abc-def.npy.999999999.tmp"
+    alive = cache_dir / f".rgb-24x24-abc-def.npy.{os.getppid()}.tmp"  # a build still running elsewhere
+    dead.write_bytes(b"half")
+    alive.write_bytes(b"half")
+    DecodedCache(_files(tmp_path / "img", n=2), 24, cache_dir=cache_dir, progress=False).build()
+    assert not dead.exists() and alive.exists()

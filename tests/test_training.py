@@ -317,3 +317,26 @@ def test_optimizers_and_the_plateau_schedule(splits, tmp_path):
     # With a learning rate too small to change val_acc, plateau (patience 2) cuts the rate 10x after epoch 4.
     result = fit(tiny_model(), train, val, epochs=5, lr=1e-12, schedule="plateau", run_dir=tmp_path / "run", **quiet())
     assert list(result.history["lr"]) == pytest.approx([1e-12, 1e-12, 1e-12, 1e-13, 1e-13], rel=1e-6)
+
+
+def test_a_run_folder_holding_an_earlier_runs_outputs_is_refused_or_cleared_and_named(splits, tmp_path, capsys):
+    train, val = splits
+    run = tmp_path / "run"
+    fit(tiny_model(), train, val, epochs=1, run_dir=run, **quiet())
+    (run / "last.pt").unlink()  # best.pt, history.csv and a report remain
+    (run / "eval-test").mkdir()
+    with pytest.raises(FileExistsError, match=r"holds a training run \(best.pt, eval-test/, history.csv\).*overwrite=True"):
+        fit(tiny_model(), train, val, epochs=1, run_dir=run, **quiet())
+    with pytest.raises(FileExistsError, match="no last.pt to resume from"):
+        fit(tiny_model(), train, val, epochs=1, run_dir=run, resume=True, **quiet())
+    capsys.readouterr()
+    fit(tiny_model(), train, val, epochs=1, run_dir=run, overwrite=True, **quiet())
+    assert "overwrite=True: removed the earlier run's best.pt, eval-test/, history.csv" in capsys.readouterr().out
+    assert not (run / "eval-test").exists() and (run / "last.pt").is_file()
+
+
+def test_an_unknown_device_name_is_a_clear_error():
+    from fishcam_utils.training.devices import pick_device
+
+    with pytest.raises(ValueError, match="'foo' is not a device; use 'cpu', 'cuda'"):
+        pick_device("foo")

@@ -18,7 +18,7 @@ from torchvision import models as tvm
 
 from .fishresnet import FishResNet
 from .heads import make_head
-from ..errors import OfflineError
+from ..errors import OfflineError, option
 from .pretrained import imagenet_state_dict, read_state_dict
 
 
@@ -111,7 +111,8 @@ def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbos
     if weights in ("imagenet", "auto"):
         if arch.weights_url is None:
             if weights == "imagenet":
-                raise ValueError(f"{name} has no ImageNet weights (it is the course's own network); use weights=None")
+                raise ValueError(f"{name} has no ImageNet weights (it is the course's own network); "
+                                 f"use {option('weights', None)}")
             return "random", None
         try:
             return "imagenet", imagenet_state_dict(name, arch.weights_url, timeout=timeout, progress=verbose)
@@ -121,7 +122,7 @@ def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbos
             if verbose:
                 reason = "offline and not in the torch cache" if isinstance(error, OfflineError) else str(error)[:120]
                 print(f"{name}: ImageNet weights unavailable ({reason}); starting from random initialisation "
-                      f"(weights='imagenet' explains how to add them).")
+                      f"({option('weights', 'imagenet')} explains how to add them).")
             return "random", None
     if isinstance(weights, (str, os.PathLike)):
         return f"file:{os.fspath(weights)}", read_state_dict(weights)

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from ..errors import OfflineError
+from ..errors import OfflineError, option
 
 
 def weights_cache_dir() -> Path:
@@ -64,7 +64,7 @@ def imagenet_state_dict(name: str, url: str, timeout: float = 5.0, progress: boo
             f"ImageNet weights for {name} are not in the torch cache and {host} cannot be reached (offline?). "
             f"On a machine with internet, download {url} and copy it to {cached} "
             f"(or set TORCH_HOME to a folder holding hub/checkpoints/{filename}); "
-            f"or pass weights=None to train from random initialisation."
+            f"or pass {option('weights', None)} to train from random initialisation."
         )
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(max(timeout, 30.0))  # a stalled transfer must end in an error, not a hang
@@ -72,7 +72,7 @@ def imagenet_state_dict(name: str, url: str, timeout: float = 5.0, progress: boo
         torch.hub.load_state_dict_from_url(url, progress=progress, check_hash=True, map_location="cpu")
     except OSError as error:
         raise OfflineError(f"downloading ImageNet weights for {name} from {url} failed: {error}. "
-                           f"Copy the file to {cached} by hand, or pass weights=None.") from error
+                           f"Copy the file to {cached} by hand, or pass {option('weights', None)}.") from error
     finally:
         socket.setdefaulttimeout(previous)
     return read_state_dict(cached)

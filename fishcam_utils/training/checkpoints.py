@@ -100,7 +100,13 @@ def check_compatible(model: nn.Module, checkpoint: dict[str, Any], source: str =
 def load_model_state(model: nn.Module, checkpoint: dict[str, Any], source: str = "the checkpoint") -> nn.Module:
     """Copy the checkpoint's weights into ``model`` after checking it has the same architecture."""
     check_compatible(model, checkpoint, source)
-    unwrap(model).load_state_dict(strip_module_prefix(checkpoint["model_state"]))
+    try:
+        unwrap(model).load_state_dict(strip_module_prefix(checkpoint["model_state"]))
+    except RuntimeError as error:  # the recorded build arguments and the weights disagree
+        detail = str(error).strip().splitlines()
+        raise ValueError(f"{source}: its weights do not fit the architecture it records ({' '.join(detail[:2])[:300]}). "
+                         "The file was changed, or written by another program: use the run's other checkpoint "
+                         "(best.pt / last.pt), or train again.") from None
     return model
 
 

@@ -29,7 +29,7 @@ from ..files import atomic_write, describe, earlier_outputs, remove_abandoned, r
 from ..models.factory import unwrap
 from ..models.state import eval_mode, logits_of
 from . import distributed as ddp
-from .checkpoints import check_compatible, read_checkpoint, save_checkpoint, strip_module_prefix
+from .checkpoints import load_model_state, read_checkpoint, save_checkpoint
 from .devices import autocast, move_to, pick_device
 from .early_stopping import EarlyStopping
 from .finetune import freeze_backbone, frozen_batchnorm_to_eval, parameter_groups, unfreeze
@@ -280,6 +280,7 @@ def _dataset_info(dataset: Dataset, preprocessing: dict | None) -> tuple[list[st
     if index is not None:
         info["data_root"] = str(index.root)
         info["layout"] = index.layout
+        info["scan"] = dict(getattr(index, "options", {}) or {})  # how the folder was read, to read it alike
     info.update(preprocessing or {})
     return classes, info
 
@@ -353,9 +354,8 @@ def fit(
     start_epoch, best_state, stopped_early = 0, None, False
     saved = _prepare_run_dir(run_dir, resume, overwrite, main, config.progress)
     if saved is not None:
-        check_compatible(inner, saved, str(run_dir / "last.pt"))
         _check_same_run(saved, config, run_dir)
-        inner.load_state_dict(strip_module_prefix(saved["model_state"]))
+        load_model_state(inner, saved, str(run_dir / "last.pt"))
         history, start_epoch, stopped_early = list(saved["history"]), int(saved["epoch"]), bool(saved["stopped_early"])
         stopper.load_state_dict(saved["stopper"])
         if (run_dir / "best.pt").is_file():
