@@ -132,6 +132,7 @@ def test_check_data_lists_every_problem_of_a_folder_in_one_run(tmp_path, capsys)
     assert "bass" in out  # the counts of what could be read are shown too
 
 
+@pytest.mark.filterwarnings("ignore::fishcam_utils.errors.DataWarning")  # the renamed view is missing at first
 def test_every_fix_a_message_suggests_is_a_flag_that_exists(synth_copy, tmp_path, capsys):
     meta = load_metadata(synth_copy)
     (synth_copy / "train" / meta["species"][0] / "notes.txt").write_text("fed on Tuesday")

@@ -380,5 +380,17 @@ def test_skipped_files_are_said_and_images_outside_class_folders_are_problems(tm
     (root / "README.md").write_text("my fish")
     assert any("README.md" in n for n in scan_dataset(root, unknown_files="skip").notes)
     write_image(root / "loose.png")
-    with pytest.raises(DataError, match="1 image.* lie in .* beside the class folders, in no class"):
+    with pytest.raises(DataError, match="1 image.* lie in .* beside the class or split folders, in no class"):
         scan_dataset(root, unknown_files="skip")
+
+
+def test_what_lies_beside_the_split_folders_is_said(tmp_path):
+    root = tmp_path / "ds"
+    for split in ("train", "val", "test"):
+        _class_tree(root / split, {"bass": 1, "trout": 1})
+    _class_tree(root / "unsorted", {"carp": 2})
+    index = scan_dataset(root)
+    assert any("beside the split folders, in no split: unsorted" in n for n in index.notes)
+    write_image(root / "IMG_0001.jpg")
+    with pytest.raises(DataError, match=r"1 image\(s\) lie in .*ds beside the class or split folders"):
+        scan_dataset(root)

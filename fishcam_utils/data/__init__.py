@@ -11,6 +11,7 @@ Typical use::
 """
 
 from .cache import DecodedCache
+from .check import DataReport, check_dataset
 from .datasets import FishImageDataset, MultiViewDataset, WithoutViews
 from .setup import SplitDatasets, make_datasets
 from .images import IMAGE_EXTENSIONS, channel_stats, image_size, load_mask, load_rgb, read_image, read_mask
@@ -31,7 +32,7 @@ from .synthetic import (
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, eval_transform, to_display, train_transform
 
 __all__ = [
-    "DEFAULT_CONFIG", "channel_stats", "image_size", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "LAYOUTS", "QUICK_CONFIG", "SPECIES",
+    "DEFAULT_CONFIG", "DataReport", "channel_stats", "check_dataset", "image_size", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "LAYOUTS", "QUICK_CONFIG", "SPECIES",
     "TRAITS", "VIEWS", "DataWarning", "DatasetIndex", "DecodedCache", "FishImageDataset", "MultiViewDataset", "WithoutViews",
     "Species", "SyntheticConfig", "class_names", "dataset_config", "dataset_info", "denormalize", "detect_layout",
     "download_kaggle_fish", "ensure_synthetic", "eval_transform", "find_kaggle_root", "generate_dataset",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import OfflineError
 from ..settings import data_dir
-from .layouts import find_kaggle_root
+from .kaggle_layout import find_kaggle_root
 
 KAGGLE_HANDLE = "crowww/a-large-scale-fish-dataset"
 KAGGLE_URL = f"https://www.kaggle.com/datasets/{KAGGLE_HANDLE}"

@@ -145,9 +145,10 @@ def originals_note(originals: Path) -> str:
     """What the originals are, why they were not read, and how to use them for a leak-free test."""
     count = sum(1 for p in originals.rglob("*") if is_image_file(p))
     return (
-        f"not read: {originals} ({count} images), the original photos before augmentation. The 1000 images per "
-        "species are flipped and rotated copies of such photos, and their file names do not say which copies "
-        "belong together, so no split of them is leak-free: copies of one photo land in training and test alike. "
-        "The originals are distinct photos: for a leak-free test, train and test on them alone (it is a class-folder "
-        f"dataset: make_datasets('{originals}'), or fishcam train --data '{originals}')."
+        f"not read: {originals} ({count} images), the original photos before augmentation. By the dataset's "
+        "description the 1000 images per species are flipped and rotated copies of such photos, and their file "
+        "names do not say which copies belong together, so no split of them is leak-free, and neither is testing "
+        "on the originals a model trained on the copies. The originals are distinct photos: for a leak-free test, "
+        f"train and test on them alone (a class-folder dataset: make_datasets('{originals}'), or "
+        f"fishcam train --data '{originals}')."
     )

@@ -172,6 +172,7 @@ def _read_folders(walk: Walk, views: Sequence[str] | None) -> tuple[list[Row], d
     """Class folders, with or without split folders; with ``views``, files are <fish>_<view>.
     Returns the rows and the masks of '<class> GT' folders by image path."""
     splits = split_dirs(walk.root)
+    _beside_splits(splits, walk)
     rows: list[Row] = []
     gt_masks: dict[str, dict[str, Path]] = {}
     for split, folder in (splits or {"": walk.root}).items():
@@ -198,16 +199,28 @@ def _read_folders(walk: Walk, views: Sequence[str] | None) -> tuple[list[Row], d
 
 
 def _loose_files(folder: Path, walk: Walk) -> None:
-    """Files beside the class folders: images there belong to no class (a problem); other files are noted."""
+    """Files beside the class (or split) folders: images there belong to no class (a problem);
+    other files are noted."""
     loose = [p for p in visible_children(folder) if p.is_file() and not is_junk_file(p) and p.name not in DATASET_FILES]
     images = [p.name for p in loose if is_image_file(p)]
     if images:
-        walk.problems.add(f"{len(images)} image(s) lie in {folder} beside the class folders, in no class "
+        walk.problems.add(f"{len(images)} image(s) lie in {folder} beside the class or split folders, in no class "
                           f"(e.g. {', '.join(images[:3])}): move each into its class folder, or out of the dataset.")
     others = [p.name for p in loose if not is_image_file(p)]
     if others:
-        walk.notes.append(f"skipped {len(others)} file(s) beside the class folders in {folder}: "
+        walk.notes.append(f"skipped {len(others)} file(s) beside the class or split folders in {folder}: "
                           + ", ".join(others[:5]) + (" ..." if len(others) > 5 else ""))
+
+
+def _beside_splits(splits: dict[str, Path], walk: Walk) -> None:
+    """What lies beside the split folders is read by no split: loose files are checked as in a
+    class folder's parent, and other folders are named."""
+    if not splits:
+        return
+    _loose_files(walk.root, walk)
+    others = [c.name for c in class_dirs(walk.root) if c not in splits.values()]
+    if others:
+        walk.notes.append(f"skipped {len(others)} folder(s) beside the split folders, in no split: {', '.join(others)}")
 
 
 def _parse_view(path: Path, views: Sequence[str], walk: Walk) -> tuple[str, str] | None:
@@ -227,7 +240,9 @@ def _read_filename(walk: Walk, classes: Sequence[str] | None) -> list[Row]:
     """``root/<label>_<id>.ext`` (or ``root/<split>/<label>_<id>.ext``). With ``classes``, the
     longest class name that prefixes the stem, or a leading number indexing ``classes``."""
     rows = []
-    for split, folder in (split_dirs(walk.root) or {"": walk.root}).items():
+    splits = split_dirs(walk.root)
+    _beside_splits(splits, walk)
+    for split, folder in (splits or {"": walk.root}).items():
         for path in files_under(folder, walk, recursive=False):
             label = _filename_label(path, classes, walk)
             if label is not None:
