@@ -136,7 +136,7 @@ def _check_data(args: argparse.Namespace) -> int:
             print("masks:", ", ".join(f"{k} ({(index.frame['mask_' + k] != '').sum()} images)" for k in index.mask_kinds))
     for warning in report.warnings:
         print("warning:", warning, file=sys.stderr)
-    if report.decoded and not any("could not be read" in p for p in report.problems):
+    if report.decoded and not report.unreadable:
         images = len(index) if index is not None else report.decoded
         masks = report.decoded - images
         print(f"all {images} images decode" + (f", and their {masks} masks" if masks > 0 else ""))

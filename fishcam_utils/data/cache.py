@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..errors import DataError, DataWarning, NoSpaceError, option
 from ..files import remove_abandoned
 from ..settings import cache_dir as default_cache_dir
-from .images import _as_size, fit_size, is_tiny, load_rgb, read_mask, tiny_images_message
+from .images import _as_size, fit_size, is_tiny, load_rgb, read_mask, tiny_images_message, unreadable_files_message
 
 CACHE_VERSION = 1
 Kind = Literal["rgb", "mask"]
@@ -115,6 +115,24 @@ class DecodedCache:
                         raise
         return array
 
+    def _fill(self, array: np.ndarray) -> tuple[list[str], list[tuple[str, tuple[int, int]]]]:
+        """Decode every file into ``array``, in threads. Returns the unreadable files' messages and
+        the tiny images as (path, (width, height))."""
+        failures: list[str] = []
+        tiny: list[tuple[str, tuple[int, int]]] = []
+
+        def fill(i: int) -> None:
+            try:
+                array[i] = self._decode(i, tiny)
+            except DataError as error:
+                failures.append(str(error))
+
+        desc = f"Decoding {len(self.paths)} {'images' if self.kind == 'rgb' else 'masks'} once into the cache"
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            list(tqdm(pool.map(fill, range(len(self.paths))), total=len(self.paths), desc=desc,
+                      unit="img", disable=not self.progress))
+        return failures, tiny
+
     def build(self) -> DecodedCache:
         """Decode every file into the cache, unless it is already there. Returns ``self``.
 
@@ -131,25 +149,11 @@ class DecodedCache:
         shape = (len(self.paths), h, w, 3) if self.kind == "rgb" else (len(self.paths), h, w)
         dtype = np.uint8 if self.kind == "rgb" else np.bool_
         tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")
-        failures: list[str] = []
-        tiny: list[tuple[str, tuple[int, int]]] = []
-
-        def fill(i: int) -> None:
-            try:
-                array[i] = self._decode(i, tiny)
-            except DataError as error:
-                failures.append(str(error))
-
         try:
             array = self._reserve(tmp, shape, dtype)
-            desc = f"Decoding {len(self.paths)} {'images' if self.kind == 'rgb' else 'masks'} once into the cache"
-            with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-                list(tqdm(pool.map(fill, range(len(self.paths))), total=len(self.paths), desc=desc,
-                          unit="img", disable=not self.progress))
+            failures, tiny = self._fill(array)
             if failures:
-                listed = "\n  ".join(failures[:10])
-                more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
-                raise DataError(f"{len(failures)} file(s) could not be read:\n  {listed}{more}")
+                raise DataError(unreadable_files_message(failures))
             array.flush()
             del array
             os.replace(tmp, self.file)

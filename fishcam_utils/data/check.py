@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from .images import is_image_file, is_tiny, load_mask, load_rgb, tiny_images_message
+from .images import is_image_file, is_tiny, load_mask, load_rgb, tiny_images_message, unreadable_files_message
 from .layouts import DatasetIndex, survey
 from .species import VIEWS
 
@@ -31,6 +31,7 @@ class DataReport:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     decoded: int = 0  # files decoded (0 when decoding was not asked for)
+    unreadable: list[str] = field(default_factory=list)  # the messages of the files that could not be decoded
 
     @property
     def ok(self) -> bool:
@@ -89,10 +90,9 @@ def check_dataset(
         files = _image_files(walk.root)
         images = set(index.frame["path"]) if index is not None else {str(p) for p in files}
         failures, tiny = decode_all(files, images, progress)
-        report.decoded = len(files)
+        report.decoded, report.unreadable = len(files), failures
         if failures:
-            listed = "\n  ".join(failures[:10]) + (f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else "")
-            report.problems.append(f"{len(failures)} file(s) could not be read:\n  {listed}")
+            report.problems.append(unreadable_files_message(failures))
         if tiny:
             report.warnings.append(tiny_images_message(tiny))
     return report

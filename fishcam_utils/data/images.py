@@ -164,6 +164,13 @@ def is_tiny(image: np.ndarray) -> bool:
     return min(image.shape[:2]) < TINY_SIDE
 
 
+def unreadable_files_message(failures: list[str]) -> str:
+    """One message for every file that could not be read (each failure's own message, ten at most)."""
+    listed = "\n  ".join(failures[:10])
+    more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
+    return f"{len(failures)} file(s) could not be read:\n  {listed}{more}"
+
+
 def tiny_images_message(tiny: list[tuple[str, tuple[int, int]]]) -> str:
     """The warning for images (path, (width, height)) too small to learn from."""
     listed = "\n  ".join(f"{path} ({w}x{h} px)" for path, (w, h) in tiny[:10])
