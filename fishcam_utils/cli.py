@@ -227,8 +227,10 @@ def _write_test_report(model, dataset, result, out: Path, progress: bool) -> Non
 def _checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, masks: Sequence[str] = ()):
     """The split ``args.split`` of the checkpoint's dataset (or ``--data``), read the way the model
     was trained: same image size, class order and view (or all views, for a multi-view model)."""
+    from .data.layouts import scan_dataset
     from .data.setup import make_datasets
     from .data.species import VIEWS
+    from .errors import DataError
 
     prep = checkpoint["preprocessing"]
     root = args.data or prep.get("data_root")
@@ -237,12 +239,21 @@ def _checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, m
     multiview = bool(prep.get("views"))
     view = None if multiview else (args.view or prep.get("view") or "side")
     scan = prep.get("scan") or {}  # how the training data was read, unless the flags say otherwise
-    layout = scan.get("layout", "auto") if not args.data else "auto"
-    data = make_datasets(root, view=view, image_size=prep.get("image_size") or 64, augment=0, cache=cache,
-                         split_seed=args.split_seed, classes=checkpoint["classes"], multiview=multiview, masks=masks,
-                         layout=layout, views=args.views or scan.get("views") or VIEWS,
-                         missing_views=args.missing_views or scan.get("missing_views", "keep"),
-                         unknown_files=args.unknown_files or scan.get("unknown_files", "error"), progress=False)
+    reading = {"layout": scan.get("layout", "auto") if not args.data else "auto",
+               "views": args.views or scan.get("views") or VIEWS,
+               "missing_views": args.missing_views or scan.get("missing_views", "keep"),
+               "unknown_files": args.unknown_files or scan.get("unknown_files", "error")}
+    try:
+        data = make_datasets(root, view=view, image_size=prep.get("image_size") or 64, augment=0, cache=cache,
+                             split_seed=args.split_seed, classes=checkpoint["classes"], multiview=multiview,
+                             masks=masks, progress=False, **reading)
+    except DataError:
+        # The class list is the checkpoint's, not a flag: say so when the data's classes differ.
+        found = scan_dataset(root, **reading).classes
+        if set(found) != set(checkpoint["classes"]):
+            raise DataError(f"{root} has the classes {sorted(found)}, but {args.checkpoint} was trained on "
+                            f"{checkpoint['classes']}: give --data a dataset of the model's classes.") from None
+        raise
     return getattr(data, args.split)
 
 
@@ -269,10 +280,12 @@ def _gradcam(args: argparse.Namespace) -> int:
     import torch
 
     from .explain import make_cam, save_cam_images
+    from .explain.overlay import heatmap_to_rgb
     from .files import atomic_write
     from .models import cam_layers
     from .training import load_checkpoint, pick_device
 
+    heatmap_to_rgb([[0.0]], args.cmap)  # an unknown colormap is said before anything is written
     device = pick_device(args.device)
     model, checkpoint = load_checkpoint(args.checkpoint, device=device)
     classes = checkpoint["classes"]

@@ -186,10 +186,14 @@ def run_course(
     build = Path(build) if build is not None else build_dir()
     os.environ[QUICK_ENV] = "1" if quick else "0"  # the kernels inherit it
     os.environ["FISHCAM_BUILD_DIR"] = str(build)
-    print(f"Dataset: {ensure_synthetic(quick)}")
     chosen = course_notebooks(notebooks)
     if only:
+        unknown = [o for o in only if not any(p.stem.startswith(o) for p in chosen)]
+        if unknown:
+            raise ValueError(f"no notebook {', '.join(unknown)}; the notebooks are "
+                             f"{', '.join(p.stem.split('_')[0] for p in chosen)}")
         chosen = [p for p in chosen if any(p.stem.startswith(o) for o in only)]
+    print(f"Dataset: {ensure_synthetic(quick)}")
     runs = []
     for source in chosen:
         print(f"Running {source.name} ...", flush=True)

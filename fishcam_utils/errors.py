@@ -51,15 +51,18 @@ def option(name: str, value: Any = True) -> str:
 
     ``option("views", ["side", "top"])`` is ``views=['side', 'top']`` in Python and
     ``--views side,top`` on the command line; ``option("resume")`` is ``resume=True`` or ``--resume``;
-    ``None`` reads ``none`` and ``False`` reads ``--no-<name>`` on the command line.
+    ``None`` reads ``none`` and ``False`` reads ``--no-<name>`` on the command line. ``...``
+    stands for a list to fill in: ``views=[...]``, ``--views A,B,...``.
     """
     if not _COMMAND_LINE.get():
-        return f"{name}={value!r}"
+        return f"{name}=[...]" if value is Ellipsis else f"{name}={value!r}"
     flag = "--" + name.replace("_", "-")
     if value is True:
         return flag
     if value is False:
         return "--no-" + name.replace("_", "-")
+    if value is Ellipsis:
+        return f"{flag} A,B,..."
     if value is None:
         return f"{flag} none"
     if isinstance(value, Sequence) and not isinstance(value, str):

@@ -233,3 +233,19 @@ def test_gradcam_into_an_earlier_output_refuses_or_replaces_never_mixes(tiny_run
     listed = {out / p for p in pd.read_csv(out / "summary.csv")["overlay"]}
     overlays = set(out.rglob("*_overlay.png"))
     assert overlays == listed and len(listed) == 4  # nothing stale beside the new maps
+
+
+def test_a_checkpoint_on_data_of_other_classes_says_the_class_list_is_the_models(tiny_run, tmp_path, capsys):
+    for label in ("cat", "dog"):
+        for i in range(3):
+            write_image(tmp_path / "pets" / label / f"{i}.png")
+    code, out, err = run_cli(capsys, "evaluate", "--checkpoint", tiny_run / "best.pt", "--data", tmp_path / "pets")
+    assert code == 2 and "has the classes ['cat', 'dog']" in err and "was trained on" in err and "--classes" not in err
+
+
+def test_an_unknown_colormap_or_notebook_is_said_before_anything_is_written(tiny_run, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "gradcam", "--checkpoint", tiny_run / "best.pt", "--out", tmp_path / "maps",
+                             "--cmap", "nope")
+    assert code == 2 and "unknown colormap 'nope'" in err and not (tmp_path / "maps").exists()
+    code, out, err = run_cli(capsys, "course", "--only", "99", "--build", tmp_path / "build")
+    assert code == 2 and "no notebook 99" in err and "01, 02" in err and not (tmp_path / "build").exists()

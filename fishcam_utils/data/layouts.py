@@ -231,7 +231,7 @@ def _parse_view(path: Path, views: Sequence[str], walk: Walk) -> tuple[str, str]
     got = f"view suffix {('_' + match['view'])!r}" if match else "no _<view> suffix"
     walk.problems.add(
         f"{path}: {got}, but multi-view files are named <fishID>_<view>{path.suffix} with a view among "
-        f"{', '.join(views)}. Rename the file, or pass {option('views', ['...'])} listing the views your data has."
+        f"{', '.join(views)}. Rename the file, or pass {option('views', ...)} listing the views your data has."
     )
     return None
 
@@ -256,7 +256,7 @@ def _filename_label(path: Path, classes: Sequence[str] | None, walk: Walk) -> st
         if "_" in stem:
             return stem.rsplit("_", 1)[0]
         walk.problems.add(f"{path.name}: no label in the name; files must be named <label>_<id>{path.suffix} "
-                          f"(e.g. trout_0001.jpg). Rename it, or pass {option('classes', ['...'])} if labels "
+                          f"(e.g. trout_0001.jpg). Rename it, or pass {option('classes', ...)} if labels "
                           "contain underscores.")
         return None
     label = next((c for c in sorted(classes, key=len, reverse=True) if stem.startswith(c + "_")), None)
@@ -351,12 +351,12 @@ def _check_classes(frame: pd.DataFrame, classes: Sequence[str] | None, walk: Wal
         if unknown:
             walk.problems.add(
                 f"{walk.root} has images of classes not in the class list: {unknown}. "
-                f"Add them to {option('classes', ['...'])} or remove their folders. The list was {list(classes)}."
+                f"Add them to {option('classes', ...)} or remove their folders. The list was {list(classes)}."
             )
         absent = [c for c in classes if c not in found]
         if absent:
             walk.problems.add(f"classes {absent} have no images under {walk.root}; check their spelling or remove them "
-                              f"from {option('classes', ['...'])}.")
+                              f"from {option('classes', ...)}.")
         found = list(classes)
     splits = [s for s in frame["split"].unique() if s]
     if len(splits) > 1:
