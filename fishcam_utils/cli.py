@@ -6,16 +6,18 @@ Run ``fishcam --help`` or ``fishcam <command> --help`` for the options of each c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import re
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import FishCAMError, Problems, on_command_line
+from .errors import FishCAMError, on_command_line
 
 # The architectures `fishcam train` offers (kept here so --help needs no torch import).
 MODEL_CHOICES = ["fishresnet", "resnet18", "resnet34", "resnet50", "convnext_tiny"]
@@ -129,22 +131,45 @@ def _check_data(args: argparse.Namespace) -> int:
     index = report.index
     if index is not None:
         print(index)
-        for note in index.notes:
-            print("note:", note)
+        _say_notes(index.notes)
         print(index.counts().to_string())
         if index.mask_kinds:
             print("masks:", ", ".join(f"{k} ({(index.frame['mask_' + k] != '').sum()} images)" for k in index.mask_kinds))
     for warning in report.warnings:
         print("warning:", warning, file=sys.stderr)
     if report.decoded and not report.unreadable:
-        images = len(index) if index is not None else report.decoded
-        masks = report.decoded - images
-        print(f"all {images} images decode" + (f", and their {masks} masks" if masks > 0 else ""))
-    problems = Problems()
-    for problem in report.problems:
-        problems.add(problem)
-    problems.raise_if_any(report.root)
+        print(f"all {report.decoded} image and mask files decode")
+    report.raise_if_problems()
     return 0
+
+
+# DataWarnings shown on this run, so that the notes that repeat them are not printed twice.
+_SHOWN_WARNINGS: set[str] = set()
+
+
+def _say_notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        if note not in _SHOWN_WARNINGS:
+            print("note:", note)
+
+
+@contextlib.contextmanager
+def _plain_data_warnings():
+    """DataWarnings as ``warning: ...`` lines (no file and line of the package), each remembered."""
+    from .errors import DataWarning
+
+    with warnings.catch_warnings():
+        original = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, DataWarning):
+                _SHOWN_WARNINGS.add(str(message))
+                print(f"warning: {message}", file=sys.stderr)
+            else:
+                original(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _download_kaggle(args: argparse.Namespace) -> int:
@@ -165,7 +190,11 @@ def _train(args: argparse.Namespace) -> int:
     from .settings import checkpoints_dir
     from .training import distributed, fit, pick_device, seed_everything
 
-    pick_device(args.device)  # an unavailable device is said before the data is read
+    from .training.engine import check_run_dir
+
+    pick_device(args.device)  # an unavailable device, or a run folder in use, is said before the data is read
+    if args.run_dir:
+        check_run_dir(args.run_dir, args.resume, args.overwrite)
     is_distributed = distributed.init_distributed()
     main_process = distributed.is_main_process()
     try:
@@ -192,6 +221,7 @@ def _train(args: argparse.Namespace) -> int:
             described = f"{args.head} head, {model.fishcam_weights} weights"
         run_dir = Path(args.run_dir) if args.run_dir else checkpoints_dir() / name
         if main_process:
+            _say_notes(data.index.notes)
             print(f"{data}\nmodel {args.model} ({described}, "
                   f"{sum(p.numel() for p in model.parameters()):,} parameters) → {run_dir}"
                   + (f"\ndistributed: {distributed.world_size()} processes" if is_distributed else ""))
@@ -227,7 +257,7 @@ def _write_test_report(model, dataset, result, out: Path, progress: bool) -> Non
 def _checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, masks: Sequence[str] = ()):
     """The split ``args.split`` of the checkpoint's dataset (or ``--data``), read the way the model
     was trained: same image size, class order and view (or all views, for a multi-view model)."""
-    from .data.layouts import scan_dataset
+    from .data.layouts import survey
     from .data.setup import make_datasets
     from .data.species import VIEWS
     from .errors import DataError
@@ -249,11 +279,12 @@ def _checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, m
                              masks=masks, progress=False, **reading)
     except DataError:
         # The class list is the checkpoint's, not a flag: say so when the data's classes differ.
-        found = scan_dataset(root, **reading).classes
+        found = survey(root, classes=checkpoint["classes"], **reading)[1].classes
         if set(found) != set(checkpoint["classes"]):
-            raise DataError(f"{root} has the classes {sorted(found)}, but {args.checkpoint} was trained on "
+            raise DataError(f"{root} has the classes {found}, but {args.checkpoint} was trained on "
                             f"{checkpoint['classes']}: give --data a dataset of the model's classes.") from None
         raise
+    _say_notes(data.index.notes)
     return getattr(data, args.split)
 
 
@@ -625,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Where each command writes, for messages about a folder it cannot write.
 _OUTPUT_FLAG = {"train": "--run-dir", "gradcam": "--out", "evaluate": "--out", "evaluate-cam": "--out",
                 "make-data": "--out"}
+_USES_CACHE = {"train", "evaluate"}
 _OS_ADVICE = {
     errno.ENOSPC: "the disk is full: free some space, or write to another disk",
     errno.EDQUOT: "the disk quota is used up: free some space, or write to another disk",
@@ -643,7 +675,8 @@ def _os_error_line(command: str, error: OSError) -> str:
     advice = _OS_ADVICE.get(error.errno, "check the path and the disk")
     flag = _OUTPUT_FLAG.get(command)
     if flag and error.errno not in (errno.ENOENT,):
-        advice += f" ({flag} chooses the folder; FISHCAM_CACHE_DIR moves the decode cache)"
+        cache = "; FISHCAM_CACHE_DIR moves the decode cache" if command in _USES_CACHE else ""
+        advice += f" ({flag} chooses the folder{cache})"
     return f"{where}: {what}; {advice}" if where else f"{what}; {advice}"
 
 
@@ -652,7 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     the fix (exit code 2), never a traceback; ``FISHCAM_DEBUG=1`` shows the traceback of a bug."""
     args = build_parser().parse_args(argv)
     prefix = f"fishcam {args.command}: error:"
-    with on_command_line():
+    with on_command_line(), _plain_data_warnings():
         try:
             return args.run(args)
         except KeyboardInterrupt:
@@ -668,6 +701,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(prefix, error, file=sys.stderr)
             return 2
         except Exception as error:  # a bug: still one line, and the way to see more
+            if type(error).__name__ == "OutOfMemoryError":  # torch's, on CUDA
+                print(prefix, f"the GPU ran out of memory ({str(error).splitlines()[0][:200]}); use a smaller "
+                      "--batch-size (or --image-size), or --device cpu", file=sys.stderr)
+                return 2
             if os.environ.get("FISHCAM_DEBUG"):
                 raise
             print(f"fishcam {args.command}: internal error: {type(error).__name__}: {error}. This is a bug in FishCAM: "

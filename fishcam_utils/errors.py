@@ -71,6 +71,12 @@ def option(name: str, value: Any = True) -> str:
     return f"{flag} {repr(text) if ' ' in text else text}"
 
 
+def listing(items: Sequence[object], limit: int = 10) -> str:
+    """Items for a message, one an indented line, the first ``limit`` of them: ``"\n  a\n  b\n  ... and 3 more"``."""
+    lines = [f"\n  {item}" for item in items[:limit]]
+    return "".join(lines) + (f"\n  ... and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def option_name(name: str) -> str:
     """An option's name where the user is: ``run_dir`` in Python, ``--run-dir`` on the command line."""
     return "--" + name.replace("_", "-") if _COMMAND_LINE.get() else name

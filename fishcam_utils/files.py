@@ -9,18 +9,29 @@ process that writes it, so that ``remove_abandoned(folder)`` can clear the ones 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import secrets
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 TEMP_SUFFIX = ".tmp"
+# Temporary names carry the machine (a short hash of its name) and the process: a folder shared by
+# several machines (a cluster's cache) must not lose a file that another machine is still writing.
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_TEMP_NAME = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]+\.tmp$")
+_OTHER_MACHINES_GRACE_S = 24 * 3600
 
 
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+def temp_path(path: str | os.PathLike) -> Path:
+    """A fresh temporary name beside ``path``: ``.<name>.<host>-<pid>-<random>.tmp``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
 
 
 @contextlib.contextmanager
@@ -29,9 +40,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **open_args) -> Iter
     flush it to disk and rename it to ``path``. On an error it is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path)
-    # O_EXCL with mode 0o666: a new file, with the permissions the user's umask gives (mkstemp would force 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    tmp = temp_path(path)
+    try:
+        # O_EXCL with mode 0o666: a new file, with the permissions the user's umask gives (mkstemp forces 0600).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from error
     try:
         with os.fdopen(fd, mode, **open_args) as handle:
             yield handle
@@ -59,20 +73,31 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def _abandoned(tmp: Path) -> bool:
+    named = _TEMP_NAME.search(tmp.name)
+    if named is None:
+        return True  # a name of an older version, which named no process
+    if named["host"] != _HOST:  # another machine's: its process cannot be asked, so only once it is old
+        return time.time() - tmp.stat().st_mtime > _OTHER_MACHINES_GRACE_S
+    return not process_alive(int(named["pid"]))
+
+
 def remove_abandoned(folder: str | os.PathLike, pattern: str = "*") -> list[Path]:
-    """Delete the temporary files (``.<name>.<pid>...tmp``) in ``folder`` matching ``pattern``
-    whose writing process is gone, and those of older versions that named no process.
+    """Delete the temporary files (``.<name>...tmp``) in ``folder`` matching ``pattern`` whose
+    writing process is gone: this machine's whose process has ended, another machine's a day
+    after they were last written, and those of older versions, which named no process.
     Returns the files removed."""
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
     for tmp in folder.glob(f".{pattern}{TEMP_SUFFIX}"):
-        parts = tmp.name[: -len(TEMP_SUFFIX)].split(".")
-        if any(process_alive(int(p)) for p in parts if p.isdigit()):
-            continue
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp)
+        try:
+            if _abandoned(tmp):
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:
+            pass  # its writer finished (or another cleaner came first)
     return removed
 
 

@@ -109,11 +109,20 @@ def test_tiny_images_are_named_with_their_size_when_cached(tmp_path):
 
 
 def test_temp_files_of_killed_builds_are_removed_and_live_ones_kept(tmp_path):
+    from fishcam_utils import files
+
     cache_dir = tmp_path / "c"
     cache_dir.mkdir()
-    dead = cache_dir / ".rgb-24x24-abc-def.npy.999999999.tmp"
-    alive = cache_dir / f".rgb-24x24-abc-def.npy.{os.getppid()}.tmp"  # a build still running elsewhere
-    dead.write_bytes(b"half")
-    alive.write_bytes(b"half")
+    name = ".rgb-24x24-abc-def.npy"
+    dead = cache_dir / f"{name}.{files._HOST}-999999999-0a1b2c3d.tmp"  # this machine, a process that is gone
+    alive = cache_dir / f"{name}.{files._HOST}-{os.getppid()}-0a1b2c3d.tmp"  # a build still running here
+    elsewhere = cache_dir / f"{name}.ffffffff-123-0a1b2c3d.tmp"  # another machine's, on a shared disk
+    long_ago = cache_dir / f"{name}.eeeeeeee-123-0a1b2c3d.tmp"
+    legacy = cache_dir / f"{name}.4242.tmp"  # the names of older versions
+    for path in (dead, alive, elsewhere, long_ago, legacy):
+        path.write_bytes(b"half")
+    os.utime(long_ago, (0, 0))
     DecodedCache(_files(tmp_path / "img", n=2), 24, cache_dir=cache_dir, progress=False).build()
-    assert not dead.exists() and alive.exists()
+    assert alive.exists() and elsewhere.exists()
+    assert not dead.exists() and not long_ago.exists() and not legacy.exists()
+    assert not [p for p in cache_dir.iterdir() if p.name.endswith(".tmp") and p not in (alive, elsewhere)]

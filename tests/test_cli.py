@@ -29,7 +29,7 @@ def test_make_data_then_check_data(tmp_path, capsys):
     assert dataset_info(out)["config"]["size"] == 24 and len(load_metadata(out)) == 81
     assert main(["check-data", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "multiview" in text and "Zebra Darter" in text and "all 81 images decode" in text
+    assert "multiview" in text and "Zebra Darter" in text and "all 243 image and mask files decode" in text
 
 
 def test_check_data_names_a_corrupt_file_and_fails(tiny_synth, tmp_path, capsys):

@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import write_image
 
+from fishcam_utils import files
 from fishcam_utils.cli import main
 from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset, load_metadata
 from fishcam_utils.training import read_checkpoint, save_checkpoint
@@ -177,7 +178,7 @@ def test_temp_files_of_killed_saves_are_cleared_and_checkpoints_keep_the_umask(t
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     (run / ".last.pt.k3x9_z.tmp").write_bytes(b"half")  # what the old mkstemp names looked like
-    (run / ".best.pt.999999999.0a1b2c3d.tmp").write_bytes(b"half")  # a process that is gone
+    (run / f".best.pt.{files._HOST}-999999999-0a1b2c3d.tmp").write_bytes(b"half")  # a process that is gone
     previous = os.umask(0o027)
     try:
         code, out, err = run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, "--overwrite",
@@ -249,3 +250,19 @@ def test_an_unknown_colormap_or_notebook_is_said_before_anything_is_written(tiny
     assert code == 2 and "unknown colormap 'nope'" in err and not (tmp_path / "maps").exists()
     code, out, err = run_cli(capsys, "course", "--only", "99", "--build", tmp_path / "build")
     assert code == 2 and "no notebook 99" in err and "01, 02" in err and not (tmp_path / "build").exists()
+
+
+def test_train_says_its_notes_and_evaluate_keeps_the_real_error(tmp_path, capsys):
+    root = tmp_path / "plants"
+    for split, n in (("train", 6), ("test", 2)):
+        for label in (0, 1):
+            for i in range(n):
+                write_image(root / split / f"{label}_{split}{i}.png", size=(32, 32), colour=(40 + 150 * label, 90, 20))
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "train", "--data", root, "--classes", "rose,tulip", "--epochs", "1",
+                             "--run-dir", run, "--no-eval", *TINY_TRAIN)
+    assert code == 0, err
+    assert "note:" in out and "no val folder" in out
+    (root / "test" / "notes.txt").write_text("watered on Monday")
+    code, out, err = run_cli(capsys, "evaluate", "--checkpoint", run / "best.pt", "--no-progress")
+    assert code == 2 and "notes.txt" in err and "--unknown-files skip" in err and "was trained on" not in err

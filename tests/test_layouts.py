@@ -305,14 +305,20 @@ def test_multiview_fish_numbered_per_class_are_one_fish_per_split_class_and_id(t
             for n in range(3):
                 for view in VIEWS:
                     write_image(root / split / species / f"fish{n}_{view}.png")
-    index = scan_dataset(root)
+    with pytest.warns(DataWarning, match=r"fish0 of bass is in test and train\): they are read as different fish"):
+        index = scan_dataset(root)  # the same IDs in train and test: different fish, or a leak? Said.
     fish = group_by_fish(index)
     assert len(fish) == 2 * 2 * 3 and (fish[list(VIEWS)] != "").all().all()
     assert "train/bass/fish0" in set(fish["fish_id"]) and "test/trout/fish2" in set(fish["fish_id"])
     assert any("numbered per folder" in note for note in index.notes)
     write_image(root / "train" / "bass" / "fish0_side.jpg")  # a real duplicate, in one folder
-    with pytest.raises(DataError, match="fish train/bass/fish0 has its 'side' view twice"):
+    with pytest.raises(DataError, match="fish train/bass/fish0 has its 'side' view twice"), pytest.warns(DataWarning):
         scan_dataset(root)
+    shutil.rmtree(root / "test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numbered per class within one split: nothing to warn about
+        (root / "train" / "bass" / "fish0_side.jpg").unlink()
+        assert len(group_by_fish(scan_dataset(root))) == 2 * 3
 
 
 def test_a_kaggle_species_folder_given_directly_points_to_its_parent(tiny_kaggle):
@@ -333,6 +339,11 @@ def test_a_flattened_kaggle_copy_pairs_its_mask_folders_instead_of_counting_them
     assert index.classes == sorted(s.name for s in SPECIES) and len(index) == 36  # not 18 classes, not 72 images
     assert index.mask_kinds == ["body"] and (index.frame["mask_body"] != "").all()
     assert all(Path(m).parent.name.endswith(" GT") for m in index.frame["mask_body"])
+    for n in range(2):  # the archive's originals, copied along
+        write_image(flat / "NA_Fish_Dataset" / SPECIES[0].name / f"{n:05d}.png")
+    index = scan_dataset(flat)
+    assert "NA_Fish_Dataset" not in index.classes and len(index) == 36
+    assert any("NA_Fish_Dataset (2 images)" in n for n in index.notes)
     shutil.rmtree(flat / SPECIES[1].name)  # its GT folder is left alone
     with pytest.raises(DataError, match=rf"{SPECIES[1].name} GT looks like a mask folder.*no folder"):
         scan_dataset(flat)
@@ -381,7 +392,9 @@ def test_skipped_files_are_said_and_images_outside_class_folders_are_problems(tm
     assert any("README.md" in n for n in scan_dataset(root, unknown_files="skip").notes)
     write_image(root / "loose.png")
     with pytest.raises(DataError, match="1 image.* lie in .* beside the class or split folders, in no class"):
-        scan_dataset(root, unknown_files="skip")
+        scan_dataset(root)
+    skipped = scan_dataset(root, unknown_files="skip")
+    assert len(skipped) == 2 and any("left out 1 image(s)" in n and "loose.png" in n for n in skipped.notes)
 
 
 def test_what_lies_beside_the_split_folders_is_said(tmp_path):

@@ -85,3 +85,14 @@ def test_make_datasets_takes_every_fix_its_messages_suggest(synth_copy):
     splits = make_datasets(synth_copy, image_size=8, multiview=True, unknown_files="skip",
                            views=["side", "back", "bottom"], progress=False)
     assert splits.train.views == ["side", "back", "bottom"]
+
+
+def test_val_carved_from_two_training_images_per_class_takes_one_of_each(tmp_path):
+    from conftest import write_image
+
+    for split, n in (("train", 2), ("test", 1)):
+        for name in ("bass", "trout"):
+            for i in range(n):
+                write_image(tmp_path / "ds" / split / name / f"{i}.png")
+    splits = make_datasets(tmp_path / "ds", image_size=8, progress=False)
+    assert sorted(splits.val.frame["class_name"]) == ["bass", "trout"] and len(splits.train) == 2

@@ -16,17 +16,24 @@ import os
 import shutil
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..errors import DataError, DataWarning, NoSpaceError, option
-from ..files import remove_abandoned
+from ..files import remove_abandoned, temp_path
 from ..settings import cache_dir as default_cache_dir
-from .images import _as_size, fit_size, is_tiny, load_rgb, read_mask, tiny_images_message, unreadable_files_message
+from .images import (
+    _as_size,
+    decode_in_threads,
+    fit_size,
+    is_tiny,
+    load_rgb,
+    read_mask,
+    tiny_images_message,
+    unreadable_files_message,
+)
 
 CACHE_VERSION = 1
 Kind = Literal["rgb", "mask"]
@@ -116,22 +123,15 @@ class DecodedCache:
         return array
 
     def _fill(self, array: np.ndarray) -> tuple[list[str], list[tuple[str, tuple[int, int]]]]:
-        """Decode every file into ``array``, in threads. Returns the unreadable files' messages and
-        the tiny images as (path, (width, height))."""
-        failures: list[str] = []
+        """Decode every file into ``array``. Returns the unreadable files' messages and the tiny
+        images as (path, (width, height))."""
         tiny: list[tuple[str, tuple[int, int]]] = []
 
         def fill(i: int) -> None:
-            try:
-                array[i] = self._decode(i, tiny)
-            except DataError as error:
-                failures.append(str(error))
+            array[i] = self._decode(i, tiny)
 
         desc = f"Decoding {len(self.paths)} {'images' if self.kind == 'rgb' else 'masks'} once into the cache"
-        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-            list(tqdm(pool.map(fill, range(len(self.paths))), total=len(self.paths), desc=desc,
-                      unit="img", disable=not self.progress))
-        return failures, tiny
+        return decode_in_threads(len(self.paths), fill, desc, self.progress, self.workers), tiny
 
     def build(self) -> DecodedCache:
         """Decode every file into the cache, unless it is already there. Returns ``self``.
@@ -148,7 +148,7 @@ class DecodedCache:
         h, w = self.size
         shape = (len(self.paths), h, w, 3) if self.kind == "rgb" else (len(self.paths), h, w)
         dtype = np.uint8 if self.kind == "rgb" else np.bool_
-        tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")
+        tmp = temp_path(self.file)
         try:
             array = self._reserve(tmp, shape, dtype)
             failures, tiny = self._fill(array)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from ..errors import DataError
-from .images import is_image_file, is_tiny, load_mask, load_rgb, tiny_images_message, unreadable_files_message
+from ..errors import Problems
+from .folders import Walk, files_under
+from .images import decode_in_threads, is_tiny, load_mask, load_rgb, tiny_images_message, unreadable_files_message
 from .layouts import DatasetIndex, survey
 from .species import VIEWS
 
@@ -37,34 +35,30 @@ class DataReport:
     def ok(self) -> bool:
         return not self.problems
 
-
-def _image_files(root: Path) -> list[Path]:
-    """Every image file under ``root``, hidden folders aside."""
-    return sorted(p for p in root.rglob("*")
-                  if is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    def raise_if_problems(self) -> None:
+        """One ``DataError`` listing every problem, if there is any."""
+        problems = Problems()
+        for message in self.problems:
+            problems.add(message)
+        problems.raise_if_any(self.root)
 
 
 def decode_all(paths: Sequence[Path], images: set[str], progress: bool = True) -> tuple[list[str], list]:
     """Decode every file (``images`` as RGB, the rest as masks). Returns the failures' messages
     and the tiny images as (path, (width, height))."""
-    failures: list[str] = []
     tiny: list[tuple[str, tuple[int, int]]] = []
 
-    def decode(path: Path) -> None:
-        try:
-            if str(path) not in images:
-                load_mask(path)
-                return
-            image = load_rgb(path)
-            if is_tiny(image):
-                tiny.append((str(path), (image.shape[1], image.shape[0])))
-        except DataError as error:
-            failures.append(str(error))
+    def decode(i: int) -> None:
+        path = paths[i]
+        if str(path) not in images:
+            load_mask(path)
+            return
+        image = load_rgb(path)
+        if is_tiny(image):
+            tiny.append((str(path), (image.shape[1], image.shape[0])))
 
-    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
-        list(tqdm(pool.map(decode, paths), total=len(paths), desc=f"Decoding {len(paths)} files", unit="file",
-                  disable=not progress))
-    return sorted(failures), sorted(tiny)
+    failures = decode_in_threads(len(paths), decode, f"Decoding {len(paths)} files", progress)
+    return failures, sorted(tiny)
 
 
 def check_dataset(
@@ -87,7 +81,7 @@ def check_dataset(
                          unknown_files=unknown_files)
     report = DataReport(root=walk.root, index=index, problems=list(walk.problems.messages))
     if decode:
-        files = _image_files(walk.root)
+        files = files_under(walk.root, Walk(walk.root))  # every image file, wherever it lies
         images = set(index.frame["path"]) if index is not None else {str(p) for p in files}
         failures, tiny = decode_all(files, images, progress)
         report.decoded, report.unreadable = len(files), failures

@@ -6,14 +6,17 @@ together at the end), the non-image files it met, and notes on what it read or l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import DataError, Problems, option
+from ..errors import DataError, Problems, listing, option
 from .images import IMAGE_EXTENSIONS, is_image_file, is_junk_file
 
 MASKS_DIR = "masks"
+# Files the synthetic generator writes beside the class, split or species folders.
+DATASET_FILES = frozenset({"dataset.json", "metadata.csv"})
 # Folder names read as splits, and the name each one stands for.
 SPLIT_NAMES = {
     "train": "train", "training": "train",
@@ -32,20 +35,20 @@ class Walk:
     problems: Problems = field(default_factory=Problems)
     strangers: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)  # every class name read, listed or not
 
     def report_strangers(self) -> None:
         """One problem (or, with ``unknown_files='skip'``, one note) for all non-image files met."""
         if not self.strangers:
             return
-        listed = "\n  ".join(str(p) for p in self.strangers[:5])
-        more = f"\n  ... and {len(self.strangers) - 5} more" if len(self.strangers) > 5 else ""
+        listed = listing(self.strangers, 5)
         if self.unknown_files == "skip":
             self.notes.append(f"left out {len(self.strangers)} file(s) that are not images "
-                              f"({option('unknown_files', 'skip')}):\n  {listed}{more}")
+                              f"({option('unknown_files', 'skip')}):{listed}")
             return
         self.problems.add(
             f"{len(self.strangers)} file(s) under {self.root} are not images (known extensions: "
-            f"{', '.join(sorted(IMAGE_EXTENSIONS))}, in any case):\n  {listed}{more}\n"
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}, in any case):{listed}\n"
             f"Move them out of the dataset folder, or pass {option('unknown_files', 'skip')} to leave them out."
         )
 
@@ -102,3 +105,11 @@ def class_dirs(folder: Path) -> list[Path]:
 def has_images(folder: Path) -> bool:
     """True if ``folder`` holds an image file directly."""
     return any(is_image_file(p) and not is_junk_file(p) for p in folder.iterdir())
+
+
+def breadth_first(root: Path, depth: int) -> Iterator[Path]:
+    """``root`` and the visible folders below it, level by level, down to ``depth`` levels."""
+    level = [root]
+    for _ in range(depth + 1):
+        yield from level
+        level = [c for f in level if f.is_dir() for c in visible_children(f) if c.is_dir()]

@@ -7,6 +7,9 @@ names it and says what to do, instead of a bare PIL traceback.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +17,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
+from tqdm.auto import tqdm
 
-from ..errors import DataError
+from ..errors import DataError, listing
 
 # As torchvision's ImageFolder; compared in lower case, so ".JPG" counts.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"})
@@ -164,19 +168,34 @@ def is_tiny(image: np.ndarray) -> bool:
     return min(image.shape[:2]) < TINY_SIDE
 
 
+def decode_in_threads(count: int, decode: Callable[[int], None], desc: str, progress: bool = True,
+                      workers: int | None = None) -> list[str]:
+    """Run ``decode(i)`` for every ``i < count`` in threads (decoding releases the GIL), with a
+    progress bar. Returns the messages of the ``DataError``s raised, so every bad file is said at once."""
+    failures: list[str] = []
+
+    def run(i: int) -> None:
+        try:
+            decode(i)
+        except DataError as error:
+            failures.append(str(error))
+
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(tqdm(pool.map(run, range(count)), total=count, desc=desc, unit="img", disable=not progress))
+    return sorted(failures)
+
+
 def unreadable_files_message(failures: list[str]) -> str:
     """One message for every file that could not be read (each failure's own message, ten at most)."""
-    listed = "\n  ".join(failures[:10])
-    more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
-    return f"{len(failures)} file(s) could not be read:\n  {listed}{more}"
+    return f"{len(failures)} file(s) could not be read:{listing(failures)}"
 
 
 def tiny_images_message(tiny: list[tuple[str, tuple[int, int]]]) -> str:
     """The warning for images (path, (width, height)) too small to learn from."""
-    listed = "\n  ".join(f"{path} ({w}x{h} px)" for path, (w, h) in tiny[:10])
-    more = f"\n  ... and {len(tiny) - 10} more" if len(tiny) > 10 else ""
+    listed = listing([f"{path} ({w}x{h} px)" for path, (w, h) in tiny])
     return (f"{len(tiny)} image(s) have a side under {TINY_SIDE} pixels; resized for training they are a blur or a "
-            f"flat colour:\n  {listed}{more}\nCheck whether they are thumbnails or broken exports, and replace or "
+            f"flat colour:{listed}\nCheck whether they are thumbnails or broken exports, and replace or "
             "remove them.")
 
 

@@ -12,11 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError
-from .folders import MASKS_DIR, Walk, class_files, files_under, has_images, visible_children
+from .folders import DATASET_FILES, MASKS_DIR, Walk, breadth_first, class_files, files_under, has_images, visible_children
 from .images import is_image_file
 
 GT_SUFFIX = " GT"
 ORIGINALS_DIR = "NA_Fish_Dataset"
+
+
+def is_originals(folder: Path) -> bool:
+    """True for the archive's folder of original photos, ``NA_Fish_Dataset``."""
+    return folder.name.lower() == ORIGINALS_DIR.lower()
+
+
+def set_aside_originals(folders: list[Path], walk: Walk) -> list[Path]:
+    """Class folders without ``NA_Fish_Dataset`` (a flattened Kaggle copy keeps it beside the
+    species): it is not a species, and its photos are the sources of the others. Said in a note."""
+    kept = [f for f in folders if not is_originals(f)]
+    for originals in (f for f in folders if is_originals(f)):
+        walk.notes.append(originals_note(originals))
+    return kept
 
 
 def is_species_folder(folder: Path) -> bool:
@@ -30,12 +44,9 @@ def find_kaggle_root(root: str | Path, depth: int = 3) -> Path | None:
 
     The Kaggle archive nests it as ``Fish_Dataset/Fish_Dataset/<Species>/<Species>/``.
     """
-    level = [Path(root)]
-    for _ in range(depth + 1):
-        for folder in level:
-            if folder.is_dir() and any(c.is_dir() and is_species_folder(c) for c in visible_children(folder)):
-                return folder
-        level = [c for f in level if f.is_dir() for c in visible_children(f) if c.is_dir()]
+    for folder in breadth_first(Path(root), depth):
+        if folder.is_dir() and any(c.is_dir() and is_species_folder(c) for c in visible_children(folder)):
+            return folder
     return None
 
 
@@ -90,9 +101,10 @@ def read_kaggle(kaggle_root: Path, walk: Walk) -> tuple[list[dict], dict[str, di
     unmatched, stray = 0, []
     for child in visible_children(kaggle_root):
         if not child.is_dir():
-            stray.append(child.name)
+            if child.name not in DATASET_FILES:
+                stray.append(child.name)
             continue
-        if child.name == MASKS_DIR or child.name == ORIGINALS_DIR:
+        if child.name == MASKS_DIR or is_originals(child):
             continue  # mirrored masks are read later; the originals are offered in a note
         if not is_species_folder(child):
             _other_folder(child, walk)
@@ -128,12 +140,9 @@ def _other_folder(folder: Path, walk: Walk) -> None:
 def find_originals(root: Path, kaggle_root: Path) -> Path | None:
     """The archive's ``NA_Fish_Dataset`` folder (the photos before augmentation), if it is
     within three levels below ``root`` or beside one of ``kaggle_root``'s two parents."""
-    level = [root]
-    for _ in range(4):
-        for folder in level:
-            if folder.name.lower() == ORIGINALS_DIR.lower():
-                return folder
-        level = [c for f in level for c in visible_children(f) if c.is_dir()]
+    for folder in breadth_first(root, 3):
+        if is_originals(folder):
+            return folder
     for parent in (kaggle_root, kaggle_root.parent, kaggle_root.parent.parent):
         candidate = parent / ORIGINALS_DIR
         if candidate.is_dir():

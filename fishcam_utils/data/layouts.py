@@ -29,8 +29,19 @@ from typing import Literal
 
 import pandas as pd
 
-from ..errors import DataError, DataWarning, option
-from .folders import MASKS_DIR, UnknownFiles, Walk, class_dirs, class_files, files_under, has_images, split_dirs, visible_children
+from ..errors import DataError, DataWarning, listing, option
+from .folders import (
+    DATASET_FILES,
+    MASKS_DIR,
+    UnknownFiles,
+    Walk,
+    class_dirs,
+    class_files,
+    files_under,
+    has_images,
+    split_dirs,
+    visible_children,
+)
 from .images import is_image_file, is_junk_file
 from .kaggle_layout import (
     find_kaggle_root,
@@ -40,12 +51,11 @@ from .kaggle_layout import (
     pair_mask_folders,
     read_kaggle,
     refuse_single_species,
+    set_aside_originals,
 )
 from .species import VIEWS
 
 LAYOUTS = ("class_folders", "kaggle", "multiview", "filename")
-# Files the synthetic generator writes beside the class or split folders.
-DATASET_FILES = frozenset({"dataset.json", "metadata.csv"})
 COLUMNS = ["path", "relpath", "label", "class_name", "split", "fish_id", "view"]
 
 MissingViews = Literal["error", "keep", "drop"]
@@ -176,7 +186,7 @@ def _read_folders(walk: Walk, views: Sequence[str] | None) -> tuple[list[Row], d
     rows: list[Row] = []
     gt_masks: dict[str, dict[str, Path]] = {}
     for split, folder in (splits or {"": walk.root}).items():
-        dirs, mask_dirs = pair_mask_folders(class_dirs(folder), walk)
+        dirs, mask_dirs = pair_mask_folders(set_aside_originals(class_dirs(folder), walk), walk)
         if not split:
             refuse_single_species(walk.root, dirs, mask_dirs)
         if not dirs:
@@ -199,17 +209,22 @@ def _read_folders(walk: Walk, views: Sequence[str] | None) -> tuple[list[Row], d
 
 
 def _loose_files(folder: Path, walk: Walk) -> None:
-    """Files beside the class (or split) folders: images there belong to no class (a problem);
-    other files are noted."""
+    """Files beside the class (or split) folders belong to no class. Images there are a problem
+    (left out, and said, with ``unknown_files='skip'``); other files are said in a note."""
     loose = [p for p in visible_children(folder) if p.is_file() and not is_junk_file(p) and p.name not in DATASET_FILES]
     images = [p.name for p in loose if is_image_file(p)]
-    if images:
-        walk.problems.add(f"{len(images)} image(s) lie in {folder} beside the class or split folders, in no class "
-                          f"(e.g. {', '.join(images[:3])}): move each into its class folder, or out of the dataset.")
+    where = f"{folder} beside the class or split folders, in no class"
+    if images and walk.unknown_files == "error":
+        walk.problems.add(f"{len(images)} image(s) lie in {where} (e.g. {', '.join(images[:3])}): move each into its "
+                          f"class folder or out of the dataset, or pass {option('unknown_files', 'skip')} to leave "
+                          "them out.")
+    elif images:
+        walk.notes.append(f"left out {len(images)} image(s) in {where} ({option('unknown_files', 'skip')}):"
+                          + listing(images, 5))
     others = [p.name for p in loose if not is_image_file(p)]
     if others:
-        walk.notes.append(f"skipped {len(others)} file(s) beside the class or split folders in {folder}: "
-                          + ", ".join(others[:5]) + (" ..." if len(others) > 5 else ""))
+        walk.notes.append(f"skipped {len(others)} file(s) in {folder} beside the class or split folders:"
+                          + listing(others, 5))
 
 
 def _beside_splits(splits: dict[str, Path], walk: Walk) -> None:
@@ -285,6 +300,15 @@ def _identify_fish(frame: pd.DataFrame, walk: Walk) -> pd.DataFrame:
     folders_per_view = folder.groupby([frame["fish_id"], frame["view"]]).nunique()
     if not (folders_per_view > 1).any():
         return frame
+    splits_per_view = frame.groupby(["fish_id", "class_name", "view"])["split"].nunique()
+    if (splits_per_view > 1).any():
+        fish, species, _ = splits_per_view[splits_per_view > 1].index[0]
+        where = sorted(frame.loc[(frame["fish_id"] == fish) & (frame["class_name"] == species), "split"].unique())
+        message = (f"fish IDs repeat across split folders within a class ({fish} of {species} is in "
+                   f"{' and '.join(where)}): they are read as different fish. If they are the same fish photographed "
+                   "again, test images leak into training: give each fish its own ID.")
+        warnings.warn(message, DataWarning, stacklevel=4)
+        walk.notes.append(message)
     example = folders_per_view[folders_per_view > 1].index[0][0]
     where = sorted(set(frame.loc[frame["fish_id"] == example, "class_name"]))
     prefix = (frame["split"] + "/").where(frame["split"] != "", "") + frame["class_name"] + "/"
@@ -464,6 +488,7 @@ def survey(
         raise DataError(f"no images found under {root} in the {layout!r} layout.")
 
     frame = pd.DataFrame(rows)
+    walk.classes = _default_order(frame["class_name"])
     frame["relpath"] = [p.relative_to(root).as_posix() for p in frame["path"]]
     if layout != "multiview":
         frame["fish_id"] = frame["relpath"].str.rsplit(".", n=1).str[0]

@@ -25,8 +25,9 @@ def grouped_split(
     """Assign each row a split ("train", "val" or "test"), whole groups at a time.
 
     Groups are shuffled with ``seed`` within each class and cut by ``fractions``, so each split
-    holds the same class proportions (up to rounding) and every class with at least three
-    groups appears in every split with a non-zero share. Returns a Series aligned to ``labels``.
+    holds the same class proportions (up to rounding) and every class with a group for each
+    non-zero share (three for train/val/test) appears in every split with a non-zero share.
+    Returns a Series aligned to ``labels``.
     """
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(f"fractions must be three non-negative shares (train, val, test) summing to 1, got {fractions}")
@@ -37,12 +38,13 @@ def grouped_split(
         raise DataError(f"group {mixed.index[0]!r} holds images of several classes; a fish must have one label.")
     rng = np.random.default_rng(seed)
     split_of: dict[object, str] = {}
+    shares = sum(1 for f in fractions if f > 0)  # a class with this many groups has one in each split
     for label in sorted(per_group["first"].unique()):
         members = per_group.index[per_group["first"] == label].to_numpy()
         members = members[rng.permutation(len(members))]
         n = len(members)
-        n_val = max(1, round(n * fractions[1])) if fractions[1] > 0 and n >= 3 else round(n * fractions[1])
-        n_test = max(1, round(n * fractions[2])) if fractions[2] > 0 and n >= 3 else round(n * fractions[2])
+        n_val = max(1, round(n * fractions[1])) if fractions[1] > 0 and n >= shares else round(n * fractions[1])
+        n_test = max(1, round(n * fractions[2])) if fractions[2] > 0 and n >= shares else round(n * fractions[2])
         for i, group in enumerate(members):
             split_of[group] = "val" if i < n_val else "test" if i < n_val + n_test else "train"
     return pd.Series([split_of[g] for g in table["group"]], index=labels.index, name="split")

@@ -22,7 +22,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..errors import DataError, option
+from ..errors import DataError, listing, option
 from ..settings import data_dir, quick_mode
 from .images import JUNK_FILES
 from .render import render_photo, sample_body_colour, sample_marker, sample_photo_params
@@ -339,10 +339,9 @@ def _refuse_to_delete_user_files(out_dir: Path) -> None:
     theirs = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*")
                     if p.is_file() and p.relative_to(out_dir).as_posix() not in written and not _is_clutter(p))
     if theirs:
-        listed = "\n  ".join(theirs[:10]) + (f"\n  ... and {len(theirs) - 10} more" if len(theirs) > 10 else "")
         raise DataError(
             f"{out_dir} holds {len(theirs)} file(s) that the generator did not write, and replacing the dataset would "
-            f"delete them:\n  {listed}\nMove them out of {out_dir} first, or write the new dataset to another folder."
+            f"delete them:{listing(theirs)}\nMove them out of {out_dir} first, or write the new dataset to another folder."
         )
 
 

@@ -447,32 +447,40 @@ def fit(
 RUN_OUTPUTS = ("best.pt", "last.pt", "history.csv", "tensorboard", "eval-*")
 
 
-def _prepare_run_dir(run_dir: Path | None, resume: bool, overwrite: bool, main: bool, progress: bool) -> dict | None:
-    """The checkpoint to resume from (None for a new run), after making ``run_dir`` safe to start in.
+def check_run_dir(run_dir: str | Path, resume: bool = False, overwrite: bool = False) -> list[Path]:
+    """What a new run in ``run_dir`` would remove: nothing when it resumes from ``last.pt``; an
+    earlier run's outputs (checkpoints, history, TensorBoard logs, ``eval-*`` reports) with
+    ``overwrite``. Without it, such outputs raise ``FileExistsError``, which says what to pass."""
+    run_dir = Path(run_dir)
+    if resume and (run_dir / "last.pt").is_file():
+        return []
+    old = earlier_outputs(run_dir, RUN_OUTPUTS)
+    if old and not overwrite:
+        if resume:
+            raise FileExistsError(f"{run_dir} has no last.pt to resume from, but holds an earlier run's {describe(old)}; "
+                                  f"pass {option('overwrite')} to replace them, or another {option_name('run_dir')}")
+        raise FileExistsError(f"{run_dir} already holds a training run ({describe(old)}); pass {option('resume')} to "
+                              f"continue it, {option('overwrite')} to start it again, or another {option_name('run_dir')}")
+    return old
 
-    An earlier run's outputs are never replaced without ``overwrite``; with it, they are all
-    removed (checkpoints, history, TensorBoard logs, reports) and named. Temporary files of
-    saves that were killed are cleared.
-    """
+
+def _prepare_run_dir(run_dir: Path | None, resume: bool, overwrite: bool, main: bool, progress: bool) -> dict | None:
+    """The checkpoint to resume from (None for a new run), after making ``run_dir`` safe to start
+    in (``check_run_dir``): the earlier outputs it allows to replace are removed and named, and
+    temporary files of saves that were killed are cleared."""
     if run_dir is None:
         return None
     if main:
         stale = [t for name in ("best.pt", "last.pt", "history.csv") for t in remove_abandoned(run_dir, f"{name}.*")]
         if stale:
             print(f"removed {len(stale)} temporary file(s) in {run_dir} left by an interrupted save")
+    old = check_run_dir(run_dir, resume, overwrite)
     if resume and (run_dir / "last.pt").is_file():
         return read_checkpoint(run_dir / "last.pt")
-    old = earlier_outputs(run_dir, RUN_OUTPUTS)
-    names = describe(old)
-    if old and not overwrite:
-        if resume:
-            raise FileExistsError(f"{run_dir} has no last.pt to resume from, but holds an earlier run's {names}; pass "
-                                  f"{option('overwrite')} to replace them, or another {option_name('run_dir')}")
-        raise FileExistsError(f"{run_dir} already holds a training run ({names}); pass {option('resume')} to continue "
-                              f"it, {option('overwrite')} to start it again, or another {option_name('run_dir')}")
     if resume and main and progress:
         print(f"nothing to resume in {run_dir}; starting a new run")
     if old and main:
+        names = describe(old)
         remove_all(old)
         print(f"{option('overwrite')}: removed the earlier run's {names} from {run_dir}")
     return None
