@@ -188,9 +188,7 @@ def _train(args: argparse.Namespace) -> int:
     from .data.species import VIEWS
     from .models import MultiViewNet, build_model
     from .settings import checkpoints_dir
-    from .training import distributed, fit, pick_device, seed_everything
-
-    from .training.engine import check_run_dir
+    from .training import check_run_dir, distributed, fit, pick_device, seed_everything
 
     pick_device(args.device)  # an unavailable device, or a run folder in use, is said before the data is read
     if args.run_dir:
@@ -312,11 +310,13 @@ def _gradcam(args: argparse.Namespace) -> int:
 
     from .explain import make_cam, save_cam_images
     from .explain.overlay import heatmap_to_rgb
-    from .files import atomic_write
+    from .files import atomic_write, describe, remove_all
     from .models import cam_layers
     from .training import load_checkpoint, pick_device
 
-    heatmap_to_rgb([[0.0]], args.cmap)  # an unknown colormap is said before anything is written
+    heatmap_to_rgb([[0.0]], args.cmap)  # an unknown colormap or an --out in use is said before any work
+    out = Path(args.out)
+    earlier = _earlier_maps(out, args.overwrite)
     device = pick_device(args.device)
     model, checkpoint = load_checkpoint(args.checkpoint, device=device)
     classes = checkpoint["classes"]
@@ -324,8 +324,10 @@ def _gradcam(args: argparse.Namespace) -> int:
     views = getattr(dataset, "views", None)  # a multi-view model: one map per view from one backward
     layers = args.layer.split(",") if args.layer else [cam_layers(model)[-1]]
     cam = make_cam(args.method, model, layers if len(layers) > 1 else layers[0])
-    out = Path(args.out)
-    _clear_earlier_maps(out, args.overwrite)
+    if earlier:  # removed only now that the new maps can be made
+        names = describe(earlier)
+        remove_all(earlier)
+        print(f"--overwrite: removed the earlier maps in {out}: {names}")
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     ids = dataset.fish["fish_id"].tolist() if views else dataset.frame["relpath"].tolist()
     rows = []
@@ -371,18 +373,15 @@ def _gradcam(args: argparse.Namespace) -> int:
 GRADCAM_OUTPUTS = ("correct_samples", "incorrect_samples", "summary.csv")
 
 
-def _clear_earlier_maps(out: Path, overwrite: bool) -> None:
-    """Maps of an earlier run in ``out`` would mix with the new ones: refuse, or with --overwrite remove them."""
-    from .files import describe, earlier_outputs, remove_all
+def _earlier_maps(out: Path, overwrite: bool) -> list[Path]:
+    """Maps of an earlier run in ``out``, which would mix with the new ones: refused without --overwrite."""
+    from .files import describe, earlier_outputs
 
     old = earlier_outputs(out, GRADCAM_OUTPUTS)
-    if not old:
-        return
-    if not overwrite:
+    if old and not overwrite:
         raise FileExistsError(f"{out} already holds maps of an earlier run ({describe(old)}), which would mix with the "
                               "new ones; pass --overwrite to replace them, or another --out")
-    remove_all(old)
-    print(f"--overwrite: removed the earlier maps in {out}: {describe(old)}")
+    return old
 
 
 def _evaluate_cam(args: argparse.Namespace) -> int:

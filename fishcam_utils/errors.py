@@ -85,29 +85,41 @@ def option_name(name: str) -> str:
 class Problems:
     """Problems of one dataset folder, gathered in one pass and raised together.
 
-    Readers call ``add`` for each problem they can step over and go on; ``raise_if_any``
-    then raises one ``DataError`` listing them all (one problem reads as its own message).
+    Readers call ``add`` for each problem they can step over and go on, or ``add_file`` for a
+    file with a problem many files may share (one entry then lists them all); ``raise_if_any``
+    raises one ``DataError`` listing every problem (one problem reads as its own message).
     """
 
     def __init__(self) -> None:
-        self.messages: list[str] = []
+        self._messages: list[str] = []
+        self._files: dict[str, list[str]] = {}
 
     def add(self, message: str) -> None:
-        if message not in self.messages:
-            self.messages.append(message)
+        if message not in self._messages:
+            self._messages.append(message)
+
+    def add_file(self, path: object, reason: str) -> None:
+        """``path`` has the problem ``reason`` (which names no file: it is said once for all of them)."""
+        self._files.setdefault(reason, []).append(str(path))
+
+    @property
+    def messages(self) -> list[str]:
+        grouped = [f"{len(paths)} file(s): {reason}:{listing(paths, 5)}" for reason, paths in self._files.items()]
+        return self._messages + grouped
 
     def __bool__(self) -> bool:
-        return bool(self.messages)
+        return bool(self._messages or self._files)
 
     def __len__(self) -> int:
         return len(self.messages)
 
     def text(self, where: object) -> str:
-        if len(self.messages) == 1:
-            return self.messages[0]
-        listed = "\n".join(f"{i}. {m}" for i, m in enumerate(self.messages, 1))
-        return f"{len(self.messages)} problems in {where}:\n{listed}"
+        messages = self.messages
+        if len(messages) == 1:
+            return messages[0]
+        listed = "\n".join(f"{i}. {m}" for i, m in enumerate(messages, 1))
+        return f"{len(messages)} problems in {where}:\n{listed}"
 
     def raise_if_any(self, where: object) -> None:
-        if self.messages:
+        if self:
             raise DataError(self.text(where))

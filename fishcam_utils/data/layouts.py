@@ -243,11 +243,10 @@ def _parse_view(path: Path, views: Sequence[str], walk: Walk) -> tuple[str, str]
     known = {v.lower(): v for v in views}
     if match and match["view"].lower() in known:
         return match["fish"], known[match["view"].lower()]
-    got = f"view suffix {('_' + match['view'])!r}" if match else "no _<view> suffix"
-    walk.problems.add(
-        f"{path}: {got}, but multi-view files are named <fishID>_<view>{path.suffix} with a view among "
-        f"{', '.join(views)}. Rename the file, or pass {option('views', ...)} listing the views your data has."
-    )
+    got = f"the view suffix {('_' + match['view'])!r}" if match else "no _<view> suffix"
+    walk.problems.add_file(path, f"{got}, but multi-view files are named <fishID>_<view>.<ext> with a view among "
+                                 f"{', '.join(views)}. Rename them, or pass {option('views', ...)} listing the views "
+                                 "your data has")
     return None
 
 
@@ -270,21 +269,21 @@ def _filename_label(path: Path, classes: Sequence[str] | None, walk: Walk) -> st
     if not classes:
         if "_" in stem:
             return stem.rsplit("_", 1)[0]
-        walk.problems.add(f"{path.name}: no label in the name; files must be named <label>_<id>{path.suffix} "
-                          f"(e.g. trout_0001.jpg). Rename it, or pass {option('classes', ...)} if labels "
-                          "contain underscores.")
+        walk.problems.add_file(path, "no label in the name; files must be named <label>_<id>.<ext> (e.g. "
+                                     f"trout_0001.jpg). Rename them, or pass {option('classes', ...)} if labels "
+                                     "contain underscores")
         return None
     label = next((c for c in sorted(classes, key=len, reverse=True) if stem.startswith(c + "_")), None)
     number = stem.split("_", 1)[0]
     if label is None and "_" in stem and number.isdigit() and not any(c.isdigit() for c in classes):
         if int(number) < len(classes):
             return classes[int(number)]  # <index>_<id>: the label is the class's position in the list
-        walk.problems.add(f"{path.name}: label {number} is not a position in the class list (0 to "
-                          f"{len(classes) - 1}: {', '.join(classes)}); fix the file name or the class list.")
+        walk.problems.add_file(path, f"the leading number is not a position in the class list (0 to "
+                                     f"{len(classes) - 1}: {', '.join(classes)}); fix the file names or the class list")
         return None
     if label is None:
-        walk.problems.add(f"{path.name}: its name does not start with a known class name and '_' "
-                          f"(classes: {', '.join(classes)}). Rename it to <label>_<id>{path.suffix} or fix the class list.")
+        walk.problems.add_file(path, f"the name does not start with a known class name and '_' (classes: "
+                                     f"{', '.join(classes)}). Rename them to <label>_<id>.<ext>, or fix the class list")
     return label
 
 

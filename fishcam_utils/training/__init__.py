@@ -16,6 +16,7 @@ from .engine import (
     SCHEDULES,
     FitResult,
     TrainConfig,
+    check_run_dir,
     class_weights_for,
     evaluate,
     fit,
@@ -30,7 +31,7 @@ from .finetune import freeze_backbone, frozen_batchnorm_to_eval, parameter_group
 from .seeding import epoch_seed, seed_everything
 
 __all__ = [
-    "OPTIMIZERS", "SCHEDULES", "EarlyStopping", "FitResult", "TrainConfig", "autocast", "check_compatible",
+    "OPTIMIZERS", "SCHEDULES", "EarlyStopping", "FitResult", "TrainConfig", "autocast", "check_compatible", "check_run_dir",
     "class_weights_for", "cleanup_distributed", "epoch_seed", "evaluate", "fit", "forward", "freeze_backbone",
     "frozen_batchnorm_to_eval", "history_frame", "init_distributed", "is_main_process", "load_checkpoint",
     "load_model_state", "make_config", "make_optimizer", "make_scheduler", "move_to", "parameter_groups",
