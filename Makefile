@@ -3,6 +3,7 @@
 #   make test              unit tests and every notebook under nbval, in quick mode; then the
 #                          explorer's tests again under ipywidgets 7.7.1 (Colab's)
 #   make lab               JupyterLab on the notebooks
+#   make student           write the student copies (notebooks/student/) after editing a notebook
 # Both create .venv and install the project when needed.
 
 PYTHON ?= python3
@@ -15,7 +16,7 @@ TORCH ?=
 JOBS ?= 2
 STAMP := $(VENV)/.fishcam-installed
 
-.PHONY: course test lab install data clean
+.PHONY: course test lab install data clean student
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "FishCAM needs Python 3.10 or newer; $(PYTHON) is " + sys.version.split()[0] + ". Run make with PYTHON=python3.11 (or newer).")'
@@ -44,12 +45,23 @@ $(IPYWIDGETS7)/.installed: $(STAMP)
 # Two test processes share two cores, each with a kernel whose torch runs two OpenMP threads. Busy-waiting
 # threads of one process then steal the core the other needs (training cells ran 2.5-4.5x slower); passive
 # waiting keeps the thread count, so the numbers trained are the same, and gives the cores back.
+# The student copies with you-write-it tasks run once more, tasks blank, after the rest: alone, because
+# each trains into the same run folders as its instructor copy. (Copies without tasks hold the same code
+# as their sources, which the first run covers; tests/test_student.py checks that.)
+STUDENT_TASKS = $(shell grep -l "YOUR CODE HERE" notebooks/student/*.ipynb)
+
 test: $(STAMP) $(IPYWIDGETS7)/.installed
-	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
-		$(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
+	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests notebooks --ignore=notebooks/student \
+		--nbval-lax --nbval-current-env $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
+	@echo "The student copies, every task blank:"
+	FISHCAM_QUICK=1 $(BIN)/python -m pytest $(STUDENT_TASKS) --nbval-lax --nbval-current-env -q
 	@echo "The CAM explorer's tests again, under Colab's ipywidgets 7.7.1:"
 	FISHCAM_QUICK=1 FISHCAM_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(IPYWIDGETS7) $(BIN)/python -m pytest tests/test_widgets.py \
 		-q -W "ignore::DeprecationWarning"
+
+# Student copies (notebooks/student/): every solution blanked, hidden tests removed. Run after editing a notebook.
+student: $(STAMP)
+	$(BIN)/python -m fishcam_utils.student
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -58,9 +58,10 @@ def test_notebooks_know_their_quick_mode_and_check_with_asserts(path):
 def test_the_readme_lists_every_notebook_with_a_colab_badge():
     readme = (ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
-        link = f"https://colab.research.google.com/github/fishcam-course/fishcam/blob/main/notebooks/{path.name}"
-        assert link in readme, path.name
-        assert f"(notebooks/{path.name})" in readme
+        link = f"https://colab.research.google.com/github/fishcam-course/fishcam/blob/main/notebooks/student/{path.name}"
+        assert link in readme, path.name  # the badge opens the student copy
+        assert (ROOT / "notebooks" / "student" / path.name).is_file(), path.name
+        assert f"(notebooks/{path.name})" in readme  # the instructor copy, linked beside it
     assert "make course" in readme and "make test" in readme
 
 

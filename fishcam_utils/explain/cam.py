@@ -337,7 +337,8 @@ class GradCAM(BaseCAM):
 
     name = "gradcam"
 
-    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def combine(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         weights = gradients.mean(dim=(2, 3), keepdim=True)
         return (weights * activations).sum(1)
 
@@ -348,7 +349,8 @@ class GradCAMPlusPlus(BaseCAM):
 
     name = "gradcam++"
 
-    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def combine(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         g2, g3 = gradients.pow(2), gradients.pow(3)
         total = activations.sum(dim=(2, 3), keepdim=True)
         denominator = 2 * g2 + total * g3
@@ -367,7 +369,8 @@ class HiResCAM(BaseCAM):
 
     name = "hirescam"
 
-    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def combine(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         return (gradients * activations).sum(1)
 
 
@@ -377,7 +380,8 @@ class LayerCAM(BaseCAM):
 
     name = "layercam"
 
-    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def combine(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         return (torch.relu(gradients) * activations).sum(1)
 
 

@@ -1,0 +1,139 @@
+"""Checkers for notebook 05: Grad-CAM from hooks, and LayerCAM from its formula."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..explain.cam import GradCAM, LayerCAM
+from .core import Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check
+
+
+def _tiny_net() -> nn.Module:
+    """A small CNN whose head is not GAP → linear, so its gradients vary over space (as in most
+    networks), seeded so every check sees the same weights. Returns it in eval mode."""
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
+                            nn.Conv2d(8, 4, 3, stride=2, padding=1), nn.Flatten(), nn.Linear(4 * 4 * 5, 5))
+    return net.eval()
+
+
+def _images() -> torch.Tensor:
+    return torch.randn(3, 3, 8, 10, generator=torch.Generator().manual_seed(7))
+
+
+def _capture(net: nn.Module, x: torch.Tensor, targets=None, probability: bool = False):
+    """(A, dscore/dA) at the net's target layer, by the book, for the mistakes to build on."""
+    store = {}
+    handle = net[3].register_forward_hook(lambda m, i, o: store.update(A=o))
+    try:
+        logits = net(x)
+    finally:
+        handle.remove()
+    scores = logits.softmax(1) if probability else logits
+    chosen = logits.argmax(1) if targets is None else torch.as_tensor(targets)
+    (grads,) = torch.autograd.grad(scores.gather(1, chosen[:, None]).sum(), store["A"])
+    return store["A"].detach(), grads
+
+
+def _raw_mistakes() -> list[Mistake]:
+    def with_capture(combine: Callable, probability: bool = False) -> Callable:
+        return lambda net, x: combine(*_capture(net, x, probability=probability))
+
+    return [
+        Mistake("your raw map is hw times too large: you summed the gradient over the positions; alpha is their "
+                "mean (gradients.mean(dim=(2, 3)))",
+                with_capture(lambda a, g: (g.sum((2, 3), keepdim=True) * a).sum(1))),
+        Mistake("you multiplied gradients and activations position by position (that is HiResCAM): Grad-CAM first "
+                "averages the gradient over space, one alpha per channel",
+                with_capture(lambda a, g: (g * a).sum(1))),
+        Mistake("you differentiated the softmax probability; Grad-CAM explains the logit y^c, the score before the "
+                "softmax (section 1 says why)",
+                with_capture(lambda a, g: (g.mean((2, 3), keepdim=True) * a).sum(1), probability=True)),
+        Mistake("raw should be the signed map, before the ReLU: apply the ReLU to cam, not to raw",
+                with_capture(lambda a, g: (g.mean((2, 3), keepdim=True) * a).sum(1).relu())),
+        Mistake("you averaged over the channels: the map is the *sum* over k of alpha_k A^k",
+                with_capture(lambda a, g: (g.mean((2, 3), keepdim=True) * a).mean(1))),
+    ]
+
+
+def grad_cam(student: Callable) -> Verdict:
+    """Check ``student(model, layer, x, targets=None) -> (raw (N, h, w), maps (N, H, W) in [0, 1])``
+    against the package's ``GradCAM`` on a small network; name the mistake if there is one."""
+    task = "Grad-CAM from hooks"
+
+    def body() -> None:
+        net, x = _tiny_net(), _images()
+        reference = GradCAM(net, net[3])(x, normalize=None)
+        raw_want, maps_want = reference.raw, GradCAM(net, net[3])(x).maps
+        result = call(student, net, net[3], x)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise WrongAnswer("return two things: raw (the signed maps) and maps (the display maps)")
+        raw, maps = result
+        if net[3]._forward_hooks:
+            raise WrongAnswer("a forward hook is still on the layer: remove it (handle.remove()) in a finally block")
+        if net.training:
+            raise WrongAnswer("the model was left in training mode: explaining must not change the model")
+        check_shape(raw, raw_want, "raw")
+        diagnose(raw, raw_want, _raw_mistakes(), lambda: (net, x), "raw")
+        check_shape(maps, maps_want, "maps")
+        no_relu = _minmax(_up(raw_want, x))
+        diagnose(maps, maps_want, [Mistake("cam kept the negative values: cam is ReLU(raw), so that only evidence "
+                                           "*for* the class is shown", lambda: no_relu)], lambda: (), "maps")
+        targets = [1, 0, 4]
+        chosen = call(student, net, net[3], x, targets)
+        diagnose(chosen[0], GradCAM(net, net[3])(x, targets=targets, normalize=None).raw, [], lambda: (),
+                 "raw, for the classes in targets,")
+
+    return run_check(task, student, reference_grad_cam, body, "correct: the same maps as the package's GradCAM")
+
+
+def _up(raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return nn.functional.interpolate(raw[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+
+
+def _minmax(maps: torch.Tensor) -> torch.Tensor:
+    low, high = maps.amin((1, 2), keepdim=True), maps.amax((1, 2), keepdim=True)
+    return (maps - low) / (high - low).clamp_min(1e-12)
+
+
+def reference_grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, targets=None):
+    """The package's Grad-CAM with the student's signature: (raw (N, h, w), maps (N, H, W) in [0, 1])."""
+    result = GradCAM(model, layer)(x, targets=targets)
+    return result.raw, result.maps
+
+
+def layercam(student: Callable) -> Verdict:
+    """Check ``student(activations (N, K, h, w), gradients (N, K, h, w)) -> (N, h, w)``, LayerCAM's
+    map before display (the package's ``LayerCAM.combine``)."""
+    task = "LayerCAM from its formula"
+
+    def case() -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(11)
+        activations = torch.randn(2, 5, 4, 6, generator=generator).relu()  # activations after a ReLU
+        return activations, torch.randn(2, 5, 4, 6, generator=generator)
+
+    mistakes = [
+        Mistake("you kept the negative gradients too (that is HiResCAM): LayerCAM weights each position by "
+                "ReLU(gradient)", lambda a, g: (g * a).sum(1)),
+        Mistake("you averaged the gradient over space first, as Grad-CAM does: LayerCAM keeps one weight per "
+                "position", lambda a, g: (g.mean((2, 3), keepdim=True) * a).sum(1)),
+        Mistake("you averaged the positive gradients over space: LayerCAM keeps ReLU(gradient) at each position",
+                lambda a, g: (g.relu().mean((2, 3), keepdim=True) * a).sum(1)),
+        Mistake("you averaged over the channels: LayerCAM *sums* the weighted channels",
+                lambda a, g: (g.relu() * a).mean(1)),
+    ]
+
+    def body() -> None:
+        activations, gradients = case()
+        want = LayerCAM.combine(activations, gradients)
+        got = call(student, *case())
+        if isinstance(got, torch.Tensor) and got.shape == activations.shape:
+            raise WrongAnswer("you returned one map per channel: sum them over the channel dimension (dim=1)")
+        check_shape(got, want, "the map")
+        diagnose(got, want, mistakes, case, "the map")
+
+    return run_check(task, student, LayerCAM.combine, body, "correct: the same map as the package's LayerCAM")

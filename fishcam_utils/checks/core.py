@@ -1,0 +1,124 @@
+"""What every checker shares: running the student's function safely, and saying what is wrong.
+
+A checker runs the student's function on fixed cases, compares the result with the package's own
+implementation and, when they differ, with the typical mistakes (each a small function with the
+same signature): a match names the mistake in words a student understands. A task still blank
+(``raise NotImplementedError``) is "not done yet", never an error, so the notebook keeps running;
+the verdict's ``function`` is then the reference solution, for the cells that follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+DONE, WRONG, NOT_DONE = "✅", "❌", "⏳"
+
+
+@dataclass(repr=False)
+class Verdict:
+    """The outcome of one check. ``function`` is the student's when it passed, else the reference."""
+
+    task: str
+    done: bool
+    passed: bool
+    message: str
+    function: Callable
+
+    def __str__(self) -> str:
+        icon = DONE if self.passed else WRONG if self.done else NOT_DONE
+        return f"{icon} {self.task}: {self.message}"
+
+    __repr__ = __str__
+
+    def _ipython_display_(self) -> None:
+        """Nothing more to show in a notebook: the checker has printed the verdict already."""
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+class NotDone(Exception):
+    """The student's function is still the placeholder."""
+
+
+class WrongAnswer(Exception):
+    """The student's result is wrong; the message says how."""
+
+
+@dataclass
+class Mistake:
+    """A typical mistake: a function that makes it (same signature as the task) and what to tell."""
+
+    message: str
+    make: Callable[..., Any]
+
+
+def call(student: Callable, *args: Any, **kwargs: Any) -> Any:
+    """The student's result; ``NotDone`` for the placeholder, ``WrongAnswer`` naming any other error."""
+    try:
+        result = student(*args, **kwargs)
+    except NotImplementedError as error:
+        raise NotDone() from error
+    except Exception as error:  # noqa: BLE001 - whatever the student's code raises is reported, not raised
+        raise WrongAnswer(f"your function raised {type(error).__name__}: {error}") from error
+    if result is None or result is Ellipsis:
+        raise WrongAnswer("your function returned nothing: end it with `return ...` of the result")
+    return result
+
+
+def same(a: Any, b: Any, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+    """Equal tensors (or tuples of them) up to rounding; False for other shapes or types."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y, rtol, atol) for x, y in zip(a, b))
+    try:
+        a, b = torch.as_tensor(a), torch.as_tensor(b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    if a.shape != b.shape:
+        return False
+    if a.dtype == torch.bool or b.dtype == torch.bool:
+        return bool(torch.equal(a.bool(), b.bool()))
+    return bool(torch.allclose(a.detach().float(), b.detach().float(), rtol=rtol, atol=atol, equal_nan=True))
+
+
+def check_shape(got: Any, want: torch.Tensor, what: str) -> None:
+    """``WrongAnswer`` naming both shapes if ``got`` is not a tensor of ``want``'s shape."""
+    if not isinstance(got, torch.Tensor):
+        raise WrongAnswer(f"{what} should be a tensor, got {type(got).__name__}")
+    if got.shape != want.shape:
+        raise WrongAnswer(f"{what} has shape {tuple(got.shape)}, but should have shape {tuple(want.shape)}")
+
+
+def diagnose(got: Any, want: Any, mistakes: Sequence[Mistake], args: Callable[[], tuple], what: str) -> None:
+    """Raise ``WrongAnswer`` unless ``got`` equals ``want``: with the message of the first mistake
+    whose result ``got`` equals, or with the largest difference."""
+    if same(got, want):
+        return
+    for mistake in mistakes:
+        if same(got, mistake.make(*args())):
+            raise WrongAnswer(mistake.message)
+    difference = (torch.as_tensor(got).float() - torch.as_tensor(want).float()).abs().max()
+    raise WrongAnswer(f"{what} differs from the reference by up to {float(difference):.3g}; compare your code with "
+                      "the formula above, line by line")
+
+
+def run_check(task: str, student: Callable, reference: Callable, body: Callable[[], None],
+              success: str = "correct") -> Verdict:
+    """Run ``body`` (which calls the student's function and raises ``WrongAnswer`` or ``NotDone``),
+    print the verdict and return it."""
+    try:
+        body()
+    except NotDone:
+        verdict = Verdict(task, False, False, "not done yet. Fill in the cell above and run it, then this one; "
+                          "until then the rest of the notebook uses the package's version.", reference)
+    except WrongAnswer as wrong:
+        verdict = Verdict(task, True, False, f"not yet right: {wrong} (the rest of the notebook uses the package's "
+                          "version until it is)", reference)
+    else:
+        verdict = Verdict(task, True, True, success, student)
+    print(verdict)
+    return verdict

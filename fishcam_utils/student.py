@@ -1,0 +1,118 @@
+"""Student copies of the notebooks: every solution replaced by a placeholder, hidden tests removed.
+
+The notebooks in ``notebooks/`` are the instructor copies. They mark solutions with nbgrader's
+markers, so an instructor can also grade with nbgrader:
+
+- in a code cell, the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` become
+  ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` at the same indentation (inside a
+  function, so that the cell still runs and the checker after it says "not done yet");
+- in a markdown cell, the text between the same markers becomes *Your answer here.*;
+- the lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` are removed.
+
+``python -m fishcam_utils.student`` (``make student``) writes ``notebooks/student/<name>.ipynb`` for
+every notebook; a test fails when a copy is stale against its source.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import sys
+from pathlib import Path
+
+from .files import atomic_write
+from .settings import course_root
+
+STUDENT_DIR = "student"
+BANNER = ("> **Your copy.** The you-write-it tasks are blank: fill in each one, run it, then run the check "
+          "below it, which says at once whether it is right and, if not, what to look at. Until a task is "
+          "right, the rest of the notebook uses the package's version, so every cell still runs.\n\n")
+_SOLUTION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)",
+                       re.MULTILINE | re.DOTALL)
+_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)",
+                     re.MULTILINE | re.DOTALL)
+PLACEHOLDER = "{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError()\n"
+ANSWER = "*Your answer here.*\n"
+
+
+def _check_markers(text: str, where: str) -> None:
+    for begin, end in (("### BEGIN SOLUTION", "### END SOLUTION"), ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")):
+        if text.count(begin) != text.count(end):
+            raise ValueError(f"{where}: {text.count(begin)} '{begin}' but {text.count(end)} '{end}'; every block "
+                             "needs both markers, each on a line of its own")
+
+
+def student_source(text: str, cell_type: str, where: str = "a cell") -> str:
+    """A cell's source with its solutions replaced and its hidden tests removed."""
+    _check_markers(text, where)
+    text = _HIDDEN.sub("", text)
+    if cell_type == "code":
+        return _SOLUTION.sub(lambda m: PLACEHOLDER.format(indent=m["indent"]), text)
+    return _SOLUTION.sub(ANSWER, text)
+
+
+def has_tasks(notebook: dict) -> bool:
+    """True if any cell holds a solution block."""
+    return any("### BEGIN SOLUTION" in "".join(c.get("source", "")) for c in notebook["cells"])
+
+
+def student_notebook(notebook: dict, name: str = "notebook") -> dict:
+    """The student copy of a notebook (as nbformat JSON): solutions blanked, outputs cleared, a
+    banner on the first markdown cell when there are tasks."""
+    student = copy.deepcopy(notebook)
+    banner_done = not has_tasks(notebook)
+    for i, cell in enumerate(student["cells"]):
+        text = student_source("".join(cell.get("source", "")), cell["cell_type"], f"{name}, cell {i}")
+        if not banner_done and cell["cell_type"] == "markdown" and text.lstrip().startswith("#"):
+            title, _, rest = text.partition("\n")
+            text, banner_done = f"{title}\n\n{BANNER}{rest.lstrip(chr(10))}", True
+        cell["source"] = text.splitlines(keepends=True)
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    return student
+
+
+def _dump(notebook: dict) -> str:
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+
+
+def expected_copies(notebooks: Path | None = None) -> dict[Path, str]:
+    """Each student copy's path and the text it should hold, from the source notebooks."""
+    notebooks = notebooks or course_root() / "notebooks"
+    copies = {}
+    for source in sorted(notebooks.glob("*.ipynb")):
+        notebook = json.loads(source.read_text())
+        copies[notebooks / STUDENT_DIR / source.name] = _dump(student_notebook(notebook, source.name))
+    return copies
+
+
+def write_student_copies(notebooks: Path | None = None) -> list[Path]:
+    """Write every student copy that is missing or stale; returns the ones written."""
+    written = []
+    for path, text in expected_copies(notebooks).items():
+        if not path.is_file() or path.read_text() != text:
+            with atomic_write(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            written.append(path)
+    return written
+
+
+def stale_copies(notebooks: Path | None = None) -> list[Path]:
+    """The student copies that are missing, differ from what their sources give, or have no source."""
+    notebooks = notebooks or course_root() / "notebooks"
+    expected = expected_copies(notebooks)
+    orphans = [p for p in sorted((notebooks / STUDENT_DIR).glob("*.ipynb")) if p not in expected]
+    return [p for p, text in expected.items() if not p.is_file() or p.read_text() != text] + orphans
+
+
+def main() -> int:
+    written = write_student_copies()
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{len(written)} student copies written" if written else "the student copies are up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

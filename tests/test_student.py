@@ -1,0 +1,85 @@
+"""Student copies: up to date, every solution blank and every hidden test gone; each task's check says
+"not done yet" on the blank copy and passes on the instructor's solution."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fishcam_utils import checks
+from fishcam_utils.student import STUDENT_DIR, has_tasks, stale_copies, student_notebook, student_source
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+WITH_TASKS = [p for p in SOURCES if has_tasks(json.loads(p.read_text()))]
+
+
+def code_cells(path: Path) -> list[str]:
+    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+def test_the_student_copies_are_up_to_date():
+    stale = stale_copies(ROOT / "notebooks")
+    assert not stale, f"stale student copies {[p.name for p in stale]}: run `make student` and commit them"
+
+
+def test_solutions_become_placeholders_and_hidden_tests_go():
+    source = ("def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n\n"
+              "check(f)\n### BEGIN HIDDEN TESTS\nassert f(1) == 2\n### END HIDDEN TESTS\nprint('done')\n")
+    assert student_source(source, "code") == ("def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+                                              "\ncheck(f)\nprint('done')\n")
+    assert student_source("Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION\n", "markdown") == \
+        "Why?\n*Your answer here.*\n"
+    with pytest.raises(ValueError, match="1 '### BEGIN SOLUTION' but 0"):
+        student_source("### BEGIN SOLUTION\nx = 1\n", "code", "cell 3")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_a_student_copy_holds_no_solution(path):
+    copy = ROOT / "notebooks" / STUDENT_DIR / path.name
+    text = copy.read_text()
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    if path in WITH_TASKS:
+        assert text.count("raise NotImplementedError()") == path.read_text().count("### BEGIN SOLUTION")
+    else:  # the same code as its source, which the test run covers already
+        assert code_cells(copy) == code_cells(path)
+
+
+def test_the_course_has_its_you_write_it_tasks():
+    names = {p.name[:2] for p in WITH_TASKS}
+    assert {"02", "05", "07", "08"} <= names
+    calls = [re.findall(r"checks\.(\w+)\(", "\n".join(code_cells(p))) for p in WITH_TASKS]
+    assert sorted(c for found in calls for c in found) == sorted(checks.TASKS)  # every checker is used once
+
+
+def _run_tasks(path: Path, blank: bool, capsys) -> list[checks.Verdict]:
+    """Execute, in order and in one namespace, the cells of the instructor's (or the student's) copy
+    that hold a solution or call a checker; return the verdicts."""
+    source = json.loads(path.read_text())
+    version = student_notebook(source, path.name) if blank else source
+    namespace = {"checks": checks, "torch": torch, "F": F, "nn": nn}
+    verdicts: dict[int, checks.Verdict] = {}
+    for original, cell in zip(source["cells"], version["cells"]):
+        text = "".join(original["source"])
+        if original["cell_type"] == "code" and ("BEGIN SOLUTION" in text or re.search(r"= checks\.\w+\(", text)):
+            code = "".join(cell["source"]).split("# Yours (or")[0]  # what follows uses the notebook's own data
+            exec(compile(code, path.name, "exec"), namespace)  # noqa: S102
+            verdicts.update({id(v): v for v in namespace.values() if isinstance(v, checks.Verdict)})
+    capsys.readouterr()
+    return list(verdicts.values())
+
+
+@pytest.mark.parametrize("path", WITH_TASKS, ids=lambda p: p.name)
+def test_every_task_is_not_done_in_the_student_copy_and_right_in_the_instructors(path, capsys):
+    blank = _run_tasks(path, True, capsys)
+    assert len(blank) == len(re.findall(r"checks\.\w+\(", "\n".join(code_cells(path))))  # one verdict a checker
+    assert all(not v.done and "not done yet" in v.message for v in blank)
+    solved = _run_tasks(path, False, capsys)
+    assert len(solved) == len(blank) and all(v.passed for v in solved), [str(v) for v in solved]
+    assert sorted(v.task for v in solved) == sorted(v.task for v in blank)
