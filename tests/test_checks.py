@@ -212,3 +212,35 @@ def test_the_energy_checker(mistake, says, capsys):
     assert verdict_of(checks.energy_share, energy, capsys).passed
     verdict = verdict_of(checks.energy_share, lambda m, k: energy(m, k, **mistake), capsys)
     assert verdict.done and not verdict.passed and says in verdict.message
+
+
+def deletion(model, images, maps, targets, baseline, steps, hottest_first=True, delete=True, softmax=True,
+             target_class=True, first_point=True):
+    n, _, h, w = images.shape
+    order = maps.flatten(1).argsort(1, descending=hottest_first)
+    probs = []
+    classes = targets if target_class else model(images).argmax(1)
+    for step in range(0 if first_point else 1, steps + 1):
+        k = round(step / steps * h * w)
+        chosen = torch.zeros(n, h * w, dtype=torch.bool)
+        chosen.scatter_(1, order[:, :k], True)
+        chosen = chosen.view(n, 1, h, w)
+        x = torch.where(chosen, baseline, images) if delete else torch.where(chosen, images, baseline)
+        with torch.no_grad():
+            scores = model(x)
+        scores = scores.softmax(1) if softmax else scores
+        probs.append(scores[torch.arange(n), classes])
+    return torch.stack(probs, 1)
+
+
+@pytest.mark.parametrize("mistake, says", [
+    ({"hottest_first": False}, "coldest pixels first"),
+    ({"delete": False}, "that is insertion"),
+    ({"softmax": False}, "recorded the logit"),
+    ({"target_class": False}, "predicted class"),
+    ({"first_point": False}, "before anything is removed"),
+])
+def test_the_deletion_loop_checker(mistake, says, capsys):
+    assert verdict_of(checks.deletion_loop, deletion, capsys).passed
+    verdict = verdict_of(checks.deletion_loop, lambda *a: deletion(*a, **mistake), capsys)
+    assert verdict.done and not verdict.passed and says in verdict.message

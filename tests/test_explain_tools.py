@@ -79,7 +79,7 @@ def test_gradcam_command_sorts_images_into_correct_and_incorrect(tiny_checkpoint
             assert Image.open(out / folder / row.true / f"{stem}_{kind}.png").size == (32, 32)
     assert (out / "correct_samples").is_dir() and (out / "incorrect_samples").is_dir()
     assert "7 test images" in capsys.readouterr().out
-    assert main(["gradcam", "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--layer", "layer9"]) == 2
+    assert main(["gradcam", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "other"), "--layer", "layer9"]) == 2
     assert "no layer named 'layer9'" in capsys.readouterr().err
 
 

@@ -6,17 +6,17 @@ and, if not, which typical mistake it makes.
     my_grad_cam = verdict.function            # hers when right, else the package's, so later cells run
 
 One checker per task, by notebook: 02 ``training_loop``; 05 ``grad_cam``, ``layercam``; 07
-``guided_relu``; 08 ``pointing_game``, ``energy_share``.
+``guided_relu``; 08 ``pointing_game``, ``energy_share``, ``deletion_loop``.
 """
 
 from .cams import grad_cam, layercam
 from .core import Verdict
 from .guided import guided_relu
-from .judging import energy_share, pointing_game
+from .judging import deletion_loop, energy_share, pointing_game
 from .training import training_loop
 
 TASKS = {"training_loop": training_loop, "grad_cam": grad_cam, "layercam": layercam, "guided_relu": guided_relu,
-         "pointing_game": pointing_game, "energy_share": energy_share}
+         "pointing_game": pointing_game, "energy_share": energy_share, "deletion_loop": deletion_loop}
 
-__all__ = ["TASKS", "Verdict", "energy_share", "grad_cam", "guided_relu", "layercam", "pointing_game",
+__all__ = ["TASKS", "Verdict", "deletion_loop", "energy_share", "grad_cam", "guided_relu", "layercam", "pointing_game",
            "training_loop"]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..explain.metrics import energy_in_mask
+from ..explain.metrics import deletion_curve, energy_in_mask
 from ..explain.metrics import pointing_game as package_pointing_game
 from .core import Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check
 
@@ -103,3 +103,71 @@ def energy_share(student: Callable) -> Verdict:
 
     return run_check("the energy share", student, energy_in_mask, body,
                      "correct: the same shares as the package's energy_in_mask")
+
+
+def _ranks(maps: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W): each pixel's place in its map's order, 0 for the hottest (ties by position)."""
+    n, h, w = maps.shape
+    order = maps.flatten(1).argsort(dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(h * w).expand(n, -1))
+    return rank.view(n, 1, h, w)
+
+
+def _deletion_case():
+    from .cams import _images, _tiny_net
+
+    net, images = _tiny_net(), _images()
+    maps = torch.rand(images.shape[0], *images.shape[-2:], generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        targets = net(images).argmin(1)  # not the predicted classes: the curve follows the class it is asked for
+    return net, images, maps, targets, torch.zeros_like(images), 4
+
+
+def _curve_variant(order: str = "hottest", replace: str = "hottest", score: str = "probability",
+                   which: str = "target") -> Callable:
+    def curve(model, images, maps, targets, baseline, steps):
+        n, _, h, w = images.shape
+        rank = _ranks(maps if order == "hottest" else -maps)
+        chosen = targets if which == "target" else model(images).argmax(1)
+        probs = []
+        with torch.no_grad():
+            for k in torch.round(torch.linspace(0, 1, steps + 1) * h * w).long().tolist():
+                x = torch.where(rank < k, baseline, images) if replace == "hottest" else torch.where(rank < k, images, baseline)
+                out = model(x)
+                out = out.softmax(1) if score == "probability" else out
+                probs.append(out.gather(1, chosen[:, None])[:, 0])
+        return torch.stack(probs, 1)
+    return curve
+
+
+def deletion_loop(student: Callable) -> Verdict:
+    """Check ``student(model, images, maps, targets, baseline, steps) -> (N, steps + 1)``: the
+    probability of each image's target class as its hottest pixels, in ``steps`` equal shares, become
+    the baseline (the package's ``deletion_curve``)."""
+    mistakes = [
+        Mistake("you removed the coldest pixels first: deletion removes the *hottest* first, so that a faithful "
+                "map makes the probability fall fast", _curve_variant(order="coldest")),
+        Mistake("you kept the hottest pixels and replaced the rest: that is insertion, run backwards; deletion "
+                "replaces the hottest k by the baseline", _curve_variant(replace="rest")),
+        Mistake("you recorded the logit: the curve is the softmax *probability* of the class, between 0 and 1",
+                _curve_variant(score="logit")),
+        Mistake("you followed the predicted class: follow targets, the class whose map it is",
+                _curve_variant(which="predicted")),
+    ]
+
+    def body() -> None:
+        net, images, maps, targets, baseline, steps = _deletion_case()
+        want = deletion_curve(net, images, maps, targets, steps, baseline).probs
+        got = call(student, *_deletion_case())
+        if isinstance(got, torch.Tensor) and got.shape == (len(images), steps):
+            raise WrongAnswer(f"{steps} steps give {steps + 1} points: record the probability before anything is "
+                              "removed (k = 0) too")
+        check_shape(got, want, "the curves")
+        diagnose(got, want, mistakes, _deletion_case, "the curves")
+
+    def reference(model, images, maps, targets, baseline, steps):
+        return deletion_curve(model, images, maps, targets, steps, baseline).probs
+
+    return run_check("the deletion loop", student, reference, body,
+                     "correct: the same curves as the package's deletion_curve")
