@@ -52,6 +52,14 @@ class Report:
         self._write()
         return value
 
+    def table(self):
+        """The values recorded so far, one row each (name, value): this run's figures, to show."""
+        import pandas as pd
+
+        rows = [(name, json.dumps(value) if isinstance(value, (dict, list)) else value)
+                for name, value in self.values.items()]
+        return pd.DataFrame(rows, columns=["figure of this run", "value"]).set_index("figure of this run")
+
     def figure(self, fig, name: str, dpi: int = 110):
         """Save ``fig`` as ``build/figures/<notebook>/<name>.png``; returns the figure."""
         path = self.build / "figures" / self.notebook / f"{name}.png"

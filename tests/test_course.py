@@ -75,3 +75,13 @@ def test_quick_mode_switch(monkeypatch, value):
     assert quick_mode()
     monkeypatch.setenv("FISHCAM_QUICK", "0")
     assert not quick_mode()
+
+
+def test_a_report_shows_the_figures_it_recorded(tmp_path):
+    from fishcam_utils.course import Report
+
+    report = Report("00_demo", build=tmp_path)
+    report.record("test accuracy", 0.5)
+    report.record("by class", {"a": 1})
+    table = report.table()
+    assert table.loc["test accuracy", "value"] == 0.5 and table.loc["by class", "value"] == '{"a": 1}'
