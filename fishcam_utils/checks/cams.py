@@ -11,6 +11,9 @@ from ..explain.cam import GradCAM, LayerCAM
 from .core import Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check
 
 
+TARGET = 3  # the layer the checks explain: the second ReLU of the tiny network
+
+
 def _tiny_net() -> nn.Module:
     """A small CNN whose head is not GAP → linear, so its gradients vary over space (as in most
     networks), seeded so every check sees the same weights. Returns it in eval mode."""
@@ -28,7 +31,7 @@ def _images() -> torch.Tensor:
 def _capture(net: nn.Module, x: torch.Tensor, targets=None, probability: bool = False):
     """(A, dscore/dA) at the net's target layer, by the book, for the mistakes to build on."""
     store = {}
-    handle = net[3].register_forward_hook(lambda m, i, o: store.update(A=o))
+    handle = net[TARGET].register_forward_hook(lambda m, i, o: store.update(A=o))
     try:
         logits = net(x)
     finally:
@@ -67,13 +70,13 @@ def grad_cam(student: Callable) -> Verdict:
 
     def body() -> None:
         net, x = _tiny_net(), _images()
-        reference = GradCAM(net, net[3])(x, normalize=None)
-        raw_want, maps_want = reference.raw, GradCAM(net, net[3])(x).maps
-        result = call(student, net, net[3], x)
+        reference = GradCAM(net, net[TARGET])(x, normalize=None)
+        raw_want, maps_want = reference.raw, GradCAM(net, net[TARGET])(x).maps
+        result = call(student, net, net[TARGET], x)
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise WrongAnswer("return two things: raw (the signed maps) and maps (the display maps)")
         raw, maps = result
-        if net[3]._forward_hooks:
+        if net[TARGET]._forward_hooks:
             raise WrongAnswer("a forward hook is still on the layer: remove it (handle.remove()) in a finally block")
         if net.training:
             raise WrongAnswer("the model was left in training mode: explaining must not change the model")
@@ -84,8 +87,8 @@ def grad_cam(student: Callable) -> Verdict:
         diagnose(maps, maps_want, [Mistake("cam kept the negative values: cam is ReLU(raw), so that only evidence "
                                            "*for* the class is shown", lambda: no_relu)], lambda: (), "maps")
         targets = [1, 0, 4]
-        chosen = call(student, net, net[3], x, targets)
-        diagnose(chosen[0], GradCAM(net, net[3])(x, targets=targets, normalize=None).raw, [], lambda: (),
+        chosen = call(student, net, net[TARGET], x, targets)
+        diagnose(chosen[0], GradCAM(net, net[TARGET])(x, targets=targets, normalize=None).raw, [], lambda: (),
                  "raw, for the classes in targets,")
 
     return run_check(task, student, reference_grad_cam, body, "correct: the same maps as the package's GradCAM")
