@@ -110,6 +110,8 @@ def has_images(folder: Path) -> bool:
 def breadth_first(root: Path, depth: int) -> Iterator[Path]:
     """``root`` and the visible folders below it, level by level, down to ``depth`` levels."""
     level = [root]
-    for _ in range(depth + 1):
+    for below in range(depth + 1):
         yield from level
+        if below == depth:
+            return  # the deepest level is not listed: its folders can hold thousands of images
         level = [c for f in level if f.is_dir() for c in visible_children(f) if c.is_dir()]

@@ -139,8 +139,9 @@ def _other_folder(folder: Path, walk: Walk) -> None:
 
 def find_originals(root: Path, kaggle_root: Path) -> Path | None:
     """The archive's ``NA_Fish_Dataset`` folder (the photos before augmentation), if it is
-    within three levels below ``root`` or beside one of ``kaggle_root``'s two parents."""
-    for folder in breadth_first(root, 3):
+    within two levels below ``root`` (the archive keeps it beside ``Fish_Dataset/``) or beside
+    ``kaggle_root`` or one of its two parents."""
+    for folder in breadth_first(root, 2):
         if is_originals(folder):
             return folder
     for parent in (kaggle_root, kaggle_root.parent, kaggle_root.parent.parent):
