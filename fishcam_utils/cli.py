@@ -406,8 +406,9 @@ def _evaluate_cam(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with atomic_write(out, "w", newline="") as handle:
         table.round(4).to_csv(handle, index=False)
-    best = table.sort_values("pointing", ascending=False).iloc[0]
-    print(f"{len(table)} (method, layer) pairs on {len(batch)} {args.split} images against the {args.mask} masks; "
+    methods = table[table["layer"] != "-"]  # the reference maps (random, edges) are what a method must beat
+    best = methods.sort_values("pointing", ascending=False).iloc[0]
+    print(f"{len(methods)} (method, layer) pairs and {len(table) - len(methods)} reference maps on {len(batch)} {args.split} images against the {args.mask} masks; "
           f"best pointing game: {best['method']} at {best['layer']}, {best['pointing']:.1%}. Table: {out}")
     return 0
 

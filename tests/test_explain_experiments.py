@@ -21,6 +21,7 @@ from fishcam_utils.explain.experiments import (
     shortcut_energy,
 )
 from fishcam_utils.explain.metrics import deletion_curve, energy_in_mask, pointing_game, spearman
+from fishcam_utils.explain.references import edge_maps
 from fishcam_utils.models import build_model
 from fishcam_utils.training import fit
 
@@ -70,7 +71,11 @@ def test_the_methods_by_layers_table_holds_the_metrics_of_each_pair(model, split
     table = methods_by_layers(model, batch, ["layer1", "layer2"], ["gradcam", "layercam"], tolerance=3,
                               curve_images=5, steps=4, progress=False)
     assert list(zip(table["method"], table["layer"])) == [("gradcam", "layer1"), ("gradcam", "layer2"),
-                                                           ("layercam", "layer1"), ("layercam", "layer2")]
+                                                           ("layercam", "layer1"), ("layercam", "layer2"),
+                                                           ("random", "-"), ("edges", "-")]
+    edges = table.iloc[5]  # a reference map: the image's Sobel edges, whatever the model
+    assert edges["energy"] == pytest.approx(energy_in_mask(edge_maps(batch.images), batch.masks["evidence"]).mean().item(),
+                                            abs=1e-6)
     row = table.iloc[3]
     maps = make_cam("layercam", model, "layer2")(batch.images, batch.labels).maps
     evidence = batch.masks["evidence"]
@@ -136,7 +141,8 @@ def test_evaluate_cam_writes_the_table_as_csv(tiny_synth, tmp_path, capsys):
     table = pd.read_csv(out)
     assert list(table.columns[:7]) == ["method", "layer", "pointing", "pointing_tol", "energy", "deletion_auc",
                                        "insertion_auc"]
-    assert len(table) == 4 and table[["pointing", "energy", "deletion_auc", "insertion_auc"]].stack().between(0, 1).all()
+    assert len(table) == 6 and list(table["method"].iloc[4:]) == ["random", "edges"]  # 2 x 2 pairs, 2 references
+    assert table[["pointing", "energy", "deletion_auc", "insertion_auc"]].stack().between(0, 1).all()
     assert "best pointing game" in capsys.readouterr().out
     assert main(["evaluate-cam", "--checkpoint", str(run.best_path), "--out", str(out), "--methods", "smoothgrad"]) == 2
     assert "unknown method" in capsys.readouterr().err

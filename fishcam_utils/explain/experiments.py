@@ -27,6 +27,7 @@ from ..models.state import model_device
 from .cam import make_cam
 from .guided import GuidedBackprop, guided_gradcam, saliency
 from .metrics import deletion_curve, energy_in_mask, insertion_curve, per_class, pointing_game, spearman
+from .references import REFERENCE_MAPS, reference_maps
 
 # Methods of the methods x layers table: the CAM family, and guided Grad-CAM (its saliency).
 TABLE_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "guided-gradcam")
@@ -89,8 +90,11 @@ def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tens
                      layer: str | None = None, batch_size: int = 64, guided: torch.Tensor | None = None) -> torch.Tensor:
     """(N, H, W) maps in [0, 1] of ``targets`` by ``method``: a CAM method at ``layer``,
     ``"guided-gradcam"`` (saliency of guided gradients times the Grad-CAM map at ``layer``),
-    ``"guided-backprop"`` or ``"gradient"`` (saliency of the input gradients; no layer).
+    ``"guided-backprop"`` or ``"gradient"`` (saliency of the input gradients; no layer), or a
+    reference map that ignores the model, ``"random"`` or ``"edges"`` (``references``; no layer).
     ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed."""
+    if method in REFERENCE_MAPS:
+        return reference_maps(method, images)
     device = model_device(model)
     targets = torch.as_tensor(targets).long()
     if method == "guided-gradcam" and guided is None:
@@ -110,15 +114,17 @@ def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tens
 
 def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[str], methods: Sequence[str] = TABLE_METHODS,
                       mask: str = "evidence", tolerance: float = 0, curve_images: int = 64, steps: int = 50,
-                      baseline: str = "blur", progress: bool = True) -> pd.DataFrame:
+                      baseline: str = "blur", progress: bool = True,
+                      references: Sequence[str] = REFERENCE_MAPS) -> pd.DataFrame:
     """One row per (method, layer): ``pointing`` (hit rate), ``pointing_tol`` (hit rate within
     ``tolerance`` px), ``energy`` (mean share of the map in the mask) over the whole batch;
     ``deletion_auc`` and ``insertion_auc`` (means over the first ``curve_images`` images, ``steps``
-    steps, ``baseline``); ``seconds`` spent. Maps explain the true class."""
+    steps, ``baseline``); ``seconds`` spent. Maps explain the true class. Then one row per reference
+    map (``"random"``, ``"edges"``: no model, so their layer is ``"-"``), the scores a method must beat."""
     masks = batch.masks[mask]
     guided = None
     rows = []
-    jobs = [(m, layer) for m in methods for layer in layers]
+    jobs = [(m, layer) for m in methods for layer in layers] + [(r, "-") for r in references]
     for method, layer in tqdm(jobs, desc="methods x layers", disable=not progress):
         start = time.perf_counter()
         if method == "guided-gradcam" and guided is None:  # the same for every layer: computed once

@@ -1,0 +1,51 @@
+"""Maps that know nothing about the model, to judge the ones that should.
+
+A measure of explanations means something only where a method beats maps made without the model:
+
+* ``random_maps``: uniform noise, a new value per pixel; it points at the evidence as often as the
+  evidence covers the image, and its deletion curve is the average of random orders;
+* ``edge_maps``: the Sobel gradient magnitude of the image, an edge detector. The traits of our fish
+  are painted patterns with sharp borders, so edges find them without any model: a method that does
+  no better than edges is showing the image, not the decision.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .cam import normalize_maps
+
+REFERENCE_MAPS = ("random", "edges")
+
+# Sobel's derivative along x (columns); its transpose is the derivative along y.
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def random_maps(shape: tuple[int, int, int], seed: int = 0) -> torch.Tensor:
+    """(N, H, W) float uniform in [0, 1), the same for the same ``seed`` (the global RNG is untouched)."""
+    return torch.rand(tuple(shape), generator=torch.Generator().manual_seed(seed))
+
+
+def edge_maps(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) float in [0, 1]: the Sobel gradient magnitude of each image's channel mean, borders
+    padded by repetition (so the frame is not an edge), min-max normalised per image. ``images`` is
+    (N, C, H, W), normalised or not (a per-channel affine change rescales the edges, not their order
+    within one channel)."""
+    images = torch.as_tensor(images).detach().float()
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    grey = F.pad(images.mean(1, keepdim=True), (1, 1, 1, 1), mode="replicate")
+    kernels = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None].to(grey)
+    gx, gy = F.conv2d(grey, kernels).unbind(1)
+    return normalize_maps(torch.hypot(gx, gy))
+
+
+def reference_maps(kind: str, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """(N, H, W) maps of ``kind`` (one of ``REFERENCE_MAPS``) for a batch of images (N, C, H, W)."""
+    if kind == "random":
+        n, _, h, w = images.shape
+        return random_maps((n, h, w), seed)
+    if kind == "edges":
+        return edge_maps(images)
+    raise ValueError(f"unknown reference map {kind!r}; choose one of {', '.join(REFERENCE_MAPS)}")
