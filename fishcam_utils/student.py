@@ -53,8 +53,10 @@ def student_source(text: str, cell_type: str, where: str = "a cell") -> str:
 
 
 def has_tasks(notebook: dict) -> bool:
-    """True if any cell holds a solution block."""
-    return any("### BEGIN SOLUTION" in "".join(c.get("source", "")) for c in notebook["cells"])
+    """True if a code cell holds a solution block: a you-write-it task with its checker (worked
+    solutions of the exercises, in markdown, are not tasks)."""
+    return any(c["cell_type"] == "code" and "### BEGIN SOLUTION" in "".join(c.get("source", ""))
+               for c in notebook["cells"])
 
 
 def student_notebook(notebook: dict, name: str = "notebook") -> dict:

@@ -84,3 +84,18 @@ def test_every_task_is_not_done_in_the_student_copy_and_right_in_the_instructors
     solved = _run_tasks(path, False, capsys)
     assert len(solved) == len(blank) and all(v.passed for v in solved), [str(v) for v in solved]
     assert sorted(v.task for v in solved) == sorted(v.task for v in blank)
+
+
+def test_worked_solutions_in_markdown_are_not_tasks():
+    from fishcam_utils.student import BANNER
+
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# 09 · A title\n"]},
+             {"cell_type": "markdown", "metadata": {}, "source": ["**1. Q.**\n### BEGIN SOLUTION\nA.\n### END SOLUTION\n"]}]
+    notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    assert not has_tasks(notebook)
+    copy = student_notebook(notebook)
+    assert BANNER not in "".join(copy["cells"][0]["source"])  # no checker to announce
+    assert "".join(copy["cells"][1]["source"]) == "**1. Q.**\n*Your answer here.*\n"
+    code = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+            "source": ["def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"]}
+    assert has_tasks({**notebook, "cells": cells + [code]})
