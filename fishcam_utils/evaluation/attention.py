@@ -54,7 +54,7 @@ def synthetic_deciding_views() -> dict[str, str]:
     return {s.name: s.deciding_view for s in SPECIES}
 
 
-def _top(weights: pd.Series) -> str | None:
+def top_view(weights: pd.Series) -> str | None:
     """The view with the largest weight; None if there is none or it is tied (a fixed-weight fusion)."""
     values = weights.dropna().sort_values(ascending=False)
     if values.empty or (len(values) > 1 and values.iloc[0] - values.iloc[1] < 1e-6):
@@ -70,7 +70,7 @@ def deciding_view_report(predictions: Predictions, deciding: Mapping[str, str] |
     means = class_view_weights(predictions)
     deciding = synthetic_deciding_views() if deciding is None else dict(deciding)
     report = means.copy()
-    report["top_view"] = [_top(row) for _, row in means.iterrows()]
+    report["top_view"] = [top_view(row) for _, row in means.iterrows()]
     report["deciding_view"] = [deciding.get(c) for c in means.index]
     report["match"] = pd.Series([top == want if pd.notna(top) and pd.notna(want) else np.nan
                                  for top, want in zip(report["top_view"], report["deciding_view"])],

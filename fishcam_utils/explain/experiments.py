@@ -94,7 +94,7 @@ def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tens
     reference map that ignores the model, ``"random"`` or ``"edges"`` (``references``; no layer).
     ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed."""
     if method in REFERENCE_MAPS:
-        return reference_maps(method, images)
+        return reference_maps(method, images).cpu().float()
     device = model_device(model)
     targets = torch.as_tensor(targets).long()
     if method == "guided-gradcam" and guided is None:

@@ -2,8 +2,9 @@
 
 A measure of explanations means something only where a method beats maps made without the model:
 
-* ``random_maps``: uniform noise, a new value per pixel; it points at the evidence as often as the
-  evidence covers the image, and its deletion curve is the average of random orders;
+* ``random_maps``: uniform noise, a new value per pixel; its maximum falls anywhere, so it points at
+  the evidence as often as the evidence (grown by the tolerance) covers the image, and its deletion
+  curve is that of a random order;
 * ``edge_maps``: the Sobel gradient magnitude of the image, an edge detector. The traits of our fish
   are painted patterns with sharp borders, so edges find them without any model: a method that does
   no better than edges is showing the image, not the decision.
@@ -30,8 +31,7 @@ def random_maps(shape: tuple[int, int, int], seed: int = 0) -> torch.Tensor:
 def edge_maps(images: torch.Tensor) -> torch.Tensor:
     """(N, H, W) float in [0, 1]: the Sobel gradient magnitude of each image's channel mean, borders
     padded by repetition (so the frame is not an edge), min-max normalised per image. ``images`` is
-    (N, C, H, W), normalised or not (a per-channel affine change rescales the edges, not their order
-    within one channel)."""
+    (N, C, H, W) as the model sees them (normalised images weight each channel by its 1/std)."""
     images = torch.as_tensor(images).detach().float()
     if images.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
