@@ -56,3 +56,14 @@ def test_every_exercise_has_a_difficulty_a_hint_and_a_worked_solution(path):
     # The student copy keeps each heading and blanks each solution.
     student = section(markdown(student_notebook(notebook, path.name)), "Solutions")
     assert student.count(ANSWER.strip()) == len(solutions) and "```" not in student
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_the_code_of_every_worked_solution_is_python(path):
+    solutions = SOLUTION.findall(section(markdown(json.loads(path.read_text())), "Solutions"))
+    for number, name, text in solutions:
+        for block in re.findall(r"```python\n(.*?)```", text, re.DOTALL):
+            try:
+                compile(block, f"{path.name}, solution {number}", "exec")
+            except SyntaxError as error:
+                pytest.fail(f"{path.name}, solution {number} ({name}): {error}")
