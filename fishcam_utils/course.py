@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,8 +127,41 @@ def _this_python_kernel_manager() -> type:
     return ThisPythonKernelManager
 
 
-def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: int = 1800) -> NotebookRun:
-    """Run ``source`` top to bottom in a fresh kernel (working directory: its folder).
+class CellProgress:
+    """A progress bar over a notebook's code cells while it runs headless: "cell k of N", the time
+    elapsed and the first line of the cell running. Refreshed every ``every`` seconds, so a cell that
+    trains for ten minutes still shows the clock moving. Use as nbclient's cell hooks."""
+
+    def __init__(self, name: str, cells: int, every: float = 5.0, file=None) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=cells, desc=name, unit="cell", file=file or sys.stdout, dynamic_ncols=True,
+                        bar_format="{desc}: cell {n_fmt} of {total_fmt} |{bar:20}| {elapsed}{postfix}")
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, args=(every,), daemon=True)
+        self._ticker.start()
+
+    def _tick(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self.bar.refresh()
+
+    def started(self, cell=None, **_: Any) -> None:
+        first = next((line for line in str(getattr(cell, "source", "")).splitlines() if line.strip()), "")
+        self.bar.set_postfix_str(first[:48], refresh=True)
+
+    def executed(self, **_: Any) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.bar.set_postfix_str("", refresh=False)
+        self.bar.close()
+
+
+def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: int = 1800,
+                     progress: bool = True) -> NotebookRun:
+    """Run ``source`` top to bottom in a fresh kernel (working directory: its folder), showing
+    ``CellProgress`` unless ``progress`` is False.
 
     The executed copy (with outputs) goes to ``executed`` and, if given, an HTML rendering
     to ``html``: also when a cell fails, so the error can be read there.
@@ -137,11 +171,13 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(source, as_version=4)
+    bar = CellProgress(source.stem, sum(c.cell_type == "code" for c in nb.cells)) if progress else None
     client = NotebookClient(
         nb,
         kernel_manager_class=_this_python_kernel_manager(),
         timeout=timeout,
         resources={"metadata": {"path": str(source.parent)}},
+        **({"on_cell_start": bar.started, "on_cell_executed": bar.executed} if bar else {}),
     )
     start = time.perf_counter()
     error = ""
@@ -151,6 +187,9 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
         error = str(failure).strip().splitlines()[-1] if str(failure).strip() else "a cell failed"
     except Exception as failure:  # a dead kernel, a timeout: report it, keep going
         error = f"{type(failure).__name__}: {failure}"
+    finally:
+        if bar:
+            bar.close()
     seconds = time.perf_counter() - start
     executed.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, executed)

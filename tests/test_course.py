@@ -63,6 +63,7 @@ def test_run_course_executes_in_order_and_summarises(tmp_path, capsys):
     assert "hello from the kernel" in (build / "html" / "01_ok.html").read_text()
     assert (build / "html" / "02_broken.html").is_file()  # failures are rendered too
     summary = capsys.readouterr().out
+    assert "01_ok: cell 4 of 4" in summary and "02_broken: cell 0 of 1" in summary  # progress while it ran
     assert "1/2 notebooks ran" in summary and "answer: 42" in summary and "FAILED" in summary
     assert summary.rstrip().endswith((build / "summary.txt").read_text().rstrip())  # the printed summary, kept
 
@@ -85,3 +86,20 @@ def test_a_report_shows_the_figures_it_recorded(tmp_path):
     report.record("by class", {"a": 1})
     table = report.table()
     assert table.loc["test accuracy", "value"] == 0.5 and table.loc["by class", "value"] == '{"a": 1}'
+
+
+def test_cell_progress_counts_cells_and_keeps_the_clock_moving(capsys):
+    import io
+    import time
+
+    from fishcam_utils.course import CellProgress
+
+    out = io.StringIO()
+    bar = CellProgress("08_demo", 2, every=0.05, file=out)
+    bar.started(cell=nbformat.v4.new_code_cell("\n# train for a while\nfit(model)"))
+    time.sleep(0.3)  # no cell finishes, yet the bar is redrawn
+    bar.executed()
+    bar.close()
+    text = out.getvalue()
+    assert "08_demo: cell 0 of 2" in text and "# train for a while" in text and "08_demo: cell 1 of 2" in text
+    assert text.count("08_demo: cell 0 of 2") >= 3
