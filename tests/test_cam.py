@@ -265,3 +265,19 @@ def test_targets_follow_one_rule_and_inference_mode_is_fine(resnet, batch):
     with torch.inference_mode():
         inside = cam(x, targets=[2, 5, 7])
     torch.testing.assert_close(inside.raw, cam(x, targets=[2, 5, 7]).raw)
+
+
+def test_score_cam_shows_a_progress_bar_only_for_long_work(capsys):
+    from fishcam_utils.explain.cam import ScoreCAM
+    from fishcam_utils.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("fishresnet", 3, width=4, blocks=(1, 1), weights=None, verbose=False).eval()
+    x = torch.rand(2, 3, 16, 16)
+    quiet = ScoreCAM(net, "layer2")(x, 0).maps  # 2 x 8 masked images: one batch, no bar
+    assert "Score-CAM" not in capsys.readouterr().err
+    shown = ScoreCAM(net, "layer2", batch_size=1, progress=True)(x, 0).maps  # 16 batches, asked for a bar
+    assert "Score-CAM, 2 image(s) x 8 channels" in capsys.readouterr().err
+    torch.testing.assert_close(quiet, shown)  # the bar changes nothing
+    ScoreCAM(net, "layer2", batch_size=1, progress=False)(x, 0)
+    assert "Score-CAM" not in capsys.readouterr().err

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..models.state import eval_mode, frozen_parameters, logits_of, view_weights_of
 from .targets import check_target_count, resolve_targets
@@ -394,9 +395,14 @@ class ScoreCAM(BaseCAM):
     needs_gradients = False
     multi_activation = False
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module, batch_size: int = 64) -> None:
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module, batch_size: int = 64,
+                 progress: bool | None = None) -> None:
         super().__init__(model, target_layer)
         self.batch_size = batch_size
+        # None: a progress bar only for long work (more than SLOW_BATCHES batches of masked images).
+        self.progress = progress
+
+    SLOW_BATCHES = 32
 
     def _channel_scores(self, session: _Session, inputs: torch.Tensor) -> torch.Tensor:
         """(N, C, K): the logits of every class for the input masked by each channel."""
@@ -413,8 +419,11 @@ class ScoreCAM(BaseCAM):
         image_of = torch.arange(n, device=inputs.device).repeat_interleave(c)
         flat = masks.reshape(n * c, 1, *masks.shape[-2:])
         scores = []
+        starts = range(0, n * c, self.batch_size)
+        show = len(starts) > self.SLOW_BATCHES if self.progress is None else self.progress
         with torch.no_grad():
-            for start in range(0, n * c, self.batch_size):
+            for start in tqdm(starts, desc=f"Score-CAM, {n} image(s) x {c} channels", unit="batch", leave=False,
+                              disable=not show):
                 stop = min(start + self.batch_size, n * c)
                 batch = inputs[image_of[start:stop]] * flat[start:stop]
                 session.activations.clear()
