@@ -202,6 +202,15 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
     return NotebookRun(name=source.stem, seconds=seconds, ok=not error, error=error)
 
 
+def time_table(runs: list[NotebookRun]) -> str:
+    """The time per notebook as a Markdown table (minutes), with the total: what ``make course``
+    prints last and ``bench/course_bench.py`` writes to ``bench/RESULTS.md``."""
+    rows = ["| notebook | ran | minutes |", "|---|---|---:|"]
+    rows += [f"| {r.name} | {'ok' if r.ok else 'FAILED'} | {r.seconds / 60:.1f} |" for r in runs]
+    rows.append(f"| **total** | {sum(r.ok for r in runs)}/{len(runs)} | **{sum(r.seconds for r in runs) / 60:.1f}** |")
+    return "\n".join(rows)
+
+
 def format_summary(runs: list[NotebookRun], quick: bool, build: Path) -> str:
     lines = [f"FishCAM course ({'quick' if quick else 'full'} mode): {sum(r.ok for r in runs)}/{len(runs)} notebooks ran"]
     for run in runs:
@@ -214,6 +223,7 @@ def format_summary(runs: list[NotebookRun], quick: bool, build: Path) -> str:
             lines.append(f"      error: {run.error}")
     lines.append(f"  total {sum(r.seconds for r in runs):.1f} s")
     lines.append(f"Executed notebooks: {build / 'notebooks'}   HTML: {build / 'html'}   figures: {build / 'figures'}")
+    lines += ["", "Time per notebook:", time_table(runs)]
     return "\n".join(lines)
 
 

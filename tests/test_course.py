@@ -64,7 +64,12 @@ def test_run_course_executes_in_order_and_summarises(tmp_path, capsys):
     assert (build / "html" / "02_broken.html").is_file()  # failures are rendered too
     summary = capsys.readouterr().out
     assert "01_ok: cell 4 of 4" in summary and "02_broken: cell 0 of 1" in summary  # progress while it ran
-    assert "1/2 notebooks ran" in summary and "answer: 42" in summary and "FAILED" in summary
+    assert "1/2 notebooks ran" in summary
+    table = summary[summary.index("Time per notebook:"):].splitlines()
+    assert table[1] == "| notebook | ran | minutes |" and table[3].startswith("| 01_ok | ok | ")
+    assert table[4].startswith("| 02_broken | FAILED | ") and table[5].startswith("| **total** | 1/2 | **")
+    total = float(table[5].split("**")[-2])
+    assert total == pytest.approx(sum(r.seconds for r in runs) / 60, abs=0.051) and "answer: 42" in summary and "FAILED" in summary
     assert summary.rstrip().endswith((build / "summary.txt").read_text().rstrip())  # the printed summary, kept
 
 
