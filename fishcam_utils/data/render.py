@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .species import TRAITS, VIEWS
+from .species import SOURCE_HUES, SOURCE_PATTERNS, SOURCE_TRAITS, TRAITS, VIEWS
 
 # Half-height (side) or half-width (back, belly) of the body at its widest, in body units.
 _BODY_HALF = {"side": 0.36, "back": 0.27, "belly": 0.30}
@@ -169,8 +169,26 @@ def _periodic(x: np.ndarray, period: float) -> np.ndarray:
     return np.abs((x + period / 2) % period - period / 2)
 
 
+def _source_pattern(pattern: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Where a source-task pattern is painted (the same in every view), before clipping to the body."""
+    along = (u > -0.85) & (u < 0.6)
+    if pattern == "rings":
+        return (_periodic(np.hypot(u + 0.15, v), 0.18) < 0.035) & along
+    if pattern == "zigzag":
+        wave = _periodic(u, 0.3) / 0.15 * 2 - 1  # a triangle wave in [-1, 1]
+        return (np.abs(v - 0.09 * wave) < 0.035) & along
+    if pattern == "checker":
+        return ((np.floor(u / 0.16) + np.floor(v / 0.16)) % 2 == 0) & (u > -0.6) & (u < 0.3)
+    if pattern == "blotches":
+        return ((np.hypot(u - 0.2, v - 0.08) < 0.12) | (np.hypot(u + 0.3, v + 0.1) < 0.1)
+                | (np.hypot(u + 0.65, v - 0.04) < 0.08))
+    raise ValueError(f"unknown source pattern {pattern!r}; known: {SOURCE_PATTERNS}")
+
+
 def _trait_region(view: str, trait: str, u: np.ndarray, v: np.ndarray, half: np.ndarray) -> np.ndarray:
     """Where ``trait`` is painted, before clipping to the body. Boolean, shape of ``u``."""
+    if trait in SOURCE_TRAITS:
+        return _source_pattern(trait.split("_", 1)[1], u, v)
     if view == "side":
         if trait == "bars":
             return (_periodic(u + 0.55, 0.35) < 0.075) & (u > -0.7) & (u < 0.3)
@@ -317,7 +335,10 @@ def _draw_fish(view: str, trait: str, params: PhotoParams, x: np.ndarray, y: np.
     img = _paint(img, body, shade)
 
     evidence = _trait_region(view, trait, u, v, half) & body
-    if trait == "red_belly":
+    if trait in SOURCE_TRAITS:  # a coloured pattern: the hue, with a little of the shading beneath
+        hue = np.asarray(SOURCE_HUES[trait.split("_", 1)[0]], np.float32)
+        img = _paint(img, evidence, 0.8 * hue + 0.2 * img)
+    elif trait == "red_belly":
         img = _paint(img, evidence, _RED)
     elif trait == "yellow_belly":
         img = _paint(img, evidence, _YELLOW)

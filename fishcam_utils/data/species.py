@@ -60,6 +60,30 @@ SPECIES: tuple[Species, ...] = (
 )
 
 
+# The source task of the course's pretrained stand-in (notebook 03): other invented fish, marked by a
+# coloured pattern that shows in every view, so any one view names the species. Nothing here is a
+# trait of the course's species: a network pretrained on them has to *transfer* what it learned
+# (edges, colours, shapes, where a fish is), not recognise the course's marks.
+SOURCE_PATTERNS: tuple[str, ...] = ("rings", "zigzag", "checker", "blotches")
+SOURCE_HUES: dict[str, tuple[float, float, float]] = {
+    "blue": (0.15, 0.35, 0.85), "orange": (0.95, 0.50, 0.10), "green": (0.15, 0.70, 0.30)}
+SOURCE_TRAITS: tuple[str, ...] = tuple(f"{hue}_{pattern}" for pattern in SOURCE_PATTERNS for hue in SOURCE_HUES)
+_SOURCE_NAMES = ("Azure Ringfin", "Amber Ringfin", "Jade Ringfin", "Azure Zigzag Eelpout", "Amber Zigzag Eelpout",
+                 "Jade Zigzag Eelpout", "Azure Checker Wrasse", "Amber Checker Wrasse", "Jade Checker Wrasse",
+                 "Azure Blotched Loach", "Amber Blotched Loach", "Jade Blotched Loach")
+SOURCE_SPECIES: tuple[Species, ...] = tuple(
+    Species(name, {view: trait for view in VIEWS}, "side") for name, trait in zip(_SOURCE_NAMES, SOURCE_TRAITS))
+SPECIES_TABLES: dict[str, tuple[Species, ...]] = {"course": SPECIES, "source": SOURCE_SPECIES}
+
+
+def species_table(name: str) -> tuple[Species, ...]:
+    """A species table by name: ``"course"`` (the course's nine species) or ``"source"`` (the
+    pretraining task of the stand-in weights)."""
+    if name not in SPECIES_TABLES:
+        raise ValueError(f"unknown species table {name!r}; choose one of {', '.join(SPECIES_TABLES)}")
+    return SPECIES_TABLES[name]
+
+
 def class_names(species: tuple[Species, ...] = SPECIES) -> list[str]:
     """The species names in label order (label i is ``class_names()[i]``)."""
     return [s.name for s in species]
@@ -76,8 +100,10 @@ def single_view_ceiling(view: str, species: tuple[Species, ...] = SPECIES) -> fl
     return len({s.traits[view] for s in species}) / len(species)
 
 
-def validate_species(species: tuple[Species, ...] = SPECIES) -> None:
-    """Check a species table: known traits, unique names, and no two species alike in two views."""
+def validate_species(species: tuple[Species, ...] = SPECIES, traits: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Check a species table: known traits (``traits``, default the course's ``TRAITS``), unique
+    names, and no two species alike in two views."""
+    traits = TRAITS if traits is None else traits
     names = [s.name for s in species]
     if len(set(names)) != len(names):
         raise ValueError(f"species names must be unique, got {names}")
@@ -85,8 +111,8 @@ def validate_species(species: tuple[Species, ...] = SPECIES) -> None:
         if set(s.traits) != set(VIEWS):
             raise ValueError(f"{s.name}: traits must name exactly the views {VIEWS}")
         for view, trait in s.traits.items():
-            if trait not in TRAITS[view]:
-                raise ValueError(f"{s.name}: {trait!r} is not a {view} trait; choose from {TRAITS[view]}")
+            if trait not in traits[view]:
+                raise ValueError(f"{s.name}: {trait!r} is not a {view} trait; choose from {traits[view]}")
         if s.deciding_view not in VIEWS:
             raise ValueError(f"{s.name}: deciding view {s.deciding_view!r} is not one of {VIEWS}")
         shared = [o.name for o in species if o is not s and o.traits[s.deciding_view] == s.deciding_trait]
@@ -99,3 +125,4 @@ def validate_species(species: tuple[Species, ...] = SPECIES) -> None:
 
 
 validate_species()
+validate_species(SOURCE_SPECIES, {view: SOURCE_TRAITS for view in VIEWS})

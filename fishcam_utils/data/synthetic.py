@@ -26,7 +26,7 @@ from ..errors import DataError, listing, option
 from ..settings import data_dir, quick_mode
 from .images import JUNK_FILES
 from .render import render_photo, sample_body_colour, sample_marker, sample_photo_params
-from .species import SPECIES, VIEWS, class_names
+from .species import SPECIES_TABLES, VIEWS, class_names, species_table
 
 FORMAT = "fishcam-synthetic"
 FORMAT_VERSION = 1
@@ -45,7 +45,8 @@ class SyntheticConfig:
     whose colour gives away the class on a ``shortcut_rate`` share of the photos in the
     ``shortcut_splits`` (the training split by default), and on no other photo.
     ``layout="kaggle"`` writes the side views only, with body masks only, as the Kaggle fish
-    dataset has them.
+    dataset has them. ``species`` names the species table: ``"course"`` (the course's nine) or
+    ``"source"`` (the pretraining task of the course's stand-in weights, ``species.SOURCE_SPECIES``).
     """
 
     size: int | tuple[int, int] = 64
@@ -58,6 +59,12 @@ class SyntheticConfig:
     shortcut_splits: tuple[str, ...] = ("train",)
     layout: str = "multiview"
     marker_size: float = 0.08  # half the sticker's side, in canvas units (the shorter side is 2): 0.08 is 5 px at 64 px
+    species: str = "course"
+
+    @property
+    def table(self):
+        """The species drawn, in label order."""
+        return species_table(self.species)
 
     def __post_init__(self) -> None:
         # JSON and the CLI hand over lists; keep tuples so that configs compare equal.
@@ -102,11 +109,15 @@ class SyntheticConfig:
             raise ValueError(f"shortcut_splits must be among {SPLITS}, got {self.shortcut_splits!r}")
         if self.layout not in OUTPUT_LAYOUTS:
             raise ValueError(f"layout must be one of {OUTPUT_LAYOUTS}, got {self.layout!r}")
+        if self.species not in SPECIES_TABLES:
+            raise ValueError(f"species must be one of {', '.join(SPECIES_TABLES)}, got {self.species!r}")
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         if not self.shortcut:
             del values["marker_size"]  # meaningless without stickers: datasets made before it stay current
+        if self.species == "course":
+            del values["species"]  # the course's table: datasets made before the option stay current
         return values
 
     @classmethod
@@ -128,7 +139,7 @@ def split_of_each_fish(config: SyntheticConfig) -> list[list[str]]:
     n_val = max(1, round(n * f_val)) if f_val > 0 else 0
     n_test = max(1, round(n * f_test)) if f_test > 0 else 0
     splits = []
-    for species_index in range(len(SPECIES)):
+    for species_index in range(len(config.table)):
         order = np.random.default_rng([config.seed, _STREAM_SPLIT, species_index]).permutation(n)
         names = np.empty(n, dtype=object)
         names[order[:n_val]] = "val"
@@ -163,7 +174,7 @@ def _save_png(array: np.ndarray, path: Path) -> None:
 def _render_fish(job: tuple[SyntheticConfig, str, int, int, str]) -> list[dict[str, Any]]:
     """Render and write every view of one fish; returns its metadata rows."""
     config, root, species_index, number, split = job
-    species = SPECIES[species_index]
+    species = config.table[species_index]
     fish_index = species_index * config.fish_per_class + number
     fish_id = f"F{fish_index + 1:05d}"
     aspect = config.width / config.height
@@ -240,11 +251,11 @@ def _describe(config: SyntheticConfig) -> dict[str, Any]:
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "config": config.to_dict(),
-        "classes": class_names(),
+        "classes": class_names(config.table),
         "views": list(config.image_views),
         "species": [
             {"name": s.name, "label": i, "traits": s.traits, "deciding_view": s.deciding_view}
-            for i, s in enumerate(SPECIES)
+            for i, s in enumerate(config.table)
         ],
     }
 
@@ -299,7 +310,7 @@ def generate_dataset(
     try:
         splits = split_of_each_fish(config)
         jobs = [
-            (config, str(tmp), s, n, splits[s][n]) for s in range(len(SPECIES)) for n in range(config.fish_per_class)
+            (config, str(tmp), s, n, splits[s][n]) for s in range(len(config.table)) for n in range(config.fish_per_class)
         ]
         workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
         bar = tqdm(total=len(jobs), desc=f"Drawing fish into {out_dir.name}", unit="fish", disable=not progress)
