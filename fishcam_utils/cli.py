@@ -413,6 +413,16 @@ def _evaluate_cam(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    from .training.pretrain import pretrain
+
+    entry = pretrain(args.backbone, Path(args.out) if args.out else None, device=args.device or "auto",
+                     progress=not args.no_progress)
+    print(f"{args.backbone}: source-task test accuracy {entry['source_test_accuracy']:.1%}, "
+          f"{entry['bytes'] / 1e6:.1f} MB, sha256 {entry['sha256'][:12]}...; written to {entry['path']}")
+    return 0
+
+
 def _course(args: argparse.Namespace) -> int:
     from .course import run_course
 
@@ -650,12 +660,27 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--build", help="output folder (default: build/)")
     course.add_argument("--no-html", action="store_true", help="skip the HTML renderings")
     course.set_defaults(run=_course)
+
+    from .training.pretrain import STANDIN_RECIPES
+
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="make the course's pretrained stand-in weights (offline transfer learning, notebook 03)",
+        description="Pretrain a backbone on the source task (twelve other invented fish, all views mixed) with "
+        "the recipe of training/pretrain.py, and write it with its manifest (recipe, data seed, sha256, "
+        "source-task accuracy) to checkpoints/standin, where build_model(..., weights='course') finds it.",
+    )
+    pretrain.add_argument("--backbone", required=True, choices=list(STANDIN_RECIPES), help="the backbone to pretrain")
+    pretrain.add_argument("--out", help="folder for the weights and manifest (default: checkpoints/standin)")
+    pretrain.add_argument("--device", type=_device, help="cpu, cuda or mps (default: the best available)")
+    pretrain.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pretrain.set_defaults(run=_pretrain)
     return parser
 
 
 # Where each command writes, for messages about a folder it cannot write.
 _OUTPUT_FLAG = {"train": "--run-dir", "gradcam": "--out", "evaluate": "--out", "evaluate-cam": "--out",
-                "make-data": "--out"}
+                "make-data": "--out", "pretrain": "--out"}
 _USES_CACHE = {"train", "evaluate"}
 _OS_ADVICE = {
     errno.ENOSPC: "the disk is full: free some space, or write to another disk",

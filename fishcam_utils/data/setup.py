@@ -56,7 +56,8 @@ def make_datasets(
     """Datasets for training (augmented with ``train_transform(image_size, augment)``),
     validation and test (``eval_transform``), as (3, S, S) normalised images and int labels.
 
-    ``view`` picks one view of a multi-view dataset (ignored by single-view layouts);
+    ``view`` picks one view of a multi-view dataset (ignored by single-view layouts); ``None``
+    takes every view, each photo a sample of its own (the views mixed, as for pretraining);
     ``multiview=True`` gives whole fish instead. ``classes`` fixes the class order (a
     checkpoint's); ``cache`` decodes each file once into the decode-once cache.
     ``missing_views``: a fish lacking a view is kept, the view marked missing (``"keep"``), left
@@ -81,8 +82,9 @@ def make_datasets(
         kind = FishImageDataset
         if not index.views:
             view = None
-        elif view not in index.views:
-            raise ValueError(f"view {view!r} is not in {root}; it has views {index.views}")
+        elif view is not None and view not in index.views:
+            raise ValueError(f"view {view!r} is not in {root}; it has views {index.views} (or view=None for all "
+                             "of them mixed, each photo a sample)")
     parts = {}
     for split in ("train", "val", "test"):
         transform = train_transform(image_size, augment) if split == "train" else eval_transform(image_size)

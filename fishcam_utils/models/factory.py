@@ -74,7 +74,9 @@ def build_model(
 
     ``weights``: ``"imagenet"`` (torchvision's, from the torch cache or downloaded; offline it
     raises ``OfflineError`` within ``timeout`` s), ``"auto"`` (ImageNet when available, else random
-    initialisation, printed in one line), ``None`` (random) or a path to a state dict.
+    initialisation, printed in one line), ``"course"`` (the course's stand-in, pretrained on another
+    synthetic task and shipped in ``checkpoints/standin``: see ``models.standin``), ``None`` (random)
+    or a path to a state dict.
     ``head``: ``"linear"`` or ``"mlp"`` (``hidden`` sizes, ``dropout``). ``width``/``blocks`` size
     FishResNet. Input (B, 3, H, W) normalised images → (B, num_classes) logits.
     """
@@ -94,6 +96,8 @@ def build_model(
     original_head = model.get_submodule(arch.head)
     in_features = original_head.in_features
 
+    if weights == "course":
+        _check_standin_build(name, config)
     source = _load_weights(name, arch, weights, timeout, verbose)
     if source[1] is not None:
         _load_backbone(model, arch.head, source[1], source[0])
@@ -124,9 +128,26 @@ def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbos
                 print(f"{name}: ImageNet weights unavailable ({reason}); starting from random initialisation "
                       f"({option('weights', 'imagenet')} explains how to add them).")
             return "random", None
+    if weights == "course":
+        from .standin import standin_state_dict
+
+        return "course", standin_state_dict(name)
     if isinstance(weights, (str, os.PathLike)):
         return f"file:{os.fspath(weights)}", read_state_dict(weights)
-    raise ValueError(f"weights must be 'auto', 'imagenet', None or a file path, got {weights!r}")
+    raise ValueError(f"weights must be 'auto', 'imagenet', 'course', None or a file path, got {weights!r}")
+
+
+def _check_standin_build(name: str, config: dict[str, Any]) -> None:
+    """The stand-in was pretrained with some build arguments (a FishResNet's width and blocks): ask for those."""
+    from .standin import standin_entry
+
+    built = standin_entry(name).get("build", {})
+    differ = {k: v for k, v in built.items() if k in config and config[k] != v}
+    if differ:
+        asked = ", ".join(f"{k}={config[k]!r}" for k in differ)
+        needed = ", ".join(f"{k}={v!r}" for k, v in differ.items())
+        raise ValueError(f"the course stand-in for {name} was pretrained with {needed}, not {asked}: "
+                         f"build it with {needed}, or pass weights=None to start from random initialisation")
 
 
 def _load_backbone(model: nn.Module, head: str, state: dict[str, torch.Tensor], source: str) -> None:
