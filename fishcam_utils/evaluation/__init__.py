@@ -26,21 +26,45 @@ from .attention import (
     write_attention,
 )
 from .metrics import (
+    calibration_bins,
     classification_report_text,
     confusion_matrix,
+    expected_calibration_error,
     normalize_rows,
     per_class_metrics,
     roc_pr_curves,
     summary_metrics,
 )
-from .plots import plot_confusion_matrix, plot_history, plot_misclassified, plot_roc_pr
+from .plots import plot_confusion_matrix, plot_history, plot_misclassified, plot_reliability, plot_roc_pr
 from .predict import Predictions, dataset_classes, dataset_ids, predict
 from .report import atomic_write, evaluation_metrics, write_evaluation
 
 __all__ = [
-    "Predictions", "attention_frame", "atomic_write", "class_view_weights", "deciding_view_report",
-    "plot_class_view_weights", "plot_view_weights", "synthetic_deciding_views", "write_attention", "classification_report_text", "confusion_matrix", "dataset_classes",
-    "dataset_ids", "evaluation_metrics", "normalize_rows", "per_class_metrics", "plot_confusion_matrix",
-    "plot_history", "plot_misclassified", "plot_roc_pr", "predict", "roc_pr_curves", "summary_metrics",
+    "Predictions",
+    "atomic_write",
+    "attention_frame",
+    "calibration_bins",
+    "class_view_weights",
+    "classification_report_text",
+    "confusion_matrix",
+    "dataset_classes",
+    "dataset_ids",
+    "deciding_view_report",
+    "evaluation_metrics",
+    "expected_calibration_error",
+    "normalize_rows",
+    "per_class_metrics",
+    "plot_class_view_weights",
+    "plot_confusion_matrix",
+    "plot_history",
+    "plot_misclassified",
+    "plot_reliability",
+    "plot_roc_pr",
+    "plot_view_weights",
+    "predict",
+    "roc_pr_curves",
+    "summary_metrics",
+    "synthetic_deciding_views",
+    "write_attention",
     "write_evaluation",
 ]

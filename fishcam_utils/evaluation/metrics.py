@@ -201,3 +201,33 @@ def roc_pr_curves(targets: Sequence[int] | np.ndarray, probs: np.ndarray, classe
         "macro_roc_auc": mean_defined("roc_auc"),
         "macro_average_precision": mean_defined("average_precision"),
     }
+
+
+def calibration_bins(targets: Sequence[int] | np.ndarray, probs: np.ndarray, bins: int = 15) -> pd.DataFrame:
+    """The reliability table: images grouped by the confidence of their top class into ``bins`` equal
+    intervals of (0, 1]; per bin ``low``, ``high``, ``images``, ``confidence`` (mean top probability)
+    and ``accuracy`` (share right). Empty bins have NaN means. targets (N,) int, probs (N, C)."""
+    t = np.asarray(targets).astype(int).reshape(-1)
+    shape = np.shape(probs)
+    p = _probabilities(probs, shape[1] if len(shape) == 2 else 0, len(t))
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    confidence, right = p.max(1), (p.argmax(1) == t)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)  # (low, high]
+    rows = []
+    for b in range(bins):
+        inside = which == b
+        rows.append({"low": edges[b], "high": edges[b + 1], "images": int(inside.sum()),
+                     "confidence": confidence[inside].mean() if inside.any() else np.nan,
+                     "accuracy": right[inside].mean() if inside.any() else np.nan})
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(targets: Sequence[int] | np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """ECE (Guo et al. 2017) in [0, 1]: the gap between confidence and accuracy, averaged over the
+    ``calibration_bins`` weighted by their share of the images; 0 when every bin is as often right as
+    it is confident."""
+    table = calibration_bins(targets, probs, bins)
+    used = table[table["images"] > 0]
+    return float((used["images"] * (used["confidence"] - used["accuracy"]).abs()).sum() / used["images"].sum())

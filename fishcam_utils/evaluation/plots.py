@@ -197,3 +197,22 @@ def plot_misclassified(dataset, predictions: Predictions, n: int = 16, ncols: in
         ax.set_title(f"{classes[predictions.targets[i]]} →\n{classes[preds[i]]} (p={confidence[i]:.2f})", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_reliability(runs: dict[str, tuple[np.ndarray, np.ndarray]], bins: int = 15, title: str | None = None) -> Figure:
+    """Reliability diagram: accuracy against confidence per bin, a line per run (name → (targets,
+    probs)), the diagonal where a model is calibrated; each run's ECE in the legend."""
+    from .metrics import calibration_bins, expected_calibration_error
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    for name, (targets, probs) in runs.items():
+        table = calibration_bins(targets, probs, bins)
+        used = table[table["images"] > 0]
+        ece = expected_calibration_error(targets, probs, bins)
+        ax.plot(used["confidence"], used["accuracy"], marker="o", label=f"{name} (ECE {ece:.3f})")
+    ax.set(xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+           title=title or "Reliability diagram")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
