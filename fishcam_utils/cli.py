@@ -20,7 +20,7 @@ from pathlib import Path
 from .errors import FishCAMError, on_command_line
 
 # The architectures `fishcam train` offers (kept here so --help needs no torch import).
-MODEL_CHOICES = ["fishresnet", "resnet18", "resnet34", "resnet50", "convnext_tiny"]
+MODEL_CHOICES = ["fishresnet", "resnet18", "resnet34", "resnet50", "convnext_tiny", "convnext_nano"]
 FUSION_CHOICES = ["attention", "mean", "concat", "gated"]  # = models.FUSIONS (a test checks)
 
 
@@ -529,7 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--model", default="fishresnet", choices=MODEL_CHOICES, help="architecture")
     group.add_argument("--head", default="linear", choices=["linear", "mlp"], help="classifier head")
     group.add_argument("--weights", type=_weights, default="auto",
-                       help="auto (ImageNet if available, else random, said plainly), imagenet, none, or a .pth file")
+                       help="auto (ImageNet if available, else random, said plainly), imagenet, course (the stand-in of "
+                       "`fishcam pretrain`), none, or a .pth file")
     group.add_argument("--width", type=POSITIVE_INT, default=32, help="FishResNet channels")
     group = train.add_argument_group("multi-view (a model that fuses every view of a fish)")
     group.add_argument("--fusion", choices=list(FUSION_CHOICES),

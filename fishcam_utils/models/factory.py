@@ -39,6 +39,16 @@ def _torchvision(name: str) -> Callable[[], nn.Module]:
 _RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 _CONVNEXT_LAYERS = ("features.1", "features.3", "features.5", "features.7")
 
+def _convnext_nano() -> nn.Module:
+    """ConvNeXt-Tiny's design (torchvision's ``ConvNeXt`` class) with narrow, shallow stages: about
+    0.9 M parameters against 28 M, small enough to pretrain on a CPU and to ship as the course
+    stand-in's ConvNeXt (1.8 MB in fp16)."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    stages = [CNBlockConfig(24, 48, 2), CNBlockConfig(48, 96, 2), CNBlockConfig(96, 192, 2), CNBlockConfig(192, None, 2)]
+    return ConvNeXt(stages, stochastic_depth_prob=0.05)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "fishresnet": Architecture(lambda: None, "fc", ("stem", "layer1", "layer2"), None),  # built below
     "resnet18": Architecture(_torchvision("resnet18"), "fc", _RESNET_LAYERS, tvm.ResNet18_Weights.IMAGENET1K_V1.url),
@@ -46,9 +56,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     "resnet50": Architecture(_torchvision("resnet50"), "fc", _RESNET_LAYERS, tvm.ResNet50_Weights.IMAGENET1K_V2.url),
     "convnext_tiny": Architecture(_torchvision("convnext_tiny"), "classifier.2", _CONVNEXT_LAYERS,
                                   tvm.ConvNeXt_Tiny_Weights.IMAGENET1K_V1.url),
+    "convnext_nano": Architecture(_convnext_nano, "classifier.2", _CONVNEXT_LAYERS, None),
 }
 MODEL_NAMES = tuple(ARCHITECTURES)
-WEIGHT_CHOICES = ("auto", "imagenet", None, "<path>")
+WEIGHT_CHOICES = ("auto", "imagenet", "course", None, "<path>")
 
 
 def _set_submodule(model: nn.Module, dotted: str, module: nn.Module) -> None:
