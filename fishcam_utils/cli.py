@@ -307,6 +307,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _gradcam(args: argparse.Namespace) -> int:
     import pandas as pd
     import torch
+    from tqdm.auto import tqdm
 
     from .explain import make_cam, save_cam_images
     from .explain.overlay import heatmap_to_rgb
@@ -331,7 +332,8 @@ def _gradcam(args: argparse.Namespace) -> int:
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     ids = dataset.fish["fish_id"].tolist() if views else dataset.frame["relpath"].tolist()
     rows = []
-    for start in range(0, count, args.batch_size):
+    starts = range(0, count, args.batch_size)
+    for start in tqdm(starts, desc=f"{cam.name} maps", unit="batch", disable=args.no_progress or len(starts) < 2):
         batch = [dataset[i] for i in range(start, min(start + args.batch_size, count))]
         if views:
             inputs = (torch.stack([b[0][0] for b in batch]).to(device), torch.stack([b[0][1] for b in batch]).to(device))
@@ -617,6 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     gradcam.add_argument("--cmap", default="jet", help="matplotlib colormap of the heatmap")
     gradcam.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="images per CAM call")
     gradcam.add_argument("--device", type=_device, help="cpu, cuda or mps (default: the best available)")
+    gradcam.add_argument("--no-progress", action="store_true", help="no progress bar")
     _reading_options(gradcam)
     gradcam.set_defaults(run=_gradcam)
 

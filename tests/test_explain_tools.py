@@ -129,3 +129,12 @@ def test_gradcam_command_writes_every_view_of_a_multiview_fish(tiny_synth, tmp_p
     for row in summary.itertuples():
         assert (out / row.overlay).is_file() and row.overlay.endswith(f"_{row.view}_overlay.png")
     assert "4 test fish" in capsys.readouterr().out
+
+
+def test_gradcam_command_shows_a_progress_bar_unless_asked_not_to(tiny_checkpoint, tmp_path, capsys):
+    assert main(["gradcam", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "a"), "--limit", "6",
+                 "--batch-size", "2"]) == 0
+    assert "gradcam maps" in capsys.readouterr().err and (tmp_path / "a" / "summary.csv").is_file()
+    assert main(["gradcam", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "b"), "--limit", "6",
+                 "--batch-size", "2", "--no-progress"]) == 0
+    assert "gradcam maps" not in capsys.readouterr().err
