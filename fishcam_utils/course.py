@@ -146,11 +146,14 @@ class CellProgress:
             self.bar.refresh()
 
     def started(self, cell=None, **_: Any) -> None:
+        if getattr(cell, "cell_type", "code") != "code":  # nbclient calls the hooks for markdown cells too
+            return
         first = next((line for line in str(getattr(cell, "source", "")).splitlines() if line.strip()), "")
         self.bar.set_postfix_str(first[:48], refresh=True)
 
-    def executed(self, **_: Any) -> None:
-        self.bar.update(1)
+    def executed(self, cell=None, **_: Any) -> None:
+        if getattr(cell, "cell_type", "code") == "code":
+            self.bar.update(1)
 
     def close(self) -> None:
         self._stop.set()

@@ -103,8 +103,12 @@ def test_cell_progress_counts_cells_and_keeps_the_clock_moving(capsys):
     bar = CellProgress("08_demo", 2, every=0.05, file=out)
     bar.started(cell=nbformat.v4.new_code_cell("\n# train for a while\nfit(model)"))
     time.sleep(0.3)  # no cell finishes, yet the bar is redrawn
-    bar.executed()
+    bar.executed(cell=nbformat.v4.new_code_cell("fit(model)"))
+    note = nbformat.v4.new_markdown_cell("## A heading")
+    bar.started(cell=note)
+    bar.executed(cell=note)  # markdown cells neither count nor show
     bar.close()
     text = out.getvalue()
     assert "08_demo: cell 0 of 2" in text and "# train for a while" in text and "08_demo: cell 1 of 2" in text
     assert text.count("08_demo: cell 0 of 2") >= 3
+    assert "A heading" not in text and "cell 2 of 2" not in text
