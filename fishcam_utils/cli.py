@@ -324,7 +324,8 @@ def _gradcam(args: argparse.Namespace) -> int:
     dataset = _checkpoint_split(args, checkpoint, cache=False)
     views = getattr(dataset, "views", None)  # a multi-view model: one map per view from one backward
     layers = args.layer.split(",") if args.layer else [cam_layers(model)[-1]]
-    cam = make_cam(args.method, model, layers if len(layers) > 1 else layers[0])
+    options = {"progress": False} if args.no_progress and args.method == "scorecam" else {}
+    cam = make_cam(args.method, model, layers if len(layers) > 1 else layers[0], **options)
     if earlier:  # removed only now that the new maps can be made
         names = describe(earlier)
         remove_all(earlier)
@@ -665,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--no-html", action="store_true", help="skip the HTML renderings")
     course.set_defaults(run=_course)
 
-    from .training.pretrain import STANDIN_RECIPES
+    from .standin_recipes import STANDIN_RECIPES
 
     pretrain = commands.add_parser(
         "pretrain",

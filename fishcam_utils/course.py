@@ -135,8 +135,9 @@ class CellProgress:
     def __init__(self, name: str, cells: int, every: float = 5.0, file=None) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=cells, desc=name, unit="cell", file=file or sys.stdout, dynamic_ncols=True,
-                        bar_format="{desc}: cell {n_fmt} of {total_fmt} |{bar:20}| {elapsed}{postfix}")
+        self.name, self.cells = name, cells
+        self.bar = tqdm(total=cells, desc=f"{name}: cell 0 of {cells}", unit="cell", file=file or sys.stdout,
+                        dynamic_ncols=True, bar_format="{desc} |{bar:20}| {elapsed}{postfix}")
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, args=(every,), daemon=True)
         self._ticker.start()
@@ -149,14 +150,22 @@ class CellProgress:
         if getattr(cell, "cell_type", "code") != "code":  # nbclient calls the hooks for markdown cells too
             return
         first = next((line for line in str(getattr(cell, "source", "")).splitlines() if line.strip()), "")
+        self.bar.set_description_str(f"{self.name}: cell {min(self.bar.n + 1, self.cells)} of {self.cells}", refresh=False)
         self.bar.set_postfix_str(first[:48], refresh=True)
 
     def executed(self, cell=None, **_: Any) -> None:
         if getattr(cell, "cell_type", "code") == "code":
             self.bar.update(1)
 
+    @staticmethod
+    def runnable(nb) -> int:
+        """The code cells nbclient runs: not empty, not tagged ``skip-execution``."""
+        return sum(c.cell_type == "code" and bool(str(c.source).strip())
+                   and "skip-execution" not in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+
     def close(self) -> None:
         self._stop.set()
+        self.bar.set_description_str(f"{self.name}: {self.bar.n} of {self.cells} cells ran", refresh=False)
         self.bar.set_postfix_str("", refresh=False)
         self.bar.close()
 
@@ -174,7 +183,7 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(source, as_version=4)
-    bar = CellProgress(source.stem, sum(c.cell_type == "code" for c in nb.cells)) if progress else None
+    bar = CellProgress(source.stem, CellProgress.runnable(nb)) if progress else None
     client = NotebookClient(
         nb,
         kernel_manager_class=_this_python_kernel_manager(),
@@ -205,16 +214,20 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
     return NotebookRun(name=source.stem, seconds=seconds, ok=not error, error=error)
 
 
-def time_table(runs: list[NotebookRun]) -> str:
-    """The time per notebook as a Markdown table (minutes), with the total: what ``make course``
-    prints last and ``bench/course_bench.py`` writes to ``bench/RESULTS.md``."""
+def time_table(runs: list[NotebookRun], dataset_seconds: float | None = None) -> str:
+    """The time per notebook as a Markdown table (minutes), with the total, and first the time spent
+    drawing (or finding) the default dataset if given: what ``make course`` prints last and
+    ``bench/course_bench.py`` writes to ``bench/RESULTS.md``."""
     rows = ["| notebook | ran | minutes |", "|---|---|---:|"]
+    if dataset_seconds is not None:
+        rows.append(f"| (the dataset) | ok | {dataset_seconds / 60:.1f} |")
     rows += [f"| {r.name} | {'ok' if r.ok else 'FAILED'} | {r.seconds / 60:.1f} |" for r in runs]
-    rows.append(f"| **total** | {sum(r.ok for r in runs)}/{len(runs)} | **{sum(r.seconds for r in runs) / 60:.1f}** |")
+    total = sum(r.seconds for r in runs) + (dataset_seconds or 0.0)
+    rows.append(f"| **total** | {sum(r.ok for r in runs)}/{len(runs)} | **{total / 60:.1f}** |")
     return "\n".join(rows)
 
 
-def format_summary(runs: list[NotebookRun], quick: bool, build: Path) -> str:
+def format_summary(runs: list[NotebookRun], quick: bool, build: Path, dataset_seconds: float | None = None) -> str:
     lines = [f"FishCAM course ({'quick' if quick else 'full'} mode): {sum(r.ok for r in runs)}/{len(runs)} notebooks ran"]
     for run in runs:
         status = "ok" if run.ok else "FAILED"
@@ -226,7 +239,7 @@ def format_summary(runs: list[NotebookRun], quick: bool, build: Path) -> str:
             lines.append(f"      error: {run.error}")
     lines.append(f"  total {sum(r.seconds for r in runs):.1f} s")
     lines.append(f"Executed notebooks: {build / 'notebooks'}   HTML: {build / 'html'}   figures: {build / 'figures'}")
-    lines += ["", "Time per notebook:", time_table(runs)]
+    lines += ["", "Time per notebook:", time_table(runs, dataset_seconds)]
     return "\n".join(lines)
 
 
@@ -253,7 +266,9 @@ def run_course(
             raise ValueError(f"no notebook {', '.join(unknown)}; the notebooks are "
                              f"{', '.join(p.stem.split('_')[0] for p in chosen)}")
         chosen = [p for p in chosen if any(p.stem.startswith(o) for o in only)]
+    start = time.perf_counter()
     print(f"Dataset: {ensure_synthetic(quick)}")
+    dataset_seconds = time.perf_counter() - start
     runs = []
     for source in chosen:
         print(f"Running {source.name} ...", flush=True)
@@ -267,7 +282,7 @@ def run_course(
         run.values, run.figures = report["values"], report["figures"]
         runs.append(run)
         print(f"  {'done' if run.ok else 'FAILED'} in {run.seconds:.1f} s" + (f": {run.error}" if run.error else ""), flush=True)
-    summary = format_summary(runs, quick, build)
+    summary = format_summary(runs, quick, build, dataset_seconds)
     (build / "summary.txt").write_text(summary + "\n")
     print(summary)
     return runs

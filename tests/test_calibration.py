@@ -43,7 +43,23 @@ def test_a_calibrated_model_scores_near_zero_and_an_overconfident_one_does_not()
     plt.close(fig)
 
 
+def test_bins_inside_and_at_the_top_edge():
+    probs = np.array([[0.62, 0.38], [1.0, 0.0], [0.0, 1.0], [0.33, 0.67]])
+    targets = np.array([0, 0, 0, 1])
+    table = calibration_bins(targets, probs, bins=4)  # (0, .25], (.25, .5], (.5, .75], (.75, 1]
+    assert table["images"].tolist() == [0, 0, 2, 2]  # 0.62 and 0.67; 1.0 and 1.0 (one-hot rows, the top bin)
+    assert table.loc[2, "accuracy"] == 1.0 and table.loc[3, "accuracy"] == 0.5
+    expected = (2 * abs((0.62 + 0.67) / 2 - 1.0) + 2 * abs(1.0 - 0.5)) / 4
+    assert expected_calibration_error(targets, probs, bins=4) == pytest.approx(expected)
+
+
 def test_bad_probabilities_are_refused():
+    with pytest.raises(ValueError, match="pass softmax outputs"):
+        expected_calibration_error([0, 1], np.array([[5.0, -2.0], [3.0, 1.0]]))
+    with pytest.raises(ValueError, match="no images"):
+        expected_calibration_error([], np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 2\)"):
+        expected_calibration_error([0, 2], np.array([[0.5, 0.5], [0.5, 0.5]]))
     with pytest.raises(ValueError, match="probs must be"):
         expected_calibration_error([0, 1], np.array([0.2, 0.8]))
     with pytest.raises(ValueError, match="bins must be at least 1"):

@@ -63,13 +63,15 @@ def test_run_course_executes_in_order_and_summarises(tmp_path, capsys):
     assert "hello from the kernel" in (build / "html" / "01_ok.html").read_text()
     assert (build / "html" / "02_broken.html").is_file()  # failures are rendered too
     summary = capsys.readouterr().out
-    assert "01_ok: cell 4 of 4" in summary and "02_broken: cell 0 of 1" in summary  # progress while it ran
+    assert "01_ok: cell 4 of 4" in summary and "01_ok: 4 of 4 cells ran" in summary  # progress while it ran
+    assert "02_broken: cell 1 of 1" in summary and "02_broken: 1 of 1 cells ran" in summary  # a failed cell ran
     assert "1/2 notebooks ran" in summary
     table = summary[summary.index("Time per notebook:"):].splitlines()
-    assert table[1] == "| notebook | ran | minutes |" and table[3].startswith("| 01_ok | ok | ")
-    assert table[4].startswith("| 02_broken | FAILED | ") and table[5].startswith("| **total** | 1/2 | **")
-    total = float(table[5].split("**")[-2])
-    assert total == pytest.approx(sum(r.seconds for r in runs) / 60, abs=0.051) and "answer: 42" in summary and "FAILED" in summary
+    assert table[1] == "| notebook | ran | minutes |" and table[3].startswith("| (the dataset) | ok | ")
+    assert table[4].startswith("| 01_ok | ok | ") and table[5].startswith("| 02_broken | FAILED | ")
+    assert table[6].startswith("| **total** | 1/2 | **")
+    total, dataset = float(table[6].split("**")[-2]), float(table[3].split("|")[3])
+    assert total == pytest.approx(dataset + sum(r.seconds for r in runs) / 60, abs=0.11) and "answer: 42" in summary and "FAILED" in summary
     assert summary.rstrip().endswith((build / "summary.txt").read_text().rstrip())  # the printed summary, kept
 
 
@@ -93,6 +95,17 @@ def test_a_report_shows_the_figures_it_recorded(tmp_path):
     assert table.loc["test accuracy", "value"] == 0.5 and table.loc["by class", "value"] == '{"a": 1}'
 
 
+def test_cell_progress_counts_the_cells_nbclient_runs():
+    from fishcam_utils.course import CellProgress
+
+    nb = nbformat.v4.new_notebook()
+    skipped = nbformat.v4.new_code_cell("print(1)")
+    skipped.metadata["tags"] = ["skip-execution"]
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("  \n"), skipped,
+                nbformat.v4.new_markdown_cell("# text"), nbformat.v4.new_code_cell("y = 2")]
+    assert CellProgress.runnable(nb) == 2
+
+
 def test_cell_progress_counts_cells_and_keeps_the_clock_moving(capsys):
     import io
     import time
@@ -100,15 +113,15 @@ def test_cell_progress_counts_cells_and_keeps_the_clock_moving(capsys):
     from fishcam_utils.course import CellProgress
 
     out = io.StringIO()
-    bar = CellProgress("08_demo", 2, every=0.05, file=out)
+    bar = CellProgress("08_demo", 2, every=0.02, file=out)
     bar.started(cell=nbformat.v4.new_code_cell("\n# train for a while\nfit(model)"))
-    time.sleep(0.3)  # no cell finishes, yet the bar is redrawn
+    time.sleep(0.5)  # no cell finishes, yet the bar is redrawn
     bar.executed(cell=nbformat.v4.new_code_cell("fit(model)"))
     note = nbformat.v4.new_markdown_cell("## A heading")
     bar.started(cell=note)
     bar.executed(cell=note)  # markdown cells neither count nor show
     bar.close()
     text = out.getvalue()
-    assert "08_demo: cell 0 of 2" in text and "# train for a while" in text and "08_demo: cell 1 of 2" in text
-    assert text.count("08_demo: cell 0 of 2") >= 3
+    assert "08_demo: cell 1 of 2" in text and "# train for a while" in text and "08_demo: 1 of 2 cells ran" in text
+    assert text.count("08_demo: cell 1 of 2") >= 3  # redrawn while the cell ran
     assert "A heading" not in text and "cell 2 of 2" not in text

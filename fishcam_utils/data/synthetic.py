@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..errors import DataError, listing, option
 from ..settings import data_dir, quick_mode
 from .images import JUNK_FILES
-from .render import render_photo, sample_body_colour, sample_marker, sample_photo_params
+from .render import MARKER_COLOURS, render_photo, sample_body_colour, sample_marker, sample_photo_params
 from .species import SPECIES_TABLES, VIEWS, class_names, species_table
 
 FORMAT = "fishcam-synthetic"
@@ -111,6 +111,9 @@ class SyntheticConfig:
             raise ValueError(f"layout must be one of {OUTPUT_LAYOUTS}, got {self.layout!r}")
         if self.species not in SPECIES_TABLES:
             raise ValueError(f"species must be one of {', '.join(SPECIES_TABLES)}, got {self.species!r}")
+        if self.shortcut and len(self.table) > len(MARKER_COLOURS):
+            raise ValueError(f"shortcut=True gives each class a sticker colour, and there are {len(MARKER_COLOURS)} "
+                             f"colours for the {len(self.table)} species of {self.species!r}: use the course's table")
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -132,6 +135,11 @@ QUICK_CONFIG = SyntheticConfig(fish_per_class=30)
 SHORTCUT_MARKER_SIZE = 0.14
 
 
+def _table_stream(config: SyntheticConfig) -> list[int]:
+    """Another table draws other poses and backgrounds from the same seed (the course's draws stay as they were)."""
+    return [] if config.species == "course" else [1000 + sorted(SPECIES_TABLES).index(config.species)]
+
+
 def split_of_each_fish(config: SyntheticConfig) -> list[list[str]]:
     """For each species, the split of each of its fish: stratified, seeded, whole fish at a time."""
     n = config.fish_per_class
@@ -140,7 +148,7 @@ def split_of_each_fish(config: SyntheticConfig) -> list[list[str]]:
     n_test = max(1, round(n * f_test)) if f_test > 0 else 0
     splits = []
     for species_index in range(len(config.table)):
-        order = np.random.default_rng([config.seed, _STREAM_SPLIT, species_index]).permutation(n)
+        order = np.random.default_rng([config.seed, *_table_stream(config), _STREAM_SPLIT, species_index]).permutation(n)
         names = np.empty(n, dtype=object)
         names[order[:n_val]] = "val"
         names[order[n_val : n_val + n_test]] = "test"
@@ -178,14 +186,14 @@ def _render_fish(job: tuple[SyntheticConfig, str, int, int, str]) -> list[dict[s
     fish_index = species_index * config.fish_per_class + number
     fish_id = f"F{fish_index + 1:05d}"
     aspect = config.width / config.height
-    colour = sample_body_colour(np.random.default_rng([config.seed, _STREAM_FISH, fish_index]))
+    colour = sample_body_colour(np.random.default_rng([config.seed, *_table_stream(config), _STREAM_FISH, fish_index]))
     rows = []
     for view in config.image_views:
         view_index = VIEWS.index(view)
         params = sample_photo_params(
-            np.random.default_rng([config.seed, _STREAM_FISH, fish_index, view_index]), colour, aspect
+            np.random.default_rng([config.seed, *_table_stream(config), _STREAM_FISH, fish_index, view_index]), colour, aspect
         )
-        marker_rng = np.random.default_rng([config.seed, _STREAM_MARKER, fish_index, view_index])
+        marker_rng = np.random.default_rng([config.seed, *_table_stream(config), _STREAM_MARKER, fish_index, view_index])
         has_marker = (
             config.shortcut and split in config.shortcut_splits and marker_rng.random() < config.shortcut_rate
         )

@@ -212,6 +212,13 @@ def calibration_bins(targets: Sequence[int] | np.ndarray, probs: np.ndarray, bin
     p = _probabilities(probs, shape[1] if len(shape) == 2 else 0, len(t))
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
+    if len(t) == 0:
+        raise ValueError("no images: calibration needs at least one (targets and probs are empty)")
+    if t.min() < 0 or t.max() >= p.shape[1]:
+        raise ValueError(f"targets must lie in [0, {p.shape[1]}), got values from {t.min()} to {t.max()}")
+    if p.min() < 0 or p.max() > 1 or np.abs(p.sum(1) - 1).max() > 1e-3:
+        raise ValueError("probs must be probabilities (each row in [0, 1], summing to 1): pass softmax outputs, "
+                         "such as Predictions.probs, not logits")
     confidence, right = p.max(1), (p.argmax(1) == t)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)  # (low, high]

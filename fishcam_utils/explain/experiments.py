@@ -87,12 +87,14 @@ def _guided_gradients(model: nn.Module, images: torch.Tensor, targets: torch.Ten
 
 
 def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str,
-                     layer: str | None = None, batch_size: int = 64, guided: torch.Tensor | None = None) -> torch.Tensor:
+                     layer: str | None = None, batch_size: int = 64, guided: torch.Tensor | None = None,
+                     progress: bool | None = None) -> torch.Tensor:
     """(N, H, W) maps in [0, 1] of ``targets`` by ``method``: a CAM method at ``layer``,
     ``"guided-gradcam"`` (saliency of guided gradients times the Grad-CAM map at ``layer``),
     ``"guided-backprop"`` or ``"gradient"`` (saliency of the input gradients; no layer), or a
     reference map that ignores the model, ``"random"`` or ``"edges"`` (``references``; no layer).
-    ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed."""
+    ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed. ``progress``: Score-CAM's
+    bar (None: only for long work)."""
     if method in REFERENCE_MAPS:
         return reference_maps(method, images).cpu().float()
     device = model_device(model)
@@ -108,7 +110,8 @@ def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tens
             cam = make_cam("gradcam", model, layer)(x, t).maps
             out.append(saliency(guided_gradcam(guided[start:start + batch_size].to(cam), cam)))
         else:
-            out.append(make_cam(method, model, layer)(x, t).maps)
+            options = {"progress": progress} if method.replace("-", "") == "scorecam" else {}
+            out.append(make_cam(method, model, layer, **options)(x, t).maps)
     return torch.cat(out).cpu().float()
 
 
@@ -129,7 +132,8 @@ def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[s
         start = time.perf_counter()
         if method == "guided-gradcam" and guided is None:  # the same for every layer: computed once
             guided = _guided_gradients(model, batch.images, batch.labels)
-        maps = explanation_maps(model, batch.images, batch.labels, method, layer, guided=guided)
+        maps = explanation_maps(model, batch.images, batch.labels, method, layer, guided=guided,
+                                progress=None if progress else False)
         curve = batch.head(curve_images)
         kwargs = dict(steps=steps, baseline=baseline)
         deletion = deletion_curve(model, curve.images, maps[:len(curve)], curve.labels, **kwargs)

@@ -126,8 +126,12 @@ def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbos
     if weights in ("imagenet", "auto"):
         if arch.weights_url is None:
             if weights == "imagenet":
-                raise ValueError(f"{name} has no ImageNet weights (it is the course's own network); "
-                                 f"use {option('weights', None)}")
+                raise ValueError(f"{name} has no ImageNet weights (it is one of the course's own networks); "
+                                 f"use {option('weights', 'course')} for the course's pretrained stand-in, or "
+                                 f"{option('weights', None)}")
+            if verbose and name != "fishresnet":  # FishResNet is meant to start from scratch (notebook 02)
+                print(f"{name}: no ImageNet weights exist for it; starting from random initialisation "
+                      f"({option('weights', 'course')} loads the course's pretrained stand-in).")
             return "random", None
         try:
             return "imagenet", imagenet_state_dict(name, arch.weights_url, timeout=timeout, progress=verbose)

@@ -2,17 +2,19 @@
 (the species table ``"source"``: other invented fish, other marks), shipped small with the course so
 that transfer learning can be taught offline.
 
-The weights live in ``checkpoints/standin/`` beside a ``manifest.json`` that records, for each
-backbone, the file, its sha256, the build arguments, the recipe and data seed that made it, and the
+The weights live in ``checkpoints/standin/`` (fp16 where fp16 holds them) beside a ``manifest.json``
+that records, for each backbone, the file, its sha256, the build arguments, the recipe and data seed that made it, and the
 source task's test accuracy. ``build_model(name, k, weights="course")`` loads them, checking the hash
 and reading with ``weights_only=True``. ``fishcam pretrain`` (``training.pretrain``) makes them again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +57,18 @@ def read_manifest(folder: Path | None = None) -> dict[str, Any]:
 def standin_entry(name: str, folder: Path | None = None) -> dict[str, Any]:
     """The manifest entry of backbone ``name``, or a ``FileNotFoundError`` that says how to make it."""
     folder = folder or standin_dir()
+    from ..standin_recipes import STANDIN_RECIPES
+
     entry = read_manifest(folder).get(name)
+    if entry is None and name not in STANDIN_RECIPES:
+        raise FileNotFoundError(f"the course has no stand-in for {name}; there are stand-ins for "
+                                f"{', '.join(STANDIN_RECIPES)} (STANDIN_RECIPES in fishcam_utils/standin_recipes.py), "
+                                f"or use weights='imagenet' where ImageNet weights can be downloaded")
     if entry is None:
         raise FileNotFoundError(f"no course stand-in weights for {name} in {folder}: make them with "
-                                f"`fishcam pretrain --backbone {name}` (the recipe is in the README), or use "
-                                f"weights='imagenet' where ImageNet weights can be downloaded")
+                                f"`fishcam pretrain --backbone {name}` (its recipe is STANDIN_RECIPES[{name!r}] in "
+                                f"fishcam_utils/standin_recipes.py), or use weights='imagenet' where ImageNet "
+                                f"weights can be downloaded")
     return entry
 
 
@@ -77,22 +86,77 @@ def standin_state_dict(name: str, folder: Path | None = None) -> dict[str, torch
         raise ValueError(f"{path} does not match its manifest (sha256 {actual[:12]}... instead of "
                          f"{entry['sha256'][:12]}...): the file is damaged or was replaced; restore it from git or "
                          f"run `fishcam pretrain --backbone {name}`")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    return unshipped(torch.load(path, map_location="cpu", weights_only=True))
+
+
+# fp16 keeps the files small; a tensor fp16 cannot hold (BatchNorm statistics, ConvNeXt's layer scales
+# of 1e-6, values beyond 65504) stays in fp32, a few kilobytes in all.
+_FP16_TINY, _FP16_MAX = 6.1e-5, 65504.0
+
+
+def shippable(state: dict[str, torch.Tensor], head: str) -> dict[str, torch.Tensor]:
+    """The backbone tensors of a state dict (every one outside the ``head`` module), as shipped: floats
+    in fp16 where fp16 holds them, else fp32; CPU copies."""
+    out = {}
+    for name, value in state.items():
+        if name.startswith(head + "."):
+            continue
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            magnitude = value.abs()
+            nonzero = magnitude[magnitude > 0]
+            keep = ("running_" in name or magnitude.max() > _FP16_MAX
+                    or (nonzero.numel() and nonzero.min() < _FP16_TINY))
+            value = value.float() if keep else value.half()
+        out[name] = value.clone()
+    return out
+
+
+def unshipped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Shipped tensors back as float32 (integers, such as BatchNorm's batch counts, as they are)."""
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
 
+@contextlib.contextmanager
+def _locked(folder: Path, timeout: float = 60.0):
+    """One writer of the manifest at a time (two ``fishcam pretrain`` runs into one folder)."""
+    lock = folder / (MANIFEST + ".lock")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{lock} has been held for {timeout:.0f} s: another `fishcam pretrain` is writing "
+                                   f"this folder, or one was killed; if none is running, delete {lock}") from None
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        os.close(fd)
+        lock.unlink(missing_ok=True)
+
+
 def save_standin(model: nn.Module, name: str, head: str, record: dict[str, Any], folder: Path | None = None) -> Path:
-    """Write the backbone of ``model`` (every tensor but the ``head`` module's, floats in fp16 to keep
-    the file small) as ``standin-<name>.pt`` and its manifest entry (``record`` plus file, sha256 and
-    size), both atomically. Returns the weights file."""
+    """Write the backbone of ``model`` (``shippable``) as ``standin-<name>-<sha12>.pt`` and its manifest
+    entry (``record`` plus file, sha256 and size). The weights are written first, under a name of their
+    own, then the manifest is switched to them, then the file it listed before is deleted: at every
+    moment the manifest lists a complete file that matches its hash. Returns the weights file."""
     folder = folder or standin_dir()
-    state = {k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu().clone()
-             for k, v in model.state_dict().items() if not k.startswith(head + ".")}
-    path = folder / f"standin-{name}.pt"
-    with atomic_write(path) as handle:
-        torch.save(state, handle)
-    manifest = read_manifest(folder)
-    manifest[name] = {**record, "file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
-    with atomic_write(folder / MANIFEST, "w") as handle:
-        handle.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    scratch = folder / f".standin-{name}-{os.getpid()}.pt"
+    with atomic_write(scratch) as handle:
+        torch.save(shippable(model.state_dict(), head), handle)
+    digest = sha256_of(scratch)
+    path = folder / f"standin-{name}-{digest[:12]}.pt"
+    os.replace(scratch, path)
+    with _locked(folder):
+        manifest = read_manifest(folder)
+        before = manifest.get(name, {}).get("file")
+        manifest[name] = {**record, "file": path.name, "sha256": digest, "bytes": path.stat().st_size}
+        with atomic_write(folder / MANIFEST, "w") as handle:
+            handle.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    if before and before != path.name:
+        (folder / before).unlink(missing_ok=True)
     return path
