@@ -90,8 +90,9 @@ def standin_state_dict(name: str, folder: Path | None = None) -> dict[str, torch
 
 
 # fp16 keeps the files small; a tensor fp16 cannot hold (BatchNorm statistics, ConvNeXt's layer scales
-# of 1e-6, values beyond 65504) stays in fp32, a few kilobytes in all.
-_FP16_TINY, _FP16_MAX = 6.1e-5, 65504.0
+# of 1e-6, values beyond 65504) stays in fp32, a few kilobytes in all. "Cannot hold": rounding to fp16
+# moves the tensor by more than 0.1 % of its norm (a few tiny weights among many do not).
+_FP16_MAX, _FP16_TOLERANCE = 65504.0, 1e-3
 
 
 def shippable(state: dict[str, torch.Tensor], head: str) -> dict[str, torch.Tensor]:
@@ -103,11 +104,11 @@ def shippable(state: dict[str, torch.Tensor], head: str) -> dict[str, torch.Tens
             continue
         value = value.detach().cpu()
         if value.is_floating_point():
-            magnitude = value.abs()
-            nonzero = magnitude[magnitude > 0]
-            keep = ("running_" in name or magnitude.max() > _FP16_MAX
-                    or (nonzero.numel() and nonzero.min() < _FP16_TINY))
-            value = value.float() if keep else value.half()
+            value = value.float()
+            error = (value.half().float() - value).norm()
+            keep = ("running_" in name or value.abs().max() > _FP16_MAX
+                    or error > _FP16_TOLERANCE * value.norm())
+            value = value if keep else value.half()
         out[name] = value.clone()
     return out
 
