@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..evaluation.attention import top_view
-from ..models.state import eval_mode, logits_of, model_device, view_weights_of
+from ..models.state import eval_mode, logits_of, model_device
 from .cam import make_cam
 
 MEASURES = ("weight", "heat", "alone", "drop")
@@ -53,9 +53,9 @@ def _judge_chunk(model, cam, views, present, labels, evidence, chosen) -> dict[s
     if result.maps.ndim != 4 or result.maps.shape[1] != v:
         raise ValueError(f"the layer did not give one map per view (maps of shape {tuple(result.maps.shape)}); "
                          "pick a branch layer such as the one cam_layers(model)[-1] names")
-    with torch.no_grad():
-        weights = view_weights_of(model(views, present)).float().cpu()
-    full = _probability_with(model, views, present, labels)
+    # The CAM's own forward pass gives the weights and the probability with every view: no second pass.
+    weights = result.view_weights.float().cpu()
+    full = result.logits.float().softmax(1).gather(1, labels[:, None])[:, 0].cpu()
     eye = torch.eye(v, dtype=torch.bool, device=present.device)
     alone = torch.stack([_probability_with(model, views, present & eye[u], labels) for u in range(v)], 1)
     drop = torch.stack([full - _probability_with(model, views, present & ~eye[u], labels) for u in range(v)], 1)
