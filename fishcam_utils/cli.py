@@ -419,7 +419,7 @@ def _evaluate_cam(args: argparse.Namespace) -> int:
 def _pretrain(args: argparse.Namespace) -> int:
     from .training.pretrain import pretrain
 
-    entry = pretrain(args.backbone, Path(args.out) if args.out else None, device=args.device or "auto",
+    entry = pretrain(args.backbone, Path(args.out) if args.out else None, device=args.device,
                      progress=not args.no_progress)
     print(f"{args.backbone}: source-task test accuracy {entry['source_test_accuracy']:.1%}, "
           f"{entry['bytes'] / 1e6:.1f} MB, sha256 {entry['sha256'][:12]}...; written to {entry['path']}")
@@ -533,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--head", default="linear", choices=["linear", "mlp"], help="classifier head")
     group.add_argument("--weights", type=_weights, default="auto",
                        help="auto (ImageNet if available, else random, said plainly), imagenet, course (the stand-in of "
-                       "`fishcam pretrain`), none, or a .pth file")
+                       "`fishcam pretrain`), pretrained (ImageNet if available, else the stand-in), none, or a .pth file")
     group.add_argument("--width", type=POSITIVE_INT, default=32, help="FishResNet channels")
     group = train.add_argument_group("multi-view (a model that fuses every view of a fish)")
     group.add_argument("--fusion", choices=list(FUSION_CHOICES),

@@ -469,3 +469,31 @@ def test_a_fish_missing_a_view_is_kept_with_the_view_marked_missing(synth_copy):
     assert splits.test.raw(i)["back"] is None
     with pytest.raises(Exception, match="missing_views"):
         make_datasets(synth_copy, multiview=True, image_size=32, progress=False, missing_views="error")
+
+
+def test_fusion_head_trains_on_features_computed_once_and_keeps_its_best_epoch(tiny_synth):
+    from fishcam_utils.training.fusion_head import fit_fusion_head, view_features
+
+    splits = make_datasets(tiny_synth, multiview=True, image_size=32, augment=0.0, progress=False)
+    model = small_net(view_dropout=0.3)
+    branches = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("head.")}
+    head_before = {k: v.clone() for k, v in model.head.state_dict().items()}
+    history = fit_fusion_head(model, splits.train, splits.val, epochs=5, lr=1e-2, progress=False)
+    assert list(history["epoch"]) == [1, 2, 3, 4, 5] and set(history["stage"]) == {"head"}
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in branches.items())  # the branches are left as they are
+    assert any(not torch.equal(model.head.state_dict()[k], v) for k, v in head_before.items())
+    # The kept head is the best epoch's: its validation accuracy, recomputed through the whole model.
+    model.eval()
+    correct = 0
+    for i in range(len(splits.val)):
+        (views, present), label = splits.val[i]
+        with torch.no_grad():
+            correct += int(model(views[None], present[None]).logits.argmax(1).item() == label)
+    assert correct / len(splits.val) == pytest.approx(history["val_acc"].max())
+    # The cached features are the branches' own: one fish's side view through its branch by hand.
+    features, present, labels = view_features(model, splits.val)
+    (views, seen), label = splits.val[0]
+    with torch.no_grad():
+        by_hand = model.branches["side"](views[None, 0])
+    assert torch.allclose(features[0, 0], by_hand[0], atol=1e-5) and labels[0] == label and present[0].all()

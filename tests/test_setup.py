@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fishcam_utils.data import FishImageDataset, MultiViewDataset, make_datasets, scan_dataset
+from fishcam_utils.data import FishImageDataset, MultiViewDataset, few_per_class, make_datasets, scan_dataset
 from fishcam_utils.data.splits import leaked_groups
 from fishcam_utils.data.synthetic import load_metadata
 
@@ -96,3 +96,19 @@ def test_val_carved_from_two_training_images_per_class_takes_one_of_each(tmp_pat
                 write_image(tmp_path / "ds" / split / name / f"{i}.png")
     splits = make_datasets(tmp_path / "ds", image_size=8, progress=False)
     assert sorted(splits.val.frame["class_name"]) == ["bass", "trout"] and len(splits.train) == 2
+
+
+def test_few_per_class_keeps_n_whole_fish_of_each_class_and_the_transform(tiny_synth):
+    side = make_datasets(tiny_synth, view="side", image_size=32, progress=False)
+    fish = make_datasets(tiny_synth, multiview=True, image_size=32, progress=False)
+    for dataset in (side.train, fish.train):
+        few = few_per_class(dataset, 1, seed=3)
+        assert type(few) is type(dataset) and few.transform is dataset.transform and few.image_size == 32
+        assert sorted(few.targets) == list(range(len(dataset.classes)))  # one of each class
+        assert set(few.frame["fish_id"]) <= set(dataset.frame["fish_id"])
+        if isinstance(few, MultiViewDataset):  # all three views of each kept fish, none of the others
+            assert len(few.frame) == 3 * len(few) and few.frame.groupby("fish_id").size().eq(3).all()
+        assert few_per_class(dataset, 1, seed=3).frame.equals(few.frame)  # seeded
+    smallest = side.train.frame.groupby("class_name").size().min()
+    with pytest.raises(ValueError, match=r"n must be between 1 and the smallest class's"):
+        few_per_class(side.train, smallest + 1)

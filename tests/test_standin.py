@@ -23,7 +23,7 @@ def standin(tmp_path_factory):
     mp.setenv("FISHCAM_DATA_DIR", str(folder / "data"))
     mp.setenv("FISHCAM_CACHE_DIR", str(folder / "cache"))
     try:
-        entry = pretrain("fishresnet", folder, recipe=TINY, device="cpu", progress=False)
+        entry = pretrain("fishresnet", folder, recipe=TINY, progress=False)  # the default device, as the CLI passes it
     finally:
         mp.undo()
     return folder, entry
@@ -157,3 +157,39 @@ def test_a_course_network_without_imagenet_weights_says_so(capsys):
     assert "no ImageNet weights exist for it" in capsys.readouterr().out
     with pytest.raises(ValueError, match="weights='course'"):
         build_model("convnext_nano", 9, weights="imagenet", verbose=False)
+
+
+def test_pretrain_refuses_a_bad_device_before_making_any_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("FISHCAM_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(ValueError, match="'tpu' is not a device"):
+        pretrain("fishresnet", tmp_path / "standin", recipe=TINY, device="tpu", progress=False)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "standin").exists()
+
+
+def test_pretrained_takes_imagenet_when_it_can_else_the_stand_in_and_says_so(standin, monkeypatch, capsys):
+    import fishcam_utils.models.factory as factory
+    import fishcam_utils.models.standin as standin_module
+    from fishcam_utils.errors import OfflineError
+
+    folder, _ = standin
+    monkeypatch.setenv("FISHCAM_STANDIN_DIR", str(folder))
+    model = build_model("fishresnet", 9, weights="pretrained", width=4, blocks=(1, 1))  # no ImageNet weights exist
+    assert model.fishcam_weights == "course" and "using the course's pretrained stand-in" in capsys.readouterr().out
+
+    reference = build_model("resnet18", 9, weights=None, verbose=False).state_dict()
+    marked = {k: v + 1 if v.is_floating_point() else v for k, v in reference.items()}
+    monkeypatch.setattr(factory, "imagenet_state_dict", lambda *a, **k: marked)
+    online = build_model("resnet18", 9, weights="pretrained", verbose=False)
+    assert online.fishcam_weights == "imagenet" and torch.equal(online.conv1.weight, marked["conv1.weight"])
+
+    def offline(*args, **kwargs):
+        raise OfflineError("no internet here")
+
+    monkeypatch.setattr(factory, "imagenet_state_dict", offline)
+    monkeypatch.setattr(standin_module, "standin_entry", lambda name, folder=None: {"build": {}})
+    monkeypatch.setattr(standin_module, "standin_state_dict", lambda name, folder=None: reference)
+    fallback = build_model("resnet18", 9, weights="pretrained")
+    assert fallback.fishcam_weights == "course" and torch.equal(fallback.conv1.weight, reference["conv1.weight"])
+    assert "ImageNet weights unavailable (offline" in capsys.readouterr().out
+    with pytest.raises(OfflineError):  # no stand-in to fall back on: ImageNet's own error, which says what to do
+        build_model("convnext_tiny", 9, weights="pretrained", verbose=False)

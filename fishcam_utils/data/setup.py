@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import DataError
 from .datasets import FishImageDataset, MultiViewDataset
@@ -91,3 +91,18 @@ def make_datasets(
         parts[split] = kind(index.subset(split=split, view=view), transform=transform, image_size=image_size,
                             masks=masks, cache=cache, progress=progress)
     return SplitDatasets(index=index, **parts)
+
+
+def few_per_class(dataset: FishImageDataset | MultiViewDataset, n: int, seed: int = 0) -> FishImageDataset | MultiViewDataset:
+    """The same dataset with only ``n`` fish of each class, drawn with ``seed`` (all views of a fish
+    stay together). Its transform and decode size are the dataset's; for few-label experiments."""
+    frame = dataset.frame
+    fish = frame[["fish_id", "class_name"]].drop_duplicates("fish_id")
+    short = fish.groupby("class_name").size()
+    if n < 1 or (short < n).any():
+        raise ValueError(f"few_per_class(n={n}): n must be between 1 and the smallest class's "
+                         f"{int(short.min())} fish ({short.idxmin()!r})")
+    kept = fish.groupby("class_name", sort=False).sample(n=n, random_state=seed)["fish_id"]
+    index = replace(dataset.index, frame=frame[frame["fish_id"].isin(set(kept))].reset_index(drop=True))
+    return type(dataset)(index, transform=dataset.transform, image_size=dataset.image_size,
+                         masks=dataset.mask_kinds, cache=dataset._image_cache is not None, progress=False)

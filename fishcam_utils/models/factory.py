@@ -59,7 +59,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "convnext_nano": Architecture(_convnext_nano, "classifier.2", _CONVNEXT_LAYERS, None),
 }
 MODEL_NAMES = tuple(ARCHITECTURES)
-WEIGHT_CHOICES = ("auto", "imagenet", "course", None, "<path>")
+WEIGHT_CHOICES = ("auto", "imagenet", "course", "pretrained", None, "<path>")
 
 
 def _set_submodule(model: nn.Module, dotted: str, module: nn.Module) -> None:
@@ -86,8 +86,9 @@ def build_model(
     ``weights``: ``"imagenet"`` (torchvision's, from the torch cache or downloaded; offline it
     raises ``OfflineError`` within ``timeout`` s), ``"auto"`` (ImageNet when available, else random
     initialisation, printed in one line), ``"course"`` (the course's stand-in, pretrained on another
-    synthetic task and shipped in ``checkpoints/standin``: see ``models.standin``), ``None`` (random)
-    or a path to a state dict.
+    synthetic task and shipped in ``checkpoints/standin``: see ``models.standin``), ``"pretrained"``
+    (ImageNet when available, else the course's stand-in, printed in one line; an error when neither
+    exists), ``None`` (random) or a path to a state dict.
     ``head``: ``"linear"`` or ``"mlp"`` (``hidden`` sizes, ``dropout``). ``width``/``blocks`` size
     FishResNet. Input (B, 3, H, W) normalised images → (B, num_classes) logits.
     """
@@ -107,9 +108,7 @@ def build_model(
     original_head = model.get_submodule(arch.head)
     in_features = original_head.in_features
 
-    if weights == "course":
-        _check_standin_build(name, config)
-    source = _load_weights(name, arch, weights, timeout, verbose)
+    source = _load_weights(name, arch, weights, timeout, verbose, config)
     if source[1] is not None:
         _load_backbone(model, arch.head, source[1], source[0])
     # The head is replaced after loading, so it starts fresh whatever the weights held.
@@ -119,10 +118,13 @@ def build_model(
     return model
 
 
-def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbose: bool) -> tuple[str, dict | None]:
+def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbose: bool,
+                  config: dict[str, Any]) -> tuple[str, dict | None]:
     """(description, state dict or None) for the ``weights`` argument."""
     if weights is None or weights == "random":
         return "random", None
+    if weights == "pretrained":
+        return _pretrained(name, arch, timeout, verbose, config)
     if weights in ("imagenet", "auto"):
         if arch.weights_url is None:
             if weights == "imagenet":
@@ -146,10 +148,36 @@ def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbos
     if weights == "course":
         from .standin import standin_state_dict
 
+        _check_standin_build(name, config)
         return "course", standin_state_dict(name)
     if isinstance(weights, (str, os.PathLike)):
         return f"file:{os.fspath(weights)}", read_state_dict(weights)
-    raise ValueError(f"weights must be 'auto', 'imagenet', 'course', None or a file path, got {weights!r}")
+    raise ValueError(f"weights must be 'auto', 'imagenet', 'course', 'pretrained', None or a file path, got {weights!r}")
+
+
+def _pretrained(name: str, arch: Architecture, timeout: float, verbose: bool, config: dict[str, Any]) -> tuple[str, dict]:
+    """ImageNet weights when they can be had, else the course's stand-in: the same notebook cell
+    transfers online and offline, and says which it used."""
+    from ..standin_recipes import STANDIN_RECIPES
+    from .standin import standin_state_dict
+
+    reason = "it has none"
+    if arch.weights_url is not None:
+        try:
+            return "imagenet", imagenet_state_dict(name, arch.weights_url, timeout=timeout, progress=verbose)
+        except Exception as error:
+            if name not in STANDIN_RECIPES:
+                raise
+            reason = "offline and not in the torch cache" if isinstance(error, OfflineError) else str(error)[:120]
+    if name not in STANDIN_RECIPES:
+        raise ValueError(f"{name} has neither ImageNet weights nor a course stand-in; use "
+                         f"{option('weights', None)} to train it from scratch")
+    _check_standin_build(name, config)
+    state = standin_state_dict(name)
+    if verbose:
+        print(f"{name}: ImageNet weights unavailable ({reason}); using the course's pretrained stand-in "
+              f"(another synthetic task, checkpoints/standin).")
+    return "course", state
 
 
 def _check_standin_build(name: str, config: dict[str, Any]) -> None:

@@ -17,10 +17,10 @@ from typing import Any
 from ..standin_recipes import STANDIN_RECIPES
 
 
-def pretrain(name: str, folder: Path | None = None, recipe: dict[str, Any] | None = None, device: str = "auto",
+def pretrain(name: str, folder: Path | None = None, recipe: dict[str, Any] | None = None, device: str | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Pretrain backbone ``name`` on the source task with ``recipe`` (default ``STANDIN_RECIPES[name]``)
-    and save it as the course stand-in in ``folder`` (default ``checkpoints/standin``). Returns the
+    on ``device`` (None: the best available) and save it as the course stand-in in ``folder`` (default ``checkpoints/standin``). Returns the
     manifest entry written (recipe, data seed, sha256, ``source_test_accuracy`` in [0, 1])."""
     import torch
 
@@ -38,6 +38,7 @@ def pretrain(name: str, folder: Path | None = None, recipe: dict[str, Any] | Non
         if name not in STANDIN_RECIPES:
             raise ValueError(f"no stand-in recipe for {name!r}; recipes exist for {', '.join(STANDIN_RECIPES)}")
         recipe = STANDIN_RECIPES[name]
+    device = pick_device(device)  # before minutes of data generation: a wrong device fails at once
     config = SyntheticConfig(species="source", **recipe["data"])
     # The folder is named by the whole data config, so two recipes never overwrite each other's photos.
     tag = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
@@ -47,7 +48,6 @@ def pretrain(name: str, folder: Path | None = None, recipe: dict[str, Any] | Non
     options = {"seed": config.seed, **recipe["fit"]}  # fit reseeds with its own seed: recorded, not left at 0
     seed_everything(options["seed"])
     model = build_model(name, len(splits.classes), weights=None, verbose=progress, **recipe["build"])
-    device = pick_device(device)
     fit(model, splits.train, splits.val, device=device, progress=progress, **options)
     head = ARCHITECTURES[name].head
     model = model.cpu()
