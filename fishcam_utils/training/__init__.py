@@ -27,13 +27,14 @@ from .engine import (
     make_scheduler,
     train_one_epoch,
 )
+from .fusion_head import fit_fusion_head, view_features
 from .finetune import freeze_backbone, frozen_batchnorm_to_eval, parameter_groups, unfreeze
 from .seeding import epoch_seed, seed_everything
 
 __all__ = [
     "OPTIMIZERS", "SCHEDULES", "EarlyStopping", "FitResult", "TrainConfig", "autocast", "check_compatible", "check_run_dir",
-    "class_weights_for", "cleanup_distributed", "epoch_seed", "evaluate", "fit", "forward", "freeze_backbone",
+    "class_weights_for", "cleanup_distributed", "epoch_seed", "evaluate", "fit", "fit_fusion_head", "forward", "freeze_backbone",
     "frozen_batchnorm_to_eval", "history_frame", "init_distributed", "is_main_process", "load_checkpoint",
     "load_model_state", "make_config", "make_optimizer", "make_scheduler", "move_to", "parameter_groups",
-    "pick_device", "read_checkpoint", "save_checkpoint", "seed_everything", "train_one_epoch", "unfreeze",
+    "pick_device", "read_checkpoint", "save_checkpoint", "seed_everything", "train_one_epoch", "unfreeze", "view_features",
 ]

@@ -34,6 +34,9 @@ class Recipe:
     shortcut: tuple[str, ...] = ()
     augment: float = 1.0  # strength of the training augmentation (``train_transform``)
     quick_augment: float | None = None  # quick mode's strength; None: the same as ``augment``
+    # Multi-view recipes: train the fusion head first on branch features computed once
+    # (``fit_fusion_head`` options), then ``fit`` fine-tunes everything.
+    head_fit: dict[str, Any] = field(default_factory=dict)
 
 
 _FISHRESNET_FIT = {"epochs": 20, "batch_size": 64, "lr": 3e-3, "schedule": "onecycle"}
@@ -57,17 +60,23 @@ RECIPES: dict[str, Recipe] = {
     # and no augmentation: random crops cut the corner sticker off, which hides the shortcut.
     "fishresnet-side-marker": Recipe("fishresnet", {"width": 32}, _FISHRESNET_FIT, quick=_FISHRESNET_QUICK,
                                      notebook="08_judging_explanations", shortcut=("train", "test"), augment=0.0),
+    # Notebook 03's pretrained ResNet-18: ImageNet weights online, the course's stand-in offline.
     "resnet18-linear-side": Recipe(
-        "resnet18", {"head": "linear", "weights": "auto"},
+        "resnet18", {"head": "linear", "weights": "pretrained"},
         {"epochs": 10, "batch_size": 64, "lr": 1e-3, "schedule": "onecycle", "patience": 4},
         quick={"epochs": 8, "batch_size": 16}, quick_augment=0.0, notebook="03_transfer_learning"),
-    # Notebook 04's fusion models: each branch starts from its view's single-view model, then
-    # one epoch trains the fusion head alone and the rest fine-tune everything.
+    # Notebook 04's fusion models: each branch starts from its view's single-view model; the fusion head
+    # trains alone on branch features computed once (40 epochs in seconds), then two epochs at a small
+    # rate fine-tune everything. Against the earlier 1 head-only + 5 end-to-end epochs (about 6 times the
+    # time) the attention model's test accuracy stayed at 99-100 % and its favourite view per class the
+    # deciding one for 9 of 9 classes. (The head must be kept by validation loss: kept by accuracy, which
+    # is 100 % after an epoch, it stopped early and the match fell to 5-7 of 9.)
     **{f"fusion-{fusion}": Recipe(
         "multiview", {"fusion": fusion, "view_dropout": 0.3, "width": 32},
-        {"epochs": 6, "batch_size": 64, "lr": 1e-3, "schedule": "onecycle", "freeze_epochs": 1},
-        quick={"epochs": 2, "batch_size": 16}, notebook="04_multiview_fusion",
-        experts={view: f"fishresnet-{view}" for view in ("side", "back", "belly")})
+        {"epochs": 2, "batch_size": 64, "lr": 3e-4, "schedule": "onecycle"},
+        quick={"epochs": 1, "batch_size": 16}, notebook="04_multiview_fusion",
+        experts={view: f"fishresnet-{view}" for view in ("side", "back", "belly")},
+        head_fit={"epochs": 40, "lr": 3e-3})
        for fusion in ("attention", "mean", "concat", "gated")},
 }
 
@@ -130,6 +139,10 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     # Train in a private folder and move it into place at the end: two notebooks run side by side
     # (as CI does) may both find the model missing, and neither may see the other's half-run.
     partial = run_dir.parent / f".{name}-{os.getpid()}.partial"
+    if recipe.head_fit:
+        from .fusion_head import fit_fusion_head
+
+        fit_fusion_head(model, splits.train, splits.val, progress=progress, **recipe.head_fit)
     fit(model, splits.train, splits.val, run_dir=partial, overwrite=True, progress=progress, **options)
     run_dir.mkdir(parents=True, exist_ok=True)
     for file in partial.iterdir():
