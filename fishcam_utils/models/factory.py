@@ -141,7 +141,7 @@ def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbos
             if weights == "imagenet":
                 raise
             if verbose:
-                reason = "offline and not in the torch cache" if isinstance(error, OfflineError) else str(error)[:120]
+                reason = _unavailable(error)
                 print(f"{name}: ImageNet weights unavailable ({reason}); starting from random initialisation "
                       f"({option('weights', 'imagenet')} explains how to add them).")
             return "random", None
@@ -153,6 +153,11 @@ def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbos
     if isinstance(weights, (str, os.PathLike)):
         return f"file:{os.fspath(weights)}", read_state_dict(weights)
     raise ValueError(f"weights must be 'auto', 'imagenet', 'course', 'pretrained', None or a file path, got {weights!r}")
+
+
+def _unavailable(error: Exception) -> str:
+    """Why ImageNet weights could not be had, in a few words for a one-line message."""
+    return "offline and not in the torch cache" if isinstance(error, OfflineError) else str(error)[:120]
 
 
 def _pretrained(name: str, arch: Architecture, timeout: float, verbose: bool, config: dict[str, Any]) -> tuple[str, dict]:
@@ -168,7 +173,7 @@ def _pretrained(name: str, arch: Architecture, timeout: float, verbose: bool, co
         except Exception as error:
             if name not in STANDIN_RECIPES:
                 raise
-            reason = "offline and not in the torch cache" if isinstance(error, OfflineError) else str(error)[:120]
+            reason = _unavailable(error)
     if name not in STANDIN_RECIPES:
         raise ValueError(f"{name} has neither ImageNet weights nor a course stand-in; use "
                          f"{option('weights', None)} to train it from scratch")
