@@ -37,10 +37,10 @@ def section(runs, quick: bool, fresh: bool, started: str, planned: int, dataset_
             f"{time_table(runs, dataset_seconds)}\n")
 
 
-def put_in_results(text: str, results: Path) -> None:
-    """Replace this script's section of RESULTS.md (or append it)."""
+def put_in_results(text: str, results: Path, heading: str = HEADING) -> None:
+    """Replace the section ``heading`` of RESULTS.md with ``text`` (or append it)."""
     old = results.read_text() if results.is_file() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
     results.write_text(new)
 

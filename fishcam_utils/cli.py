@@ -102,17 +102,20 @@ def _make_data(args: argparse.Namespace) -> int:
         generate_dataset,
         load_metadata,
     )
+    from .settings import course_image_size
 
     base = QUICK_CONFIG if args.quick else DEFAULT_CONFIG
+    size = args.size if args.size is not None else course_image_size()
     config = SyntheticConfig(
-        size=args.size if args.size is not None else base.size,
+        size=size,
         fish_per_class=args.fish_per_class if args.fish_per_class is not None else base.fish_per_class,
         seed=args.seed,
         shortcut=args.shortcut,
         shortcut_rate=args.shortcut_rate,
         layout=args.layout,
     )
-    out = Path(args.out) if args.out else default_dataset_dir(args.quick)
+    # The course's folder for a square size (synthetic, synthetic-224px); WIDTHxHEIGHT goes where 64 px would.
+    out = Path(args.out) if args.out else default_dataset_dir(args.quick, size if isinstance(size, int) else None)
     start = time.perf_counter()
     root = generate_dataset(out, config, overwrite=args.force, workers=args.workers)
     n_images = len(load_metadata(root))
@@ -462,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
         "The same seed always gives the same files.",
     )
     make.add_argument("--out", help="folder to write (default: data/synthetic, or data/synthetic-quick with --quick)")
-    make.add_argument("--size", type=_size, help="image size: N for NxN, or WIDTHxHEIGHT (default 64)")
+    make.add_argument("--size", type=_size, help="image size: N for NxN, or WIDTHxHEIGHT (default: $FISHCAM_IMAGE_SIZE, "
+                      "else 224 with a CUDA GPU and 64 without)")
     make.add_argument("--fish-per-class", type=POSITIVE_INT, help="fish per species (default 150; 30 with --quick)")
     make.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     make.add_argument("--shortcut", action="store_true", help="put a class-coloured sticker on training photos only")
@@ -520,7 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     group = train.add_argument_group("data")
     group.add_argument("--data", required=True, help="dataset folder, e.g. data/synthetic (make it with fishcam make-data)")
     group.add_argument("--view", default="side", help="the view to train on, for multi-view datasets (side, back, belly)")
-    group.add_argument("--image-size", type=IMAGE_SIZE, default=64, help="images are resized to this many pixels a side")
+    group.add_argument("--image-size", type=IMAGE_SIZE, default=None,
+                       help="images are resized to this many pixels a side (default: $FISHCAM_IMAGE_SIZE, else 224 "
+                            "with a CUDA GPU and 64 without)")
     group.add_argument("--augment", type=NONNEGATIVE, default=1.0, help="augmentation strength (0 turns it off)")
     group.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES, help="dataset layout (auto detects it)")
     group.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")

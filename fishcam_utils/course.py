@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .settings import QUICK_ENV, build_dir, course_root
+from .settings import QUICK_ENV, build_dir, course_image_size, course_root
 
 
 def _jsonable(value: Any) -> Any:
@@ -267,7 +267,8 @@ def run_course(
                              f"{', '.join(p.stem.split('_')[0] for p in chosen)}")
         chosen = [p for p in chosen if any(p.stem.startswith(o) for o in only)]
     start = time.perf_counter()
-    print(f"Dataset: {ensure_synthetic(quick)}")
+    size = course_image_size()  # checked here, before any kernel starts: a bad FISHCAM_IMAGE_SIZE fails at once
+    print(f"Dataset: {ensure_synthetic(quick, size=size)} ({size} px photos; FISHCAM_IMAGE_SIZE chooses)")
     dataset_seconds = time.perf_counter() - start
     runs = []
     for source in chosen:

@@ -2,6 +2,7 @@
 
 Quick mode (small data, few epochs) is what CI and ``make test`` use; students get the full
 course by default. It is switched by the environment variable ``FISHCAM_QUICK=1``.
+The photographs are 64 px a side on a CPU and 224 px on a CUDA GPU (``FISHCAM_IMAGE_SIZE``, ``course_image_size``).
 Each folder can be moved with an environment variable, and defaults to the course checkout
 (or, for a package installed elsewhere, the current directory).
 """
@@ -55,3 +56,40 @@ def cache_dir() -> Path:
         return Path(value).expanduser()
     base = os.environ.get("XDG_CACHE_HOME")
     return (Path(base) if base else Path.home() / ".cache") / "fishcam"
+
+
+SIZE_ENV = "FISHCAM_IMAGE_SIZE"
+CPU_IMAGE_SIZE = 64  # a 2-core lab runs the whole course in 30 minutes at this size
+GPU_IMAGE_SIZE = 224  # what ImageNet backbones were built for: a ResNet's layer4 is 7 x 7
+_SIZE_RANGE = (32, 1024)  # below 32 a ResNet's stride-32 last stage has no pixel left
+
+
+def course_image_size(cuda: bool | None = None) -> int:
+    """The side, in pixels, of the course's photographs: ``$FISHCAM_IMAGE_SIZE`` (a whole number
+    from 32 to 1024) or, when it is unset or ``auto``, 224 with a CUDA GPU and 64 without one.
+
+    ``cuda`` says whether a GPU is there (default: ``torch.cuda.is_available()``). A bad value
+    raises ``ValueError`` naming the variable and what it accepts.
+    """
+    value = os.environ.get(SIZE_ENV, "").strip().lower()
+    if value in ("", "auto"):
+        if cuda is None:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        return GPU_IMAGE_SIZE if cuda else CPU_IMAGE_SIZE
+    low, high = _SIZE_RANGE
+    try:
+        size = int(value.removesuffix("px"))
+    except ValueError:
+        size = None
+    if size is None or not low <= size <= high:
+        raise ValueError(f"{SIZE_ENV}={os.environ[SIZE_ENV]!r} is not an image size: set it to 'auto' (224 px "
+                         f"with a CUDA GPU, 64 px without) or to a whole number of pixels from {low} to {high}, "
+                         f"e.g. {SIZE_ENV}=224")
+    return size
+
+
+def size_folder(size: int) -> str:
+    """The suffix that keeps data and checkpoints of one image size apart: '' at 64 px, '-224px' at 224."""
+    return "" if size == CPU_IMAGE_SIZE else f"-{size}px"

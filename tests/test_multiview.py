@@ -420,7 +420,7 @@ def test_course_fusion_model_starts_from_the_course_single_view_models(tiny_synt
     import fishcam_utils.data.synthetic as synthetic
     from fishcam_utils.training import recipes
 
-    monkeypatch.setattr(synthetic, "ensure_synthetic", lambda quick, progress=True, shortcut=(): tiny_synth)
+    monkeypatch.setattr(synthetic, "ensure_synthetic", lambda quick, progress=True, shortcut=(), size=None: tiny_synth)
     small = {"width": 4, "blocks": [1, 1]}
     for view in ("side", "back", "belly"):
         monkeypatch.setitem(recipes.RECIPES, f"fishresnet-{view}", recipes.Recipe(
@@ -442,7 +442,7 @@ def test_course_models_train_with_their_quick_or_full_augmentation(tiny_synth, m
     import fishcam_utils.data.synthetic as synthetic
     from fishcam_utils.training import recipes
 
-    monkeypatch.setattr(synthetic, "ensure_synthetic", lambda quick, progress=True, shortcut=(): tiny_synth)
+    monkeypatch.setattr(synthetic, "ensure_synthetic", lambda quick, progress=True, shortcut=(), size=None: tiny_synth)
     made = []
     monkeypatch.setattr(setup, "make_datasets", lambda *a, **k: made.append(make_datasets(*a, **k)) or made[-1])
     monkeypatch.setitem(recipes.RECIPES, "fishresnet-side", recipes.Recipe(

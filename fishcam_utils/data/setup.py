@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ..errors import DataError
+from ..settings import course_image_size
 from .datasets import FishImageDataset, MultiViewDataset
 from .layouts import DatasetIndex, scan_dataset
 from .species import VIEWS
@@ -40,7 +41,7 @@ class SplitDatasets:
 def make_datasets(
     root: str | os.PathLike,
     view: str | None = "side",
-    image_size: int = 64,
+    image_size: int | None = None,
     augment: float = 1.0,
     cache: bool = True,
     split_seed: int = 0,
@@ -54,7 +55,8 @@ def make_datasets(
     progress: bool = True,
 ) -> SplitDatasets:
     """Datasets for training (augmented with ``train_transform(image_size, augment)``),
-    validation and test (``eval_transform``), as (3, S, S) normalised images and int labels.
+    validation and test (``eval_transform``), as (3, S, S) normalised images and int labels;
+    S is ``image_size``, by default the course's (``settings.course_image_size()``: 64 on a CPU, 224 on CUDA).
 
     ``view`` picks one view of a multi-view dataset (ignored by single-view layouts); ``None``
     takes every view, each photo a sample of its own (the views mixed, as for pretraining);
@@ -65,6 +67,7 @@ def make_datasets(
     ``scan_dataset``. Split folders are used as they are; train and test folders without val
     give a val split carved from train (said in ``index.notes``).
     """
+    image_size = course_image_size() if image_size is None else image_size
     index = scan_dataset(root, layout, classes=list(classes) if classes is not None else None,
                          missing_views=missing_views, unknown_files=unknown_files, views=views)
     if not index.splits:

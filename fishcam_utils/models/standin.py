@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,20 @@ def standin_state_dict(name: str, folder: Path | None = None) -> dict[str, torch
                          f"{entry['sha256'][:12]}...): the file is damaged or was replaced; restore it from git or "
                          f"run `fishcam pretrain --backbone {name}`")
     return unshipped(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def warn_if_other_size(model: nn.Module, image_size: int | None) -> None:
+    """Warn when ``model`` starts from a stand-in pretrained on photos of another size than
+    ``image_size`` (its filters learnt fish at another scale, so they transfer less well)."""
+    if getattr(model, "fishcam_weights", None) != "course" or image_size is None:
+        return
+    name = getattr(model, "fishcam", {}).get("name")
+    pretrained = read_manifest().get(name, {}).get("image_size")
+    if pretrained and int(pretrained) != int(image_size):
+        warnings.warn(f"{name} starts from the course's stand-in, pretrained on {pretrained} px photographs, and is "
+                      f"trained here on {image_size} px ones: its filters learnt fish at another scale and transfer "
+                      f"less well. At {image_size} px use weights='imagenet' (online); offline, photographs of "
+                      f"{pretrained} px (FISHCAM_IMAGE_SIZE={pretrained}) match the stand-in.", UserWarning, stacklevel=3)
 
 
 # fp16 keeps the files small; a tensor fp16 cannot hold (BatchNorm statistics, ConvNeXt's layer scales

@@ -27,6 +27,7 @@ from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import option, option_name
 from ..files import atomic_write, describe, earlier_outputs, remove_abandoned, remove_all
 from ..models.factory import unwrap
+from ..models.standin import warn_if_other_size
 from ..models.state import eval_mode, logits_of
 from . import distributed as ddp
 from .checkpoints import load_model_state, read_checkpoint, save_checkpoint
@@ -342,6 +343,7 @@ def fit(
     seed_everything(config.seed, config.deterministic)
     inner = unwrap(model).to(device)
     classes, info = _dataset_info(train_data, preprocessing)
+    warn_if_other_size(inner, info["image_size"])
     num_classes = getattr(inner, "fishcam", {}).get("num_classes") or len(classes)
     if classes and len(classes) != num_classes:
         raise ValueError(f"the model predicts {num_classes} classes but the training data has {len(classes)} "

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from ..settings import checkpoints_dir, quick_mode
+from ..settings import checkpoints_dir, course_image_size, quick_mode, size_folder
 
 
 @dataclass(frozen=True)
@@ -86,15 +86,18 @@ def recipe_augment(recipe: Recipe, quick: bool) -> float:
     return recipe.quick_augment if quick and recipe.quick_augment is not None else recipe.augment
 
 
-def course_run_dir(name: str, quick: bool | None = None) -> Path:
-    """Where notebook 02/03 keeps the run ``name``: ``checkpoints/[quick/]<name>``."""
+def course_run_dir(name: str, quick: bool | None = None, size: int | None = None) -> Path:
+    """Where the course keeps the run ``name``: ``checkpoints/[quick/]<name>`` at 64 px and
+    ``checkpoints/[quick/]<name>-<size>px`` at any other image size (default ``course_image_size()``)."""
     quick = quick_mode() if quick is None else quick
-    return checkpoints_dir() / ("quick" if quick else "") / name
+    size = course_image_size() if size is None else size
+    return checkpoints_dir() / ("quick" if quick else "") / (name + size_folder(size))
 
 
 def course_model(name: str = "fishresnet-side", quick: bool | None = None, train: bool = True,
-                 progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    """``(model, checkpoint)`` of the course model ``name`` (one of ``RECIPES``), in eval mode on CPU.
+                 progress: bool = True, size: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model, checkpoint)`` of the course model ``name`` (one of ``RECIPES``), in eval mode on CPU,
+    for photographs ``size`` pixels a side (default ``course_image_size()``: 64 on CPU, 224 on CUDA).
 
     Loads ``best.pt`` from its run folder; if there is none (or it cannot be read) and ``train``,
     trains it first on the course dataset with the recipe of its notebook, saying so.
@@ -110,7 +113,8 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     if name not in RECIPES:
         raise ValueError(f"unknown course model {name!r}; choose one of {', '.join(RECIPES)}")
     quick = quick_mode() if quick is None else quick
-    recipe, run_dir = RECIPES[name], course_run_dir(name, quick)
+    size = course_image_size() if size is None else size
+    recipe, run_dir = RECIPES[name], course_run_dir(name, quick, size)
     best = run_dir / "best.pt"
     if best.is_file():
         try:
@@ -127,9 +131,10 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     multiview = recipe.model == "multiview"
     # The experts first (loaded, or trained as their own recipes say), so that their training
     # does not change the seed this model starts from.
-    experts = {view: course_model(expert, quick, train, progress)[0] for view, expert in recipe.experts.items()}
-    splits = make_datasets(ensure_synthetic(quick, progress=progress, shortcut=recipe.shortcut), view=recipe.view,
-                           multiview=multiview, augment=recipe_augment(recipe, quick), progress=progress)
+    experts = {view: course_model(expert, quick, train, progress, size)[0] for view, expert in recipe.experts.items()}
+    splits = make_datasets(ensure_synthetic(quick, progress=progress, shortcut=recipe.shortcut, size=size),
+                           view=recipe.view, image_size=size, multiview=multiview,
+                           augment=recipe_augment(recipe, quick), progress=progress)
     seed_everything(0)
     if multiview:
         model = MultiViewNet(len(splits.classes), verbose=progress, **recipe.build).init_branches(experts)
