@@ -83,7 +83,8 @@ def train_transform(size: int = 64, strength: float = 1.0) -> Callable:
     """Augmentation for training: random crop and zoom, flip, small rotation, colour jitter.
 
     ``strength`` scales all of it (0 gives the eval preprocessing plus nothing random).
-    Hue jitter stays small because some species differ by belly colour.
+    No hue jitter: some species differ by belly colour, and torchvision's hue shift was 40 % of the
+    augmentation's time (0.8 of 1.8 ms per 64 px photo).
     """
     if strength < 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
@@ -97,7 +98,7 @@ def train_transform(size: int = 64, strength: float = 1.0) -> Callable:
             RandomResizedCrop(size, scale=(max(0.05, 1 - 0.3 * s), 1.0), ratio=(1 - 0.15 * s, 1 + 0.15 * s), antialias=True),
             v2.RandomHorizontalFlip(),
             v2.RandomRotation(10 * s),
-            v2.ColorJitter(brightness=0.25 * s, contrast=0.25 * s, saturation=0.2 * s, hue=0.02 * s),
+            v2.ColorJitter(brightness=0.25 * s, contrast=0.25 * s, saturation=0.2 * s),
         ]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     return v2.Compose(steps)
