@@ -121,6 +121,50 @@ def test_all_classes_at_once_equal_one_call_per_class(resnet, batch, method):
         torch.testing.assert_close(together.raw[:, k], alone.raw, atol=1e-5, rtol=1e-5)
 
 
+class _NumpyDouble(torch.autograd.Function):
+    """Doubles its input; its backward goes through NumPy, which has no batching rule."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.from_numpy(2 * grad.numpy())
+
+
+class _NumpyLayer(nn.Module):
+    def forward(self, x):
+        return _NumpyDouble.apply(x)
+
+
+def test_all_classes_fall_back_to_one_backward_per_class_without_a_batching_rule(resnet, batch):
+    model = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, _NumpyLayer(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(64, 5)).eval()
+    x = batch[0][:2].clone().requires_grad_()
+    with pytest.raises(RuntimeError, match="(?i)batching rule"):  # the batched backward does fail here
+        torch.autograd.grad(model(x), [x], grad_outputs=torch.eye(5)[:, None].expand(5, 2, 5), is_grads_batched=True)
+    x = x.detach()
+    together = GradCAM(model, "0").all_classes(x, normalize=None)
+    for k in range(5):
+        torch.testing.assert_close(together.raw[:, k], GradCAM(model, "0")(x, targets=k, normalize=None).raw)
+
+
+def test_all_classes_let_other_errors_through(resnet, batch, monkeypatch):
+    """An out-of-memory error in the batched backward is not a missing batching rule: no silent retry."""
+    real_grad = torch.autograd.grad
+
+    def grad(*args, **kwargs):
+        if kwargs.get("is_grads_batched"):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", grad)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        GradCAM(resnet, "layer4").all_classes(batch[0][:1])
+    assert no_hooks(resnet)
+
+
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam"])
 def test_one_capture_serves_every_gradient_method(resnet, batch, method):
     """The explorer captures activations and all-class gradients once per image and layer; each

@@ -72,6 +72,16 @@ class LayerCapture:
     layer_names: list[str]
 
 
+# What PyTorch says when a backward op cannot run batched (``is_grads_batched`` vmaps the backward):
+# "Batching rule not implemented for aten::...", "vmap: ... is not supported", "...batched...".
+_NO_BATCHING_RULE = ("batching rule", "vmap", "batched")
+
+
+def _lacks_batching_rule(error: RuntimeError) -> bool:
+    text = str(error).lower()
+    return any(marker in text for marker in _NO_BATCHING_RULE)
+
+
 def _all_class_gradients(logits: torch.Tensor, activations: list[torch.Tensor]) -> list[torch.Tensor]:
     """d logit_k / d activation for every class k: a (K, N, C, h, w) tensor per activation, from one
     batched backward (``is_grads_batched``); images are independent in eval mode."""
@@ -81,7 +91,9 @@ def _all_class_gradients(logits: torch.Tensor, activations: list[torch.Tensor]) 
         # retain_graph: should the batched pass fail halfway, the per-class fallback needs the graph.
         gradients = torch.autograd.grad(logits, activations, grad_outputs=one_hot, is_grads_batched=True,
                                         retain_graph=True)
-    except RuntimeError:
+    except RuntimeError as error:
+        if not _lacks_batching_rule(error):
+            raise  # out of memory, a broken graph...: a per-class loop would hide or repeat it
         # Some layers have no batching rule for their backward: one backward per class instead.
         per_class = [torch.autograd.grad(logits, activations, grad_outputs=one_hot[c], retain_graph=True)
                      for c in range(k)]
