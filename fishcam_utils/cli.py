@@ -114,7 +114,7 @@ def _make_data(args: argparse.Namespace) -> int:
         shortcut_rate=args.shortcut_rate,
         layout=args.layout,
     )
-    # The course's folder for a square size (synthetic, synthetic-224px); WIDTHxHEIGHT goes where 64 px would.
+    # The course's folder of a square size (synthetic, synthetic-224px); WIDTHxHEIGHT goes to the course size's.
     out = Path(args.out) if args.out else default_dataset_dir(args.quick, size if isinstance(size, int) else None)
     start = time.perf_counter()
     root = generate_dataset(out, config, overwrite=args.force, workers=args.workers)
