@@ -312,8 +312,8 @@ def _gradcam(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from .explain import make_cam, save_cam_images
-    from .explain.overlay import heatmap_to_rgb
+    from .explain import gradient_to_image, make_cam, save_cam_images
+    from .explain.overlay import heatmap_to_rgb, save_picture
     from .files import atomic_write, describe, remove_all
     from .models import cam_layers
     from .training import load_checkpoint, pick_device
@@ -327,8 +327,7 @@ def _gradcam(args: argparse.Namespace) -> int:
     dataset = _checkpoint_split(args, checkpoint, cache=False)
     views = getattr(dataset, "views", None)  # a multi-view model: one map per view from one backward
     layers = args.layer.split(",") if args.layer else [cam_layers(model)[-1]]
-    options = {"progress": False} if args.no_progress and args.method == "scorecam" else {}
-    cam = make_cam(args.method, model, layers if len(layers) > 1 else layers[0], **options)
+    cam = make_cam(args.method, model, layers if len(layers) > 1 else layers[0], progress=False if args.no_progress else None)
     if earlier:  # removed only now that the new maps can be made
         names = describe(earlier)
         remove_all(earlier)
@@ -336,8 +335,8 @@ def _gradcam(args: argparse.Namespace) -> int:
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     ids = dataset.fish["fish_id"].tolist() if views else dataset.frame["relpath"].tolist()
     rows = []
-    starts = range(0, count, args.batch_size)
-    for start in tqdm(starts, desc=f"{cam.name} maps", unit="batch", disable=args.no_progress or len(starts) < 2):
+    bar = tqdm(total=count, desc=f"{cam.name} maps", unit="image", disable=args.no_progress)
+    for start in range(0, count, args.batch_size):
         batch = [dataset[i] for i in range(start, min(start + args.batch_size, count))]
         if views:
             inputs = (torch.stack([b[0][0] for b in batch]).to(device), torch.stack([b[0][1] for b in batch]).to(device))
@@ -352,17 +351,23 @@ def _gradcam(args: argparse.Namespace) -> int:
             correct = label == pred
             folder = out / ("correct_samples" if correct else "incorrect_samples") / classes[label]
             stem = Path(ids[i]).stem  # unique within a class folder
+            pixels = result.pixels  # guided Grad-CAM's product, (N, [V,] 3, H, W); else None
             if views:
-                pictures = [(f"{stem}_{v}", image, result.maps[j, k]) for k, (v, image) in enumerate(dataset.raw(i).items())
+                pictures = [(f"{stem}_{v}", image, result.maps[j, k], None if pixels is None else pixels[j, k])
+                            for k, (v, image) in enumerate(dataset.raw(i).items())
                             if image is not None]  # a missing view has nothing to show
             else:
-                pictures = [(stem, dataset.raw(i), result.maps[j])]
-            for name, image, heatmap in pictures:
+                pictures = [(stem, dataset.raw(i), result.maps[j], None if pixels is None else pixels[j])]
+            for name, image, heatmap, product in pictures:
                 files = save_cam_images(folder, name, image, heatmap.cpu().numpy(), args.alpha, args.cmap)
+                if product is not None:
+                    save_picture(folder / f"{name}_guided.png", gradient_to_image(product[None].float().cpu())[0])
                 rows.append({"id": ids[i], "view": name[len(stem) + 1:] or "", "true": classes[label],
                              "pred": classes[pred], "confidence": float(probs[j, pred]), "correct": correct,
                              "explained": classes[int(result.targets[j])], "method": cam.name, "layer": cam.layer_name,
                              "overlay": files["overlay"].relative_to(out).as_posix()})
+        bar.update(len(batch))
+    bar.close()
     summary = pd.DataFrame(rows)
     for kind in ("correct_samples", "incorrect_samples"):
         (out / kind).mkdir(parents=True, exist_ok=True)
@@ -391,7 +396,7 @@ def _earlier_maps(out: Path, overwrite: bool) -> list[Path]:
 
 
 def _evaluate_cam(args: argparse.Namespace) -> int:
-    from .explain.experiments import TABLE_METHODS, load_evidence, methods_by_layers
+    from .explain.experiments import load_evidence, methods_by_layers, table_methods
     from .files import atomic_write
     from .models import cam_layers
     from .training import load_checkpoint, pick_device
@@ -403,10 +408,12 @@ def _evaluate_cam(args: argparse.Namespace) -> int:
     dataset = _checkpoint_split(args, checkpoint, cache=False, masks=[args.mask])
     batch = load_evidence(dataset, per_class=args.per_class)
     layers = args.layers or cam_layers(model)
-    unknown = [m for m in args.methods if m not in TABLE_METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose among {', '.join(TABLE_METHODS)}")
-    table = methods_by_layers(model, batch, layers, args.methods, mask=args.mask, tolerance=args.tolerance,
+    methods = args.methods or table_methods()
+    narrow = [m for m in methods if m not in table_methods()]
+    if narrow:  # unknown names, or CAM, which works at one layer only
+        raise ValueError(f"--methods {' '.join(narrow)}: the table takes methods that work at every layer, "
+                         f"{', '.join(table_methods())}")
+    table = methods_by_layers(model, batch, layers, methods, mask=args.mask, tolerance=args.tolerance,
                               curve_images=args.curve_images, steps=args.steps, baseline=args.baseline,
                               progress=not args.no_progress)
     out = Path(args.out)
@@ -451,6 +458,8 @@ def _reading_options(parser, missing_views: str | None = None, unknown_files: st
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .explain import method_names  # the method registry: one list for every command
+
     parser = argparse.ArgumentParser(
         prog="fishcam",
         description="FishCAM: seeing what a fish classifier sees. Tools for the course's data and notebooks.",
@@ -613,8 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
     gradcam.add_argument("--data", help="dataset folder (default: the one the model was trained on)")
     gradcam.add_argument("--out", required=True, help="output folder")
     gradcam.add_argument("--overwrite", action="store_true", help="replace the maps of an earlier run in --out")
-    gradcam.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "cam"],
-                         help="which map")
+    gradcam.add_argument("--method", default="gradcam", choices=method_names(),
+                         help="which map (guided-gradcam also writes <name>_guided.png, the guided picture)")
     gradcam.add_argument("--layer", help="target layer by dotted name, or one per branch separated by commas "
                          "(default: the model's last CAM layer)")
     gradcam.add_argument("--explain", default="predicted", choices=["predicted", "true"], help="which class to explain")
@@ -643,8 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--out", required=True, help="the CSV file to write")
     judge.add_argument("--data", help="dataset folder with masks (default: the one the model was trained on)")
     judge.add_argument("--mask", default="evidence", help="mask kind to point at (evidence, body, ...)")
-    judge.add_argument("--methods", nargs="+", default=["gradcam", "gradcam++", "hirescam", "layercam", "scorecam",
-                                                         "guided-gradcam"], help="methods (default: all six)")
+    judge.add_argument("--methods", nargs="+", metavar="METHOD",
+                       help=f"methods (default: all of {', '.join(method_names(any_layer=True))})")
     judge.add_argument("--layers", nargs="+", help="layers (default: the model's CAM layers)")
     judge.add_argument("--per-class", type=POSITIVE_INT, help="images per class (default: all of the split)")
     judge.add_argument("--tolerance", type=NONNEGATIVE, default=4, help="pointing-game tolerance in pixels (default 4)")

@@ -79,3 +79,32 @@ def write_image(path: Path, size=(20, 16), colour=(200, 30, 40), mode="RGB") -> 
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}.get(path.suffix.lower(), "PNG")
     image.save(path, format=fmt)
     return path
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    """A seeded torchvision ResNet-18 with 9 classes, in eval mode, whose BatchNorm layers have the
+    non-trivial statistics of a trained model (for the CAM tests; copy it before changing it)."""
+    import torch
+    import torchvision
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=9)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """Three 64 px random images and their target classes, for the CAM tests."""
+    import torch
+
+    torch.manual_seed(1)
+    return torch.randn(3, 3, 64, 64), torch.tensor([2, 5, 7])

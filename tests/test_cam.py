@@ -14,27 +14,6 @@ from fishcam_utils.explain.cam import CAM, METHODS, GradCAM, HiResCAM, make_cam,
 SIZE = 64
 
 
-@pytest.fixture(scope="module")
-def resnet():
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(num_classes=9)
-    # Give BatchNorm non-trivial statistics, as a trained model has.
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def batch():
-    torch.manual_seed(1)
-    return torch.randn(3, 3, SIZE, SIZE), torch.tensor([2, 5, 7])
-
-
 def no_hooks(model: nn.Module) -> bool:
     return all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in model.modules())
 
@@ -209,8 +188,8 @@ def test_a_call_leaves_the_model_as_it_was_even_when_it_fails(resnet, batch):
 def test_wrong_layer_names_list_candidates_and_zero_maps_stay_zero(resnet):
     with pytest.raises(ValueError, match="no layer named 'layer5'.*layer4"):
         GradCAM(resnet, "layer5")
-    with pytest.raises(ValueError, match="unknown CAM method"):
-        make_cam("eigencam", resnet, "layer4")
+    with pytest.raises(ValueError, match="unknown explanation method 'eigenscorecam'; choose one of gradcam"):
+        make_cam("eigenscorecam", resnet, "layer4")
     with pytest.raises(ValueError, match="not a submodule"):
         GradCAM(resnet, nn.Conv2d(1, 1, 1))
     with pytest.raises(ValueError, match="CAM needs a linear head"):

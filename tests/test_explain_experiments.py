@@ -60,7 +60,7 @@ def test_explanation_maps_are_the_methods_maps(model, splits):
     torch.testing.assert_close(explanation_maps(model, x, t, "hirescam", "layer1", batch_size=4),
                                make_cam("hirescam", model, "layer1")(x, t).maps)
     guided = GuidedBackprop(model)(x, t).gradients
-    expected = saliency(guided_gradcam(guided, make_cam("gradcam", model, "layer2")(x, t).maps))
+    expected = saliency(guided_gradcam(guided, make_cam("gradcam", model, "layer2")(x, t, normalize=None).maps))
     torch.testing.assert_close(explanation_maps(model, x, t, "guided-gradcam", "layer2"), expected)
     plain = saliency(GuidedBackprop(model, "backprop")(x, t).gradients)
     torch.testing.assert_close(explanation_maps(model, x, t, "gradient"), plain)
@@ -145,7 +145,7 @@ def test_evaluate_cam_writes_the_table_as_csv(tiny_synth, tmp_path, capsys):
     assert table[["pointing", "energy", "deletion_auc", "insertion_auc"]].stack().between(0, 1).all()
     assert "best pointing game" in capsys.readouterr().out
     assert main(["evaluate-cam", "--checkpoint", str(run.best_path), "--out", str(out), "--methods", "smoothgrad"]) == 2
-    assert "unknown method" in capsys.readouterr().err
+    assert "--methods smoothgrad: the table takes methods that work at every layer, gradcam" in capsys.readouterr().err
 
 
 def test_kaggle_pointing_scores_grad_cam_against_the_body_masks(tiny_kaggle):

@@ -178,7 +178,8 @@ def test_score_cam_and_guided_grad_cam_match_direct_computations(model, splits):
     explorer.method.value = "guided Grad-CAM"
     explorer.target.value = splits.test.classes[3]
     x = input_of(splits.test, 1)
-    cam = make_cam("gradcam", model, explorer.layer.value)(x, targets=3).maps
+    # Guided Grad-CAM multiplies by the ReLU'd Grad-CAM map before min-max normalisation (captum's definition).
+    cam = make_cam("gradcam", model, explorer.layer.value)(x, targets=3, normalize=None).maps
     product = guided_gradcam(GuidedBackprop(model)(x, targets=3).gradients, cam)
     np.testing.assert_allclose(explorer.shown["map"], saliency(product)[0].numpy(), atol=1e-4)
     assert np.abs(shown(explorer.heatmap_panel) - expected(gradient_to_image(product)[0])).max() <= 1
@@ -259,7 +260,7 @@ def test_the_map_store_computes_each_entry_once_and_forgets_the_oldest(model, sp
     assert store.counts["maps"] == 7
     with pytest.raises(ValueError, match="not one of the explorer's layers"):
         store.maps(0, "layer9", "gradcam")
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(ValueError, match="unknown explanation method"):
         store.maps(0, "layer2", "smoothgrad")
     with pytest.raises(IndexError, match=f"has {len(splits.test)} items"):
         store.sample(len(splits.test))
@@ -301,7 +302,7 @@ def test_score_cam_on_a_multi_view_model_is_a_message_not_a_crash(fusion_model, 
 def test_bad_options_fail_early_with_the_fix(model, splits):
     with pytest.raises(ValueError, match="cmap must be one of"):
         explore(model, splits.test, cmap="rainbow-ish")
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(ValueError, match="unknown explanation method"):
         explore(model, splits.test, methods=["Grad-CAM", "FullGrad"])
     with pytest.raises(ValueError, match="dataset is empty"):
         explore(model, Subset(splits.test, []))

@@ -12,29 +12,48 @@ For a multi-view model, ``explain_fish(model, dataset, [0, 1, 2], "layer2")`` gi
 map of the fused logit from one backward pass, and ``plot_fish_cams`` shows them with the view weights.
 """
 
+from . import registry
 from .cam import (
     CAM,
     METHODS,
+    AblationCAM,
     BaseCAM,
     CAMResult,
+    EigenCAM,
+    EigenGradCAM,
+    FlatMapWarning,
     GradCAM,
     GradCAMPlusPlus,
     HiResCAM,
     LayerCapture,
     LayerCAM,
     ScoreCAM,
+    XGradCAM,
     make_cam,
     normalize_maps,
     resolve_layer,
-    resolve_targets,
     upsample,
 )
-from .guided import RULES, GuidedBackprop, GuidedResult, gradient_to_image, guided_gradcam, saliency
+from .guided import (
+    RULES,
+    GuidedBackprop,
+    GuidedGradCAM,
+    GuidedResult,
+    GuidedRuleWarning,
+    gradient_to_image,
+    guided_gradcam,
+    saliency,
+)
+from .registry import method_names, register
+from .targets import Targets, resolve_targets
 from .multiview import FishExplanation, explain_fish, plot_fish_cams
 from .overlay import COLORMAPS, heatmap_to_rgb, overlay_heatmap, plot_cam, save_cam_images
 
 __all__ = [
-    "CAM", "COLORMAPS", "FishExplanation", "explain_fish", "plot_fish_cams", "RULES", "GuidedBackprop", "GuidedResult", "gradient_to_image", "guided_gradcam", "saliency", "METHODS", "BaseCAM", "CAMResult", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "LayerCapture",
-    "ScoreCAM", "heatmap_to_rgb", "make_cam", "normalize_maps", "overlay_heatmap", "plot_cam", "resolve_layer",
-    "resolve_targets", "save_cam_images", "upsample",
+    "CAM", "COLORMAPS", "FishExplanation", "explain_fish", "plot_fish_cams", "RULES", "GuidedBackprop", "GuidedGradCAM",
+    "GuidedResult", "GuidedRuleWarning", "gradient_to_image", "guided_gradcam", "saliency", "METHODS", "AblationCAM",
+    "BaseCAM", "CAMResult", "EigenCAM", "EigenGradCAM", "FlatMapWarning", "GradCAM", "GradCAMPlusPlus", "HiResCAM",
+    "LayerCAM", "LayerCapture", "ScoreCAM", "Targets", "XGradCAM", "heatmap_to_rgb", "make_cam", "method_names",
+    "normalize_maps", "overlay_heatmap", "plot_cam", "register", "registry", "resolve_layer", "resolve_targets",
+    "save_cam_images", "upsample",
 ]

@@ -24,13 +24,20 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..models.state import model_device
+from . import registry
 from .cam import make_cam
 from .guided import GuidedBackprop, guided_gradcam, saliency
 from .metrics import deletion_curve, energy_in_mask, insertion_curve, per_class, pointing_game, spearman
 from .references import REFERENCE_MAPS, reference_maps
 
-# Methods of the methods x layers table: the CAM family, and guided Grad-CAM (its saliency).
-TABLE_METHODS = ("gradcam", "gradcam++", "hirescam", "layercam", "scorecam", "guided-gradcam")
+
+
+def table_methods() -> list[str]:
+    """Methods of the methods x layers table: every registered method that works at any layer (the
+    CAM family and guided Grad-CAM, by its saliency), in the registry's order."""
+    return registry.method_names(any_layer=True)
+
+
 # Methods of the sanity check: maps that need a layer, and input-gradient maps that do not.
 SANITY_METHODS = ("gradcam", "guided-gradcam", "guided-backprop", "gradient")
 _INPUT_GRADIENTS = {"guided-backprop": "guided", "gradient": "backprop"}
@@ -93,29 +100,26 @@ def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tens
     ``"guided-gradcam"`` (saliency of guided gradients times the Grad-CAM map at ``layer``),
     ``"guided-backprop"`` or ``"gradient"`` (saliency of the input gradients; no layer), or a
     reference map that ignores the model, ``"random"`` or ``"edges"`` (``references``; no layer).
-    ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed. ``progress``: Score-CAM's
-    bar (None: only for long work)."""
+    ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed. ``progress``: the bar of
+    slow methods (Score-CAM, Ablation-CAM; None: only for long work)."""
     if method in REFERENCE_MAPS:
         return reference_maps(method, images).cpu().float()
     device = model_device(model)
     targets = torch.as_tensor(targets).long()
-    if method == "guided-gradcam" and guided is None:
-        guided = _guided_gradients(model, images, targets, batch_size)
     out = []
     for start in range(0, len(images), batch_size):
         x, t = images[start:start + batch_size].to(device), targets[start:start + batch_size].to(device)
         if method in _INPUT_GRADIENTS:
             out.append(saliency(GuidedBackprop(model, _INPUT_GRADIENTS[method])(x, t).gradients))
-        elif method == "guided-gradcam":
-            cam = make_cam("gradcam", model, layer)(x, t).maps
+        elif guided is not None and registry.lookup(method).family == "guided":
+            cam = make_cam("gradcam", model, layer)(x, t, normalize=None).maps  # ReLU'd, not min-max'd
             out.append(saliency(guided_gradcam(guided[start:start + batch_size].to(cam), cam)))
         else:
-            options = {"progress": progress} if method.replace("-", "") == "scorecam" else {}
-            out.append(make_cam(method, model, layer, **options)(x, t).maps)
+            out.append(make_cam(method, model, layer, progress=progress)(x, t).maps)
     return torch.cat(out).cpu().float()
 
 
-def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[str], methods: Sequence[str] = TABLE_METHODS,
+def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[str], methods: Sequence[str] | None = None,
                       mask: str = "evidence", tolerance: float = 0, curve_images: int = 64, steps: int = 50,
                       baseline: str = "blur", progress: bool = True,
                       references: Sequence[str] = REFERENCE_MAPS) -> pd.DataFrame:
@@ -123,14 +127,16 @@ def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[s
     ``tolerance`` px), ``energy`` (mean share of the map in the mask) over the whole batch;
     ``deletion_auc`` and ``insertion_auc`` (means over the first ``curve_images`` images, ``steps``
     steps, ``baseline``); ``seconds`` spent. Maps explain the true class. Then one row per reference
-    map (``"random"``, ``"edges"``: no model, so their layer is ``"-"``), the scores a method must beat."""
+    map (``"random"``, ``"edges"``: no model, so their layer is ``"-"``), the scores a method must beat.
+    ``methods`` default: ``table_methods()``."""
+    methods = table_methods() if methods is None else list(methods)
     masks = batch.masks[mask]
     guided = None
     rows = []
     jobs = [(m, layer) for m in methods for layer in layers] + [(r, "-") for r in references]
     for method, layer in tqdm(jobs, desc="methods x layers", disable=not progress):
         start = time.perf_counter()
-        if method == "guided-gradcam" and guided is None:  # the same for every layer: computed once
+        if guided is None and layer != "-" and registry.lookup(method).family == "guided":  # computed once for all layers
             guided = _guided_gradients(model, batch.images, batch.labels)
         maps = explanation_maps(model, batch.images, batch.labels, method, layer, guided=guided,
                                 progress=None if progress else False)

@@ -14,9 +14,12 @@ forward hook. For the guided rule it clamps the gradient arriving at the ReLU's 
 part (the ReLU's own backward adds the ``x > 0`` mask); for deconvnet, which must skip that mask, a
 pre-hook and a forward hook route the ReLU's value through ``_RuleFn`` (below). All are removed
 afterwards. ReLUs written as ``F.relu`` / ``torch.relu`` inside ``forward`` are not modules,
-so they keep the plain gradient (as in captum).
+so they keep the plain gradient (as in captum). Other activation modules (GELU, SiLU...) have no
+guided rule either: a network built from them (ConvNeXt) gets its plain gradient back, and a
+``GuidedRuleWarning`` says so.
 
-``guided_gradcam`` multiplies guided gradients by Grad-CAM maps; ``gradient_to_image`` and
+``guided_gradcam`` multiplies guided gradients by Grad-CAM maps, and ``GuidedGradCAM`` does both
+passes (ReLU'd Grad-CAM before normalisation, as captum defines it); ``gradient_to_image`` and
 ``saliency`` turn gradients into pictures.
 """
 
@@ -26,13 +29,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
 
 from ..models.state import eval_mode, frozen_parameters, logits_of
+from .cam import CAMResult, GradCAM, LayerCapture
+from .registry import register
 from .targets import check_target_count as _check_target_count
-from .targets import resolve_targets as _resolve_targets
+from .targets import resolve_score_targets as _resolve_targets
+
+# Activation modules that have no guided rule: their gradient passes unchanged.
+_OTHER_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.ELU, nn.LeakyReLU, nn.PReLU, nn.Hardswish, nn.Mish, nn.SELU, nn.CELU)
+
+
+class GuidedRuleWarning(UserWarning):
+    """A guided or deconvnet rule that has few or no ReLU modules to act on."""
 
 RULES = ("guided", "deconvnet", "backprop")
 
@@ -149,6 +163,8 @@ class GuidedBackprop:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.rule = rule
+        if rule != "backprop":
+            _warn_without_relus(model, rule)
 
     def __call__(self, inputs: torch.Tensor | Sequence[Any], targets: Any = None) -> GuidedResult:
         """Gradients (same shape as the image tensor) of ``targets`` (default: predicted classes).
@@ -176,20 +192,22 @@ class GuidedBackprop:
                     x = images.detach().clone().requires_grad_(True)
                     args = (x, *inputs[1:]) if multi else (x,)
                     logits = logits_of(self.model(*args))
-                    chosen = _resolve_targets(targets, logits.detach())
-                    score = logits.gather(1, chosen[:, None]).sum()
+                    chosen = _resolve_targets(targets, logits)
+                    score = chosen.scores(logits).sum()
                     (grad,) = torch.autograd.grad(score, x, allow_unused=True)
             finally:
                 if hooks is not None:
                     hooks.remove()
         if grad is None:  # the logits do not depend on the images at all
             grad = torch.zeros_like(x)
-        return GuidedResult(gradients=grad.detach(), logits=logits.detach(), targets=chosen.detach())
+        return GuidedResult(gradients=grad.detach(), logits=logits.detach(), targets=chosen.classes[:, 0].detach())
 
 
 def guided_gradcam(guided: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
-    """Guided Grad-CAM: guided gradients (N, 3, H, W) times CAM maps (N, H, W) in [0, 1] (already
-    upsampled to the input size; (N, 1, H, W) is accepted too), broadcast over channels.
+    """Guided Grad-CAM: guided gradients (N, 3, H, W) times CAM maps (N, H, W), ReLU'd and upsampled
+    to the input size but not min-max normalised (``GradCAM(...)(x, normalize=None).maps``; min-max
+    would zero the weakest region of a map that is positive everywhere); (N, 1, H, W) is accepted
+    too; broadcast over channels.
 
     Returns (N, 3, H, W), signed like ``guided``. Mismatched shapes raise ``ValueError``.
     """
@@ -236,3 +254,72 @@ def saliency(g: torch.Tensor) -> torch.Tensor:
     peak = s.reshape(s.shape[0], -1).amax(dim=1)
     peak = torch.where(peak > 0, peak, torch.ones_like(peak))
     return s / peak[:, None, None]
+
+
+def _warn_without_relus(model: nn.Module, rule: str) -> None:
+    relus = sum(isinstance(m, nn.ReLU) for m in model.modules())
+    others = sorted({type(m).__name__ for m in model.modules() if isinstance(m, _OTHER_ACTIVATIONS)})
+    if relus == 0:
+        warnings.warn(f"{type(model).__name__} has no nn.ReLU modules{' (it uses ' + ', '.join(others) + ')' if others else ''}, "
+                      f"so the {rule} rule changes nothing: these are plain gradients (rule='backprop'). "
+                      f"A guided rule is defined for ReLU only.", GuidedRuleWarning, stacklevel=3)
+    elif others:
+        warnings.warn(f"the {rule} rule acts at the {relus} nn.ReLU modules of {type(model).__name__}; its "
+                      f"{', '.join(others)} modules keep the plain gradient", GuidedRuleWarning, stacklevel=3)
+
+
+@register
+class GuidedGradCAM:
+    """Guided Grad-CAM (Selvaraju et al. 2017): guided-backprop input gradients times the Grad-CAM
+    map at ``target_layer``, both of the same targets, as ``BaseCAM``'s calls take them.
+
+    The Grad-CAM map enters ReLU'd and upsampled but *not* min-max normalised (captum's
+    definition): normalising first would zero the weakest region even where Grad-CAM is positive
+    everywhere. ``maps`` are the product's saliency (N, H, W) in [0, 1]; ``pixels`` the signed
+    product (N, 3, H, W) for ``gradient_to_image``; ``raw`` Grad-CAM's signed map.
+    """
+
+    name, label, family = "guided-gradcam", "guided Grad-CAM", "guided"
+    needs_gradients = uses_capture = True
+    any_layer = True
+
+    def __init__(self, model: nn.Module, target_layer, progress: bool | None = None) -> None:
+        self.cam = GradCAM(model, target_layer)
+        self.model, self.layer_name, self.layer_names = model, self.cam.layer_name, self.cam.layer_names
+        self.guided = GuidedBackprop(model)
+
+    def __call__(self, inputs, targets: Any = None, normalize: str | None = "minmax") -> CAMResult:
+        """As ``BaseCAM.__call__``; ``normalize=None`` leaves the saliency unscaled (max over colour of |product|)."""
+        cam = self.cam(inputs, targets, normalize=None)
+        guided = self.guided(inputs, targets)  # the same forward, so the same targets (None: predicted)
+        return self._product(cam, guided.gradients, normalize)
+
+    def all_classes(self, inputs, normalize: str | None = "minmax") -> CAMResult:
+        """Every class's maps (N, K, [V,] H, W), from one capture and one guided backward of K copies per image."""
+        return self.from_capture(self.cam.capture(inputs), normalize, inputs)
+
+    def from_capture(self, capture: LayerCapture, normalize: str | None = "minmax", inputs: Any = None) -> CAMResult:
+        """Every class's maps from a Grad-CAM ``capture`` and the ``inputs`` it was made of."""
+        if inputs is None:
+            raise ValueError("guided Grad-CAM needs the inputs as well as the capture: from_capture(capture, inputs=...)")
+        cam = self.cam.from_capture(capture, normalize=None)  # (N, K, [V,] H, W)
+        n, k = cam.logits.shape
+        multi = isinstance(inputs, (tuple, list))
+        copies = tuple(t.repeat_interleave(k, dim=0) for t in inputs) if multi else inputs.repeat_interleave(k, dim=0)
+        guided = self.guided(copies, torch.arange(k, device=cam.logits.device).repeat(n)).gradients
+        flat_cam = CAMResult(maps=cam.maps.flatten(0, 1), raw=cam.raw.flatten(0, 1), logits=cam.logits,
+                             targets=cam.targets, view_weights=cam.view_weights)
+        result = self._product(flat_cam, guided, normalize)
+        return CAMResult(maps=result.maps.unflatten(0, (n, k)), raw=cam.raw, logits=cam.logits, targets=cam.targets,
+                         view_weights=cam.view_weights, flat=cam.flat, pixels=result.pixels.unflatten(0, (n, k)))
+
+    @staticmethod
+    def _product(cam: CAMResult, guided: torch.Tensor, normalize: str | None) -> CAMResult:
+        views = guided.ndim == 5  # (N, V, 3, H, W): one product per view
+        product = guided_gradcam(guided.flatten(0, 1) if views else guided, cam.maps.flatten(0, 1) if views else cam.maps)
+        strength = product.abs().amax(dim=1)
+        maps = saliency(product) if normalize is not None else strength
+        if views:
+            product, maps = product.unflatten(0, guided.shape[:2]), maps.unflatten(0, guided.shape[:2])
+        return CAMResult(maps=maps, raw=cam.raw, logits=cam.logits, targets=cam.targets,
+                         view_weights=cam.view_weights, flat=cam.flat, pixels=product)

@@ -45,7 +45,7 @@ def dilate(masks: torch.Tensor, radius: int) -> torch.Tensor:
     if radius == 0:
         return masks
     r = int(math.ceil(radius))
-    offsets = torch.arange(-r, r + 1, dtype=torch.float32)
+    offsets = torch.arange(-r, r + 1, dtype=torch.float32, device=masks.device)  # the kernel where the masks are
     disk = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius ** 2).float()
     grown = F.conv2d(masks[:, None].float(), disk[None, None], padding=r)[:, 0]
     return grown > 0.5

@@ -84,11 +84,14 @@ def save_cam_images(folder: str | os.PathLike, stem: str, image, heatmap, alpha:
     folder.mkdir(parents=True, exist_ok=True)
     pictures = {"original": as_float_image(image), "heatmap": heatmap_to_rgb(heatmap, cmap),
                 "overlay": overlay_heatmap(image, heatmap, alpha, cmap)}
-    paths = {}
-    for kind, picture in pictures.items():
-        path = folder / f"{stem}_{kind}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(to_uint8(picture), mode="RGB").save(tmp, format="PNG")
-        os.replace(tmp, path)
-        paths[kind] = path
-    return paths
+    return {kind: save_picture(folder / f"{stem}_{kind}.png", picture) for kind, picture in pictures.items()}
+
+
+def save_picture(path: str | os.PathLike, picture: np.ndarray) -> Path:
+    """Write an (H, W, 3) float RGB picture in [0, 1] as a PNG, atomically (a temporary file, then
+    a rename); returns the path."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(to_uint8(picture), mode="RGB").save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path

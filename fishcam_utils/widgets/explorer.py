@@ -28,7 +28,7 @@ import numpy as np
 from torch import nn
 
 from ..explain.overlay import COLORMAPS, heatmap_to_rgb, overlay_heatmap
-from .maps import METHODS, ClassMaps, MapStore, method_key
+from .maps import ClassMaps, MapStore, menu, method_key
 from .render import placeholder, png_bytes
 
 _DESCRIPTION = {"description_width": "60px"}
@@ -52,7 +52,7 @@ class CamExplorer:
                  store: MapStore | None = None) -> None:
         if cmap not in COLORMAPS:  # bad options fail before any work
             raise ValueError(f"cmap must be one of {', '.join(COLORMAPS)}, got {cmap!r}")
-        methods = list(METHODS) if methods is None else [_label(m) for m in methods]
+        methods = list(menu()) if methods is None else [_label(m) for m in methods]
         self.store = store if store is not None else MapStore(model, dataset, layers, classes)
         predictions = self.store.predictions  # for the filter's counts and the default class
         self.classes = self.store.classes
@@ -234,22 +234,30 @@ class CamExplorer:
         c = self.classes.index(self.target.value)
         v = self.store.views.index(self.view.value)
         heat = self.maps.maps[c, v]
+        # A map with no spatial information (constant, or rounding noise) is grey, not a colour scale.
+        flat = bool(self.maps.flat is not None and self.maps.flat[c, v] and sample.present[v])
         key = (self.current, self.layer.value, self.method.value, c, v, self.colormap.value)
         if key != self._heatmap_key:  # the heatmap does not depend on the opacity
-            picture = self.maps.pictures[c, v] if self.maps.pictures is not None else heatmap_to_rgb(
-                heat, self.colormap.value)
+            if flat:
+                picture = placeholder(heat.shape, grey=0.5)
+            elif self.maps.pictures is not None:
+                picture = self.maps.pictures[c, v]
+            else:
+                picture = heatmap_to_rgb(heat, self.colormap.value)
             self.heatmap_panel.value = png_bytes(picture)
             self._heatmap_key = key
         image = sample.images[v] if sample.present[v] else placeholder(sample.images.shape[1:3])
-        self.overlay_panel.value = png_bytes(overlay_heatmap(image, heat, self.opacity.value, self.colormap.value))
+        opacity = 0.0 if flat else self.opacity.value
+        self.overlay_panel.value = png_bytes(overlay_heatmap(image, heat, opacity, self.colormap.value))
         name = html.escape(self.target.value)
-        self.captions[1].value = _caption(f"<b>{html.escape(self.method.value)}</b> at {html.escape(self.layer.value)}")
+        note = " · <i>flat: no spatial information</i>" if flat else ""
+        self.captions[1].value = _caption(f"<b>{html.escape(self.method.value)}</b> at {html.escape(self.layer.value)}{note}")
         self.captions[2].value = _caption(f"<b>overlay</b> · {name}")
         self.probability.value = f"p({name}) = {self.maps.probs[c]:.3f}"
         self.info.value = self._info_html(self.maps)
         self.shown = {"index": self.current, "view": self.view.value, "layer": self.layer.value,
                       "method": method_key(self.method.value), "target": c, "alpha": self.opacity.value,
-                      "cmap": self.colormap.value, "map": heat}
+                      "cmap": self.colormap.value, "map": heat, "flat": flat}
         self.render_seconds = time.perf_counter() - start
 
     def _info_html(self, maps: ClassMaps | None) -> str:
@@ -289,13 +297,13 @@ def _caption(text: str) -> str:
 
 def _label(method: str) -> str:
     key = method_key(method)
-    return next(label for label, value in METHODS.items() if value == key)
+    return next(label for label, value in menu().items() if value == key)
 
 
 def explore(model: nn.Module, dataset, **options: Any) -> CamExplorer:
     """A CAM explorer of ``model`` on ``dataset`` (single-view, or a ``MultiViewDataset``).
 
-    Options: ``layers`` (default ``cam_layers(model)``), ``methods`` (default all of ``METHODS``),
+    Options: ``layers`` (default ``cam_layers(model)``), ``methods`` (default every method of ``menu()``),
     ``classes``, ``top_k=3``, ``alpha=0.5`` (opacity), ``cmap="jet"``, ``size=220`` (panel pixels),
     ``start=0`` (first image). Show it by making it the last expression of a cell.
     """

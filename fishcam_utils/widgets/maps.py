@@ -4,11 +4,11 @@
 What it computes, and how often:
 
 * a **capture** per (image, layer): one forward pass and one batched backward over all classes
-  (``BaseCAM.capture``); every gradient method (Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM) turns
-  the same capture into its maps, so changing method costs no pass through the network;
-* the **maps of all classes** per (image, layer, method), at the input's size, in [0, 1];
-  Score-CAM makes its own masked passes, guided Grad-CAM one guided backward of K copies of the
-  image (one per class);
+  (``BaseCAM.capture``); every method the registry marks ``from_capture`` (the gradient methods,
+  and guided Grad-CAM with one guided backward of K copies of the image) turns the same capture
+  into its maps, so changing method costs no pass through the network;
+* the **maps of all classes** per (image, layer, method), at the input's size, in [0, 1]; the
+  gradient-free methods (Score-CAM, Ablation-CAM, Eigen-CAM) make their own passes;
 * changing class, view, opacity or colormap then only picks and colours an array already here.
 
 Old entries are dropped least-recently-used first, so memory stays bounded on a long session.
@@ -27,21 +27,16 @@ from torch import nn
 
 from ..data.transforms import to_display
 from ..evaluation.predict import dataset_classes, dataset_ids, predict
+from ..explain import registry
 from ..explain.cam import LayerCapture, make_cam
-from ..explain.guided import GuidedBackprop, gradient_to_image, guided_gradcam, saliency
+from ..explain.guided import gradient_to_image
 from ..models.factory import cam_layers
 from ..models.state import model_device
 
-# Label shown in the method menu → method key.
-METHODS: dict[str, str] = {
-    "Grad-CAM": "gradcam",
-    "Grad-CAM++": "gradcam++",
-    "HiResCAM": "hirescam",
-    "LayerCAM": "layercam",
-    "Score-CAM": "scorecam",
-    "guided Grad-CAM": "guided-gradcam",
-}
-_FROM_CAPTURE = ("gradcam", "gradcam++", "hirescam", "layercam")
+
+def menu() -> dict[str, str]:
+    """The method menu: label → name of every registered method that works at any layer."""
+    return {m.label: m.name for m in registry.methods(any_layer=True)}
 
 
 @dataclass
@@ -65,6 +60,7 @@ class ClassMaps:
 
     ``maps`` (K, V, H, W) float in [0, 1] (the views of one fish share a scale; 0 on a missing view);
     ``pictures`` (K, V, H, W, 3) float in [0, 1], the guided Grad-CAM pictures, else None;
+    ``flat`` (K, V) bool: maps with no spatial information (shown grey), see ``CAMResult.flat``;
     ``probs`` (K,) the softmax of the logits; ``view_weights`` (V,) or None.
     """
 
@@ -72,6 +68,7 @@ class ClassMaps:
     pictures: np.ndarray | None
     probs: np.ndarray
     view_weights: np.ndarray | None
+    flat: np.ndarray | None = None
 
 
 class _LRU(OrderedDict):
@@ -91,13 +88,12 @@ class _LRU(OrderedDict):
 
 
 def method_key(method: str) -> str:
-    """A method given by its menu label ("Grad-CAM++") or key ("gradcam++") → its key."""
-    if method in METHODS:
-        return METHODS[method]
-    key = method.lower().replace("_", "-")
-    if key in METHODS.values():
-        return key
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    """A method given by its menu label ("Grad-CAM++") or name ("gradcam++") → its name."""
+    found = registry.lookup(method)
+    if not found.any_layer:
+        raise ValueError(f"{found.label} works only at the layer before the head, and the explorer moves across "
+                         f"layers; choose one of {', '.join(menu())}")
+    return found.name
 
 
 class MapStore:
@@ -105,8 +101,8 @@ class MapStore:
     on demand and cached.
 
     ``layers`` defaults to ``cam_layers(model)`` (input to output); ``classes`` to the dataset's.
-    ``counts`` tells how much work was done: ``"capture"`` (forward + batched backward),
-    ``"scorecam"``, ``"guided"`` and ``"maps"`` (maps made from a capture or a pass).
+    ``counts`` tells how much work was done: ``"capture"`` (forward + batched backward), one count
+    per gradient-free method name (its own passes), ``"guided"`` and ``"maps"`` (maps made).
     """
 
     def __init__(self, model: nn.Module, dataset, layers: Sequence[str] | None = None,
@@ -213,43 +209,31 @@ class MapStore:
 
     def _make_maps(self, index: int, layer: str, key: str) -> ClassMaps:
         sample = self.sample(index)
-        guided = None
-        if key in _FROM_CAPTURE or key == "guided-gradcam":
-            capture = self.capture(index, layer)
-            result = make_cam("gradcam" if key == "guided-gradcam" else key, self.model, layer).from_capture(capture)
-            if key == "guided-gradcam":
-                guided = self._guided(sample, len(self.classes) or result.logits.shape[1])
+        method = registry.lookup(key)
+        explainer = make_cam(key, self.model, layer)
+        if method.from_capture:
+            result = explainer.from_capture(self.capture(index, layer), inputs=sample.inputs)
         else:
-            self.counts[key] += 1
-            result = make_cam(key, self.model, layer).all_classes(sample.inputs)
+            result = explainer.all_classes(sample.inputs)
+        if method.family == "guided" or not method.from_capture:
+            self.counts["guided" if method.family == "guided" else key] += 1  # passes beyond the capture
         self.counts["maps"] += 1
-        maps = result.maps[0].float().cpu()  # (K, H, W) or (K, V, H, W)
-        if maps.ndim == 3:
-            maps = maps[:, None]
+        maps, flat = _per_view(result.maps[0].float().cpu()), _per_view(result.flat[0].cpu(), spatial=False)
         if maps.shape[1] != len(sample.present):
             raise ValueError(f"{layer!r} gave {maps.shape[1]} maps per item for {len(sample.present)} views; "
                              f"pick a layer of every branch, one of {', '.join(self.layers)}")
         maps = maps * torch.as_tensor(sample.present)[None, :, None, None]
         pictures = None
-        if guided is not None:
-            # Guided Grad-CAM: the fine guided gradients where the coarse Grad-CAM map is warm.
+        if result.pixels is not None:  # guided Grad-CAM: the fine guided gradients where Grad-CAM is warm
+            product = result.pixels[0].float().cpu()  # (K, [V,] 3, H, W)
             k, v, h, w = maps.shape
-            product = guided_gradcam(guided.flatten(0, 1), maps.flatten(0, 1))  # (K * V, 3, H, W)
-            pictures = gradient_to_image(product).reshape(k, v, h, w, 3)
-            maps = saliency(product).reshape(k, v, h, w)
+            pictures = gradient_to_image(product.reshape(k * v, *product.shape[-3:])).reshape(k, v, h, w, 3)
             pictures[:, ~sample.present] = 0.5
         probs = torch.softmax(result.logits[0].float(), 0).cpu().numpy()
         weights = None if result.view_weights is None else result.view_weights[0].float().cpu().numpy()
-        return ClassMaps(maps.numpy(), pictures, probs, weights)
+        return ClassMaps(maps.numpy(), pictures, probs, weights, flat.numpy())
 
-    def _guided(self, sample: Sample, k: int) -> torch.Tensor:
-        """Guided-backprop input gradients of every class, (K, V, 3, H, W), from one backward of K
-        copies of the image (one per class)."""
-        self.counts["guided"] += 1
-        if isinstance(sample.inputs, tuple):
-            views, present = sample.inputs
-            inputs = (views.expand(k, *views.shape[1:]), present.expand(k, *present.shape[1:]))
-        else:
-            inputs = sample.inputs.expand(k, *sample.inputs.shape[1:])
-        gradients = GuidedBackprop(self.model)(inputs, targets=list(range(k))).gradients.float().cpu()
-        return gradients if gradients.ndim == 5 else gradients[:, None]
+
+def _per_view(t: torch.Tensor, spatial: bool = True) -> torch.Tensor:
+    """(K, H, W) → (K, 1, H, W) for a single view; (K, V, H, W) as it is (likewise without H, W)."""
+    return t[:, None] if t.ndim == (3 if spatial else 1) else t
