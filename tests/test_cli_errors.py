@@ -266,3 +266,20 @@ def test_train_says_its_notes_and_evaluate_keeps_the_real_error(tmp_path, capsys
     (root / "test" / "notes.txt").write_text("watered on Monday")
     code, out, err = run_cli(capsys, "evaluate", "--checkpoint", run / "best.pt", "--no-progress")
     assert code == 2 and "notes.txt" in err and "--unknown-files skip" in err and "was trained on" not in err
+
+
+def test_gradcam_shows_progress_and_writes_guided_grad_cam_pictures(tiny_run, tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "guided"
+    code, o, err = run_cli(capsys, "gradcam", "--checkpoint", tiny_run / "best.pt", "--out", out, "--limit", "3",
+                           "--method", "guided-gradcam")
+    assert code == 0, err
+    assert "guided-gradcam maps: 100%" in err and "3/3" in err  # one batch of three images still has a bar
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["method"]) == {"guided-gradcam"} and len(summary) == 3
+    for overlay in summary["overlay"]:
+        assert (out / overlay.replace("_overlay.png", "_guided.png")).is_file()
+    code, o, err = run_cli(capsys, "gradcam", "--checkpoint", tiny_run / "best.pt", "--out", tmp_path / "quiet",
+                           "--limit", "3", "--method", "ablationcam", "--no-progress")
+    assert code == 0 and "maps:" not in err and "Ablation-CAM" not in err

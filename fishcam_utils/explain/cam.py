@@ -207,9 +207,9 @@ class _Session:
             shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
             raise ValueError(f"the target layer must output (N, C, h, w) feature maps; it gave {shape}. "
                              f"Pick a convolutional layer or stage.")
-        # Parameters are frozen and inputs detached, so an input that requires grad descends from an
+        # Parameters are frozen and inputs detached, so a tensor here that requires grad descends from an
         # activation recorded earlier in this forward: the layer's map would cut that one off the graph.
-        if any(isinstance(x, torch.Tensor) and x.requires_grad for x in inputs):
+        if output.requires_grad or any(isinstance(x, torch.Tensor) and x.requires_grad for x in inputs):
             self._refuse_reuse(module)
         activation = output.detach().requires_grad_(True)
         self.activations.append(activation)
