@@ -14,6 +14,11 @@ mode), CPU, 2 torch threads, random normal 224x224 images, for each batch size:
     python bench/cam_bench.py --quick              # smoke run: 3 rounds, batches 1 and 2
     python bench/cam_bench.py --batches 1 --rounds 30 --inner 5
 
+3. the methods users pick pytorch-grad-cam for (XGrad-CAM, Eigen-CAM, Eigen-Grad-CAM, Ablation-CAM,
+   at ``layer4``, one image, the predicted class): outputs checked equal (the Eigen methods up to
+   the sign pytorch-grad-cam leaves to the SVD), then ours and theirs timed in alternating order,
+   ``--peer-rounds`` rounds; goal: ours not slower (pytorch-grad-cam / ours >= 1).
+
 Writes bench/out/cam_bench.md and prints it. Exits with status 1 (before timing anything) when
 an output check fails.
 """
@@ -34,7 +39,7 @@ from pathlib import Path
 import torch
 from torchvision.models import resnet18
 
-from fishcam_utils.explain.cam import GradCAM, normalize_maps
+from fishcam_utils.explain.cam import GradCAM, make_cam, normalize_maps, upsample
 
 HERE = Path(__file__).resolve().parent
 NUM_CLASSES = 9
@@ -263,6 +268,73 @@ def time_rounds(table: dict[str, Callable[[], object]], rounds: int, inner: int,
     return out, others
 
 
+# --- 2b. the methods peers offer ------------------------------------------------------------------
+
+PEERS = {"xgradcam": "XGradCAM", "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM", "ablationcam": "AblationCAM"}
+PEER_LAYER = "layer4"
+
+
+def peer_calls(model: torch.nn.Module, x: torch.Tensor) -> tuple[dict[str, tuple[Callable, Callable]], Callable]:
+    """method -> (ours, pytorch-grad-cam's) callables explaining the predicted classes, and a clean-up."""
+    import pytorch_grad_cam as pgc
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    with torch.no_grad():
+        predicted = model(x).argmax(1)
+    targets = [ClassifierOutputTarget(int(k)) for k in predicted]
+    calls, objects = {}, []
+    for name, cls in PEERS.items():
+        options = {"batch_size": 64} if name == "ablationcam" else {}
+        ours = make_cam(name, model, PEER_LAYER, progress=False, **options)
+        twin = copy.deepcopy(model)
+        theirs = getattr(pgc, cls)(model=twin, target_layers=[twin.get_submodule(PEER_LAYER)], **options)
+        objects.append(theirs)
+        calls[name] = (lambda ours=ours: ours(x, predicted), lambda theirs=theirs: theirs(input_tensor=x, targets=targets))
+    return calls, lambda: [o.activations_and_grads.release() for o in objects]
+
+
+def check_peers(calls) -> list[tuple[str, float, float, bool]]:
+    rows = []
+    for name, (ours, theirs) in calls.items():
+        result, other = ours(), torch.from_numpy(theirs()).float()
+        diff = (result.maps - other).abs().max().item()
+        if name.startswith("eigen"):  # the component's sign is the SVD routine's choice in pytorch-grad-cam
+            flipped = normalize_maps(upsample(torch.relu(-result.raw), tuple(result.maps.shape[-2:])))
+            diff = min(diff, (flipped - other).abs().max().item())
+        rows.append((f"{name} maps vs pytorch-grad-cam", diff, 1e-4, diff <= 1e-4))
+    return rows
+
+
+def time_peers(calls, rounds: int) -> dict[str, list[float]]:
+    """pytorch-grad-cam's seconds / ours, per round, ours and theirs alternating first."""
+    ratios: dict[str, list[float]] = {name: [] for name in calls}
+    for name, (ours, theirs) in calls.items():
+        ours(), theirs()  # warm-up
+        for r in range(rounds):
+            seconds = {}
+            for who, fn in ((("ours", ours), ("theirs", theirs)) if r % 2 == 0 else (("theirs", theirs), ("ours", ours))):
+                start = time.perf_counter()
+                fn()
+                seconds[who] = time.perf_counter() - start
+            ratios[name].append(seconds["theirs"] / seconds["ours"])
+            print(f"  {name} round {r + 1}/{rounds}: ours {seconds['ours'] * 1e3:.0f} ms, pytorch-grad-cam "
+                  f"{seconds['theirs'] * 1e3:.0f} ms", flush=True)
+    return ratios
+
+
+def peer_report(checks, ratios) -> list[str]:
+    lines = ["### The methods peers offer (batch 1, `layer4`, the predicted class)", "",
+             "| method | max abs diff of maps | pytorch-grad-cam / ours, median | range | goal | met |", "|---|---|---|---|---|---|"]
+    for (what, diff, _, _), (name, values) in zip(checks, ratios.items()):
+        med = statistics.median(values)
+        lines.append(f"| {name} | {diff:.1e} | {med:.2f} | {min(values):.2f}-{max(values):.2f} | >= 1 | "
+                     f"{'yes' if med >= 1 else '**no**'} |")
+    lines += ["", "pytorch-grad-cam's Ablation-CAM runs the whole network once per channel; ours runs the layers "
+              "before `layer4` once per 64 channels and only the rest (pooling and the linear head) on the "
+              "ablated copies. The Eigen methods' maps agree up to the principal component's sign.", ""]
+    return lines
+
+
 # --- 3. report -----------------------------------------------------------------------------------
 
 def fmt_ratio(value: float) -> str:
@@ -347,6 +419,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls of each method first (default 2)")
     parser.add_argument("--quick", action="store_true", help="smoke run: batches 1 2, 3 rounds, 1 warm-up")
     parser.add_argument("--out", type=Path, default=HERE / "out", help="report folder (default bench/out)")
+    parser.add_argument("--peer-rounds", type=int, default=5,
+                        help="rounds for the methods peers offer (default 5; Ablation-CAM's peer takes seconds a call)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -355,6 +429,7 @@ def main() -> None:
         args.rounds = args.rounds or [3]
         args.inner = args.inner or [1]
         args.warmup = min(args.warmup, 1)
+        args.peer_rounds = min(args.peer_rounds, 2)
     batches = args.batches or [1, 16]
 
     def per_batch(values, default):
@@ -398,9 +473,26 @@ def main() -> None:
         finally:
             cleanup()
 
+    x, _ = make_inputs(1)
+    calls, cleanup = peer_calls(model, x)
+    try:
+        peer_checks = check_peers(calls)
+        for what, diff, tol, ok in peer_checks:
+            print(f"batch 1: {what}: max abs diff {diff:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'FAILED'}")
+        peer_ratios = time_peers(calls, args.peer_rounds) if all(ok for *_, ok in peer_checks) else {}
+    finally:
+        cleanup()
+
     text = report(info, checks, timings, time.perf_counter() - start)
+    if peer_ratios:
+        text += "\n" + "\n".join(peer_report(peer_checks, peer_ratios))
+    else:
+        text += "\n**The peer methods' output checks failed; they were not timed.**\n" + "\n".join(
+            f"- {w}: {d:.2e}" for w, d, _, ok in peer_checks if not ok) + "\n"
     print(text)
     (args.out / "cam_bench.md").write_text(text)
+    if not peer_ratios:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

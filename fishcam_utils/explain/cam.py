@@ -410,7 +410,9 @@ class BaseCAM:
         normalize_maps(torch.zeros(1, 1, 1), normalize)  # a bad choice fails before any work
         check_target_count(targets, self._batch(inputs))
         inputs = _ordinary(inputs)
-        with _Session(self.model, self.layers, self.layer_names) as session:
+        # Gradient-free methods build no graph: the forward runs without autograd, as a plain inference.
+        no_graph = contextlib.nullcontext() if self.needs_gradients else torch.no_grad()
+        with _Session(self.model, self.layers, self.layer_names) as session, no_graph:
             logits = self._forward(session, inputs)
             chosen = all_class_targets(logits.detach()) if every_class else resolve_score_targets(targets, logits)
             scale = None
