@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from fishcam_utils.data import WithoutViews, make_datasets
-from fishcam_utils.explain import GuidedBackprop, gradient_to_image, guided_gradcam, make_cam, saliency
+from fishcam_utils.explain import GuidedBackprop, gradient_to_image, guided_gradcam, make_cam, registry, saliency
 from fishcam_utils.explain.overlay import heatmap_to_rgb, overlay_heatmap
 from fishcam_utils.models import MultiViewNet, build_model
 from fishcam_utils.widgets import CamExplorer, MapStore, explore, read_png
@@ -160,14 +160,33 @@ def test_a_layer_change_captures_that_layer_once(model, splits, forwards):
     assert explorer.store.counts["capture"] == 3
 
 
-@pytest.mark.parametrize("method", ["Grad-CAM++", "HiResCAM", "LayerCAM"])
+@pytest.mark.parametrize("method", ["Grad-CAM++", "XGrad-CAM", "HiResCAM", "LayerCAM", "Eigen-Grad-CAM"])
 def test_gradient_methods_reuse_the_captured_activations(model, splits, forwards, method):
     explorer = explore(model, splits.test)
     passes = forwards.count
     explorer.method.value = method
     assert forwards.count == passes, "a gradient method reuses the capture of this image and layer"
-    assert explorer.shown["method"] == method.lower().replace("grad-cam++", "gradcam++")
+    assert explorer.shown["method"] == registry.lookup(method).name
     check_panels(explorer, splits.test, explorer.shown["method"])
+
+
+@pytest.mark.parametrize("method", ["Ablation-CAM", "Eigen-CAM"])
+def test_gradient_free_methods_show_their_own_maps(model, splits, method):
+    explorer = explore(model, splits.test, start=2)
+    explorer.method.value = method
+    assert explorer.store.counts[registry.lookup(method).name] == 1  # their own passes, once
+    check_panels(explorer, splits.test, registry.lookup(method).name)
+
+
+def test_a_flat_map_is_shown_grey_not_stretched(model, splits):
+    explorer = explore(model, splits.test)
+    c = explorer.classes.index(explorer.target.value)
+    explorer.maps.flat[c, 0] = True  # as a noise-level HiResCAM map would be marked
+    explorer.colormap.value = "viridis"  # re-render
+    assert explorer.shown["flat"] and "flat: no spatial information" in explorer.captions[1].value
+    assert (shown(explorer.heatmap_panel) == expected(np.full((SIZE, SIZE, 3), 0.5))).all()
+    image = display_image(splits.test, explorer.shown["index"])
+    assert np.abs(shown(explorer.overlay_panel) - expected(image)).max() <= 1  # the image, no colour laid on it
 
 
 def test_score_cam_and_guided_grad_cam_match_direct_computations(model, splits):
