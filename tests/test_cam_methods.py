@@ -8,7 +8,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-import torchvision
 from torch import nn
 
 from fishcam_utils.explain import registry

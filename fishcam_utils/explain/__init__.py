@@ -15,7 +15,6 @@ map of the fused logit from one backward pass, and ``plot_fish_cams`` shows them
 from . import registry
 from .cam import (
     CAM,
-    METHODS,
     AblationCAM,
     BaseCAM,
     CAMResult,
@@ -51,7 +50,7 @@ from .overlay import COLORMAPS, heatmap_to_rgb, overlay_heatmap, plot_cam, save_
 
 __all__ = [
     "CAM", "COLORMAPS", "FishExplanation", "explain_fish", "plot_fish_cams", "RULES", "GuidedBackprop", "GuidedGradCAM",
-    "GuidedResult", "GuidedRuleWarning", "gradient_to_image", "guided_gradcam", "saliency", "METHODS", "AblationCAM",
+    "GuidedResult", "GuidedRuleWarning", "gradient_to_image", "guided_gradcam", "saliency", "AblationCAM",
     "BaseCAM", "CAMResult", "EigenCAM", "EigenGradCAM", "FlatMapWarning", "GradCAM", "GradCAMPlusPlus", "HiResCAM",
     "LayerCAM", "LayerCapture", "ScoreCAM", "Targets", "XGradCAM", "heatmap_to_rgb", "make_cam", "method_names",
     "normalize_maps", "overlay_heatmap", "plot_cam", "register", "registry", "resolve_layer", "resolve_targets",

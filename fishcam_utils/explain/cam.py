@@ -35,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..models.state import eval_mode, frozen_parameters, logits_of, view_weights_of
-from .registry import lookup, methods, register
+from .registry import lookup, register
 from .targets import Targets, all_class_targets, check_target_count, resolve_score_targets
 
 NORMALIZATIONS = ("minmax", None)
@@ -54,7 +54,7 @@ class CAMResult:
     weights a multi-view model returned in the same forward pass (``view_weights_of``), else None.
     A target given as a function is -1 in ``targets``. ``flat``: bool of ``maps.shape[:-2]``, True for a
     map with no spatial information (constant at the layer's resolution, or varying only at rounding-noise
-    level), which is zeros in ``maps``. ``pixels``: guided Grad-CAM's signed input-space product
+    level), which is zeros in ``maps`` (with ``normalize=None`` a constant map keeps its value). ``pixels``: guided Grad-CAM's signed input-space product
     (N, 3, H, W) (multi-view (N, V, 3, H, W); all classes (N, K, ...)), else None.
     """
 
@@ -200,7 +200,7 @@ class _Session:
 
     def _hook(self, module: nn.Module, inputs: Any, output: Any) -> torch.Tensor | None:
         if self.replacement is not None:
-            return self.replacement
+            return self.replacement.clone()  # later in-place ops must not change the caller's tensor
         if not self.record:
             return None
         if not isinstance(output, torch.Tensor) or output.ndim != 4:
@@ -374,6 +374,9 @@ class BaseCAM:
             # A multi-view model: one branch per view, or one shared branch run once per view.
             # Every activation gets its map, in the order the forward produced them.
             shapes = {tuple(a.shape[-2:]) for a in session.activations}
+            repeated = [m for i, m in enumerate(session.ran) if m in session.ran[:i]]
+            if repeated and isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
+                session._refuse_reuse(repeated[0])  # one image per item, yet a layer ran twice: reused
             if not self.multi_activation:
                 raise ValueError(f"{self.label} works with a layer that runs once per image, and "
                                  f"{self.layer_name!r} ran {len(session.activations)} times (once per view of a "
@@ -479,27 +482,31 @@ class BaseCAM:
         positive = torch.relu(raw)
         dims = 3 if views > 1 else 2  # the views of one fish share one scale, so a view with little evidence stays dim
         flat = flat_maps(positive, raw, scale, dims)
-        self._warn_if_noise(flat, positive, dims)
+        noisy = self._warn_if_noise(flat, positive, dims)
         maps = upsample(positive, size)
         if views > 1:
             joint = maps.flatten(-3)[..., None, :]
             maps = normalize_maps(joint, normalize).reshape(maps.shape)
-            flat = flat[..., None].expand(maps.shape[:-2])
+            flat, noisy = flat[..., None].expand(maps.shape[:-2]), noisy[..., None].expand(maps.shape[:-2])
         else:
             maps = normalize_maps(maps, normalize)
-        if normalize is not None:
-            maps = torch.where(flat[..., None, None], torch.zeros_like(maps), maps)
+        # Normalised, a flat map is zeros; unnormalised, a constant map keeps its (exact) value and
+        # only a noise-level one becomes zeros.
+        zero = flat if normalize is not None else noisy
+        maps = torch.where(zero[..., None, None], torch.zeros_like(maps), maps)
         return CAMResult(maps=maps.detach(), raw=raw.detach(), logits=logits.detach(), targets=targets.detach(),
                          view_weights=view_weights, flat=flat.detach())
 
-    def _warn_if_noise(self, flat: torch.Tensor, positive: torch.Tensor, dims: int) -> None:
+    def _warn_if_noise(self, flat: torch.Tensor, positive: torch.Tensor, dims: int) -> torch.Tensor:
+        """The flat maps that are not constant (rounding noise), after a warning if there are any."""
         flatten = positive.flatten(-dims)
-        noisy = flat & (flatten.amax(-1) > flatten.amin(-1))  # flat yet not constant: rounding noise
+        noisy = flat & (flatten.amax(-1) > flatten.amin(-1))
         if bool(noisy.any()):
             warnings.warn(f"{self.label} at {self.layer_name!r}: {int(noisy.sum())} of {noisy.numel()} maps vary only "
                           f"at rounding-noise level next to the terms they sum (HiResCAM right before a LayerNorm "
                           f"cancels this way); they are zeros here and True in CAMResult.flat. Try Grad-CAM, or "
                           f"another layer.", FlatMapWarning, stacklevel=4)
+        return noisy
 
 
 @register
@@ -690,11 +697,15 @@ class AblationCAM(_GradientFree):
         if not self._whole_network:
             try:
                 return self.logits_with(image, copies)
-            except torch.OutOfMemoryError:
+            except _OUT_OF_MEMORY:
                 raise
             except (RuntimeError, ValueError):
                 self._whole_network = True  # a shape clash after the layer: run the copies all through
         return self.logits_with(image.expand(len(copies), *image.shape[1:]), copies)
+
+
+# torch.OutOfMemoryError is new in torch 2.5; before, CUDA's was the only one.
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
 @register
@@ -765,10 +776,6 @@ def _head_of(model: nn.Module) -> str:
         raise ValueError(f"CAM reads the weights of the model's linear head, and {type(model).__name__} was not built "
                          f"by build_model, so name the head: CAM(model, layer, fc=...) (a torchvision ResNet's is "
                          f"'fc'){hint}") from None
-
-
-# name -> class of every CAM method (gradient and gradient-free); guided Grad-CAM is in the registry too.
-METHODS: dict[str, type[BaseCAM]] = {m.name: m.cls for m in methods() if issubclass(m.cls, BaseCAM)}
 
 
 def make_cam(method: str, model: nn.Module, target_layer: str | nn.Module, **options: Any) -> Any:

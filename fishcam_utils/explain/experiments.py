@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..models.state import model_device
 from . import registry
 from .cam import make_cam
-from .guided import GuidedBackprop, guided_gradcam, saliency
+from .guided import GuidedBackprop, saliency
 from .metrics import deletion_curve, energy_in_mask, insertion_curve, per_class, pointing_game, spearman
 from .references import REFERENCE_MAPS, reference_maps
 
@@ -112,8 +112,7 @@ def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tens
         if method in _INPUT_GRADIENTS:
             out.append(saliency(GuidedBackprop(model, _INPUT_GRADIENTS[method])(x, t).gradients))
         elif guided is not None and registry.lookup(method).family == "guided":
-            cam = make_cam("gradcam", model, layer)(x, t, normalize=None).maps  # ReLU'd, not min-max'd
-            out.append(saliency(guided_gradcam(guided[start:start + batch_size].to(cam), cam)))
+            out.append(make_cam(method, model, layer)(x, t, guided=guided[start:start + batch_size].to(device)).maps)
         else:
             out.append(make_cam(method, model, layer, progress=progress)(x, t).maps)
     return torch.cat(out).cpu().float()

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..models.state import eval_mode, frozen_parameters, logits_of
-from .cam import CAMResult, GradCAM, LayerCapture
+from .cam import CAMResult, GradCAM, LayerCapture, normalize_maps
 from .registry import register
 from .targets import check_target_count as _check_target_count
 from .targets import resolve_score_targets as _resolve_targets
@@ -56,7 +56,8 @@ class GuidedResult:
     """What a ``GuidedBackprop`` call returns (all detached, on the inputs' device).
 
     ``gradients``: same shape as the differentiated input, (N, 3, H, W) (or (N, V, 3, H, W) for
-    multi-view inputs), float, signed. ``logits``: (N, K). ``targets``: (N,) long, the classes explained.
+    multi-view inputs), float, signed. ``logits``: (N, K). ``targets``: (N,) long, the classes explained
+    (-1 where a score function decided).
     """
 
     gradients: torch.Tensor
@@ -172,7 +173,8 @@ class GuidedBackprop:
         ``inputs``: a float tensor (N, 3, H, W), or a tuple/list whose first item is the float image
         tensor (multi-view: ``(views (N, V, 3, H, W), present (N, V) bool)``), called as
         ``model(*inputs)``; gradients are taken with respect to that first tensor only.
-        ``targets``: None, an int, or N ints in [0, K); anything else raises ``ValueError``.
+        ``targets``: None, an int, N ints in [0, K), or score functions of one image's logits (as
+        ``BaseCAM``'s; such an image's entry in ``targets`` is -1); anything else raises ``ValueError``.
         """
         multi = isinstance(inputs, (tuple, list))
         images = inputs[0] if multi else inputs
@@ -284,15 +286,21 @@ class GuidedGradCAM:
     any_layer = True
 
     def __init__(self, model: nn.Module, target_layer, progress: bool | None = None) -> None:
+        # ``progress`` is accepted as every registered method's is; both passes here are short.
         self.cam = GradCAM(model, target_layer)
         self.model, self.layer_name, self.layer_names = model, self.cam.layer_name, self.cam.layer_names
         self.guided = GuidedBackprop(model)
 
-    def __call__(self, inputs, targets: Any = None, normalize: str | None = "minmax") -> CAMResult:
-        """As ``BaseCAM.__call__``; ``normalize=None`` leaves the saliency unscaled (max over colour of |product|)."""
+    def __call__(self, inputs, targets: Any = None, normalize: str | None = "minmax",
+                 guided: torch.Tensor | None = None) -> CAMResult:
+        """As ``BaseCAM.__call__``; ``normalize=None`` leaves the saliency unscaled (max over colour of
+        |product|). ``guided``: guided-backprop gradients of these targets already computed (same shape
+        as the images), else one guided pass is made."""
+        normalize_maps(torch.zeros(1, 1, 1), normalize)  # a bad choice fails before any work
         cam = self.cam(inputs, targets, normalize=None)
-        guided = self.guided(inputs, targets)  # the same forward, so the same targets (None: predicted)
-        return self._product(cam, guided.gradients, normalize)
+        if guided is None:  # a second forward, of the same model in eval mode: the same targets
+            guided = self.guided(inputs, targets).gradients
+        return self._product(cam, guided, normalize)
 
     def all_classes(self, inputs, normalize: str | None = "minmax") -> CAMResult:
         """Every class's maps (N, K, [V,] H, W), from one capture and one guided backward of K copies per image."""
@@ -300,6 +308,7 @@ class GuidedGradCAM:
 
     def from_capture(self, capture: LayerCapture, normalize: str | None = "minmax", inputs: Any = None) -> CAMResult:
         """Every class's maps from a Grad-CAM ``capture`` and the ``inputs`` it was made of."""
+        normalize_maps(torch.zeros(1, 1, 1), normalize)
         if inputs is None:
             raise ValueError("guided Grad-CAM needs the inputs as well as the capture: from_capture(capture, inputs=...)")
         cam = self.cam.from_capture(capture, normalize=None)  # (N, K, [V,] H, W)

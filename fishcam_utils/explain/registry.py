@@ -38,7 +38,7 @@ _METHODS: dict[str, Method] = {}
 def canonical(name: str) -> str:
     """The spelling-free form of a method name: ``"Grad-CAM++"``, ``"gradcam_plusplus"`` and
     ``"gradcam++"`` are one method."""
-    return str(name).lower().replace("plusplus", "++").replace("-", "").replace("_", "").replace(" ", "")
+    return str(name).lower().replace("-", "").replace("_", "").replace(" ", "").replace("plusplus", "++")
 
 
 def register(cls: type) -> type:

@@ -218,7 +218,8 @@ class MapStore:
         if method.family == "guided" or not method.from_capture:
             self.counts["guided" if method.family == "guided" else key] += 1  # passes beyond the capture
         self.counts["maps"] += 1
-        maps, flat = _per_view(result.maps[0].float().cpu()), _per_view(result.flat[0].cpu(), spatial=False)
+        maps = _per_view(result.maps[0].float().cpu())
+        flat = None if result.flat is None else _per_view(result.flat[0].cpu(), spatial=False).numpy()
         if maps.shape[1] != len(sample.present):
             raise ValueError(f"{layer!r} gave {maps.shape[1]} maps per item for {len(sample.present)} views; "
                              f"pick a layer of every branch, one of {', '.join(self.layers)}")
@@ -231,7 +232,7 @@ class MapStore:
             pictures[:, ~sample.present] = 0.5
         probs = torch.softmax(result.logits[0].float(), 0).cpu().numpy()
         weights = None if result.view_weights is None else result.view_weights[0].float().cpu().numpy()
-        return ClassMaps(maps.numpy(), pictures, probs, weights, flat.numpy())
+        return ClassMaps(maps.numpy(), pictures, probs, weights, flat)
 
 
 def _per_view(t: torch.Tensor, spatial: bool = True) -> torch.Tensor:
