@@ -318,7 +318,13 @@ def _gradcam(args: argparse.Namespace) -> int:
     from .models import cam_layers
     from .training import load_checkpoint, pick_device
 
-    heatmap_to_rgb([[0.0]], args.cmap)  # an unknown colormap or an --out in use is said before any work
+    from .explain.registry import lookup
+
+    try:
+        lookup(args.method)
+    except ValueError as error:
+        raise ValueError(f"--method {args.method}: {error}") from None
+    heatmap_to_rgb([[0.0]], args.cmap)  # an unknown method or colormap, or an --out in use, is said before any work
     out = Path(args.out)
     earlier = _earlier_maps(out, args.overwrite)
     device = pick_device(args.device)
@@ -458,8 +464,6 @@ def _reading_options(parser, missing_views: str | None = None, unknown_files: st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .explain import method_names  # the method registry: one list for every command
-
     parser = argparse.ArgumentParser(
         prog="fishcam",
         description="FishCAM: seeing what a fish classifier sees. Tools for the course's data and notebooks.",
@@ -622,8 +626,11 @@ def build_parser() -> argparse.ArgumentParser:
     gradcam.add_argument("--data", help="dataset folder (default: the one the model was trained on)")
     gradcam.add_argument("--out", required=True, help="output folder")
     gradcam.add_argument("--overwrite", action="store_true", help="replace the maps of an earlier run in --out")
-    gradcam.add_argument("--method", default="gradcam", choices=method_names(),
-                         help="which map (guided-gradcam also writes <name>_guided.png, the guided picture)")
+    # Checked against the method registry when the command runs (building the parser must not import torch).
+    gradcam.add_argument("--method", default="gradcam",
+                         help="which map: a name of the method registry (fishcam_utils.explain.method_names()), e.g. "
+                         "gradcam, gradcam++, hirescam, scorecam, ablationcam, eigencam, cam; guided-gradcam also "
+                         "writes <name>_guided.png, the guided picture")
     gradcam.add_argument("--layer", help="target layer by dotted name, or one per branch separated by commas "
                          "(default: the model's last CAM layer)")
     gradcam.add_argument("--explain", default="predicted", choices=["predicted", "true"], help="which class to explain")
@@ -653,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--data", help="dataset folder with masks (default: the one the model was trained on)")
     judge.add_argument("--mask", default="evidence", help="mask kind to point at (evidence, body, ...)")
     judge.add_argument("--methods", nargs="+", metavar="METHOD",
-                       help=f"methods (default: all of {', '.join(method_names(any_layer=True))})")
+                       help="methods (default: every registered method that works at any layer)")
     judge.add_argument("--layers", nargs="+", help="layers (default: the model's CAM layers)")
     judge.add_argument("--per-class", type=POSITIVE_INT, help="images per class (default: all of the split)")
     judge.add_argument("--tolerance", type=NONNEGATIVE, default=4, help="pointing-game tolerance in pixels (default 4)")

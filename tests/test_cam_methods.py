@@ -245,8 +245,7 @@ def toy_methods():
         registry.unregister("brightest")
 
 
-def test_a_method_added_in_one_place_is_everywhere(toy_methods, resnet, batch, tmp_path):
-    from fishcam_utils.cli import build_parser
+def test_a_method_added_in_one_place_is_everywhere(toy_methods, resnet, batch, tmp_path, capsys):
     from fishcam_utils.explain.experiments import explanation_maps, table_methods
     from fishcam_utils.widgets.maps import menu, method_key
 
@@ -257,8 +256,12 @@ def test_a_method_added_in_one_place_is_everywhere(toy_methods, resnet, batch, t
     assert "toycam" in registry.method_names() and "toycam" in table_methods()
     assert menu()["Toy-CAM"] == "toycam" and method_key("Toy-CAM") == "toycam"
     assert registry.lookup("toycam").from_capture and not registry.lookup("brightest").from_capture
-    args = build_parser().parse_args(["gradcam", "--checkpoint", "c.pt", "--out", "o", "--method", "toycam"])
-    assert args.method == "toycam"
+    from fishcam_utils.cli import main
+
+    code = main(["gradcam", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o"), "--method", "toycam"])
+    assert code == 2 and "unknown explanation method" not in capsys.readouterr().err  # accepted; the checkpoint is missing
+    assert main(["gradcam", "--checkpoint", "c.pt", "--out", "o", "--method", "nocam"]) == 2
+    assert "--method nocam: unknown explanation method 'nocam'; choose one of gradcam" in capsys.readouterr().err
     torch.testing.assert_close(explanation_maps(resnet, x, targets, "toycam", "layer3"),
                                make_cam("toycam", resnet, "layer3")(x, targets).maps)
     every = make_cam("toycam", resnet, "layer3").all_classes(x)
