@@ -259,14 +259,11 @@ def flat_maps(maps: torch.Tensor, raw: torch.Tensor, scale: torch.Tensor | None 
     """Which maps carry no spatial information: bool of ``maps.shape[:-dims]``, from the ReLU'd
     ``maps`` and signed ``raw`` at the layer's resolution and the per-pixel size of the terms summed
     (``scale``, same shape, or None). Decided before upsampling, which would add its own ripples."""
-    def over(t: torch.Tensor, reduce: str) -> torch.Tensor:
-        flat = t.flatten(-dims)
-        return flat.amax(-1) if reduce == "max" else flat.amin(-1)
-
-    span = over(maps, "max") - over(maps, "min")
-    size = over(raw.abs(), "max")
+    pixels = maps.flatten(-dims)
+    span = pixels.amax(-1) - pixels.amin(-1)
+    size = raw.abs().flatten(-dims).amax(-1)
     if scale is not None:
-        size = torch.maximum(size, over(scale, "max"))
+        size = torch.maximum(size, scale.flatten(-dims).amax(-1))
     tolerance = FLAT_ROUNDING_ERRORS * torch.finfo(maps.dtype).eps
     return span <= tolerance * size
 
@@ -681,27 +678,30 @@ class AblationCAM(_GradientFree):
         starts = range(0, c, self.batch_size)
         steps = [(i, start) for i in range(n) for start in starts]
         ablated = torch.empty(n, c, original.shape[1], device=original.device)
-        self._whole_network = False
+        whole_network = False  # until the rest of the network refuses a batch of copies alone
         for i, start in self._progress(steps, f"Ablation-CAM, {n} image(s) x {c} channels"):
             channels = torch.arange(start, min(start + self.batch_size, c), device=activations.device)
             copies = activations[i].expand(len(channels), *activations.shape[1:]).clone()
             copies[torch.arange(len(channels)), channels] = 0
-            rows = self._ablated_logits(inputs[i:i + 1], copies).float()
+            rows, whole_network = self._ablated_logits(inputs[i:i + 1], copies, whole_network)
+            rows = rows.float()
             ablated[i, channels] = targets.scores(rows, torch.full((len(channels),), i, device=rows.device))
         # The paper divides by y; by |y| here, so that a class with a negative score is not flipped.
         size = original.abs()
         weights = (original[:, None] - ablated) / torch.where(size > 0, size, torch.ones_like(size))[:, None]
         return torch.einsum("ncj,nchw->njhw", weights.to(activations.dtype), activations)
 
-    def _ablated_logits(self, image: torch.Tensor, copies: torch.Tensor) -> torch.Tensor:
-        if not self._whole_network:
+    def _ablated_logits(self, image: torch.Tensor, copies: torch.Tensor,
+                        whole_network: bool) -> tuple[torch.Tensor, bool]:
+        """Logits of the ablated copies, and whether they had to go through the whole network."""
+        if not whole_network:
             try:
-                return self.logits_with(image, copies)
+                return self.logits_with(image, copies), False
             except _OUT_OF_MEMORY:
                 raise
             except (RuntimeError, ValueError):
-                self._whole_network = True  # a shape clash after the layer: run the copies all through
-        return self.logits_with(image.expand(len(copies), *image.shape[1:]), copies)
+                pass  # a shape clash after the layer: run the copies all through, from now on
+        return self.logits_with(image.expand(len(copies), *image.shape[1:]), copies), True
 
 
 # torch.OutOfMemoryError is new in torch 2.5; before, CUDA's was the only one.

@@ -326,8 +326,7 @@ class GuidedGradCAM:
     def _product(cam: CAMResult, guided: torch.Tensor, normalize: str | None) -> CAMResult:
         views = guided.ndim == 5  # (N, V, 3, H, W): one product per view
         product = guided_gradcam(guided.flatten(0, 1) if views else guided, cam.maps.flatten(0, 1) if views else cam.maps)
-        strength = product.abs().amax(dim=1)
-        maps = saliency(product) if normalize is not None else strength
+        maps = saliency(product) if normalize is not None else product.abs().amax(dim=1)
         if views:
             product, maps = product.unflatten(0, guided.shape[:2]), maps.unflatten(0, guided.shape[:2])
         return CAMResult(maps=maps, raw=cam.raw, logits=cam.logits, targets=cam.targets,
