@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_path, atomic_write
 from .settings import QUICK_ENV, build_dir, course_image_size, course_root
 
 
@@ -44,9 +45,8 @@ class Report:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"notebook": self.notebook, "values": self.values, "figures": self.figures}, indent=2))
-        os.replace(tmp, self.path)
+        with atomic_write(self.path, "w") as out:
+            out.write(json.dumps({"notebook": self.notebook, "values": self.values, "figures": self.figures}, indent=2))
 
     def record(self, name: str, value: Any) -> Any:
         self.values[name] = _jsonable(value)
@@ -64,8 +64,8 @@ class Report:
     def figure(self, fig, name: str, dpi: int = 110):
         """Save ``fig`` as ``build/figures/<notebook>/<name>.png``; returns the figure."""
         path = self.build / "figures" / self.notebook / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
         relative = path.relative_to(self.build).as_posix()
         if relative not in self.figures:
             self.figures.append(relative)
@@ -99,6 +99,33 @@ def course_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
     """The course's notebooks in order (their names start with their number)."""
     folder = Path(folder) if folder is not None else course_root() / "notebooks"
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+# What running the notebooks needs beyond the package: the `notebooks` extra.
+_NOTEBOOK_MODULES = ("nbformat", "nbclient", "nbconvert", "ipykernel", "jupyter_client")
+
+
+def check_course_runnable(notebooks: str | os.PathLike | None = None, html: bool = True) -> list[Path]:
+    """The notebooks ``run_course`` would run; a ``FishCAMError`` saying what to do when there are
+    none (the package is installed, but this is not a checkout of the course) or when the
+    ``notebooks`` extra (Jupyter's kernel and executor) is missing."""
+    import importlib.util
+
+    from . import COURSE_REPOSITORY
+    from .errors import FishCAMError
+
+    folder = Path(notebooks) if notebooks is not None else course_root() / "notebooks"
+    found = course_notebooks(folder)
+    if not found:
+        raise FishCAMError(f"no course notebooks in {folder} (files named NN_*.ipynb): `fishcam course` runs the "
+                           f"notebooks of a FishCAM checkout. Clone the course (git clone {COURSE_REPOSITORY}) and "
+                           "run `fishcam course` inside it, or point --notebooks at its notebooks folder.")
+    needed = [m for m in _NOTEBOOK_MODULES if m != "nbconvert" or html]
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        raise FishCAMError(f"running the notebooks needs {', '.join(missing)}, which are not installed: "
+                           "pip install 'fishcam-utils[notebooks]' (or, in a checkout, pip install -e '.[notebooks]')")
+    return found
 
 
 def _this_python_kernel_manager() -> type:
@@ -259,7 +286,7 @@ def run_course(
     build = Path(build) if build is not None else build_dir()
     os.environ[QUICK_ENV] = "1" if quick else "0"  # the kernels inherit it
     os.environ["FISHCAM_BUILD_DIR"] = str(build)
-    chosen = course_notebooks(notebooks)
+    chosen = check_course_runnable(notebooks, html)
     if only:
         unknown = [o for o in only if not any(p.stem.startswith(o) for p in chosen)]
         if unknown:

@@ -1,7 +1,9 @@
 """Writing files so that nothing is lost: whole or not at all, with the user's permissions.
 
-``atomic_write(path)`` writes to a temporary file beside ``path`` and renames it over ``path``
-only once it is complete and on disk, so an interrupted write leaves the old file intact. The
+``atomic_write(path)`` (an open file) and ``atomic_path(path)`` (a file name, for writers that
+want one) write to a temporary file beside ``path`` and rename it over ``path`` only once it is
+complete and on disk, so an interrupted write leaves the old file intact. Every file the package
+writes for a user goes through them. The
 temporary file is created like any file the user makes (her umask applies), and it names the
 process that writes it, so that ``remove_abandoned(folder)`` can clear the ones of killed runs.
 """
@@ -35,31 +37,44 @@ def temp_path(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb", **open_args) -> Iterator[IO]:
-    """Open a temporary file beside ``path`` for writing; on leaving the block without error,
-    flush it to disk and rename it to ``path``. On an error it is removed and ``path`` is untouched."""
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A fresh temporary path beside ``path`` for a writer that wants a file name (``savefig``,
+    ``to_csv``, a memory map). On leaving the block without error the file is flushed to disk and
+    renamed onto ``path``; on any error it is removed and ``path`` is untouched. Returns ``path``'s
+    temporary twin; the writer creates it (so the user's umask applies)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
-        # O_EXCL with mode 0o666: a new file, with the permissions the user's umask gives (mkstemp forces 0600).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror, str(path)) from error
-    try:
-        with os.fdopen(fd, mode, **open_args) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp
+        with open(tmp, "rb+") as written:
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     except OSError as error:
         tmp.unlink(missing_ok=True)
-        if error.filename is None:  # a failed write names no file: name the one being written
-            raise OSError(error.errno, error.strerror, str(path)) from error
+        if _names_nothing_or(error, tmp):  # name the file being written, not its temporary twin
+            raise type(error)(error.errno, error.strerror, str(path)) from error
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _names_nothing_or(error: OSError, tmp: Path) -> bool:
+    """A system error about ``tmp``, or a failed write that names no file; our own errors (a full
+    disk's ``NoSpaceError``) carry their message already."""
+    plain = type(error).__module__ == "builtins" and error.errno is not None
+    return plain and (error.filename is None or error.filename == str(tmp))
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", **open_args) -> Iterator[IO]:
+    """``atomic_path`` for a writer that wants an open file: ``with atomic_write(p, "w") as f``.
+    Readers see the old file or the whole new one, never a part."""
+    with atomic_path(path) as tmp:
+        # "x": a new file (never another writer's), created with the permissions the umask gives.
+        with open(tmp, mode.replace("w", "x"), **open_args) as handle:
+            yield handle
 
 
 def process_alive(pid: int) -> bool:

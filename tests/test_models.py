@@ -11,7 +11,7 @@ from torchvision import models as tvm
 
 from fishcam_utils.errors import OfflineError
 from fishcam_utils.models import (
-    MODEL_NAMES,
+    backbone_names,
     FishResNet,
     MLPHead,
     ResidualBlock,
@@ -33,7 +33,7 @@ def offline(monkeypatch, tmp_path):
     return tmp_path / "torch" / "hub" / "checkpoints"
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", backbone_names())
 @pytest.mark.parametrize("head", ["linear", "mlp"])
 def test_every_model_builds_with_either_head_and_predicts_any_class_count(name, head):
     model = build_model(name, 5, head=head, weights=None).eval()
@@ -54,7 +54,7 @@ def test_mlp_head_is_linear_bn_relu_dropout_twice_then_linear():
     assert head[3].p == 0.25
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", backbone_names())
 def test_cam_layers_exist_and_come_in_network_order(name):
     model = build_model(name, 3, weights=None)
     order = [n for n, _ in model.named_modules()]

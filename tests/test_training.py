@@ -91,7 +91,7 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(splits, tmp
 
 def test_an_existing_run_is_not_replaced_and_resume_refuses_other_settings(splits, tmp_path):
     train, val = splits
-    fit(tiny_model(), train, val, epochs=1, run_dir=tmp_path / "run", **quiet())
+    fit(tiny_model(), train, val, epochs=1, lr=1e-3, run_dir=tmp_path / "run", **quiet())
     with pytest.raises(FileExistsError, match="resume=True"):
         fit(tiny_model(), train, val, epochs=1, run_dir=tmp_path / "run", **quiet())
     with pytest.raises(ValueError, match="lr: 0.001 → 0.1"):

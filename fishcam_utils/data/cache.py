@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import DataError, DataWarning, NoSpaceError, option
-from ..files import remove_abandoned, temp_path
+from ..files import atomic_path, remove_abandoned
 from ..settings import cache_dir as default_cache_dir
 from .images import (
     _as_size,
@@ -148,18 +148,13 @@ class DecodedCache:
         h, w = self.size
         shape = (len(self.paths), h, w, 3) if self.kind == "rgb" else (len(self.paths), h, w)
         dtype = np.uint8 if self.kind == "rgb" else np.bool_
-        tmp = temp_path(self.file)
-        try:
+        with atomic_path(self.file) as tmp:
             array = self._reserve(tmp, shape, dtype)
             failures, tiny = self._fill(array)
             if failures:
                 raise DataError(unreadable_files_message(failures))
             array.flush()
-            del array
-            os.replace(tmp, self.file)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+            del array  # the map must close before the file is renamed
         if tiny:
             warnings.warn(tiny_images_message(sorted(tiny)), DataWarning, stacklevel=2)
         self._remove_stale()

@@ -22,9 +22,10 @@ import json
 import re
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 import pandas as pd
@@ -55,7 +56,6 @@ from .kaggle_layout import (
 )
 from .species import VIEWS
 
-LAYOUTS = ("class_folders", "kaggle", "multiview", "filename")
 COLUMNS = ["path", "relpath", "label", "class_name", "split", "fish_id", "view"]
 
 MissingViews = Literal["error", "keep", "drop"]
@@ -143,23 +143,29 @@ def _looks_multiview(files: Iterable[Path], views: Sequence[str]) -> bool:
 
 
 def detect_layout(root: str | Path, views: Sequence[str] = VIEWS) -> str:
-    """Which of the four layouts ``root`` holds. Raises ``DataError`` if it holds none."""
+    """Which layout of ``LAYOUTS`` ``root`` holds: the first whose detector recognises it (in table
+    order, the most particular first). Raises ``DataError`` if it holds none."""
     root = _check_root(root)
-    if find_kaggle_root(root) is not None:
-        return "kaggle"
-    folders = list(split_dirs(root).values()) or [root]
-    dirs = [c for f in folders for c in class_dirs(f)]
-    if dirs:
-        sample = [p for c in dirs for p in c.iterdir() if is_image_file(p)][:2000]
-        return "multiview" if _looks_multiview(sample, views) else "class_folders"
-    if any(has_images(f) for f in folders):
-        return "filename"
-    raise DataError(
-        f"no images found under {root}. FishCAM reads these layouts: class folders "
-        "(root/<class>/*.jpg), the Kaggle fish dataset (<Species>/<Species>/00001.png), multi-view "
-        "(root/<split>/<class>/<fishID>_<view>.png) and labels in file names (root/<label>_<id>.jpg, "
-        "or root/<split>/<label>_<id>.jpg). Check the path, or make the course's dataset with `fishcam make-data`."
-    )
+    for name, layout in LAYOUTS.items():
+        if layout.detect(root, views):
+            return name
+    known = ", ".join(f"{layout.title} ({layout.pattern})" for layout in LAYOUTS.values())
+    raise DataError(f"no images found under {root}. FishCAM reads these layouts: {known}. Check the path, or make "
+                    "the course's dataset with `fishcam make-data`.")
+
+
+def _class_dirs_anywhere(root: Path) -> list[Path]:
+    """The class folders of ``root``, or of its split folders."""
+    return [c for f in (list(split_dirs(root).values()) or [root]) for c in class_dirs(f)]
+
+
+def _detect_multiview(root: Path, views: Sequence[str]) -> bool:
+    sample = [p for c in _class_dirs_anywhere(root) for p in c.iterdir() if is_image_file(p)][:2000]
+    return _looks_multiview(sample, views)
+
+
+def _detect_filename(root: Path, views: Sequence[str]) -> bool:
+    return any(has_images(f) for f in (list(split_dirs(root).values()) or [root]))
 
 
 def _check_root(root: str | Path) -> Path:
@@ -430,29 +436,77 @@ def _saved_class_order(root: Path) -> list[str] | None:
     return list(classes) if isinstance(classes, list) else None
 
 
+def _read_kaggle(walk: Walk, classes: Sequence[str] | None, views: Sequence[str]) -> tuple[list[Row], dict]:
+    kaggle_root = find_kaggle_root(walk.root)
+    if kaggle_root is None:
+        raise DataError(
+            f"{walk.root} is not in the Kaggle fish layout: no <Species>/<Species>/ folder with images was found "
+            "within three levels. Point at the folder that holds the species folders."
+        )
+    originals = find_originals(walk.root, kaggle_root)
+    walk.root = kaggle_root  # paths, masks/ and dataset.json are relative to the species' parent
+    rows, gt_masks = read_kaggle(kaggle_root, walk)
+    if originals is not None:
+        walk.notes.append(originals_note(originals))
+    return rows, gt_masks
+
+
+# ---------------------------------------------------------------------------------------
+# The table of layouts: a new layout is one reader and one entry.
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One way a dataset lies on disk: how to recognise it and how to read it."""
+
+    title: str  # for messages: "class folders"
+    pattern: str  # what its files look like: "root/<class>/*.jpg"
+    detect: Callable[[Path, Sequence[str]], bool]  # (root, views) -> does root hold this layout?
+    # (walk, classes, views) -> (rows, masks by image path); may move walk.root to where paths start
+    read: Callable[[Walk, Sequence[str] | None, Sequence[str]], tuple[list[Row], dict]]
+    by_fish: bool = False  # rows carry a fish ID and a view (the multi-view layout)
+
+
+_LAYOUTS: dict[str, Layout] = {
+    "kaggle": Layout("the Kaggle fish dataset", "<Species>/<Species>/00001.png",
+                     lambda root, views: find_kaggle_root(root) is not None, _read_kaggle),
+    "multiview": Layout("multi-view", "root/<split>/<class>/<fishID>_<view>.png", _detect_multiview,
+                        lambda walk, classes, views: _read_folders(walk, views), by_fish=True),
+    "class_folders": Layout("class folders", "root/<class>/*.jpg", lambda root, views: bool(_class_dirs_anywhere(root)),
+                            lambda walk, classes, views: _read_folders(walk, None)),
+    "filename": Layout("labels in file names", "root/<label>_<id>.jpg, or root/<split>/<label>_<id>.jpg",
+                       _detect_filename, lambda walk, classes, views: (_read_filename(walk, classes), {})),
+}
+LAYOUTS: Mapping[str, Layout] = MappingProxyType(_LAYOUTS)  # in detection order; add with register_layout
+
+
+def register_layout(name: str, layout: Layout, before: str | None = None) -> Layout:
+    """Make ``scan_dataset`` (and ``--layout``) read ``name``. Detection tries it just before the
+    layout ``before`` (at the end by default; ``"filename"`` recognises any folder of images)."""
+    if name in _LAYOUTS or name == "auto":
+        raise ValueError(f"a layout named {name!r} exists already; choose another name")
+    if before is not None and before not in _LAYOUTS:
+        raise ValueError(f"before={before!r} is not a layout; the layouts are {', '.join(_LAYOUTS)}")
+    entries = list(_LAYOUTS.items())
+    at = len(entries) if before is None else [n for n, _ in entries].index(before)
+    entries.insert(at, (name, layout))
+    _LAYOUTS.clear()
+    _LAYOUTS.update(entries)
+    return layout
+
+
+def unregister_layout(name: str) -> None:
+    """Forget a layout added with ``register_layout`` (tests, experiments)."""
+    _LAYOUTS.pop(name, None)
+
+
+def layout_names() -> list[str]:
+    """The layout names ``scan_dataset`` reads, in detection order."""
+    return list(_LAYOUTS)
+
+
 # ---------------------------------------------------------------------------------------
 # The entry points
-
-
-def _read_rows(root: Path, layout: str, walk: Walk, classes, views) -> tuple[Path, list[Row], dict]:
-    """The rows of ``layout``, the folder their paths are relative to, and masks found beside them."""
-    if layout == "kaggle":
-        kaggle_root = find_kaggle_root(root)
-        if kaggle_root is None:
-            raise DataError(
-                f"{root} is not in the Kaggle fish layout: no <Species>/<Species>/ folder with images was found "
-                "within three levels. Point at the folder that holds the species folders."
-            )
-        walk.root = kaggle_root  # paths, masks/ and dataset.json are relative to the species' parent
-        rows, gt_masks = read_kaggle(kaggle_root, walk)
-        originals = find_originals(root, kaggle_root)
-        if originals is not None:
-            walk.notes.append(originals_note(originals))
-        return kaggle_root, rows, gt_masks
-    if layout == "filename":
-        return root, _read_filename(walk, classes), {}
-    rows, gt_masks = _read_folders(walk, views if layout == "multiview" else None)
-    return root, rows, gt_masks
 
 
 def survey(
@@ -477,40 +531,46 @@ def survey(
     if layout == "auto":
         layout = detect_layout(root, views)
     elif layout not in LAYOUTS:
-        raise ValueError(f"layout must be 'auto' or one of {LAYOUTS}, got {layout!r}")
+        raise ValueError(f"layout must be 'auto' or one of {', '.join(LAYOUTS)}, got {layout!r}")
     walk = Walk(root, unknown_files)
-    root, rows, gt_masks = _read_rows(root, layout, walk, classes, views)
+    rows, gt_masks = LAYOUTS[layout].read(walk, classes, views)
     if not rows:
         walk.report_strangers()
         if walk.problems:
             return None, walk
-        raise DataError(f"no images found under {root} in the {layout!r} layout.")
+        raise DataError(f"no images found under {walk.root} in the {layout!r} layout.")
+    by_fish = LAYOUTS[layout].by_fish
+    frame, class_list = _labelled_frame(rows, walk, classes, by_fish)
+    if by_fish:
+        frame = _check_fish(_identify_fish(frame, walk), list(views), missing_views, walk)
+    frame = _mask_columns(frame.copy(), walk, gt_masks)
+    walk.report_strangers()
+    frame["label"] = frame["class_name"].map({c: i for i, c in enumerate(class_list)}).astype(int)
+    frame = frame[COLUMNS + [c for c in frame.columns if c.startswith("mask_")]]
+    frame = frame.sort_values(["label", "fish_id", "view", "relpath"]).reset_index(drop=True)
+    view_names = tuple(v for v in views if v in set(frame["view"])) if by_fish else ()
+    options = {"layout": layout, "views": list(views), "unknown_files": unknown_files, "missing_views": missing_views}
+    index = DatasetIndex(root=walk.root, layout=layout, classes=class_list, frame=frame, views=view_names,
+                         notes=walk.notes, options=options)
+    return index, walk
 
+
+def _labelled_frame(rows: list[Row], walk: Walk, classes: Sequence[str] | None,
+                    by_fish: bool) -> tuple[pd.DataFrame, list[str]]:
+    """The rows as a frame with relative paths (and, one image per fish, the path as fish ID),
+    kept to the classes of the class order; returns it with that order."""
+    root = walk.root
     frame = pd.DataFrame(rows)
     walk.classes = _default_order(frame["class_name"])
     frame["relpath"] = [p.relative_to(root).as_posix() for p in frame["path"]]
-    if layout != "multiview":
+    if not by_fish:
         frame["fish_id"] = frame["relpath"].str.rsplit(".", n=1).str[0]
     frame["path"] = frame["path"].map(str)
-
     order = classes if classes is not None else _saved_class_order(root)
     if order is not None and classes is None and set(order) != set(frame["class_name"]):
         order = None  # a dataset.json from something else: fall back to alphabetical
     class_list = _check_classes(frame, order, walk)
-    frame = frame[frame["class_name"].isin(class_list)]
-    if layout == "multiview":
-        frame = _check_fish(_identify_fish(frame, walk), list(views), missing_views, walk)
-    frame = _mask_columns(frame.copy(), walk, gt_masks)
-    walk.report_strangers()
-
-    frame["label"] = frame["class_name"].map({c: i for i, c in enumerate(class_list)}).astype(int)
-    frame = frame[COLUMNS + [c for c in frame.columns if c.startswith("mask_")]]
-    frame = frame.sort_values(["label", "fish_id", "view", "relpath"]).reset_index(drop=True)
-    view_names = tuple(v for v in views if v in set(frame["view"])) if layout == "multiview" else ()
-    options = {"layout": layout, "views": list(views), "unknown_files": unknown_files, "missing_views": missing_views}
-    index = DatasetIndex(root=root, layout=layout, classes=class_list, frame=frame, views=view_names,
-                         notes=walk.notes, options=options)
-    return index, walk
+    return frame[frame["class_name"].isin(class_list)], class_list
 
 
 def scan_dataset(
@@ -524,7 +584,7 @@ def scan_dataset(
 ) -> DatasetIndex:
     """Find and check every image of the dataset at ``root``.
 
-    ``layout`` is ``"auto"`` or one of ``LAYOUTS``. ``classes`` fixes the label order (by
+    ``layout`` is ``"auto"`` or a name of ``LAYOUTS``. ``classes`` fixes the label order (by
     default: the order saved by the synthetic generator, else alphabetical, numbers in
     numeric order). For multi-view data, ``views`` lists the view names (a list, or
     ``"side,top"``) and ``missing_views`` says what to do with a fish missing one: ``"error"``
@@ -543,7 +603,7 @@ def scan_dataset(
 def group_by_fish(index: DatasetIndex) -> pd.DataFrame:
     """One row per fish of a multi-view index: ``fish_id``, ``label``, ``split`` and, per view,
     the path of its image ("" where the view is missing)."""
-    if index.layout != "multiview":
+    if not LAYOUTS[index.layout].by_fish:
         raise ValueError(f"group_by_fish needs a multi-view dataset; this one is {index.layout!r}")
     frame = index.frame
     fish = frame.groupby("fish_id", sort=False)[["label", "class_name", "split"]].first()

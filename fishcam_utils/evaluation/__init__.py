@@ -37,11 +37,10 @@ from .metrics import (
 )
 from .plots import plot_confusion_matrix, plot_history, plot_misclassified, plot_reliability, plot_roc_pr
 from .predict import Predictions, dataset_classes, dataset_ids, predict
-from .report import atomic_write, evaluation_metrics, write_evaluation
+from .report import evaluation_metrics, write_evaluation
 
 __all__ = [
     "Predictions",
-    "atomic_write",
     "attention_frame",
     "calibration_bins",
     "class_view_weights",

@@ -22,6 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..data.species import SPECIES
+from ..files import atomic_path
 from .predict import Predictions
 
 
@@ -127,15 +128,15 @@ def write_attention(folder: str | os.PathLike, predictions: Predictions, *, pref
     "per fish", "per class", "deciding view"), attention_by_class.csv, attention_deciding.csv,
     attention_boxplot.png and attention_by_class.png, each name after ``prefix``.
     Returns file name (without prefix) -> path."""
-    from .report import atomic_write
-
     folder = Path(folder)
     per_fish, per_class = attention_frame(predictions), class_view_weights(predictions)
     report = deciding_view_report(predictions, deciding)
     written: dict[str, Path] = {}
 
     def put(name: str, write: Callable[[Path], None]) -> None:
-        written[name] = atomic_write(folder / f"{prefix}{name}", write)
+        with atomic_path(folder / f"{prefix}{name}") as tmp:
+            write(tmp)
+        written[name] = folder / f"{prefix}{name}"
 
     def excel(tmp: Path) -> None:
         with pd.ExcelWriter(tmp, engine="openpyxl") as book:

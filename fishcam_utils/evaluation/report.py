@@ -1,7 +1,7 @@
 """Writing an evaluation to a run folder: metrics, tables and figures, each file atomically.
 
-Atomic writes (a temporary file in the same folder, then ``os.replace``) mean a crash or an
-interrupted notebook never leaves a half-written file that a later cell would read as valid.
+Atomic writes (``files.atomic_path``: a temporary file in the same folder, then a rename) mean a
+crash or an interrupted notebook never leaves a half-written file that a later cell would read as valid.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,28 +16,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..files import atomic_path
 from .metrics import classification_report_text, confusion_matrix, normalize_rows, per_class_metrics, roc_pr_curves, summary_metrics
 from .plots import plot_confusion_matrix, plot_history, plot_misclassified, plot_roc_pr
 from .predict import Predictions
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary path next to ``path``, then move it onto ``path``.
-
-    Readers see the old file or the whole new one, never a part. The temporary file is
-    removed if ``write`` fails.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _text(content: str) -> Callable[[Path], None]:
@@ -119,7 +100,9 @@ def write_evaluation(
     written: dict[str, Path] = {}
 
     def put(name: str, write: Callable[[Path], None]) -> None:
-        written[name] = atomic_write(run_dir / f"{prefix}{name}", write)
+        with atomic_path(run_dir / f"{prefix}{name}") as tmp:
+            write(tmp)
+        written[name] = run_dir / f"{prefix}{name}"
 
     def put_figure(name: str, fig: Figure) -> None:
         try:

@@ -16,6 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ..files import atomic_path
 from ..viz import as_float_image
 
 COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma")
@@ -90,8 +91,6 @@ def save_cam_images(folder: str | os.PathLike, stem: str, image, heatmap, alpha:
 def save_picture(path: str | os.PathLike, picture: np.ndarray) -> Path:
     """Write an (H, W, 3) float RGB picture in [0, 1] as a PNG, atomically (a temporary file, then
     a rename); returns the path."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(to_uint8(picture), mode="RGB").save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(picture), mode="RGB").save(tmp, format="PNG")
+    return Path(path)

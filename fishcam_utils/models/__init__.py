@@ -8,9 +8,8 @@ Typical use::
     cam_layers(model)        # ['layer1', 'layer2', 'layer3', 'layer4']
 """
 
+from .backbones import BACKBONES, Backbone, backbone_names, get_backbone, register_backbone, unregister_backbone
 from .factory import (
-    ARCHITECTURES,
-    MODEL_NAMES,
     backbone_parameters,
     build_model,
     cam_layers,
@@ -29,8 +28,8 @@ from .multiview import FusionHead, MultiViewNet, build_multiview
 from .state import eval_mode, frozen_parameters, logits_of, model_device, view_weights_of
 
 __all__ = [
-    "ARCHITECTURES", "FUSIONS", "HEADS", "AttentionFusion", "ConcatFusion", "FusionHead", "GatedFusion", "MeanFusion",
-    "MultiViewNet", "ViewFusion", "build_multiview", "make_fusion", "MODEL_NAMES", "FishResNet", "MLPHead", "ResidualBlock", "backbone_parameters",
+    "BACKBONES", "Backbone", "backbone_names", "get_backbone", "register_backbone", "unregister_backbone", "FUSIONS", "HEADS", "AttentionFusion", "ConcatFusion", "FusionHead", "GatedFusion", "MeanFusion",
+    "MultiViewNet", "ViewFusion", "build_multiview", "make_fusion", "FishResNet", "MLPHead", "ResidualBlock", "backbone_parameters",
     "build_model", "cam_layers", "eval_mode", "frozen_parameters", "logits_of", "model_device", "view_weights_of", "head_name", "head_parameters", "imagenet_state_dict", "make_head",
     "model_config", "read_state_dict", "rebuild_model", "register_builder", "unwrap", "weights_cache_dir",
 ]

@@ -9,56 +9,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
-from torchvision import models as tvm
 
-from .fishresnet import FishResNet
-from .heads import make_head
 from ..errors import OfflineError, option
+from .backbones import BACKBONES, Backbone, get_backbone
+from .heads import make_head
 from .pretrained import imagenet_state_dict, read_state_dict
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """How to build one named network and where its parts are."""
-
-    build: Callable[[], nn.Module]  # the network with its original (ImageNet) head
-    head: str  # dotted name of the final Linear, replaced by our head
-    cam_layers: tuple[str, ...]  # sensible Grad-CAM targets, input to output
-    weights_url: str | None  # torchvision's ImageNet weights, if any
-
-
-def _torchvision(name: str) -> Callable[[], nn.Module]:
-    return lambda: getattr(tvm, name)(weights=None)
-
-
-_RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
-_CONVNEXT_LAYERS = ("features.1", "features.3", "features.5", "features.7")
-
-def _convnext_nano() -> nn.Module:
-    """ConvNeXt-Tiny's design (torchvision's ``ConvNeXt`` class) with narrow, shallow stages: about
-    0.9 M parameters against 28 M, small enough to pretrain on a CPU and to ship as the course
-    stand-in's ConvNeXt (1.8 MB in fp16)."""
-    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
-
-    stages = [CNBlockConfig(24, 48, 2), CNBlockConfig(48, 96, 2), CNBlockConfig(96, 192, 2), CNBlockConfig(192, None, 2)]
-    return ConvNeXt(stages, stochastic_depth_prob=0.05)
-
-
-ARCHITECTURES: dict[str, Architecture] = {
-    "fishresnet": Architecture(lambda: None, "fc", ("stem", "layer1", "layer2"), None),  # built below
-    "resnet18": Architecture(_torchvision("resnet18"), "fc", _RESNET_LAYERS, tvm.ResNet18_Weights.IMAGENET1K_V1.url),
-    "resnet34": Architecture(_torchvision("resnet34"), "fc", _RESNET_LAYERS, tvm.ResNet34_Weights.IMAGENET1K_V1.url),
-    "resnet50": Architecture(_torchvision("resnet50"), "fc", _RESNET_LAYERS, tvm.ResNet50_Weights.IMAGENET1K_V2.url),
-    "convnext_tiny": Architecture(_torchvision("convnext_tiny"), "classifier.2", _CONVNEXT_LAYERS,
-                                  tvm.ConvNeXt_Tiny_Weights.IMAGENET1K_V1.url),
-    "convnext_nano": Architecture(_convnext_nano, "classifier.2", _CONVNEXT_LAYERS, None),
-}
-MODEL_NAMES = tuple(ARCHITECTURES)
 WEIGHT_CHOICES = ("auto", "imagenet", "course", "pretrained", None, "<path>")
 
 
@@ -76,12 +37,11 @@ def build_model(
     head: str = "linear",
     hidden: Sequence[int] = (512, 256),
     dropout: float = 0.3,
-    width: int = 32,
-    blocks: Sequence[int] = (2, 2),
     timeout: float = 5.0,
     verbose: bool = True,
+    **options: Any,
 ) -> nn.Module:
-    """A classifier ``name`` (one of ``MODEL_NAMES``) for ``num_classes`` classes.
+    """A classifier ``name`` (one of ``backbone_names()``) for ``num_classes`` classes.
 
     ``weights``: ``"imagenet"`` (torchvision's, from the torch cache or downloaded; offline it
     raises ``OfflineError`` within ``timeout`` s), ``"auto"`` (ImageNet when available, else random
@@ -89,25 +49,19 @@ def build_model(
     synthetic task and shipped in ``checkpoints/standin``: see ``models.standin``), ``"pretrained"``
     (ImageNet when available, else the course's stand-in, printed in one line; an error when neither
     exists), ``None`` (random) or a path to a state dict.
-    ``head``: ``"linear"`` or ``"mlp"`` (``hidden`` sizes, ``dropout``). ``width``/``blocks`` size
-    FishResNet. Input (B, 3, H, W) normalised images → (B, num_classes) logits.
+    ``head``: ``"linear"`` or ``"mlp"`` (``hidden`` sizes, ``dropout``). ``options``: the network's own
+    build options (FishResNet's ``width`` and ``blocks``). Input (B, 3, H, W) normalised images →
+    (B, num_classes) logits.
     """
-    if name not in ARCHITECTURES:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    arch = get_backbone(name)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    arch = ARCHITECTURES[name]
-    config: dict[str, Any] = {"name": name, "num_classes": num_classes, "head": head}
+    built = arch.build_options(name, options)
+    config: dict[str, Any] = {"name": name, "num_classes": num_classes, "head": head, **built}
     if head == "mlp":
         config.update(hidden=[int(h) for h in hidden], dropout=float(dropout))
-    if name == "fishresnet":
-        config.update(width=int(width), blocks=[int(b) for b in blocks])
-        model = FishResNet(num_classes, width=width, blocks=tuple(blocks))
-    else:
-        model = arch.build()
-    original_head = model.get_submodule(arch.head)
-    in_features = original_head.in_features
-
+    model = arch.build(**built)
+    in_features = model.get_submodule(arch.head).in_features
     source = _load_weights(name, arch, weights, timeout, verbose, config)
     if source[1] is not None:
         _load_backbone(model, arch.head, source[1], source[0])
@@ -118,7 +72,7 @@ def build_model(
     return model
 
 
-def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbose: bool,
+def _load_weights(name: str, arch: Backbone, weights, timeout: float, verbose: bool,
                   config: dict[str, Any]) -> tuple[str, dict | None]:
     """(description, state dict or None) for the ``weights`` argument."""
     if weights is None or weights == "random":
@@ -131,7 +85,7 @@ def _load_weights(name: str, arch: Architecture, weights, timeout: float, verbos
                 raise ValueError(f"{name} has no ImageNet weights (it is one of the course's own networks); "
                                  f"use {option('weights', 'course')} for the course's pretrained stand-in, or "
                                  f"{option('weights', None)}")
-            if verbose and name != "fishresnet":  # FishResNet is meant to start from scratch (notebook 02)
+            if verbose and not arch.from_scratch:
                 print(f"{name}: no ImageNet weights exist for it; starting from random initialisation "
                       f"({option('weights', 'course')} loads the course's pretrained stand-in).")
             return "random", None
@@ -160,7 +114,7 @@ def _unavailable(error: Exception) -> str:
     return "offline and not in the torch cache" if isinstance(error, OfflineError) else str(error)[:120]
 
 
-def _pretrained(name: str, arch: Architecture, timeout: float, verbose: bool, config: dict[str, Any]) -> tuple[str, dict]:
+def _pretrained(name: str, arch: Backbone, timeout: float, verbose: bool, config: dict[str, Any]) -> tuple[str, dict]:
     """ImageNet weights when they can be had, else the course's stand-in: the same notebook cell
     transfers online and offline, and says which it used."""
     from ..standin_recipes import STANDIN_RECIPES
@@ -232,7 +186,7 @@ def rebuild_model(config: dict[str, Any]) -> nn.Module:
         name, num_classes = config.pop("name"), config.pop("num_classes")
     except KeyError as missing:
         raise ValueError(f"model config {config} lacks {missing}") from None
-    if name not in ARCHITECTURES and name in _EXTRA_BUILDERS:
+    if name not in BACKBONES and name in _EXTRA_BUILDERS:
         return _EXTRA_BUILDERS[name](num_classes=num_classes, **config)
     return build_model(name, num_classes, weights=None, verbose=False, **config)
 
@@ -260,8 +214,8 @@ def unwrap(model: nn.Module) -> nn.Module:
 def head_name(model: nn.Module) -> str:
     """Dotted name of the classifier head: everything else is the backbone."""
     config = model_config(model)
-    if config["name"] in ARCHITECTURES:
-        return ARCHITECTURES[config["name"]].head
+    if config["name"] in BACKBONES:
+        return BACKBONES[config["name"]].head
     return getattr(unwrap(model), "head_name", "head")
 
 
@@ -281,8 +235,8 @@ def cam_layers(model: nn.Module) -> list[str]:
     usually the best first choice). Works for any module that lists them in ``cam_layer_names``."""
     model = unwrap(model)
     config = getattr(model, "fishcam", None)
-    if config is not None and config["name"] in ARCHITECTURES:
-        return list(ARCHITECTURES[config["name"]].cam_layers)
+    if config is not None and config["name"] in BACKBONES:
+        return list(BACKBONES[config["name"]].cam_layers)
     names = getattr(model, "cam_layer_names", None)
     if names is None:
         raise ValueError(f"{type(model).__name__} does not list its CAM layers; build it with build_model(...) "

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from ..data.species import VIEWS
-from .factory import ARCHITECTURES, _set_submodule, build_model, register_builder, unwrap
+from .backbones import get_backbone
+from .factory import _set_submodule, build_model, register_builder, unwrap
 from .fusion import FUSIONS, check_present, make_fusion
 
 
@@ -69,10 +70,10 @@ class FusionHead(nn.Module):
         return MultiViewOutput(logits, weights, view_logits, present.bool())
 
 
-def _branch(backbone: str, weights: Any, verbose: bool, width: int, blocks: Sequence[int]) -> tuple[nn.Module, int]:
+def _branch(backbone: str, weights: Any, verbose: bool, options: dict[str, Any]) -> tuple[nn.Module, int]:
     """A backbone from the factory with its classifier replaced by Identity: (N, 3, H, W) -> (N, F)."""
-    model = build_model(backbone, 2, weights=weights, head="linear", width=width, blocks=blocks, verbose=verbose)
-    head = ARCHITECTURES[backbone].head
+    model = build_model(backbone, 2, weights=weights, head="linear", verbose=verbose, **options)
+    head = get_backbone(backbone).head
     num_features = model.get_submodule(head).in_features
     _set_submodule(model, head, nn.Identity())
     return model, num_features
@@ -88,6 +89,7 @@ class MultiViewNet(nn.Module):
     ``view_dropout`` p: while training, each present view is dropped with probability p (at least
     one view of every fish is kept), so the model learns to classify fish with views missing.
     ``weights``: the branches' initial weights, as in ``build_model`` ("auto", "imagenet", None, path).
+    ``backbone_options``: the backbone's own build options (FishResNet's ``width`` and ``blocks``).
     """
 
     head_name = "head"
@@ -95,13 +97,12 @@ class MultiViewNet(nn.Module):
     def __init__(self, num_classes: int, views: Sequence[str] = VIEWS, backbone: str = "fishresnet",
                  fusion: str = "attention", shared: bool = False, view_dropout: float = 0.0, aux_weight: float = 0.5,
                  entropy_weight: float = 0.0, view_norm: bool = True, dropout: float = 0.0,
-                 weights: Any = "auto", width: int = 32, blocks: Sequence[int] = (2, 2), verbose: bool = True) -> None:
+                 weights: Any = "auto", verbose: bool = True, **backbone_options: Any) -> None:
         super().__init__()
         views = [str(v) for v in views]
         if len(views) < 1 or len(set(views)) != len(views):
             raise ValueError(f"views must be distinct view names, e.g. {list(VIEWS)}; got {views}")
-        if backbone not in ARCHITECTURES:
-            raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(ARCHITECTURES)}")
+        options = get_backbone(backbone).build_options(backbone, backbone_options)
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
         if not 0.0 <= view_dropout < 1.0:
@@ -112,20 +113,18 @@ class MultiViewNet(nn.Module):
         self.aux_weight, self.entropy_weight = float(aux_weight), float(entropy_weight)
         self.backbone_name = backbone
         if self.shared:
-            self.backbone, num_features = _branch(backbone, weights, verbose, width, blocks)
+            self.backbone, num_features = _branch(backbone, weights, verbose, options)
         else:
             branches = {}
             for i, view in enumerate(views):
-                branches[view], num_features = _branch(backbone, weights, verbose and i == 0, width, blocks)
+                branches[view], num_features = _branch(backbone, weights, verbose and i == 0, options)
             self.branches = nn.ModuleDict(branches)
         self.num_features = num_features
         self.head = FusionHead(fusion, len(views), num_features, num_classes, dropout, view_norm)
         self.fishcam = {"name": "multiview", "num_classes": num_classes, "views": views, "backbone": backbone,
                         "fusion": fusion, "shared": self.shared, "view_dropout": self.view_dropout,
                         "aux_weight": self.aux_weight, "entropy_weight": self.entropy_weight,
-                        "view_norm": bool(view_norm), "dropout": float(dropout)}
-        if backbone == "fishresnet":
-            self.fishcam.update(width=int(width), blocks=[int(b) for b in blocks])
+                        "view_norm": bool(view_norm), "dropout": float(dropout), **options}
 
     @property
     def fusion(self) -> str:
@@ -134,7 +133,7 @@ class MultiViewNet(nn.Module):
     @property
     def cam_layer_names(self) -> list[str]:
         """The branch's sensible CAM layers, input to output; ``cam_target`` maps one to every view."""
-        return list(ARCHITECTURES[self.backbone_name].cam_layers)
+        return list(get_backbone(self.backbone_name).cam_layers)
 
     def cam_target(self, layer: str) -> list[str]:
         """The modules of branch layer ``layer`` (e.g. ``"layer2"``): one per view, or the shared one."""
@@ -157,7 +156,7 @@ class MultiViewNet(nn.Module):
             raise ValueError(f"no branch for view(s) {unknown}; this model's views are {self.views}")
         if self.shared and len(experts) != 1:
             raise ValueError(f"a shared backbone starts from one single-view model, got {len(experts)}")
-        head = ARCHITECTURES[self.backbone_name].head + "."
+        head = get_backbone(self.backbone_name).head + "."
         for view, expert in experts.items():
             config = getattr(unwrap(expert), "fishcam", {})
             if config.get("name") != self.backbone_name:

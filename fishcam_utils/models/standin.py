@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import time
@@ -161,12 +162,12 @@ def save_standin(model: nn.Module, name: str, head: str, record: dict[str, Any],
     moment the manifest lists a complete file that matches its hash. Returns the weights file."""
     folder = folder or standin_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    scratch = folder / f".standin-{name}-{os.getpid()}.pt"
-    with atomic_write(scratch) as handle:
-        torch.save(shippable(model.state_dict(), head), handle)
-    digest = sha256_of(scratch)
+    buffer = io.BytesIO()
+    torch.save(shippable(model.state_dict(), head), buffer)
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
     path = folder / f"standin-{name}-{digest[:12]}.pt"
-    os.replace(scratch, path)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
     with _locked(folder):
         manifest = read_manifest(folder)
         before = manifest.get(name, {}).get("file")

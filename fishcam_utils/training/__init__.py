@@ -7,34 +7,35 @@ Typical use::
     model, checkpoint = load_checkpoint("checkpoints/fishresnet/best.pt")
 """
 
-from .checkpoints import check_compatible, load_checkpoint, load_model_state, read_checkpoint, save_checkpoint
-from .devices import autocast, move_to, pick_device
-from .distributed import cleanup_distributed, init_distributed, is_main_process
-from .early_stopping import EarlyStopping
-from .engine import (
-    OPTIMIZERS,
-    SCHEDULES,
-    FitResult,
-    TrainConfig,
-    check_run_dir,
-    class_weights_for,
-    evaluate,
-    fit,
-    forward,
-    history_frame,
-    make_config,
-    make_optimizer,
-    make_scheduler,
-    train_one_epoch,
-)
-from .fusion_head import fit_fusion_head, view_features
-from .finetune import freeze_backbone, frozen_batchnorm_to_eval, parameter_groups, unfreeze
-from .seeding import epoch_seed, seed_everything
+import importlib
 
-__all__ = [
-    "OPTIMIZERS", "SCHEDULES", "EarlyStopping", "FitResult", "TrainConfig", "autocast", "check_compatible", "check_run_dir",
-    "class_weights_for", "cleanup_distributed", "epoch_seed", "evaluate", "fit", "fit_fusion_head", "forward", "freeze_backbone",
-    "frozen_batchnorm_to_eval", "history_frame", "init_distributed", "is_main_process", "load_checkpoint",
-    "load_model_state", "make_config", "make_optimizer", "make_scheduler", "move_to", "parameter_groups",
-    "pick_device", "read_checkpoint", "save_checkpoint", "seed_everything", "train_one_epoch", "unfreeze", "view_features",
-]
+from .config import MONITORS, OPTIMIZERS, SCHEDULES, TrainConfig, make_config
+
+# Where each name lives. They import torch, which takes seconds, so they load on first use: the
+# `fishcam` command builds its train flags from TrainConfig and must answer --help at once.
+_HOMES = {
+    "checkpoints": ["check_compatible", "load_checkpoint", "load_model_state", "read_checkpoint", "save_checkpoint"],
+    "devices": ["autocast", "move_to", "pick_device"],
+    "distributed": ["cleanup_distributed", "init_distributed", "is_main_process"],
+    "early_stopping": ["EarlyStopping"],
+    "engine": ["FitResult", "check_run_dir", "class_weights_for", "evaluate", "fit", "forward", "history_frame",
+               "make_optimizer", "make_scheduler", "train_one_epoch"],
+    "fusion_head": ["fit_fusion_head", "view_features"],
+    "finetune": ["freeze_backbone", "frozen_batchnorm_to_eval", "parameter_groups", "unfreeze"],
+    "seeding": ["epoch_seed", "seed_everything"],
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = sorted(["MONITORS", "OPTIMIZERS", "SCHEDULES", "TrainConfig", "make_config", *_MODULE_OF])
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value  # found at once next time
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

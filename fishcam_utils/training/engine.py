@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,64 +30,15 @@ from ..models.factory import unwrap
 from ..models.standin import warn_if_other_size
 from ..models.state import eval_mode, logits_of
 from . import distributed as ddp
+from .config import MONITORS, OPTIMIZERS, SCHEDULES, TrainConfig, make_config  # noqa: F401 (exported)
 from .checkpoints import load_model_state, read_checkpoint, save_checkpoint
 from .devices import autocast, move_to, pick_device
 from .early_stopping import EarlyStopping
 from .finetune import freeze_backbone, frozen_batchnorm_to_eval, parameter_groups, unfreeze
 from .seeding import epoch_seed, seed_everything, seed_worker
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("none", "cosine", "onecycle", "plateau")
-MONITORS = ("val_acc", "val_loss")
 # Options that may change when a run is resumed: where and how it runs, not what it computes.
 _RESUMABLE_CHANGES = {"device", "num_workers", "progress", "tensorboard"}
-
-
-@dataclass
-class TrainConfig:
-    """Every option of ``fit``. Pass a few as keywords (``fit(..., lr=3e-4)``) or a whole config."""
-
-    epochs: int = 10
-    batch_size: int = 64  # per process under torchrun
-    optimizer: str = "adamw"  # sgd | adam | adamw
-    lr: float = 1e-3  # the head's (or the whole model's) learning rate
-    weight_decay: float = 1e-4  # not applied to biases and normalisation weights
-    momentum: float = 0.9  # SGD only
-    schedule: str = "cosine"  # none | cosine, onecycle (stepped every batch) | plateau (every epoch)
-    label_smoothing: float = 0.0
-    class_weights: str | list[float] | None = None  # None | "balanced" | one weight per class
-    grad_clip: float | None = None  # max gradient norm
-    freeze_epochs: int = 0  # staged fine-tuning: the first epochs train the head only
-    backbone_lr_scale: float = 1.0  # backbone learning rate = lr * this (0.1 for fine-tuning)
-    patience: int | None = None  # early stopping: epochs without improvement; None never stops
-    monitor: str = "val_acc"  # val_acc | val_loss: what "best" means
-    min_delta: float = 0.0
-    restore_best: bool = True  # end with the best epoch's weights (when there is validation data)
-    seed: int = 0
-    deterministic: bool = False  # deterministic algorithms (bit-identical reruns on CPU)
-    amp: bool = True  # mixed precision, used on CUDA only
-    num_workers: int = 0
-    device: str | None = None  # None: CUDA, then MPS, then CPU
-    tensorboard: bool = False  # log to <run_dir>/tensorboard (needs the tensorboard package)
-    progress: bool = True
-
-    def validate(self) -> None:
-        def check(ok: bool, message: str) -> None:
-            if not ok:
-                raise ValueError(message)
-
-        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        check(self.monitor in MONITORS, f"monitor must be one of {MONITORS}, got {self.monitor!r}")
-        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        check(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        check(0 <= self.freeze_epochs, f"freeze_epochs must be >= 0, got {self.freeze_epochs}")
-        check(self.backbone_lr_scale >= 0, f"backbone_lr_scale must be >= 0, got {self.backbone_lr_scale}")
-        check(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0 or None, got {self.grad_clip}")
-        check(self.class_weights is None or self.class_weights == "balanced" or not isinstance(self.class_weights, str),
-              f"class_weights must be None, 'balanced' or a list of numbers, got {self.class_weights!r}")
 
 
 @dataclass
@@ -115,17 +66,6 @@ class FitResult:
             return None
         best = self.run_dir / "best.pt"
         return best if best.is_file() else self.last_path
-
-
-def make_config(config: TrainConfig | None = None, **options: Any) -> TrainConfig:
-    """``config`` (or the defaults) with ``options`` replaced; unknown names are a clear error."""
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TypeError(f"unknown training option(s) {unknown}; the options are: {', '.join(sorted(known))}")
-    config = replace(config or TrainConfig(), **options)
-    config.validate()
-    return config
 
 
 # ---------------------------------------------------------------------------------------
@@ -290,11 +230,11 @@ def _open_tensorboard(run_dir: Path | None, enabled: bool):
     if not enabled:
         return None
     if run_dir is None:
-        raise ValueError("tensorboard=True needs a run_dir to write its logs to")
+        raise ValueError(f"{option('tensorboard')} needs a run folder ({option_name('run_dir')}) to write its logs to")
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as error:
-        raise ImportError("tensorboard=True needs the tensorboard package: pip install tensorboard") from error
+        raise ImportError(f"{option('tensorboard')} needs the tensorboard package: pip install tensorboard") from error
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
@@ -303,6 +243,35 @@ def _head_lr(optimizer: torch.optim.Optimizer) -> float:
         if group.get("name", "").startswith("head"):
             return group["lr"]
     return optimizer.param_groups[-1]["lr"]
+
+
+@dataclass
+class _Run:
+    """One call of ``fit``: what every epoch reads (model, data, loss, where to save) and what it
+    updates (history, early stopping, the best weights)."""
+
+    inner: nn.Module  # the model itself; under torchrun each stage wraps it in DDP
+    config: TrainConfig
+    device: torch.device
+    run_dir: Path | None
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    generator: torch.Generator  # reseeded every epoch: the order of the batches
+    criterion: nn.Module
+    saved: dict | None  # the checkpoint resumed from
+    checkpoint_fields: dict  # what every checkpoint of this run carries: classes, preprocessing, config
+    callback: Callable[[dict], None] | None = None
+    writer: Any = None  # TensorBoard's SummaryWriter, when asked for
+    main: bool = True  # rank 0 (or not distributed): the process that saves and prints
+    history: list[dict] = field(default_factory=list)
+    stopper: EarlyStopping | None = None
+    start_epoch: int = 0
+    best_state: dict | None = None
+    stopped_early: bool = False
+
+    def say(self, text: str) -> None:
+        if self.main and self.config.progress:
+            print(text)
 
 
 def fit(
@@ -330,118 +299,179 @@ def fit(
     mode, with the best epoch's weights when ``restore_best`` and there is validation data.
     """
     config = make_config(config, **options)
-    if config.patience is not None and val_data is None:
-        raise ValueError("early stopping (patience=...) needs validation data: pass val_data")
-    if config.schedule == "plateau" and val_data is None:
-        raise ValueError("schedule='plateau' follows a validation metric: pass val_data")
-    if len(train_data) == 0:
-        raise ValueError("train_data is empty; check the split and view you selected")
-    run_dir = Path(run_dir) if run_dir is not None else None
-    device = pick_device(config.device)
-    main = ddp.is_main_process()
+    _check_data(config, train_data, val_data)
     deterministic_on_entry = torch.are_deterministic_algorithms_enabled()
     seed_everything(config.seed, config.deterministic)
+    run = _start_or_resume(model, train_data, val_data, config, run_dir, resume, overwrite, preprocessing)
+    run.callback = callback
+    run.writer = _open_tensorboard(run.run_dir, config.tensorboard and run.main)
+    trainable_on_entry = [p.requires_grad for p in run.inner.parameters()]
+    started, interrupted = time.perf_counter(), False
+    try:
+        for stage, first, end in _stages(config):
+            if end > run.start_epoch and not run.stopped_early:
+                _train_stage(run, stage, first, end)
+    except KeyboardInterrupt:
+        interrupted = True
+        if run.main:
+            where = f"; the last checkpoint is {run.run_dir / 'last.pt'} ({option('resume')} continues)" if run.run_dir else ""
+            print(f"interrupted after {len(run.history)} completed epoch(s){where}")
+    finally:
+        for p, flag in zip(run.inner.parameters(), trainable_on_entry):
+            p.requires_grad_(flag)
+        if run.writer is not None:
+            run.writer.close()
+        torch.use_deterministic_algorithms(deterministic_on_entry)
+    return _finish(run, interrupted, time.perf_counter() - started)
+
+
+def _check_data(config: TrainConfig, train_data: Dataset, val_data: Dataset | None) -> None:
+    if config.patience is not None and val_data is None:
+        raise ValueError(f"early stopping ({option_name('patience')}) needs validation data: pass val_data")
+    if config.schedule == "plateau" and val_data is None:
+        raise ValueError(f"{option('schedule', 'plateau')} follows a validation metric: pass val_data")
+    if len(train_data) == 0:
+        raise ValueError("train_data is empty; check the split and view you selected")
+
+
+def _start_or_resume(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config: TrainConfig,
+                     run_dir: str | Path | None, resume: bool, overwrite: bool, preprocessing: dict | None) -> _Run:
+    """The run's pieces, on the device; from ``run_dir/last.pt`` when resuming."""
+    run_dir = Path(run_dir) if run_dir is not None else None
+    device = pick_device(config.device)
     inner = unwrap(model).to(device)
     classes, info = _dataset_info(train_data, preprocessing)
     warn_if_other_size(inner, info["image_size"])
+    main = ddp.is_main_process()
+    run = _Run(inner=inner, config=config, device=device, run_dir=run_dir, main=main,
+               train_loader=None, val_loader=None, generator=torch.Generator(),
+               criterion=_criterion(inner, config, train_data, classes, device),
+               saved=_prepare_run_dir(run_dir, resume, overwrite, main, config.progress),
+               checkpoint_fields={"classes": classes, "preprocessing": info, "train_config": asdict(config)},
+               stopper=EarlyStopping(config.monitor, patience=config.patience, min_delta=config.min_delta))
+    if run.saved is not None:
+        saved = run.saved
+        _check_same_run(saved, config, run_dir)
+        load_model_state(inner, saved, str(run_dir / "last.pt"))
+        run.history, run.start_epoch, run.stopped_early = list(saved["history"]), int(saved["epoch"]), bool(saved["stopped_early"])
+        run.stopper.load_state_dict(saved["stopper"])
+        if (run_dir / "best.pt").is_file():
+            run.best_state = read_checkpoint(run_dir / "best.pt")["model_state"]
+        run.say(f"resuming {run_dir} after epoch {run.start_epoch} of {config.epochs}")
+    run.train_loader = _loader(train_data, config, True, run.generator)
+    run.val_loader = _loader(val_data, config, False, None) if val_data is not None else None
+    return run
+
+
+def _criterion(inner: nn.Module, config: TrainConfig, train_data: Dataset, classes: list[str],
+               device: torch.device) -> nn.Module:
+    """Cross-entropy with the run's label smoothing and class weights, after checking that the
+    model predicts as many classes as the data has."""
     num_classes = getattr(inner, "fishcam", {}).get("num_classes") or len(classes)
     if classes and len(classes) != num_classes:
         raise ValueError(f"the model predicts {num_classes} classes but the training data has {len(classes)} "
                          f"({', '.join(classes)}); build the model with num_classes={len(classes)}")
     weights = class_weights_for(config, list(getattr(train_data, "targets", [])), num_classes)
-    criterion = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device), label_smoothing=config.label_smoothing)
+    return nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
+                               label_smoothing=config.label_smoothing)
 
-    history: list[dict] = []
-    stopper = EarlyStopping(config.monitor, patience=config.patience, min_delta=config.min_delta)
-    start_epoch, best_state, stopped_early = 0, None, False
-    saved = _prepare_run_dir(run_dir, resume, overwrite, main, config.progress)
-    if saved is not None:
-        _check_same_run(saved, config, run_dir)
-        load_model_state(inner, saved, str(run_dir / "last.pt"))
-        history, start_epoch, stopped_early = list(saved["history"]), int(saved["epoch"]), bool(saved["stopped_early"])
-        stopper.load_state_dict(saved["stopper"])
-        if (run_dir / "best.pt").is_file():
-            best_state = read_checkpoint(run_dir / "best.pt")["model_state"]
-        if main and config.progress:
-            print(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs}")
 
-    generator = torch.Generator()
-    train_loader = _loader(train_data, config, True, generator)
-    val_loader = _loader(val_data, config, False, None) if val_data is not None else None
-    writer = _open_tensorboard(run_dir, config.tensorboard and main)
-    use_amp = config.amp and device.type == "cuda"
-    trainable_on_entry = [p.requires_grad for p in inner.parameters()]
-    fields_common = {"classes": classes, "preprocessing": info, "train_config": asdict(config)}
-    started, interrupted, net = time.perf_counter(), False, None
+def _train_stage(run: _Run, stage: str, first: int, end: int) -> None:
+    """Epochs ``first``..``end - 1`` of one stage ("head": backbone frozen, or "all"), each saved
+    and logged; stops early when the stopper says so."""
+    config, inner = run.config, run.inner
+    if config.freeze_epochs > 0:
+        freeze_backbone(inner) if stage == "head" else unfreeze(inner)
+    steps = _Steps.make(run, stage, first, end)
+    net = _wrap_ddp(inner, run.device) if ddp.is_distributed() else inner
     try:
-        for stage, first, end in _stages(config):
-            if end <= start_epoch or stopped_early:
-                continue
-            if config.freeze_epochs > 0:
-                freeze_backbone(inner) if stage == "head" else unfreeze(inner)
-            backbone_lr = config.lr * (config.backbone_lr_scale if stage == "all" else 1.0)
-            optimizer = make_optimizer(config, parameter_groups(inner, config.lr, backbone_lr, config.weight_decay))
-            scheduler = make_scheduler(config, optimizer, end - first, len(train_loader))
-            scaler = _grad_scaler(use_amp)
-            if saved is not None and saved["stage"] == stage and first <= start_epoch < end:
-                optimizer.load_state_dict(saved["optimizer_state"])
-                if scheduler is not None:
-                    scheduler.load_state_dict(saved["scheduler_state"])
-                scaler.load_state_dict(saved["scaler_state"])
-            net = None  # the previous stage's DDP wrapper must go before a new one hooks the parameters
-            net = _wrap_ddp(inner, device) if ddp.is_distributed() else inner
-            for epoch in range(max(first, start_epoch), end):
-                row = _run_epoch(net, inner, epoch, stage, config, train_loader, val_loader, generator,
-                                 criterion, optimizer, scheduler, scaler, device)
-                history.append(row)
-                improved = val_loader is not None and stopper.step(row[config.monitor], epoch + 1)
-                if improved and config.restore_best:
-                    best_state = {k: v.detach().cpu().clone() for k, v in inner.state_dict().items()}
-                stopped_early = stopper.should_stop
-                if main and run_dir is not None:
-                    state = {**fields_common, "epoch": epoch + 1, "stage": stage, "history": history,
-                             "optimizer_state": optimizer.state_dict(),
-                             "scheduler_state": scheduler.state_dict() if scheduler is not None else {},
-                             "scaler_state": scaler.state_dict(), "stopper": stopper.state_dict(),
-                             "best": {"monitor": config.monitor, "value": stopper.best, "epoch": stopper.best_epoch},
-                             "stopped_early": stopped_early, "finished": stopped_early or epoch + 1 == config.epochs,
-                             "world_size": ddp.world_size()}
-                    if improved:
-                        save_checkpoint(run_dir / "best.pt", inner, **state)
-                    save_checkpoint(run_dir / "last.pt", inner, **state)
-                    _write_history(run_dir, history)
-                if writer is not None:
-                    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
-                        if row.get(key) is not None and not math.isnan(row[key]):
-                            writer.add_scalar(key, row[key], epoch + 1)
-                ddp.barrier()
-                if callback is not None:
-                    callback(row)
-                if stopped_early:
-                    if main and config.progress:
-                        print(f"early stopping after epoch {epoch + 1}: no {config.monitor} improvement for "
-                              f"{config.patience} epochs (best {stopper.best:.4f} at epoch {stopper.best_epoch})")
-                    break
-    except KeyboardInterrupt:
-        interrupted = True
-        if main:
-            where = f"; the last checkpoint is {run_dir / 'last.pt'} ({option('resume')} continues)" if run_dir else ""
-            print(f"interrupted after {len(history)} completed epoch(s){where}")
+        for epoch in range(max(first, run.start_epoch), end):
+            row = _run_epoch(run, net, epoch, stage, steps)
+            improved = _record(run, row)
+            if run.main and run.run_dir is not None:
+                _save(run, epoch, stage, steps, improved)
+            _log(run, row, epoch)
+            ddp.barrier()
+            if run.callback is not None:
+                run.callback(row)
+            if run.stopped_early:
+                run.say(f"early stopping after epoch {epoch + 1}: no {config.monitor} improvement for "
+                        f"{config.patience} epochs (best {run.stopper.best:.4f} at epoch {run.stopper.best_epoch})")
+                break
     finally:
-        net = None
-        for p, flag in zip(inner.parameters(), trainable_on_entry):
-            p.requires_grad_(flag)
-        if writer is not None:
-            writer.close()
-        torch.use_deterministic_algorithms(deterministic_on_entry)
-    if best_state is not None and config.restore_best and val_loader is not None and not interrupted:
-        inner.load_state_dict(best_state)
-    inner.eval()
-    has_best = val_loader is not None and stopper.best_epoch > 0
+        del net  # a stage's DDP wrapper must go before the next one hooks the parameters
+
+
+@dataclass
+class _Steps:
+    """What takes the steps of one stage: the optimiser, its schedule and the AMP scaler."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+
+    @classmethod
+    def make(cls, run: _Run, stage: str, first: int, end: int) -> _Steps:
+        """Fresh for the stage, or as saved when the run resumes inside it."""
+        config = run.config
+        backbone_lr = config.lr * (config.backbone_lr_scale if stage == "all" else 1.0)
+        optimizer = make_optimizer(config, parameter_groups(run.inner, config.lr, backbone_lr, config.weight_decay))
+        steps = cls(optimizer, make_scheduler(config, optimizer, end - first, len(run.train_loader)),
+                    _grad_scaler(config.amp and run.device.type == "cuda"))
+        saved = run.saved
+        if saved is not None and saved["stage"] == stage and first <= run.start_epoch < end:
+            steps.optimizer.load_state_dict(saved["optimizer_state"])
+            if steps.scheduler is not None:
+                steps.scheduler.load_state_dict(saved["scheduler_state"])
+            steps.scaler.load_state_dict(saved["scaler_state"])
+        return steps
+
+
+def _record(run: _Run, row: dict) -> bool:
+    """Add the epoch's row to the history and tell the stopper; True when validation improved."""
+    run.history.append(row)
+    improved = run.val_loader is not None and run.stopper.step(row[run.config.monitor], row["epoch"])
+    if improved and run.config.restore_best:
+        run.best_state = {k: v.detach().cpu().clone() for k, v in run.inner.state_dict().items()}
+    run.stopped_early = run.stopper.should_stop
+    return improved
+
+
+def _save(run: _Run, epoch: int, stage: str, steps: _Steps, improved: bool) -> None:
+    """``last.pt`` (and ``best.pt`` when validation improved) and ``history.csv``, atomically."""
+    stopper = run.stopper
+    state = {**run.checkpoint_fields, "epoch": epoch + 1, "stage": stage, "history": run.history,
+             "optimizer_state": steps.optimizer.state_dict(),
+             "scheduler_state": steps.scheduler.state_dict() if steps.scheduler is not None else {},
+             "scaler_state": steps.scaler.state_dict(), "stopper": stopper.state_dict(),
+             "best": {"monitor": run.config.monitor, "value": stopper.best, "epoch": stopper.best_epoch},
+             "stopped_early": run.stopped_early, "finished": run.stopped_early or epoch + 1 == run.config.epochs,
+             "world_size": ddp.world_size()}
+    if improved:
+        save_checkpoint(run.run_dir / "best.pt", run.inner, **state)
+    save_checkpoint(run.run_dir / "last.pt", run.inner, **state)
+    _write_history(run.run_dir, run.history)
+
+
+def _log(run: _Run, row: dict, epoch: int) -> None:
+    if run.writer is not None:
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+            if row.get(key) is not None and not math.isnan(row[key]):
+                run.writer.add_scalar(key, row[key], epoch + 1)
+
+
+def _finish(run: _Run, interrupted: bool, seconds: float) -> FitResult:
+    """The best weights back in the model (unless interrupted), eval mode, and the result."""
+    validated = run.val_loader is not None
+    if run.best_state is not None and run.config.restore_best and validated and not interrupted:
+        run.inner.load_state_dict(run.best_state)
+    run.inner.eval()
+    stopper = run.stopper
+    has_best = validated and stopper.best_epoch > 0
     return FitResult(
-        history=history_frame(history), run_dir=run_dir, best_epoch=stopper.best_epoch if has_best else None,
-        best_value=stopper.best if has_best else None, monitor=config.monitor, stopped_early=stopped_early,
-        interrupted=interrupted, seconds=time.perf_counter() - started, config=config,
+        history=history_frame(run.history), run_dir=run.run_dir, best_epoch=stopper.best_epoch if has_best else None,
+        best_value=stopper.best if has_best else None, monitor=run.config.monitor, stopped_early=run.stopped_early,
+        interrupted=interrupted, seconds=seconds, config=run.config,
     )
 
 
@@ -488,30 +518,32 @@ def _prepare_run_dir(run_dir: Path | None, resume: bool, overwrite: bool, main: 
     return None
 
 
-def _run_epoch(net, inner, epoch, stage, config, train_loader, val_loader, generator, criterion, optimizer,
-               scheduler, scaler, device) -> dict:
+def _run_epoch(run: _Run, net: nn.Module, epoch: int, stage: str, steps: _Steps) -> dict:
+    """Train one epoch with its own seed, then validate; returns the epoch's history row."""
+    config, loader = run.config, run.train_loader
     seed = epoch_seed(config.seed, epoch, ddp.rank())
-    generator.manual_seed(seed)
+    run.generator.manual_seed(seed)
     seed_everything(seed)  # augmentation and dropout of this epoch
-    if isinstance(train_loader.sampler, DistributedSampler):
-        train_loader.sampler.set_epoch(epoch)
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
     started = time.perf_counter()
-    bar = tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{config.epochs} [{stage}]",
-               disable=not (config.progress and ddp.is_main_process()), leave=True)
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{config.epochs} [{stage}]",
+               disable=not (config.progress and run.main), leave=True)
     try:
-        train_loss, train_acc = train_one_epoch(net, train_loader, criterion, optimizer, scheduler, scaler, device, config, bar)
+        train_loss, train_acc = train_one_epoch(net, loader, run.criterion, steps.optimizer, steps.scheduler,
+                                                steps.scaler, run.device, config, bar)
         val_loss = val_acc = float("nan")
-        if val_loader is not None:
-            _sync_buffers(inner)
-            val_loss, val_acc = evaluate(inner, val_loader, device)
-            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
-        else:
-            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}")
+        shown = {"loss": f"{train_loss:.3f}", "acc": f"{train_acc:.3f}"}
+        if run.val_loader is not None:
+            _sync_buffers(run.inner)
+            val_loss, val_acc = evaluate(run.inner, run.val_loader, run.device)
+            shown.update(val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        bar.set_postfix(**shown)
     finally:
         bar.close()
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(val_acc if config.monitor == "val_acc" else val_loss)
-    return {"epoch": epoch + 1, "stage": stage, "lr": _head_lr(optimizer), "train_loss": train_loss,
+    if isinstance(steps.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        steps.scheduler.step(val_acc if config.monitor == "val_acc" else val_loss)
+    return {"epoch": epoch + 1, "stage": stage, "lr": _head_lr(steps.optimizer), "train_loss": train_loss,
             "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - started}
 
 

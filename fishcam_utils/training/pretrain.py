@@ -27,7 +27,8 @@ def pretrain(name: str, folder: Path | None = None, recipe: dict[str, Any] | Non
     from ..data.setup import make_datasets
     from ..data.synthetic import SyntheticConfig, generate_dataset
     from ..evaluation.predict import predict
-    from ..models.factory import ARCHITECTURES, build_model
+    from ..models.backbones import get_backbone
+    from ..models.factory import build_model
     from ..models.standin import read_manifest, save_standin, shippable, unshipped
     from ..settings import data_dir
     from .devices import pick_device
@@ -49,7 +50,7 @@ def pretrain(name: str, folder: Path | None = None, recipe: dict[str, Any] | Non
     seed_everything(options["seed"])
     model = build_model(name, len(splits.classes), weights=None, verbose=progress, **recipe["build"])
     fit(model, splits.train, splits.val, device=device, progress=progress, **options)
-    head = ARCHITECTURES[name].head
+    head = get_backbone(name).head
     model = model.cpu()
     model.load_state_dict({**model.state_dict(), **unshipped(shippable(model.state_dict(), head))})
     # Measured on the weights as shipped (rounded to fp16), under the source task's trained head.

@@ -1,0 +1,110 @@
+"""Maps of a whole split as files: what ``fishcam gradcam`` writes, and what a notebook can write.
+
+    cam = make_cam("gradcam", model, "layer2")
+    summary = export_cams(cam, splits.test, "build/gradcam", limit=50)
+
+For every image (or every view of every fish, for a multi-view model) the original, the heatmap and
+the overlay go to ``correct_samples/<true class>/`` or ``incorrect_samples/<true class>/``;
+``summary.csv`` lists each picture's true and predicted class, confidence and files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..files import atomic_write, describe, earlier_outputs, remove_all
+from ..errors import option, option_name
+from .guided import gradient_to_image
+from .overlay import save_cam_images, save_picture
+
+EXPORT_OUTPUTS = ("correct_samples", "incorrect_samples", "summary.csv")
+EXPLAIN_CHOICES = ("predicted", "true")
+
+
+def earlier_exports(out: str | os.PathLike, overwrite: bool = False) -> list[Path]:
+    """Maps of an earlier export in ``out``, which would mix with new ones: a ``FileExistsError``
+    unless ``overwrite`` (then they are returned, to remove once the new maps can be made)."""
+    out = Path(out)
+    old = earlier_outputs(out, EXPORT_OUTPUTS)
+    if old and not overwrite:
+        raise FileExistsError(f"{out} already holds maps of an earlier run ({describe(old)}), which would mix with the "
+                              f"new ones; pass {option('overwrite')} to replace them, or another {option_name('out')}")
+    return old
+
+
+def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = None, batch_size: int = 32,
+                explain: str = "predicted", alpha: float = 0.5, cmap: str = "jet", overwrite: bool = False,
+                progress: bool = True) -> pd.DataFrame:
+    """Write ``cam``'s maps of the first ``limit`` items of ``dataset`` (all by default) under ``out``,
+    explaining each item's ``explain`` class ("predicted" or "true"); returns the summary table, one
+    row per picture (``id``, ``view``, ``true``, ``pred``, ``confidence`` in [0, 1], ``correct``,
+    ``explained``, ``method``, ``layer``, ``overlay`` path relative to ``out``)."""
+    if explain not in EXPLAIN_CHOICES:
+        raise ValueError(f"explain must be one of {EXPLAIN_CHOICES}, got {explain!r}")
+    out = Path(out)
+    earlier = earlier_exports(out, overwrite)
+    if earlier:
+        names = describe(earlier)
+        remove_all(earlier)
+        print(f"{option('overwrite')}: removed the earlier maps in {out}: {names}")
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    rows: list[dict] = []
+    with tqdm(total=count, desc=f"{cam.name} maps", unit="image", disable=not progress) as bar:
+        for start in range(0, count, batch_size):
+            indices = range(start, min(start + batch_size, count))
+            rows += _export_batch(cam, dataset, indices, out, explain, alpha, cmap)
+            bar.update(len(indices))
+    summary = pd.DataFrame(rows)
+    for kind in ("correct_samples", "incorrect_samples"):
+        (out / kind).mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "summary.csv", "w", newline="") as handle:
+        summary.to_csv(handle, index=False)
+    return summary
+
+
+def _export_batch(cam, dataset, indices: range, out: Path, explain: str, alpha: float, cmap: str) -> list[dict]:
+    """One CAM call on the items ``indices``; their pictures written, their summary rows returned."""
+    multiview = getattr(dataset, "views", None) is not None
+    items = [dataset[i] for i in indices]
+    labels = [int(item[1]) for item in items]
+    result = cam(_stack_inputs([item[0] for item in items], multiview, cam), targets=labels if explain == "true" else None)
+    predicted = result.logits.argmax(1).cpu().tolist()
+    probs = torch.softmax(result.logits.float(), 1).cpu()
+    ids = dataset.fish["fish_id"] if multiview else dataset.frame["relpath"]
+    rows = []
+    for j, i in enumerate(indices):
+        label, pred, item_id = labels[j], predicted[j], str(ids.iat[i])
+        folder = out / ("correct_samples" if label == pred else "incorrect_samples") / dataset.classes[label]
+        stem = Path(item_id).stem  # unique within a class folder
+        for name, image, heatmap, product in _pictures(dataset, i, j, stem, result, multiview):
+            files = save_cam_images(folder, name, image, heatmap.cpu().numpy(), alpha, cmap)
+            if product is not None:
+                save_picture(folder / f"{name}_guided.png", gradient_to_image(product[None].float().cpu())[0])
+            rows.append({"id": item_id, "view": name[len(stem) + 1:], "true": dataset.classes[label],
+                         "pred": dataset.classes[pred], "confidence": float(probs[j, pred]), "correct": label == pred,
+                         "explained": dataset.classes[int(result.targets[j])], "method": cam.name,
+                         "layer": cam.layer_name, "overlay": files["overlay"].relative_to(out).as_posix()})
+    return rows
+
+
+def _stack_inputs(inputs: list, multiview: bool, cam):
+    """A batch on the model's device: images (N, 3, H, W), or (views (N, V, 3, H, W), present (N, V))."""
+    device = next(cam.model.parameters()).device
+    if multiview:
+        return (torch.stack([x[0] for x in inputs]).to(device), torch.stack([x[1] for x in inputs]).to(device))
+    return torch.stack(inputs).to(device)
+
+
+def _pictures(dataset, i: int, j: int, stem: str, result, multiview: bool) -> list[tuple]:
+    """(file stem, original picture, heatmap, guided product or None) of item ``i``, row ``j`` of
+    ``result``: one per present view of a fish (a missing view has nothing to show)."""
+    pixels = result.pixels  # guided Grad-CAM's product, (N, [V,] 3, H, W); else None
+    if not multiview:
+        return [(stem, dataset.raw(i), result.maps[j], None if pixels is None else pixels[j])]
+    return [(f"{stem}_{view}", image, result.maps[j, k], None if pixels is None else pixels[j, k])
+            for k, (view, image) in enumerate(dataset.raw(i).items()) if image is not None]
