@@ -389,14 +389,7 @@ def render_photo(
     ys = -(np.arange(big_h, dtype=np.float32) + 0.5 - big_h / 2) / unit
     x, y = np.meshgrid(xs, ys)
 
-    # Background: a tinted base colour with gentle ripples and a few bubbles.
-    ripple = np.zeros_like(x)
-    for freq, direction, phase, amp in params.waves:
-        ripple += amp * np.sin(freq * np.pi * (x * np.cos(direction) + y * np.sin(direction)) + phase)
-    img = np.asarray(params.background, np.float32) * (1.0 + ripple)[..., None]
-    for bx, by, br in params.bubbles:
-        ring = np.abs(np.hypot(x - bx, y - by) - br) < 0.012 + br * 0.15
-        img = _paint(img, ring, img * 0.5 + 0.5)
+    img = _background(params, x, y)
 
     # The fish is drawn only inside its bounding box: most of the canvas is background.
     rows, cols = _fish_window(params, xs, ys, view)
@@ -420,7 +413,26 @@ def render_photo(
     evidence_mask = _box_downsample(evidence & ~marker, ss) >= 0.5
     marker_mask = _box_downsample(marker, ss) >= 0.5
 
-    # The camera: lighting with a colour cast, lens blur, sensor noise.
+    image = _camera(img, params, xs, ys, ss, width, height)
+    return RenderedPhoto(image=image, body=body_mask, evidence=evidence_mask, marker=marker_mask)
+
+
+def _background(params: PhotoParams, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A tinted base colour with gentle ripples and a few bubbles, (H, W, 3) float on the fine grid."""
+    ripple = np.zeros_like(x)
+    for freq, direction, phase, amp in params.waves:
+        ripple += amp * np.sin(freq * np.pi * (x * np.cos(direction) + y * np.sin(direction)) + phase)
+    img = np.asarray(params.background, np.float32) * (1.0 + ripple)[..., None]
+    for bx, by, br in params.bubbles:
+        ring = np.abs(np.hypot(x - bx, y - by) - br) < 0.012 + br * 0.15
+        img = _paint(img, ring, img * 0.5 + 0.5)
+    return img
+
+
+def _camera(img: np.ndarray, params: PhotoParams, xs: np.ndarray, ys: np.ndarray, ss: int, width: int,
+            height: int) -> np.ndarray:
+    """The camera on the output-size picture: lighting with a colour cast, lens blur, sensor noise;
+    returns (height, width, 3) uint8."""
     lx = xs.reshape(-1, ss).mean(1)[None, :]
     ly = ys.reshape(-1, ss).mean(1)[:, None]
     light = params.gain * (1.0 + params.light_slope * (lx * np.cos(params.light_direction) + ly * np.sin(params.light_direction)))
@@ -430,5 +442,4 @@ def render_photo(
         img = np.einsum("ij,jkc,lk->ilc", blur_h, img, blur_w, optimize=True)
     noise_rng = np.random.default_rng(params.noise_seed)
     img = img + noise_rng.normal(0.0, params.noise, img.shape).astype(np.float32)
-    image = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-    return RenderedPhoto(image=image, body=body_mask, evidence=evidence_mask, marker=marker_mask)
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)

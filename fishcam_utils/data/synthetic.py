@@ -298,31 +298,48 @@ def generate_dataset(
     out_dir = Path(out_dir).expanduser().resolve()
     if _is_up_to_date(out_dir, config):
         return out_dir
-    if out_dir.exists():
-        if dataset_info(out_dir) is None and any(out_dir.iterdir()):
-            raise DataError(
-                f"{out_dir} exists and is not a FishCAM synthetic dataset (it has no dataset.json); "
-                "choose an empty or new folder, so that nothing of yours is overwritten."
-            )
-        if not overwrite and any(out_dir.iterdir()):
-            raise DataError(
-                f"{out_dir} holds a synthetic dataset made with other settings; "
-                f"pass {option('overwrite')} to replace it, or choose another folder."
-            )
-        _refuse_to_delete_user_files(out_dir)
-
+    _check_replaceable(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        splits = split_of_each_fish(config)
-        jobs = [
-            (config, str(tmp), s, n, splits[s][n]) for s in range(len(config.table)) for n in range(config.fish_per_class)
-        ]
-        workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-        bar = tqdm(total=len(jobs), desc=f"Drawing fish into {out_dir.name}", unit="fish", disable=not progress)
-        rows: list[dict[str, Any]] = []
+        rows = _draw_all(config, tmp, out_dir.name, workers, progress)
+        table = pd.DataFrame(rows)
+        table.to_csv(tmp / "metadata.csv", index=False, lineterminator="\n")
+        (tmp / "dataset.json").write_text(json.dumps(_describe(config), indent=2) + "\n")
+        _move_into_place(tmp, out_dir, config)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _check_replaceable(out_dir: Path, overwrite: bool) -> None:
+    """Refuse to write over a folder that is not a FishCAM dataset, or over another dataset
+    without ``overwrite`` (and never over files a user put in it)."""
+    if not out_dir.exists():
+        return
+    if dataset_info(out_dir) is None and any(out_dir.iterdir()):
+        raise DataError(
+            f"{out_dir} exists and is not a FishCAM synthetic dataset (it has no dataset.json); "
+            "choose an empty or new folder, so that nothing of yours is overwritten."
+        )
+    if not overwrite and any(out_dir.iterdir()):
+        raise DataError(
+            f"{out_dir} holds a synthetic dataset made with other settings; "
+            f"pass {option('overwrite')} to replace it, or choose another folder."
+        )
+    _refuse_to_delete_user_files(out_dir)
+
+
+def _draw_all(config: SyntheticConfig, tmp: Path, name: str, workers: int | None, progress: bool) -> list[dict[str, Any]]:
+    """Draw every fish into ``tmp`` (in ``workers`` processes when there are many); their metadata rows, in order."""
+    splits = split_of_each_fish(config)
+    jobs = [(config, str(tmp), s, n, splits[s][n]) for s in range(len(config.table)) for n in range(config.fish_per_class)]
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    rows: list[dict[str, Any]] = []
+    with tqdm(total=len(jobs), desc=f"Drawing fish into {name}", unit="fish", disable=not progress) as bar:
         if workers > 1 and len(jobs) >= 64:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 for fish_rows in pool.map(_render_fish, jobs, chunksize=16):
@@ -332,15 +349,7 @@ def generate_dataset(
             for job in jobs:
                 rows.extend(_render_fish(job))
                 bar.update()
-        bar.close()
-        table = pd.DataFrame(rows)
-        table.to_csv(tmp / "metadata.csv", index=False, lineterminator="\n")
-        (tmp / "dataset.json").write_text(json.dumps(_describe(config), indent=2) + "\n")
-        _move_into_place(tmp, out_dir, config)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return rows
 
 
 # The columns of metadata.csv that name files the generator wrote.

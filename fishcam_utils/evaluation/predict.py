@@ -215,16 +215,45 @@ def predict(
     of ``data`` (``str(i)`` if it has none), ids when the dataset has them and the loader
     reads it in order, and the view weights of a multi-view model (its output's second item).
     """
+    loader = _as_loader(data, batch_size, num_workers)
+    device = model_device(model) if device is None else torch.device(device)
+    logits, targets, weights = _run(model, loader, device, progress)
+    classes = dataset_classes(loader.dataset)
+    probs = torch.softmax(logits, dim=1).numpy() if len(logits) else np.zeros((0, len(classes or [])), np.float32)
+    if len(targets) != len(probs):
+        raise ValueError(f"the loader gave {len(targets)} labels for {len(probs)} predictions; "
+                         "each batch must hold one label per sample.")
+    if classes is None:
+        classes = [str(i) for i in range(probs.shape[1])]
+    elif len(classes) != probs.shape[1]:
+        raise ValueError(f"the model outputs {probs.shape[1]} logits but the dataset has {len(classes)} "
+                         "classes; build the model with num_classes=len(dataset.classes).")
+    ids = dataset_ids(loader.dataset) if _in_order(loader) else None
+    if ids is not None and len(ids) != len(targets):
+        ids = None
+    views = None
+    if weights is not None:
+        views = getattr(_unwrap(loader.dataset)[0], "views", None)
+        if views is None or len(views) != weights.shape[1]:
+            views = None
+    return Predictions(probs=probs, targets=targets, classes=list(classes), ids=ids,
+                       view_weights=weights, views=views)
+
+
+def _as_loader(data: Dataset | DataLoader, batch_size: int, num_workers: int) -> DataLoader:
     if isinstance(data, DataLoader):
-        loader = data
-    elif isinstance(data, Dataset):
+        return data
+    if isinstance(data, Dataset):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    else:
-        raise ValueError(f"data must be a torch Dataset or DataLoader, got {type(data).__name__}.")
-    device = model_device(model) if device is None else torch.device(device)
+        return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    raise ValueError(f"data must be a torch Dataset or DataLoader, got {type(data).__name__}.")
 
+
+def _run(model: nn.Module, loader: DataLoader, device: torch.device,
+         progress: bool) -> tuple[torch.Tensor, np.ndarray, np.ndarray | None]:
+    """Logits (N, C) float32, labels (N,) int64 and view weights (N, V), or None when the model
+    gives none (or not for every batch), of every batch of ``loader``, in eval mode."""
     all_logits: list[torch.Tensor] = []
     all_targets: list[torch.Tensor] = []
     all_weights: list[torch.Tensor] = []
@@ -237,33 +266,8 @@ def predict(
             weights = view_weights_of(output)
             if weights is not None:
                 all_weights.append(weights.detach().float().cpu())
-            y = torch.as_tensor(y).reshape(-1)
-            all_targets.append(y.cpu().long())
-
-    classes = dataset_classes(loader.dataset)
-    if all_logits:
-        probs = torch.softmax(torch.cat(all_logits), dim=1).numpy()
-        targets = torch.cat(all_targets).numpy()
-    else:
-        probs = np.zeros((0, len(classes or [])), np.float32)
-        targets = np.zeros(0, np.int64)
-    if len(targets) != len(probs):
-        raise ValueError(f"the loader gave {len(targets)} labels for {len(probs)} predictions; "
-                         "each batch must hold one label per sample.")
-    if classes is None:
-        classes = [str(i) for i in range(probs.shape[1])]
-    elif len(classes) != probs.shape[1]:
-        raise ValueError(f"the model outputs {probs.shape[1]} logits but the dataset has {len(classes)} "
-                         "classes; build the model with num_classes=len(dataset.classes).")
-    ids = dataset_ids(loader.dataset) if _in_order(loader) else None
-    if ids is not None and len(ids) != len(targets):
-        ids = None
-    view_weights = views = None
-    if all_weights and len(all_weights) == len(all_logits):
-        view_weights = torch.cat(all_weights).numpy()
-        views = getattr(_unwrap(loader.dataset)[0], "views", None)
-        if views is None or len(views) != view_weights.shape[1]:
-            views = None
-    return Predictions(probs=probs, targets=targets, classes=list(classes), ids=ids,
-                       view_weights=view_weights, views=views)
-
+            all_targets.append(torch.as_tensor(y).reshape(-1).cpu().long())
+    if not all_logits:
+        return torch.zeros(0, 0), np.zeros(0, np.int64), None
+    weights = torch.cat(all_weights).numpy() if all_weights and len(all_weights) == len(all_logits) else None
+    return torch.cat(all_logits), torch.cat(all_targets).numpy(), weights

@@ -66,6 +66,15 @@ class CamExplorer:
         self._quiet = False
         self._heatmap_key: tuple | None = None
 
+        self._make_controls(predictions, start, methods, alpha, cmap)
+        self._make_panels(size)
+        self.widget = self._arrange()
+        self._watch_controls()
+        self._run(self._show_image)
+
+    # -- building it --------------------------------------------------------------------------
+    def _make_controls(self, predictions, start: int, methods: list[str], alpha: float, cmap: str) -> None:
+        """The sliders and menus, set to the first image, the last layer, the first method."""
         self.filter = widgets.Dropdown(options=self._filter_options(predictions), value="all",
                                        description="show", style=_DESCRIPTION)
         self._positions, self._filter_shown = self.store.select("all"), "all"
@@ -89,6 +98,8 @@ class CamExplorer:
         self.colormap = widgets.Dropdown(options=list(COLORMAPS), value=cmap, description="colours",
                                          style=_DESCRIPTION)
 
+    def _make_panels(self, size: int) -> None:
+        """The three pictures with their captions, the info and status lines, and CSS handles."""
         self.image_panel, self.heatmap_panel, self.overlay_panel = (
             widgets.Image(format="png", layout=widgets.Layout(width=f"{size}px", height=f"{size}px"))
             for _ in range(3))
@@ -99,9 +110,10 @@ class CamExplorer:
                      "image_panel", "heatmap_panel", "overlay_panel", "info", "status"):
             getattr(self, name).add_class(f"fishcam-{name.replace('_', '-')}")  # handles for browser tests
 
+    def _arrange(self) -> widgets.VBox:
         panels = [widgets.VBox([caption, panel], layout=widgets.Layout(margin="0 12px 0 0")) for caption, panel in
                   zip(self.captions, (self.image_panel, self.heatmap_panel, self.overlay_panel))]
-        self.widget = widgets.VBox([
+        box = widgets.VBox([
             widgets.HBox([self.filter, self.index]),
             self.view,
             widgets.HBox([self.layer, self.method]),
@@ -111,8 +123,11 @@ class CamExplorer:
             self.status,
             self.info,
         ])
-        self.widget.add_class("fishcam-explorer")
+        box.add_class("fishcam-explorer")
+        return box
 
+    def _watch_controls(self) -> None:
+        """Image and view changes show a new picture; layer and method recompute; the rest only redraw."""
         self._watch(self.filter, self._change_filter)
         self._watch(self.index, self._show_image)
         self._watch(self.view, self._show_view)
@@ -120,7 +135,6 @@ class CamExplorer:
         self._watch(self.method, self._compute)
         for control in (self.target, self.opacity, self.colormap):
             self._watch(control, self._render)
-        self._run(self._show_image)
 
     # -- showing it ---------------------------------------------------------------------------
     def _ipython_display_(self) -> None:
