@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 from pathlib import Path
 
 from ..errors import OfflineError
+from ..network import can_connect, route
 from ..settings import data_dir
 from .kaggle_layout import find_kaggle_root
 
@@ -52,12 +52,9 @@ def kaggle_fish_dir(extra: list[str | os.PathLike] | None = None) -> Path | None
 
 
 def network_available(host: str = KAGGLE_HOST, port: int = 443, timeout: float = 3.0) -> bool:
-    """True if a TCP connection to ``host`` opens within ``timeout`` seconds."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """True if a connection towards ``host`` opens within ``timeout`` seconds (through the proxy
+    of ``HTTPS_PROXY`` when one is set: see ``fishcam_utils.network``)."""
+    return can_connect(host, port, timeout)
 
 
 def _manual_instructions() -> str:
@@ -88,7 +85,7 @@ def download_kaggle_fish(timeout: float = 5.0) -> Path:
             "(pip install kagglehub, or pip install -e '.[kaggle]'). " + _manual_instructions()
         ) from None
     if not network_available(timeout=timeout):
-        raise OfflineError(f"the Kaggle fish dataset is not on disk and {KAGGLE_HOST} cannot be reached (offline?). "
+        raise OfflineError(f"the Kaggle fish dataset is not on disk and {KAGGLE_HOST} cannot be reached{route(KAGGLE_HOST)} (offline?). "
                            + _manual_instructions())
     try:
         downloaded = Path(kagglehub.dataset_download(KAGGLE_HANDLE))

@@ -8,6 +8,7 @@ weights file (``weights="path/to/file.pth"``) is read with ``weights_only=True``
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,6 +16,7 @@ from urllib.parse import urlparse
 import torch
 
 from ..errors import OfflineError, option
+from ..network import can_connect, route
 
 
 def weights_cache_dir() -> Path:
@@ -23,11 +25,7 @@ def weights_cache_dir() -> Path:
 
 
 def _reachable(host: str, port: int, timeout: float) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return can_connect(host, port, timeout)
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -52,27 +50,45 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def imagenet_state_dict(name: str, url: str, timeout: float = 5.0, progress: bool = True) -> dict[str, torch.Tensor]:
     """torchvision's ImageNet weights for ``name`` (from ``url``): the cached file if present,
-    else a download. Raises ``OfflineError`` within about ``timeout`` seconds when the file is
-    not cached and the download server cannot be reached."""
+    else a download whose SHA-256 must start with the hash in the file name (``resnet18-f37072fd.pth``).
+    Either way the file is read with ``weights_only=True``: tensors, never code. Raises
+    ``OfflineError`` within about ``timeout`` seconds when the file is not cached and the server
+    (or the proxy of ``HTTPS_PROXY``) cannot be reached."""
     filename = Path(urlparse(url).path).name
     cached = weights_cache_dir() / filename
     if cached.is_file():
         return read_state_dict(cached)
-    host = urlparse(url).hostname or ""
-    if not _reachable(host, 443, timeout):
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    if parsed.scheme != "file" and not _reachable(host, parsed.port or (80 if parsed.scheme == "http" else 443), timeout):
         raise OfflineError(
-            f"ImageNet weights for {name} are not in the torch cache and {host} cannot be reached (offline?). "
+            f"ImageNet weights for {name} are not in the torch cache and {host} cannot be reached{route(host)} (offline?). "
             f"On a machine with internet, download {url} and copy it to {cached} "
             f"(or set TORCH_HOME to a folder holding hub/checkpoints/{filename}); "
             f"or pass {option('weights', None)} to train from random initialisation."
         )
+    _download(name, url, cached, timeout, progress)
+    return read_state_dict(cached)
+
+
+def _download(name: str, url: str, cached: Path, timeout: float, progress: bool) -> None:
+    """``url`` to ``cached``, hash checked; torch.hub writes a temporary file and moves it into place."""
+    found = _HASH_IN_NAME.search(cached.name)
+    cached.parent.mkdir(parents=True, exist_ok=True)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(max(timeout, 30.0))  # a stalled transfer must end in an error, not a hang
     try:
-        torch.hub.load_state_dict_from_url(url, progress=progress, check_hash=True, map_location="cpu")
+        torch.hub.download_url_to_file(url, str(cached), hash_prefix=found.group(1) if found else None,
+                                       progress=progress)
+    except RuntimeError as error:  # torch.hub's "invalid hash value": the file was removed
+        raise OfflineError(f"the download of the ImageNet weights for {name} from {url} is not the file it "
+                           f"should be ({error}); it was deleted. Try again, or copy the file to {cached} by hand.") from error
     except OSError as error:
         raise OfflineError(f"downloading ImageNet weights for {name} from {url} failed: {error}. "
                            f"Copy the file to {cached} by hand, or pass {option('weights', None)}.") from error
     finally:
         socket.setdefaulttimeout(previous)
-    return read_state_dict(cached)
+
+
+# torchvision's file names carry the first hex digits of the file's SHA-256: resnet18-f37072fd.pth.
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
