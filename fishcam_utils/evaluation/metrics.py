@@ -3,6 +3,10 @@
 Everything takes plain arrays: ``targets`` and ``preds`` (N,) int in [0, C), ``probs`` (N, C)
 float in [0, 1]. Undefined values (a class never predicted, a class with no sample) are 0
 for precision/recall/F1 and NaN for ROC AUC / average precision, and never print warnings.
+
+The confusion matrix and precision/recall/F1 are written out in NumPy because notebook 02 reads
+them as the definitions; tests/test_metrics_vs_sklearn.py checks them against scikit-learn's.
+ROC and PR curves come from scikit-learn.
 """
 
 from __future__ import annotations
