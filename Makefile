@@ -4,6 +4,7 @@
 #                          explorer's tests again under ipywidgets 7.7.1 (Colab's)
 #   make lab               JupyterLab on the notebooks
 #   make student           write the student copies (notebooks/student/) after editing a notebook
+#   make repoint REPO=URL  point the Colab badges and install cells at a fork (https://github.com/you/fishcam)
 # Both create .venv and install the project when needed.
 
 PYTHON ?= python3
@@ -16,7 +17,7 @@ TORCH ?=
 JOBS ?= 2
 STAMP := $(VENV)/.fishcam-installed
 
-.PHONY: course test lab install data clean student
+.PHONY: course test lab install data clean student repoint
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "FishCAM needs Python 3.10 or newer; $(PYTHON) is " + sys.version.split()[0] + ". Run make with PYTHON=python3.11 (or newer).")'
@@ -62,6 +63,11 @@ test: $(STAMP) $(IPYWIDGETS7)/.installed
 # Student copies (notebooks/student/): every solution blanked, hidden tests removed. Run after editing a notebook.
 student: $(STAMP)
 	$(BIN)/python -m fishcam_utils.student
+
+# The course's GitHub address is written once, in fishcam_utils/__init__.py; this rewrites everything made from it.
+repoint:
+	@test -n "$(REPO)" || { echo "usage: make repoint REPO=https://github.com/<you>/<fork>"; exit 2; }
+	$(PYTHON) -m fishcam_utils.repository $(REPO)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
