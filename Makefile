@@ -25,6 +25,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(if $(TORCH),$(BIN)/python -m pip install $(TORCH))
+	$(BIN)/python -m pip install --quiet "setuptools>=77"
 	$(BIN)/python -m pip install -e ".[dev]"
 	@touch $(STAMP)
 

@@ -283,10 +283,10 @@ def run_course(
     """
     from .data.synthetic import ensure_synthetic
 
+    chosen = check_course_runnable(notebooks, html)  # before anything changes: it may say what is missing
     build = Path(build) if build is not None else build_dir()
     os.environ[QUICK_ENV] = "1" if quick else "0"  # the kernels inherit it
     os.environ["FISHCAM_BUILD_DIR"] = str(build)
-    chosen = check_course_runnable(notebooks, html)
     if only:
         unknown = [o for o in only if not any(p.stem.startswith(o) for p in chosen)]
         if unknown:

@@ -74,13 +74,23 @@ def run_cell(python: Path, content: Path, repository: str, version: str = __vers
     cell_file = content / "cell0.py"
     content.mkdir(parents=True, exist_ok=True)
     cell_file.write_text(cell)
-    env = {**os.environ, "PIP_NO_BUILD_ISOLATION": "1", "PIP_NO_INDEX": "1", "PIP_NO_DEPS": "1",
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = {**os.environ, "PIP_NO_DEPS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    if _modern_setuptools():  # build with ours, offline (pip reads PIP_NO_BUILD_ISOLATION=0 as "no isolation")
+        env.update(PIP_NO_BUILD_ISOLATION="0", PIP_NO_INDEX="1")
     env.pop("FISHCAM_CHECKPOINTS_DIR", None)
     done = subprocess.run([str(python), "-c", script, str(cell_file)], cwd=content, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
+
+
+def _modern_setuptools() -> bool:
+    """setuptools new enough for pyproject.toml's SPDX licence (77), here to build without isolation."""
+    try:
+        import setuptools
+    except ImportError:
+        return False
+    return int(setuptools.__version__.split(".")[0]) >= 77
 
 
 def imported_from(python: Path) -> Path:
