@@ -41,7 +41,7 @@ from torchvision.models import resnet18
 from fishcam_utils.explain import GradCAM, overlay_heatmap
 from fishcam_utils.widgets import explore, read_png
 from fishcam_utils.explain.overlay import to_uint8
-from fishcam_utils.widgets.render import png_bytes
+from fishcam_utils.widgets.pictures import png_bytes
 
 HERE = Path(__file__).resolve().parent
 SIZE, NUM_CLASSES, LAYER = 224, 9, "layer4"

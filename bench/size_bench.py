@@ -33,7 +33,7 @@ def measure(size: int, epochs: int | None) -> dict:
     from fishcam_utils.explain.metrics import pointing_game
     from fishcam_utils.explain.experiments import explanation_maps, load_evidence
     from fishcam_utils.models import cam_layers
-    from fishcam_utils.training import recipes
+    from fishcam_utils.course import recipes
 
     row: dict = {"size": size}
     start = time.perf_counter()

@@ -9,7 +9,10 @@ Modules, one concern each:
 - ``fishcam_utils.explain``: the CAM family, guided backprop, overlays;
 - ``fishcam_utils.widgets``: the CAM explorer of notebook 06 (needs ipywidgets);
 - ``fishcam_utils.viz``: sample grids and mask overlays;
-- ``fishcam_utils.course``: running the notebooks headless and collecting what they produce;
+- ``fishcam_utils.course``: the course beside the library: running the notebooks headless, the
+  models the notebooks share (recipes), notebook 08's Kaggle experiment;
+- ``fishcam_utils.repository``: the course's GitHub address and what is made from it (Colab cell, badges);
+- ``fishcam_utils.network``: whether a download can reach its server (proxies honoured);
 - ``fishcam_utils.settings``: folders and quick mode;
 - ``fishcam_utils.cli``: the ``fishcam`` command.
 """

@@ -13,13 +13,13 @@ from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset
 from fishcam_utils.explain import GuidedBackprop, guided_gradcam, make_cam, saliency
 from fishcam_utils.explain.experiments import (
     explanation_maps,
-    kaggle_pointing,
     load_evidence,
     methods_by_layers,
     randomized_copies,
     sanity_check,
     shortcut_energy,
 )
+from fishcam_utils.course import kaggle_pointing
 from fishcam_utils.explain.metrics import deletion_curve, energy_in_mask, pointing_game, spearman
 from fishcam_utils.explain.references import edge_maps
 from fishcam_utils.models import build_model

@@ -13,7 +13,7 @@ from fishcam_utils.data import FishImageDataset, scan_dataset
 from fishcam_utils.explain import heatmap_to_rgb, overlay_heatmap, plot_cam, save_cam_images
 from fishcam_utils.models import build_model
 from fishcam_utils.training import fit
-from fishcam_utils.training.recipes import RECIPES, course_model, course_run_dir
+from fishcam_utils.course.recipes import RECIPES, course_model, course_run_dir
 
 
 def test_heatmaps_are_rgb_hot_is_red_and_cold_is_blue():

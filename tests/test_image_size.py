@@ -15,7 +15,7 @@ from fishcam_utils.models import build_model
 from fishcam_utils.models.standin import read_manifest, warn_if_other_size
 from fishcam_utils.settings import SIZE_ENV, checkpoints_dir, course_image_size, data_dir
 from fishcam_utils.training import fit
-from fishcam_utils.training.recipes import course_model, course_run_dir
+from fishcam_utils.course.recipes import course_model, course_run_dir
 
 
 @pytest.mark.parametrize("value", [None, "auto", " AUTO "])

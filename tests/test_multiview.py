@@ -418,7 +418,7 @@ def test_course_fusion_model_starts_from_the_course_single_view_models(tiny_synt
     """``course_model("fusion-...")`` trains the missing single-view experts first, then a fusion
     model whose branches start from them (one head-only epoch leaves the branches exactly so)."""
     import fishcam_utils.data.synthetic as synthetic
-    from fishcam_utils.training import recipes
+    from fishcam_utils.course import recipes
 
     monkeypatch.setattr(synthetic, "ensure_synthetic", lambda quick, progress=True, shortcut=(), size=None: tiny_synth)
     small = {"width": 4, "blocks": [1, 1]}
@@ -438,9 +438,9 @@ def test_course_fusion_model_starts_from_the_course_single_view_models(tiny_synt
 
 def test_course_models_train_with_their_quick_or_full_augmentation(tiny_synth, monkeypatch):
     """Quick mode may train a recipe without augmentation (``quick_augment``); full mode keeps it."""
-    import fishcam_utils.data.setup as setup
+    import fishcam_utils.data.train_val_test as setup
     import fishcam_utils.data.synthetic as synthetic
-    from fishcam_utils.training import recipes
+    from fishcam_utils.course import recipes
 
     monkeypatch.setattr(synthetic, "ensure_synthetic", lambda quick, progress=True, shortcut=(), size=None: tiny_synth)
     made = []

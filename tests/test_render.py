@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fishcam_utils.data.render import (
+from fishcam_utils.data.fish_drawing import (
     MARKER_COLOURS,
     render_photo,
     sample_body_colour,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fishcam_utils.data.render import render_photo, sample_body_colour, sample_photo_params
+from fishcam_utils.data.fish_drawing import render_photo, sample_body_colour, sample_photo_params
 from fishcam_utils.data.species import (
     SOURCE_HUES, SOURCE_PATTERNS, SOURCE_SPECIES, SOURCE_TRAITS, SPECIES, TRAITS, VIEWS, single_view_ceiling,
     species_table)

@@ -13,7 +13,7 @@ from .options import NONNEGATIVE, POSITIVE_INT, PROBABILITY, Help, checkpoint_op
 def checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, masks: Sequence[str] = ()):
     """The split ``args.split`` of the checkpoint's dataset (or ``--data``), read the way the model
     was trained: same image size, class order and view (or all views, for a multi-view model)."""
-    from ..data.setup import make_datasets
+    from ..data.train_val_test import make_datasets
     from ..data.species import VIEWS
     from ..errors import DataError
 

@@ -138,7 +138,7 @@ def _default_run_dir(name: str) -> Path:
 
 
 def _datasets(args: argparse.Namespace, main_process: bool):
-    from ..data.setup import make_datasets
+    from ..data.train_val_test import make_datasets
     from ..data.species import VIEWS
 
     return make_datasets(args.data, view=args.view, image_size=args.image_size, augment=args.augment,

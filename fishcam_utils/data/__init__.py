@@ -13,7 +13,7 @@ Typical use::
 from .cache import DecodedCache
 from .check import DataReport, check_dataset
 from .datasets import FishImageDataset, MultiViewDataset, WithoutViews
-from .setup import SplitDatasets, few_per_class, make_datasets
+from .train_val_test import SplitDatasets, few_per_class, make_datasets
 from .images import IMAGE_EXTENSIONS, channel_stats, image_size, load_mask, load_rgb, read_image, read_mask
 from .kaggle import download_kaggle_fish, kaggle_fish_dir
 from .layouts import LAYOUTS, DatasetIndex, DataWarning, detect_layout, find_kaggle_root, group_by_fish, scan_dataset

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..errors import DataError, listing, option
 from ..settings import course_image_size, data_dir, quick_mode, size_folder
 from .images import JUNK_FILES
-from .render import MARKER_COLOURS, render_photo, sample_body_colour, sample_marker, sample_photo_params
+from .fish_drawing import MARKER_COLOURS, render_photo, sample_body_colour, sample_marker, sample_photo_params
 from .species import SPECIES_TABLES, VIEWS, class_names, species_table
 
 FORMAT = "fishcam-synthetic"

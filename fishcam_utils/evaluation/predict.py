@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler, Subset
 from tqdm.auto import tqdm
 
-from ..models.state import eval_mode, logits_of, model_device, view_weights_of
+from ..models.inspection import eval_mode, logits_of, model_device, view_weights_of
 from ..training.devices import move_to
 
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..models.state import eval_mode, frozen_parameters, logits_of, view_weights_of
+from ..models.inspection import eval_mode, frozen_parameters, logits_of, view_weights_of
 from .registry import lookup, register
 from .targets import Targets, all_class_targets, check_target_count, resolve_score_targets
 

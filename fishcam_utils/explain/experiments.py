@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..models.state import model_device
+from ..models.inspection import model_device
 from . import registry
 from .cam import make_cam
 from .guided import GuidedBackprop, saliency
@@ -240,23 +240,3 @@ def pointing_by_class(model: nn.Module, batch: EvidenceBatch, layer: str, method
     hits = per_class(pointing_game(maps, batch.masks[mask], tolerance), batch.labels, batch.classes, "hit rate")
     energy = per_class(energy_in_mask(maps, batch.masks[mask]), batch.labels, batch.classes, "energy")
     return hits.join(energy["energy"])
-
-
-def kaggle_pointing(root, image_size: int = 64, epochs: int = 8, per_class: int = 30, layer: str = "layer2",
-                    tolerance: float = 4, progress: bool = True) -> tuple[pd.DataFrame, nn.Module]:
-    """The pointing game on the Kaggle fish set (or any dataset with body masks) at ``root``: trains a
-    FishResNet (notebook 02's architecture) for ``epochs`` on its training split, then scores Grad-CAM
-    at ``layer`` against the body masks of ``per_class`` test images per class. Returns
-    (``pointing_by_class`` table, model)."""
-    from ..data.setup import make_datasets
-    from ..models import build_model
-    from ..training import fit
-    from ..training.seeding import seed_everything
-
-    splits = make_datasets(root, image_size=image_size, augment=1.0, masks=["body"], progress=progress)
-    seed_everything(0)
-    model = build_model("fishresnet", len(splits.classes), width=32, verbose=False)
-    fit(model, splits.train, splits.val, epochs=epochs, batch_size=64, lr=3e-3, schedule="onecycle", progress=progress)
-    model.eval()
-    batch = load_evidence(splits.test, per_class=per_class)
-    return pointing_by_class(model, batch, layer, mask="body", tolerance=tolerance), model

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.state import eval_mode, frozen_parameters, logits_of
+from ..models.inspection import eval_mode, frozen_parameters, logits_of
 from .cam import CAMResult, GradCAM, LayerCapture, normalize_maps
 from .registry import register
 from .targets import check_target_count as _check_target_count

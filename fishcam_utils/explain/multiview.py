@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..data.transforms import to_display
-from ..models.state import model_device
+from ..models.inspection import model_device
 from .cam import make_cam
 from .overlay import overlay_heatmap
 

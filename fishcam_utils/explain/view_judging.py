@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..evaluation.attention import top_view
-from ..models.state import eval_mode, logits_of, model_device
+from ..models.inspection import eval_mode, logits_of, model_device
 from .cam import make_cam
 
 MEASURES = ("weight", "heat", "alone", "drop")

@@ -25,7 +25,7 @@ from .fusion import FUSIONS, AttentionFusion, ConcatFusion, GatedFusion, MeanFus
 from .heads import HEADS, MLPHead, make_head
 from .pretrained import imagenet_state_dict, read_state_dict, weights_cache_dir
 from .multiview import FusionHead, MultiViewNet, build_multiview
-from .state import eval_mode, frozen_parameters, logits_of, model_device, view_weights_of
+from .inspection import eval_mode, frozen_parameters, logits_of, model_device, view_weights_of
 
 __all__ = [
     "BACKBONES", "Backbone", "backbone_names", "get_backbone", "register_backbone", "unregister_backbone", "FUSIONS", "HEADS", "AttentionFusion", "ConcatFusion", "FusionHead", "GatedFusion", "MeanFusion",

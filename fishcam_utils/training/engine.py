@@ -28,7 +28,7 @@ from ..errors import option, option_name
 from ..files import atomic_write, describe, earlier_outputs, remove_abandoned, remove_all
 from ..models.factory import unwrap
 from ..models.standin import warn_if_other_size
-from ..models.state import eval_mode, logits_of
+from ..models.inspection import eval_mode, logits_of
 from . import distributed as ddp
 from .config import MONITORS, OPTIMIZERS, SCHEDULES, TrainConfig, make_config  # noqa: F401 (exported)
 from .checkpoints import load_model_state, read_checkpoint, save_checkpoint

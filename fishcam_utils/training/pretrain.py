@@ -24,7 +24,7 @@ def pretrain(name: str, folder: Path | None = None, recipe: dict[str, Any] | Non
     manifest entry written (recipe, data seed, sha256, ``source_test_accuracy`` in [0, 1])."""
     import torch
 
-    from ..data.setup import make_datasets
+    from ..data.train_val_test import make_datasets
     from ..data.synthetic import SyntheticConfig, generate_dataset
     from ..evaluation.predict import predict
     from ..models.backbones import get_backbone

@@ -6,6 +6,6 @@ overlay, with controls for image, view, layer, class, method, opacity and colorm
 
 from .explorer import CamExplorer, explore
 from .maps import ClassMaps, MapStore, Sample, menu, method_key
-from .render import png_bytes, read_png
+from .pictures import png_bytes, read_png
 
 __all__ = ["CamExplorer", "ClassMaps", "MapStore", "Sample", "explore", "menu", "method_key", "png_bytes", "read_png"]

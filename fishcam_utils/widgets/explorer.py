@@ -29,7 +29,7 @@ from torch import nn
 
 from ..explain.overlay import COLORMAPS, heatmap_to_rgb, overlay_heatmap
 from .maps import ClassMaps, MapStore, menu, method_key
-from .render import placeholder, png_bytes
+from .pictures import placeholder, png_bytes
 
 _DESCRIPTION = {"description_width": "60px"}
 

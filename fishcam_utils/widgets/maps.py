@@ -31,7 +31,7 @@ from ..explain import registry
 from ..explain.cam import LayerCapture, make_cam
 from ..explain.guided import gradient_to_image
 from ..models.factory import cam_layers
-from ..models.state import model_device
+from ..models.inspection import model_device
 
 
 def menu() -> dict[str, str]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_path, atomic_write
-from .settings import QUICK_ENV, build_dir, course_image_size, course_root
+from ..files import atomic_path, atomic_write
+from ..settings import QUICK_ENV, build_dir, course_image_size, course_root
 
 
 def _jsonable(value: Any) -> Any:
@@ -111,8 +111,8 @@ def check_course_runnable(notebooks: str | os.PathLike | None = None, html: bool
     ``notebooks`` extra (Jupyter's kernel and executor) is missing."""
     import importlib.util
 
-    from . import COURSE_REPOSITORY
-    from .errors import FishCAMError
+    from .. import COURSE_REPOSITORY
+    from ..errors import FishCAMError
 
     folder = Path(notebooks) if notebooks is not None else course_root() / "notebooks"
     found = course_notebooks(folder)
@@ -281,7 +281,7 @@ def run_course(
 
     ``only`` picks notebooks by number or name prefix (e.g. ``["01", "02"]``).
     """
-    from .data.synthetic import ensure_synthetic
+    from ..data.synthetic import ensure_synthetic
 
     chosen = check_course_runnable(notebooks, html)  # before anything changes: it may say what is missing
     build = Path(build) if build is not None else build_dir()

@@ -103,13 +103,13 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     Loads ``best.pt`` from its run folder; if there is none (or it cannot be read) and ``train``,
     trains it first on the course dataset with the recipe of its notebook, saying so.
     """
-    from ..data.setup import make_datasets
+    from ..data.train_val_test import make_datasets
     from ..data.synthetic import ensure_synthetic
     from ..models.factory import build_model
     from ..models.multiview import MultiViewNet
-    from .checkpoints import load_checkpoint
-    from .engine import fit
-    from .seeding import seed_everything
+    from ..training.checkpoints import load_checkpoint
+    from ..training.engine import fit
+    from ..training.seeding import seed_everything
 
     if name not in RECIPES:
         raise ValueError(f"unknown course model {name!r}; choose one of {', '.join(RECIPES)}")
@@ -146,7 +146,7 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     # (as CI does) may both find the model missing, and neither may see the other's half-run.
     partial = run_dir.parent / f".{name}-{os.getpid()}.partial"
     if recipe.head_fit:
-        from .fusion_head import fit_fusion_head
+        from ..training.fusion_head import fit_fusion_head
 
         fit_fusion_head(model, splits.train, splits.val, progress=progress, **recipe.head_fit)
     fit(model, splits.train, splits.val, run_dir=partial, overwrite=True, progress=progress, **options)

@@ -1,0 +1,31 @@
+"""The course itself, beside the library: running the notebooks headless and what each leaves
+behind (``runner``), the models the notebooks share, trained once and loaded after
+(``recipes``), and notebook 08's experiment on the Kaggle photos (``kaggle_pointing``).
+
+    from fishcam_utils.course import Report, course_model
+"""
+
+import importlib
+
+# Where each name lives. The runner needs no torch (``fishcam course`` starts kernels, and a kernel's
+# first cell imports Report), so the torch-using modules load on first use.
+_HOMES = {
+    "runner": ["CellProgress", "NotebookRun", "Report", "check_course_runnable", "course_notebooks", "execute_notebook",
+               "format_summary", "read_report", "run_course", "time_table"],
+    "recipes": ["RECIPES", "Recipe", "course_model", "course_run_dir", "recipe_augment"],
+    "kaggle_pointing": ["kaggle_pointing"],
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
