@@ -38,15 +38,6 @@ def can_connect(host: str, port: int = 443, timeout: float = 3.0, scheme: str = 
         return False
 
 
-def url_reachable(url: str, timeout: float = 3.0) -> bool:
-    """``can_connect`` for the server of ``url``; a ``file://`` URL is always reachable."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        return True
-    port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme, 443)
-    return can_connect(parsed.hostname or "", port, timeout, parsed.scheme or "https")
-
-
 def route(host: str, scheme: str = "https") -> str:
     """How a download from ``host`` goes, for messages: "" (directly) or " through the proxy H:P"."""
     proxy = proxy_for(host, scheme)

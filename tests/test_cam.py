@@ -283,7 +283,7 @@ def test_targets_follow_one_rule_and_inference_mode_is_fine(resnet, batch):
     import numpy as np
 
     same = cam(x, targets=np.int64(3))
-    assert same.targets.tolist() == [3, 3, 3]
+    assert same.explained.tolist() == [3, 3, 3]
     with torch.inference_mode():
         inside = cam(x, targets=[2, 5, 7])
     torch.testing.assert_close(inside.raw, cam(x, targets=[2, 5, 7]).raw)

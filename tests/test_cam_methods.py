@@ -179,7 +179,7 @@ def test_score_functions_as_targets(resnet, batch):
     by_index = cam(x, targets, normalize=None)
     by_function = cam(x, [lambda logits, t=int(t): logits[t] for t in targets], normalize=None)
     torch.testing.assert_close(by_function.raw, by_index.raw)
-    assert by_function.targets.tolist() == [-1, -1, -1]  # a function decided, not a class index
+    assert by_function.explained.tolist() == [-1, -1, -1]  # a function decided, not a class index
     # The softmax probability of class 4, for every image: d p_4 / dA explicitly.
     softmax = cam(x, lambda logits: torch.softmax(logits, 0)[4], normalize=None)
     model = copy.deepcopy(resnet)
@@ -197,7 +197,7 @@ def test_score_functions_as_targets(resnet, batch):
     # Mixed: a class for the first image, a function for the others; Score-CAM takes functions too.
     mixed = cam(x, [2, lambda logits: logits[5], lambda logits: logits[7]], normalize=None)
     torch.testing.assert_close(mixed.raw, by_index.raw)
-    assert mixed.targets.tolist() == [2, -1, -1]
+    assert mixed.explained.tolist() == [2, -1, -1]
     score = make_cam("scorecam", resnet, "layer4")
     torch.testing.assert_close(score(x[:1], lambda logits: logits[2]).maps, score(x[:1], 2).maps)
     with pytest.raises(ValueError, match="must return one score"):

@@ -98,7 +98,7 @@ def test_rules_match_explicit_masks_on_a_two_layer_net(rule, inplace):
     assert isinstance(result, GuidedResult)
     torch.testing.assert_close(result.gradients, expected, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(result.logits, net(x).detach())
-    assert result.targets.dtype == torch.long and result.targets.tolist() == targets.tolist()
+    assert result.explained.dtype == torch.long and result.explained.tolist() == targets.tolist()
 
 
 def test_the_rules_actually_differ_on_the_tiny_net():
@@ -153,7 +153,7 @@ def test_resnet18_backprop_is_the_plain_gradient(resnet, images):
 def test_default_targets_are_the_predictions_and_no_grad_is_fine(resnet, images):
     explain = GuidedBackprop(resnet)
     plain = explain(images)
-    assert plain.targets.tolist() == resnet(images).argmax(1).tolist()
+    assert plain.explained.tolist() == resnet(images).argmax(1).tolist()
     with torch.no_grad():
         inside = explain(images)
     assert torch.is_grad_enabled()  # our enable_grad() did not leak out

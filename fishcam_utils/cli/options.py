@@ -102,7 +102,6 @@ def number(kind: type, low: float | None = None, *, strict: bool = False, high: 
 
 
 POSITIVE_INT = number(int, 1)
-COUNT = number(int, 0)
 POSITIVE = number(float, 0, strict=True)
 NONNEGATIVE = number(float, 0)
 FRACTION = number(float, 0, high=1)  # [0, 1)

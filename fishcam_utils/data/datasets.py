@@ -124,10 +124,6 @@ class FishImageDataset(_ImageFiles):
         """Image ``i`` as decoded, before the transform: uint8 (S, S, 3), for display."""
         return self._image(i)
 
-    def raw_masks(self, i: int) -> dict[str, np.ndarray]:
-        """The masks of image ``i`` before the transform: bool (S, S) each."""
-        return self._masks(i)
-
     def __getitem__(self, i: int):
         image, masks = self._transformed(i)
         if not self.mask_kinds:

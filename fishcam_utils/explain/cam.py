@@ -49,10 +49,10 @@ class CAMResult:
     ``normalize=None``; for ``all_classes``, (N, K, H, W). ``raw``: the signed maps at the layer's
     resolution, before ReLU, (N, h, w) or (N, K, h, w). When the target layer runs once per view
     (a multi-view model), a view dimension V follows: (N, V, H, W) or (N, K, V, H, W), and the views
-    of one image are normalised together, so that they compare. ``logits``: (N, K). ``targets``: (N,) long
-    (the classes explained; for ``all_classes``, every class). ``view_weights``: (N, V), the view
+    of one image are normalised together, so that they compare. ``logits``: (N, K). ``explained``: (N,) long
+    (the classes explained, what the call's ``targets`` asked for; for ``all_classes``, every class). ``view_weights``: (N, V), the view
     weights a multi-view model returned in the same forward pass (``view_weights_of``), else None.
-    A target given as a function is -1 in ``targets``. ``flat``: bool of ``maps.shape[:-2]``, True for a
+    A target given as a function is -1 in ``explained``. ``flat``: bool of ``maps.shape[:-2]``, True for a
     map with no spatial information (constant at the layer's resolution, or varying only at rounding-noise
     level), which is zeros in ``maps`` (with ``normalize=None`` a constant map keeps its value). ``pixels``: guided Grad-CAM's signed input-space product
     (N, 3, H, W) (multi-view (N, V, 3, H, W); all classes (N, K, ...)), else None.
@@ -61,7 +61,7 @@ class CAMResult:
     maps: torch.Tensor
     raw: torch.Tensor
     logits: torch.Tensor
-    targets: torch.Tensor
+    explained: torch.Tensor
     view_weights: torch.Tensor | None = None
     flat: torch.Tensor | None = None
     pixels: torch.Tensor | None = None
@@ -269,7 +269,7 @@ def flat_maps(maps: torch.Tensor, raw: torch.Tensor, scale: torch.Tensor | None 
 
 
 class BaseCAM:
-    """A class activation map of ``model`` at ``target_layer`` (a module or a dotted name).
+    """A class activation map of ``model`` at ``layer`` (a module or a dotted name).
 
     ``cam(x)`` explains the predicted classes; ``cam(x, targets=3)``, ``targets=[...]`` (one class per
     image) or a callable on one image's logits (K,) returning a score (for every image, or per image
@@ -294,14 +294,14 @@ class BaseCAM:
     multi_activation = True  # maps for a layer that runs once per view (multi-view models)
     SLOW_BATCHES = 32  # a progress bar (when ``progress`` is None) from this many network passes
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module | Sequence[str | nn.Module],
+    def __init__(self, model: nn.Module, layer: str | nn.Module | Sequence[str | nn.Module],
                  progress: bool | None = None) -> None:
         self.model = model
-        target_layer = _branch_layers(model, target_layer)
-        several = isinstance(target_layer, (list, tuple))
-        resolved = [resolve_layer(model, t) for t in (target_layer if several else [target_layer])]
+        layer = _branch_layers(model, layer)
+        several = isinstance(layer, (list, tuple))
+        resolved = [resolve_layer(model, t) for t in (layer if several else [layer])]
         if not resolved:
-            raise ValueError("target_layer must name at least one layer")
+            raise ValueError("layer must name at least one layer")
         self.layer_names = [name for name, _ in resolved]
         self.layers = [module for _, module in resolved]
         self.layer_name, self.layer = ", ".join(self.layer_names), self.layers[0]
@@ -491,7 +491,7 @@ class BaseCAM:
         # only a noise-level one becomes zeros.
         zero = flat if normalize is not None else noisy
         maps = torch.where(zero[..., None, None], torch.zeros_like(maps), maps)
-        return CAMResult(maps=maps.detach(), raw=raw.detach(), logits=logits.detach(), targets=targets.detach(),
+        return CAMResult(maps=maps.detach(), raw=raw.detach(), logits=logits.detach(), explained=targets.detach(),
                          view_weights=view_weights, flat=flat.detach())
 
     def _warn_if_noise(self, flat: torch.Tensor, positive: torch.Tensor, dims: int) -> torch.Tensor:
@@ -617,9 +617,9 @@ class _GradientFree(BaseCAM):
     family = "gradient-free"
     multi_activation = False
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module, batch_size: int = 64,
+    def __init__(self, model: nn.Module, layer: str | nn.Module, batch_size: int = 64,
                  progress: bool | None = None) -> None:
-        super().__init__(model, target_layer, progress)
+        super().__init__(model, layer, progress)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int (network passes per batch); got {batch_size!r}")
         self.batch_size = batch_size
@@ -729,9 +729,9 @@ class CAM(_GradientFree):
     name, label = "cam", "CAM"
     any_layer = False  # only the last layer before the pooling
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module, fc: str | nn.Module | None = None,
+    def __init__(self, model: nn.Module, layer: str | nn.Module, fc: str | nn.Module | None = None,
                  progress: bool | None = None) -> None:
-        super().__init__(model, target_layer, progress=progress)
+        super().__init__(model, layer, progress=progress)
         if fc is None:
             fc = _head_of(model)
         fc_name, self.fc = resolve_layer(model, fc)
@@ -778,15 +778,8 @@ def _head_of(model: nn.Module) -> str:
                          f"'fc'){hint}") from None
 
 
-def make_cam(method: str, model: nn.Module, target_layer: str | nn.Module, **options: Any) -> Any:
+def make_cam(method: str, model: nn.Module, layer: str | nn.Module, **options: Any) -> Any:
     """An explainer by method name or label (any spelling ``registry.canonical`` forgives): one of
     ``registry.method_names()`` ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam",
     "eigengradcam", "scorecam", "ablationcam", "eigencam", "cam", "guided-gradcam")."""
-    return lookup(method).cls(model, target_layer, **options)
-
-
-def target_layers(model: nn.Module) -> Sequence[str]:
-    """The model's sensible target layers, input to output (see ``fishcam_utils.models.cam_layers``)."""
-    from ..models.factory import cam_layers
-
-    return cam_layers(model)
+    return lookup(method).cls(model, layer, **options)

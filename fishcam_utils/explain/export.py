@@ -87,7 +87,7 @@ def _export_batch(cam, dataset, indices: range, out: Path, explain: str, alpha: 
                 save_picture(folder / f"{name}_guided.png", gradient_to_image(product[None].float().cpu())[0])
             rows.append({"id": item_id, "view": name[len(stem) + 1:], "true": dataset.classes[label],
                          "pred": dataset.classes[pred], "confidence": float(probs[j, pred]), "correct": label == pred,
-                         "explained": dataset.classes[int(result.targets[j])], "method": cam.name,
+                         "explained": dataset.classes[int(result.explained[j])], "method": cam.name,
                          "layer": cam.layer_name, "overlay": files["overlay"].relative_to(out).as_posix()})
     return rows
 

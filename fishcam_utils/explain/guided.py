@@ -56,13 +56,13 @@ class GuidedResult:
     """What a ``GuidedBackprop`` call returns (all detached, on the inputs' device).
 
     ``gradients``: same shape as the differentiated input, (N, 3, H, W) (or (N, V, 3, H, W) for
-    multi-view inputs), float, signed. ``logits``: (N, K). ``targets``: (N,) long, the classes explained
+    multi-view inputs), float, signed. ``logits``: (N, K). ``explained``: (N,) long, the classes explained
     (-1 where a score function decided).
     """
 
     gradients: torch.Tensor
     logits: torch.Tensor
-    targets: torch.Tensor
+    explained: torch.Tensor  # the classes explained (the call's targets, resolved)
 
 
 class _RuleFn(torch.autograd.Function):
@@ -202,7 +202,7 @@ class GuidedBackprop:
                     hooks.remove()
         if grad is None:  # the logits do not depend on the images at all
             grad = torch.zeros_like(x)
-        return GuidedResult(gradients=grad.detach(), logits=logits.detach(), targets=chosen.classes[:, 0].detach())
+        return GuidedResult(gradients=grad.detach(), logits=logits.detach(), explained=chosen.classes[:, 0].detach())
 
 
 def guided_gradcam(guided: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
@@ -273,7 +273,7 @@ def _warn_without_relus(model: nn.Module, rule: str) -> None:
 @register
 class GuidedGradCAM:
     """Guided Grad-CAM (Selvaraju et al. 2017): guided-backprop input gradients times the Grad-CAM
-    map at ``target_layer``, both of the same targets, as ``BaseCAM``'s calls take them.
+    map at ``layer``, both of the same targets, as ``BaseCAM``'s calls take them.
 
     The Grad-CAM map enters ReLU'd and upsampled but *not* min-max normalised (captum's
     definition): normalising first would zero the weakest region even where Grad-CAM is positive
@@ -285,9 +285,9 @@ class GuidedGradCAM:
     needs_gradients = uses_capture = True
     any_layer = True
 
-    def __init__(self, model: nn.Module, target_layer, progress: bool | None = None) -> None:
+    def __init__(self, model: nn.Module, layer, progress: bool | None = None) -> None:
         # ``progress`` is accepted as every registered method's is; both passes here are short.
-        self.cam = GradCAM(model, target_layer)
+        self.cam = GradCAM(model, layer)
         self.model, self.layer_name, self.layer_names = model, self.cam.layer_name, self.cam.layer_names
         self.guided = GuidedBackprop(model)
 
@@ -317,9 +317,9 @@ class GuidedGradCAM:
         copies = tuple(t.repeat_interleave(k, dim=0) for t in inputs) if multi else inputs.repeat_interleave(k, dim=0)
         guided = self.guided(copies, torch.arange(k, device=cam.logits.device).repeat(n)).gradients
         flat_cam = CAMResult(maps=cam.maps.flatten(0, 1), raw=cam.raw.flatten(0, 1), logits=cam.logits,
-                             targets=cam.targets, view_weights=cam.view_weights)
+                             explained=cam.explained, view_weights=cam.view_weights)
         result = self._product(flat_cam, guided, normalize)
-        return CAMResult(maps=result.maps.unflatten(0, (n, k)), raw=cam.raw, logits=cam.logits, targets=cam.targets,
+        return CAMResult(maps=result.maps.unflatten(0, (n, k)), raw=cam.raw, logits=cam.logits, explained=cam.explained,
                          view_weights=cam.view_weights, flat=cam.flat, pixels=result.pixels.unflatten(0, (n, k)))
 
     @staticmethod
@@ -329,5 +329,5 @@ class GuidedGradCAM:
         maps = saliency(product) if normalize is not None else product.abs().amax(dim=1)
         if views:
             product, maps = product.unflatten(0, guided.shape[:2]), maps.unflatten(0, guided.shape[:2])
-        return CAMResult(maps=maps, raw=cam.raw, logits=cam.logits, targets=cam.targets,
+        return CAMResult(maps=maps, raw=cam.raw, logits=cam.logits, explained=cam.explained,
                          view_weights=cam.view_weights, flat=cam.flat, pixels=product)

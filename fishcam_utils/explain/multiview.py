@@ -86,7 +86,7 @@ def explain_fish(model: nn.Module, dataset, indices: Sequence[int], layer: str |
         ids=ids, views=list(getattr(dataset, "views", [f"view{v}" for v in range(views.shape[1])])),
         classes=list(dataset.classes), images=to_display(views), present=present.numpy(),
         maps=maps.cpu().numpy(), weights=result.view_weights.cpu().float().numpy(),
-        probs=torch.softmax(result.logits.float(), 1).cpu().numpy(), explained=result.targets.cpu().numpy(),
+        probs=torch.softmax(result.logits.float(), 1).cpu().numpy(), explained=result.explained.cpu().numpy(),
         labels=np.array([int(s[1]) for s in samples]), method=cam.name, layer=layer)
 
 

@@ -20,9 +20,6 @@ from .heads import make_head
 from .pretrained import imagenet_state_dict, read_state_dict
 
 
-WEIGHT_CHOICES = ("auto", "imagenet", "course", "pretrained", None, "<path>")
-
-
 def _set_submodule(model: nn.Module, dotted: str, module: nn.Module) -> None:
     parent_name, _, child = dotted.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model

@@ -65,15 +65,6 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     return tensor.tolist()
 
 
-def broadcast_flag(flag: bool, device: torch.device) -> bool:
-    """Rank 0's ``flag`` on every process (so all stop, or none)."""
-    if not is_distributed():
-        return flag
-    tensor = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.broadcast(tensor, src=0)
-    return bool(tensor.item())
-
-
 class ShardSampler(Sampler[int]):
     """Indices ``rank, rank + world, ...``: each sample seen by exactly one process, no padding,
     so that metrics summed over processes are exact (``DistributedSampler`` repeats samples)."""

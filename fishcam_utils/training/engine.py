@@ -30,7 +30,7 @@ from ..models.factory import unwrap
 from ..models.standin import warn_if_other_size
 from ..models.inspection import eval_mode, logits_of
 from . import distributed as ddp
-from .config import MONITORS, OPTIMIZERS, SCHEDULES, TrainConfig, make_config  # noqa: F401 (exported)
+from .config import TrainConfig, make_config
 from .checkpoints import load_model_state, read_checkpoint, save_checkpoint
 from .devices import autocast, move_to, pick_device
 from .early_stopping import EarlyStopping
