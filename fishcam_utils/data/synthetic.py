@@ -112,7 +112,7 @@ class SyntheticConfig:
         if self.species not in SPECIES_TABLES:
             raise ValueError(f"species must be one of {', '.join(SPECIES_TABLES)}, got {self.species!r}")
         if self.shortcut and len(self.table) > len(MARKER_COLOURS):
-            raise ValueError(f"shortcut=True gives each class a sticker colour, and there are {len(MARKER_COLOURS)} "
+            raise ValueError(f"{option('shortcut')} gives each class a sticker colour, and there are {len(MARKER_COLOURS)} "
                              f"colours for the {len(self.table)} species of {self.species!r}: use the course's table")
 
     def to_dict(self) -> dict[str, Any]:

@@ -146,7 +146,7 @@ def _check_standin_build(name: str, config: dict[str, Any]) -> None:
         asked = ", ".join(f"{k}={config[k]!r}" for k in differ)
         needed = ", ".join(f"{k}={v!r}" for k, v in differ.items())
         raise ValueError(f"the course stand-in for {name} was pretrained with {needed}, not {asked}: "
-                         f"build it with {needed}, or pass weights=None to start from random initialisation")
+                         f"build it with {needed}, or pass {option('weights', None)} to start from random initialisation")
 
 
 def _load_backbone(model: nn.Module, head: str, state: dict[str, torch.Tensor], source: str) -> None:

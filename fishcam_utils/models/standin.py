@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import option
 from ..files import atomic_write
 from ..settings import course_root
 
@@ -65,11 +66,11 @@ def standin_entry(name: str, folder: Path | None = None) -> dict[str, Any]:
     if entry is None and name not in STANDIN_RECIPES:
         raise FileNotFoundError(f"the course has no stand-in for {name}; there are stand-ins for "
                                 f"{', '.join(STANDIN_RECIPES)} (STANDIN_RECIPES in fishcam_utils/standin_recipes.py), "
-                                f"or use weights='imagenet' where ImageNet weights can be downloaded")
+                                f"or use {option('weights', 'imagenet')} where ImageNet weights can be downloaded")
     if entry is None:
         raise FileNotFoundError(f"no course stand-in weights for {name} in {folder}: make them with "
                                 f"`fishcam pretrain --backbone {name}` (its recipe is STANDIN_RECIPES[{name!r}] in "
-                                f"fishcam_utils/standin_recipes.py), or use weights='imagenet' where ImageNet "
+                                f"fishcam_utils/standin_recipes.py), or use {option('weights', 'imagenet')} where ImageNet "
                                 f"weights can be downloaded")
     return entry
 
@@ -101,7 +102,7 @@ def warn_if_other_size(model: nn.Module, image_size: int | None) -> None:
     if pretrained and int(pretrained) != int(image_size):
         warnings.warn(f"{name} starts from the course's stand-in, pretrained on {pretrained} px photographs, and is "
                       f"trained here on {image_size} px ones: its filters learnt fish at another scale and transfer "
-                      f"less well. At {image_size} px use weights='imagenet' (online); offline, photographs of "
+                      f"less well. At {image_size} px use {option('weights', 'imagenet')} (online); offline, photographs of "
                       f"{pretrained} px (FISHCAM_IMAGE_SIZE={pretrained}) match the stand-in.", UserWarning, stacklevel=3)
 
 
