@@ -37,18 +37,20 @@ def temp_path(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
     """A fresh temporary path beside ``path`` for a writer that wants a file name (``savefig``,
-    ``to_csv``, a memory map). On leaving the block without error the file is flushed to disk and
-    renamed onto ``path``; on any error it is removed and ``path`` is untouched. Returns ``path``'s
-    temporary twin; the writer creates it (so the user's umask applies)."""
+    ``to_csv``, a memory map). On leaving the block without error the file is flushed to disk
+    (unless ``durable=False``: pictures that can be made again, where a sync per file is slow on
+    network drives) and renamed onto ``path``; on any error it is removed and ``path`` is untouched.
+    Returns ``path``'s temporary twin; the writer creates it (so the user's umask applies)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
         yield tmp
-        with open(tmp, "rb+") as written:
-            os.fsync(written.fileno())
+        if durable:
+            with open(tmp, "rb+") as written:
+                os.fsync(written.fileno())
         os.replace(tmp, path)
     except OSError as error:
         tmp.unlink(missing_ok=True)

@@ -31,7 +31,7 @@ if "google.colab" in sys.modules:
     if not os.path.isdir(os.path.join(COURSE, ".git")):
         cloned = subprocess.run(git + ["clone", "-q", "--depth", "1", "--branch", VERSION, REPOSITORY, COURSE])
         if cloned.returncode != 0:  # no such tag (a fork, or a course between releases): its newest version
-            print(f"{{REPOSITORY}} has no tag {{VERSION}}; taking its default branch")
+            print(f"could not clone {{REPOSITORY}} at tag {{VERSION}} (a fork without it?); taking its default branch")
             subprocess.run(git + ["clone", "-q", "--depth", "1", REPOSITORY, COURSE], check=True)
     else:  # a clone from earlier in this session: brought to this notebook's version, your changes kept
         fetched = subprocess.run(git + ["-C", COURSE, "fetch", "-q", "--depth", "1", "origin", "tag", VERSION])

@@ -130,7 +130,7 @@ def test_an_earlier_clone_is_brought_to_the_notebooks_version(origin, colab_pyth
 def test_without_its_tag_the_cell_takes_the_default_branch_and_says_so(origin, colab_python, tmp_path):
     content = tmp_path / "content"
     done = run_cell(colab_python, content, f"file://{origin}", version="9.9.9")
-    assert "has no tag v9.9.9; taking its default branch" in done.stdout
+    assert "at tag v9.9.9 (a fork without it?); taking its default branch" in done.stdout
     assert git("rev-parse", "HEAD", cwd=content / "fishcam") == git("rev-parse", "HEAD", cwd=origin)
 
 

@@ -1,6 +1,6 @@
 """The course itself, beside the library: running the notebooks headless and what each leaves
 behind (``runner``), the models the notebooks share, trained once and loaded after
-(``recipes``), and notebook 08's experiment on the Kaggle photos (``kaggle_pointing``).
+(``recipes``), and notebook 08's experiment on the Kaggle photos (``kaggle_experiment``).
 
     from fishcam_utils.course import Report, course_model
 """
@@ -13,7 +13,7 @@ _HOMES = {
     "runner": ["CellProgress", "NotebookRun", "Report", "check_course_runnable", "course_notebooks", "execute_notebook",
                "format_summary", "read_report", "run_course", "time_table"],
     "recipes": ["RECIPES", "Recipe", "course_model", "course_run_dir", "recipe_augment"],
-    "kaggle_pointing": ["kaggle_pointing"],
+    "kaggle_experiment": ["kaggle_pointing"],
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -91,6 +91,6 @@ def save_cam_images(folder: str | os.PathLike, stem: str, image, heatmap, alpha:
 def save_picture(path: str | os.PathLike, picture: np.ndarray) -> Path:
     """Write an (H, W, 3) float RGB picture in [0, 1] as a PNG, atomically (a temporary file, then
     a rename); returns the path."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=False) as tmp:  # made again in seconds; no sync per picture
         Image.fromarray(to_uint8(picture), mode="RGB").save(tmp, format="PNG")
     return Path(path)

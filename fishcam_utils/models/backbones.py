@@ -20,7 +20,9 @@ from .fishresnet import FishResNet
 
 @dataclass(frozen=True)
 class Backbone:
-    """One network: ``build(**options)`` returns it with its original head, whose dotted name is ``head``."""
+    """One network: ``build(num_classes, **options)`` returns it with a head of its own, whose dotted name
+    is ``head`` (``build_model`` replaces it): of ``num_classes`` outputs, or of the network's original
+    size where its pretrained weights need it (torchvision's 1000 ImageNet classes)."""
 
     build: Callable[..., nn.Module]
     head: str  # the final Linear, replaced by the course's head
@@ -40,11 +42,11 @@ class Backbone:
                 for k, v in merged.items()}
 
 
-def _torchvision(name: str) -> Callable[[], nn.Module]:
-    return lambda: getattr(tvm, name)(weights=None)
+def _torchvision(name: str) -> Callable[[int], nn.Module]:
+    return lambda num_classes: getattr(tvm, name)(weights=None)  # ImageNet's head, as its weights have
 
 
-def _convnext_nano() -> nn.Module:
+def _convnext_nano(num_classes: int) -> nn.Module:
     """ConvNeXt-Tiny's design (torchvision's ``ConvNeXt`` class) with narrow, shallow stages: about
     0.9 M parameters against 28 M, small enough to pretrain on a CPU and to ship as the course
     stand-in's ConvNeXt (1.8 MB in fp16)."""
@@ -54,8 +56,8 @@ def _convnext_nano() -> nn.Module:
     return ConvNeXt(stages, stochastic_depth_prob=0.05)
 
 
-def _fishresnet(width: int, blocks: list[int]) -> nn.Module:
-    return FishResNet(2, width=width, blocks=tuple(blocks))  # its 2-class head is replaced like any other
+def _fishresnet(num_classes: int, width: int, blocks: list[int]) -> nn.Module:
+    return FishResNet(num_classes, width=width, blocks=tuple(blocks))
 
 
 _RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")

@@ -57,7 +57,7 @@ def build_model(
     config: dict[str, Any] = {"name": name, "num_classes": num_classes, "head": head, **built}
     if head == "mlp":
         config.update(hidden=[int(h) for h in hidden], dropout=float(dropout))
-    model = arch.build(**built)
+    model = arch.build(num_classes, **built)
     in_features = model.get_submodule(arch.head).in_features
     source = _load_weights(name, arch, weights, timeout, verbose, config)
     if source[1] is not None:

@@ -25,7 +25,7 @@ def weights_cache_dir() -> Path:
 
 
 def _reachable(host: str, port: int, timeout: float) -> bool:
-    return can_connect(host, port, timeout)
+    return can_connect(host, port, timeout, scheme="http" if port == 80 else "https")
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

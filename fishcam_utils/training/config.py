@@ -16,12 +16,14 @@ MONITORS = ("val_acc", "val_loss")
 
 
 def _option(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
-            above: float | None = None, below: float | None = None, flag: str | None = "") -> Any:
+            above: float | None = None, below: float | None = None, flag: str | None = "",
+            or_numbers: bool = False) -> Any:
     """A field with what the command line and ``validate`` need: values at least ``low``, more
-    than ``above``, less than ``below``, or one of ``choices``; ``flag=None`` keeps it off the
-    command line, ``flag="--x"`` names its flag (else ``--`` + the name with dashes)."""
+    than ``above``, less than ``below``, or one of ``choices`` (``or_numbers``: or, in Python, a
+    sequence of numbers); ``flag=None`` keeps it off the command line, ``flag="--x"`` names its
+    flag (else ``--`` + the name with dashes)."""
     return field(default=default, metadata={"help": help, "choices": choices, "low": low, "above": above,
-                                            "below": below, "flag": flag})
+                                            "below": below, "flag": flag, "or_numbers": or_numbers})
 
 
 @dataclass
@@ -39,7 +41,7 @@ class TrainConfig:
     label_smoothing: float = _option(0.0, "share of the target spread over all classes", low=0, below=1)
     class_weights: str | list[float] | None = _option(None, "weight the loss by inverse class frequency "
                                                       "(in Python also a list, one weight per class)",
-                                                      choices=("balanced",))
+                                                      choices=("balanced",), or_numbers=True)
     grad_clip: float | None = _option(None, "clip the gradient norm to this", above=0)
     freeze_epochs: int = _option(0, "train only the head for this many epochs first", low=0)
     backbone_lr_scale: float = _option(1.0, "backbone learning rate = lr x this after unfreezing", low=0)
@@ -70,9 +72,10 @@ def out_of_range(spec, value: Any) -> str | None:
     if value is None and spec.default is None:
         return None
     if meta.get("choices") is not None:
-        if spec.name == "class_weights" and isinstance(value, (list, tuple)):
-            return None
-        return None if value in meta["choices"] else f"one of {meta['choices']}"
+        if meta.get("or_numbers") and not isinstance(value, str):
+            return None  # a list, array or tensor of numbers: class_weights_for reads it
+        return None if value in meta["choices"] else f"one of {meta['choices']}" + (
+            " or a sequence of numbers" if meta.get("or_numbers") else "")
     bounds = [(meta.get("low"), lambda v, b: v >= b, ">= {}"), (meta.get("above"), lambda v, b: v > b, "> {}"),
               (meta.get("below"), lambda v, b: v < b, "< {}")]
     wanted = [text.format(bound) for bound, ok, text in bounds if bound is not None and not ok(value, bound)]

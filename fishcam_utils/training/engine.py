@@ -300,9 +300,10 @@ def fit(
     """
     config = make_config(config, **options)
     _check_data(config, train_data, val_data)
+    device = pick_device(config.device)  # an unavailable device is said before any global state changes
     deterministic_on_entry = torch.are_deterministic_algorithms_enabled()
     seed_everything(config.seed, config.deterministic)
-    run = _start_or_resume(model, train_data, val_data, config, run_dir, resume, overwrite, preprocessing)
+    run = _start_or_resume(model, train_data, val_data, config, device, run_dir, resume, overwrite, preprocessing)
     run.callback = callback
     run.writer = _open_tensorboard(run.run_dir, config.tensorboard and run.main)
     trainable_on_entry = [p.requires_grad for p in run.inner.parameters()]
@@ -335,10 +336,10 @@ def _check_data(config: TrainConfig, train_data: Dataset, val_data: Dataset | No
 
 
 def _start_or_resume(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config: TrainConfig,
-                     run_dir: str | Path | None, resume: bool, overwrite: bool, preprocessing: dict | None) -> _Run:
-    """The run's pieces, on the device; from ``run_dir/last.pt`` when resuming."""
+                     device: torch.device, run_dir: str | Path | None, resume: bool, overwrite: bool,
+                     preprocessing: dict | None) -> _Run:
+    """The run's pieces, on ``device``; from ``run_dir/last.pt`` when resuming."""
     run_dir = Path(run_dir) if run_dir is not None else None
-    device = pick_device(config.device)
     inner = unwrap(model).to(device)
     classes, info = _dataset_info(train_data, preprocessing)
     warn_if_other_size(inner, info["image_size"])
