@@ -163,7 +163,7 @@ def config_options(group, fields: Sequence[Field], flag_of: Callable[[Field], st
     help, choices and range: the command line and Python share one set of defaults and checks."""
     for spec in fields:
         meta = spec.metadata
-        if spec.type == "bool":
+        if isinstance(spec.default, bool):  # a switch: off unless given
             group.add_argument(flag_of(spec), dest=spec.name, action="store_true", help=meta["help"])
             continue
         choices = list(meta["choices"]) if meta.get("choices") else None

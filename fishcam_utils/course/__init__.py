@@ -5,7 +5,7 @@ behind (``runner``), the models the notebooks share, trained once and loaded aft
     from fishcam_utils.course import Report, course_model
 """
 
-import importlib
+from ..lazy import lazy_names
 
 # Where each name lives. The runner needs no torch (``fishcam course`` starts kernels, and a kernel's
 # first cell imports Report), so the torch-using modules load on first use.
@@ -15,17 +15,4 @@ _HOMES = {
     "recipes": ["RECIPES", "Recipe", "course_model", "course_run_dir", "recipe_augment"],
     "kaggle_experiment": ["kaggle_pointing"],
 }
-_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_names(__name__, _HOMES)

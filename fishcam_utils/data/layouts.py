@@ -154,9 +154,14 @@ def detect_layout(root: str | Path, views: Sequence[str] = VIEWS) -> str:
                     "the course's dataset with `fishcam make-data`.")
 
 
+def _top_folders(root: Path) -> list[Path]:
+    """The split folders of ``root``, or ``root`` itself when it has none."""
+    return list(split_dirs(root).values()) or [root]
+
+
 def _class_dirs_anywhere(root: Path) -> list[Path]:
     """The class folders of ``root``, or of its split folders."""
-    return [c for f in (list(split_dirs(root).values()) or [root]) for c in class_dirs(f)]
+    return [c for f in _top_folders(root) for c in class_dirs(f)]
 
 
 def _detect_multiview(root: Path, views: Sequence[str]) -> bool:
@@ -165,7 +170,7 @@ def _detect_multiview(root: Path, views: Sequence[str]) -> bool:
 
 
 def _detect_filename(root: Path, views: Sequence[str]) -> bool:
-    return any(has_images(f) for f in (list(split_dirs(root).values()) or [root]))
+    return any(has_images(f) for f in _top_folders(root))
 
 
 def _check_root(root: str | Path) -> Path:

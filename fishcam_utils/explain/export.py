@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..files import atomic_write, describe, earlier_outputs, remove_all
 from ..errors import option, option_name
+from ..models.inspection import model_device
 from .guided import gradient_to_image
 from .overlay import save_cam_images, save_picture
 
@@ -94,7 +95,7 @@ def _export_batch(cam, dataset, indices: range, out: Path, explain: str, alpha: 
 
 def _stack_inputs(inputs: list, multiview: bool, cam):
     """A batch on the model's device: images (N, 3, H, W), or (views (N, V, 3, H, W), present (N, V))."""
-    device = next(cam.model.parameters()).device
+    device = model_device(cam.model)
     if multiview:
         return (torch.stack([x[0] for x in inputs]).to(device), torch.stack([x[1] for x in inputs]).to(device))
     return torch.stack(inputs).to(device)

@@ -7,8 +7,7 @@ Typical use::
     model, checkpoint = load_checkpoint("checkpoints/fishresnet/best.pt")
 """
 
-import importlib
-
+from ..lazy import lazy_names
 from .config import MONITORS, OPTIMIZERS, SCHEDULES, TrainConfig, make_config
 
 # Where each name lives. They import torch, which takes seconds, so they load on first use: the
@@ -24,18 +23,5 @@ _HOMES = {
     "finetune": ["freeze_backbone", "frozen_batchnorm_to_eval", "parameter_groups", "unfreeze"],
     "seeding": ["epoch_seed", "seed_everything"],
 }
-_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
-
-__all__ = sorted(["MONITORS", "OPTIMIZERS", "SCHEDULES", "TrainConfig", "make_config", *_MODULE_OF])
-
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-    globals()[name] = value  # found at once next time
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_names(__name__, _HOMES, eager=["MONITORS", "OPTIMIZERS", "SCHEDULES",
+                                                                   "TrainConfig", "make_config"])
