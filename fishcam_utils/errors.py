@@ -29,6 +29,10 @@ class NoSpaceError(FishCAMError, OSError):
     """A disk is too full, or a folder cannot be written, for what must be saved there; the message says where and what to do."""
 
 
+class TrainingDiverged(FishCAMError, FloatingPointError):
+    """The training loss stopped being a finite number: the message names the epoch, the batch and the likely cause."""
+
+
 class DataWarning(UserWarning):
     """Something in a dataset was kept or left out by choice, or looks wrong; the message says what."""
 

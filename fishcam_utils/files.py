@@ -133,3 +133,88 @@ def remove_all(paths: list[Path]) -> None:
     """Delete files and folders (with their contents)."""
     for path in paths:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------
+# One writer per folder
+
+_HELD: dict[Path, int] = {}  # folders this process holds, and how many nested holds it has on each
+
+
+class FolderBusyError(RuntimeError):
+    """Another process is writing the folder: two writers would mix their files."""
+
+
+def lock_path(folder: str | os.PathLike) -> Path:
+    """The lock file of ``folder``: ``.<name>.lock`` beside it, so that replacing the folder whole
+    (a dataset written anew) keeps its lock."""
+    folder = Path(folder).expanduser().absolute()
+    return folder.with_name(f".{folder.name}.lock")
+
+
+@contextlib.contextmanager
+def hold_folder(folder: str | os.PathLike, what: str = "a run") -> Iterator[None]:
+    """Hold ``folder`` for writing during the block: a second process (on this machine, or another
+    that shares the disk) that asks for it meanwhile gets ``FolderBusyError`` naming the holder.
+    The lock is the operating system's (``flock``), so a killed process leaves no stale lock;
+    the holder of a folder may hold it again (nested). ``what`` says what is written, for the message."""
+    path = lock_path(folder)
+    key = path.resolve() if path.parent.exists() else path
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = _acquire(path, Path(folder), what)
+    _HELD[key] = 1
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still locked: whoever opens it next makes a new file (see _acquire)
+        handle.close()
+
+
+def _acquire(path: Path, folder: Path, what: str) -> IO:
+    while True:
+        handle = open(path, "a+")
+        if not _try_lock(handle):
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise FolderBusyError(f"{folder} is being written by {holder} ({what}); wait for it to finish, or "
+                                  f"use another folder. (Its lock is {path}; it goes when that process ends.)")
+        # The holder before us may have removed the file after we opened it: lock the file that is there.
+        try:
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {socket.gethostname()}")
+            handle.flush()
+            return handle
+        handle.close()
+
+
+def _try_lock(handle: IO) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows: lock the first byte instead
+        import msvcrt
+
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False

@@ -14,10 +14,11 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from ..data.introspection import sample_source
 from ..data.transforms import to_display
 from ..viz import as_float_image
 from .metrics import normalize_rows
-from .predict import Predictions, _unwrap, dataset_ids
+from .predict import Predictions, dataset_ids
 
 HISTORY_PANELS = (("loss", "train_loss", "val_loss"), ("accuracy", "train_acc", "val_acc"), ("learning rate", "lr", None))
 
@@ -144,9 +145,9 @@ def plot_roc_pr(curves: dict, title: str | None = None) -> Figure:
 
 def _display_image(dataset, i: int) -> np.ndarray:
     """Sample ``i`` of ``dataset`` as float (H, W, 3) in [0, 1]; the views of a fish side by side."""
-    base, rows = _unwrap(dataset)
+    base, row = sample_source(dataset, i)
     if hasattr(base, "raw"):
-        raw = base.raw(i if rows is None else rows[i])
+        raw = base.raw(row)
         if isinstance(raw, dict):
             present = [as_float_image(v) for v in raw.values() if v is not None]
             return np.concatenate(present, axis=1) if present else np.ones((8, 8, 3), np.float32)

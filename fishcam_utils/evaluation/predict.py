@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler, Subset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 from tqdm.auto import tqdm
 
+from ..data.introspection import dataset_facts
 from ..models.inspection import eval_mode, logits_of, model_device, view_weights_of
 from ..training.devices import move_to
 
@@ -130,45 +131,15 @@ class Predictions:
 # Finding the classes and ids of whatever was passed in
 
 
-def _unwrap(dataset) -> tuple[object, list[int] | None]:
-    """The innermost dataset under (possibly nested) ``Subset``s, and the rows of it they select."""
-    rows: list[int] | None = None
-    while isinstance(dataset, Subset):
-        indices = [int(i) for i in dataset.indices]
-        rows = indices if rows is None else [indices[r] for r in rows]
-        dataset = dataset.dataset
-    return dataset, rows
-
-
 def dataset_classes(dataset) -> list[str] | None:
-    """``dataset.classes`` (looking through ``Subset``s), or None when it has none."""
-    base, _ = _unwrap(dataset)
-    classes = getattr(base, "classes", None)
-    return [str(c) for c in classes] if classes is not None else None
+    """``dataset``'s class names (looking through ``Subset``, ``ConcatDataset`` and wrappers), or None."""
+    return dataset_facts(dataset).classes
 
 
 def dataset_ids(dataset) -> list[str] | None:
     """One id per sample of ``dataset``, in its order: the fish id for multi-view datasets,
     else the image path relative to the root (``relpath``, else ``path``); None if unknown."""
-    base, rows = _unwrap(dataset)
-    ids = None
-    fish = getattr(base, "fish", None)
-    frame = getattr(base, "frame", None)
-    if isinstance(fish, pd.DataFrame) and "fish_id" in fish.columns:
-        ids = fish["fish_id"].astype(str).tolist()
-    elif isinstance(frame, pd.DataFrame):
-        for column in ("relpath", "path"):
-            if column in frame.columns:
-                ids = frame[column].astype(str).tolist()
-                break
-    if ids is None:
-        return None
-    try:
-        if len(ids) != len(base):
-            return None  # the frame does not describe the samples one to one
-    except TypeError:
-        return None
-    return ids if rows is None else [ids[r] for r in rows]
+    return dataset_facts(dataset).ids
 
 
 def _in_order(loader: DataLoader) -> bool:
@@ -233,7 +204,7 @@ def predict(
         ids = None
     views = None
     if weights is not None:
-        views = getattr(_unwrap(loader.dataset)[0], "views", None)
+        views = dataset_facts(loader.dataset).views
         if views is None or len(views) != weights.shape[1]:
             views = None
     return Predictions(probs=probs, targets=targets, classes=list(classes), ids=ids,

@@ -17,6 +17,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..data.introspection import dataset_facts, sample_source
+from ..data.transforms import to_display
 from ..files import atomic_write, describe, earlier_outputs, remove_all
 from ..errors import option, option_name
 from ..models.inspection import model_device
@@ -70,25 +72,28 @@ def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = Non
 
 def _export_batch(cam, dataset, indices: range, out: Path, explain: str, alpha: float, cmap: str) -> list[dict]:
     """One CAM call on the items ``indices``; their pictures written, their summary rows returned."""
-    multiview = getattr(dataset, "views", None) is not None
+    facts = dataset_facts(dataset)
+    multiview, classes = facts.views is not None, facts.classes
     items = [dataset[i] for i in indices]
     labels = [int(item[1]) for item in items]
     result = cam(_stack_inputs([item[0] for item in items], multiview, cam), targets=labels if explain == "true" else None)
     predicted = result.logits.argmax(1).cpu().tolist()
     probs = torch.softmax(result.logits.float(), 1).cpu()
-    ids = dataset.fish["fish_id"] if multiview else dataset.frame["relpath"]
+    ids = facts.ids if facts.ids is not None else [str(i) for i in range(len(dataset))]
+    if classes is None:
+        classes = [str(k) for k in range(result.logits.shape[1])]
     rows = []
     for j, i in enumerate(indices):
-        label, pred, item_id = labels[j], predicted[j], str(ids.iat[i])
-        folder = out / ("correct_samples" if label == pred else "incorrect_samples") / dataset.classes[label]
+        label, pred, item_id = labels[j], predicted[j], ids[i]
+        folder = out / ("correct_samples" if label == pred else "incorrect_samples") / classes[label]
         stem = Path(item_id).stem  # unique within a class folder
         for name, image, heatmap, product in _pictures(dataset, i, j, stem, result, multiview):
             files = save_cam_images(folder, name, image, heatmap.cpu().numpy(), alpha, cmap)
             if product is not None:
                 save_picture(folder / f"{name}_guided.png", gradient_to_image(product[None].float().cpu())[0])
-            rows.append({"id": item_id, "view": name[len(stem) + 1:], "true": dataset.classes[label],
-                         "pred": dataset.classes[pred], "confidence": float(probs[j, pred]), "correct": label == pred,
-                         "explained": dataset.classes[int(result.explained[j])], "method": cam.name,
+            rows.append({"id": item_id, "view": name[len(stem) + 1:], "true": classes[label],
+                         "pred": classes[pred], "confidence": float(probs[j, pred]), "correct": label == pred,
+                         "explained": classes[int(result.explained[j])], "method": cam.name,
                          "layer": cam.layer_name, "overlay": files["overlay"].relative_to(out).as_posix()})
     return rows
 
@@ -105,7 +110,22 @@ def _pictures(dataset, i: int, j: int, stem: str, result, multiview: bool) -> li
     """(file stem, original picture, heatmap, guided product or None) of item ``i``, row ``j`` of
     ``result``: one per present view of a fish (a missing view has nothing to show)."""
     pixels = result.pixels  # guided Grad-CAM's product, (N, [V,] 3, H, W); else None
+    raw = _raw(dataset, i)
     if not multiview:
-        return [(stem, dataset.raw(i), result.maps[j], None if pixels is None else pixels[j])]
+        return [(stem, raw, result.maps[j], None if pixels is None else pixels[j])]
     return [(f"{stem}_{view}", image, result.maps[j, k], None if pixels is None else pixels[j, k])
-            for k, (view, image) in enumerate(dataset.raw(i).items()) if image is not None]
+            for k, (view, image) in enumerate(raw.items()) if image is not None]
+
+
+def _raw(dataset, i: int):
+    """Item ``i`` as decoded (a dict of views for a fish), or, for a dataset without ``raw``, the
+    model's input with the normalisation undone."""
+    source, row = sample_source(dataset, i)
+    if hasattr(source, "raw"):
+        return source.raw(row)
+    x = dataset[i][0]
+    if isinstance(x, (tuple, list)):
+        views, present = x[0], x[1]
+        names = dataset_facts(dataset).views or [f"view{v}" for v in range(len(views))]
+        return {name: to_display(v) if bool(p) else None for name, v, p in zip(names, views, present)}
+    return to_display(x)

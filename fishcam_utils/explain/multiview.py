@@ -18,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from ..data.introspection import dataset_facts
 from ..data.transforms import to_display
 from ..models.inspection import model_device
 from .cam import make_cam
@@ -80,11 +81,12 @@ def explain_fish(model: nn.Module, dataset, indices: Sequence[int], layer: str |
     if result.view_weights is None:
         raise ValueError("the model returned no view weights; explain_fish needs a MultiViewNet-style model "
                          "whose output has .weights")
-    fish = getattr(dataset, "fish", None)
-    ids = ([str(fish["fish_id"].iloc[i]) for i in indices] if fish is not None else [str(i) for i in indices])
+    facts = dataset_facts(dataset)
+    ids = [facts.ids[i] for i in indices] if facts.ids is not None else [str(i) for i in indices]
+    classes = facts.classes or [str(k) for k in range(result.logits.shape[1])]
     return FishExplanation(
-        ids=ids, views=list(getattr(dataset, "views", [f"view{v}" for v in range(views.shape[1])])),
-        classes=list(dataset.classes), images=to_display(views), present=present.numpy(),
+        ids=ids, views=facts.views or [f"view{v}" for v in range(views.shape[1])],
+        classes=classes, images=to_display(views), present=present.numpy(),
         maps=maps.cpu().numpy(), weights=result.view_weights.cpu().float().numpy(),
         probs=torch.softmax(result.logits.float(), 1).cpu().numpy(), explained=result.explained.cpu().numpy(),
         labels=np.array([int(s[1]) for s in samples]), method=cam.name, layer=layer)

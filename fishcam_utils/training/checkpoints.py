@@ -21,6 +21,8 @@ from ..models.factory import rebuild_model, unwrap
 
 FORMAT = "fishcam-checkpoint"
 VERSION = 1
+# What every checkpoint carries (``save_checkpoint`` writes both; model_config is None for a model of one's own).
+REQUIRED_FIELDS = ("model_config", "model_state")
 
 
 def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -63,6 +65,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """The checkpoint dict at ``path``, read with ``weights_only=True``; a clear error if the file
     is missing, truncated or not a FishCAM checkpoint."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        inside = [p.name for p in sorted(path.glob("*.pt"))]
+        hint = f"; it holds {', '.join(inside)}" if inside else "; it holds no .pt file"
+        raise IsADirectoryError(f"{path} is a folder, not a checkpoint: pass the file, e.g. {path / 'best.pt'}{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train a model first (fit(..., run_dir=...) or `fishcam train`)")
     try:
@@ -75,6 +81,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                          f"use build_model(..., weights=path)")
     if checkpoint.get("version", 0) > VERSION:
         raise ValueError(f"{path} was written by a newer fishcam_utils (format version {checkpoint['version']}); upgrade the package")
+    missing = [k for k in REQUIRED_FIELDS if k not in checkpoint]
+    if missing or not isinstance(checkpoint["model_state"], dict):
+        what = f"has no {' and no '.join(repr(k) for k in missing)}" if missing else "has no weights ('model_state' is no dict)"
+        raise ValueError(f"{path} claims to be a FishCAM checkpoint but {what}: it was changed or written by another "
+                         f"program. Use the run's other checkpoint (best.pt / last.pt), or train again.")
     return checkpoint
 
 

@@ -10,6 +10,8 @@ its shuffling, augmentation and dropout from ``epoch_seed(seed, epoch)``, so a r
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,9 +25,10 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from ..data.introspection import DatasetFacts, dataset_facts, sample_image_size
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import option, option_name
-from ..files import atomic_write, describe, earlier_outputs, remove_abandoned, remove_all
+from ..errors import TrainingDiverged, option, option_name
+from ..files import atomic_write, describe, earlier_outputs, hold_folder, remove_abandoned, remove_all
 from ..models.factory import unwrap
 from ..models.standin import warn_if_other_size
 from ..models.inspection import eval_mode, logits_of
@@ -132,17 +135,21 @@ def _grad_scaler(enabled: bool):
     return torch.cuda.amp.GradScaler(enabled=enabled)  # torch < 2.3
 
 
-def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, device, config: TrainConfig, bar=None) -> tuple[float, float]:
-    """One pass over ``loader``; returns (mean loss, accuracy) over all processes."""
+def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, device, config: TrainConfig, bar=None,
+                    epoch: int | None = None) -> tuple[float, float]:
+    """One pass over ``loader``; returns (mean loss, accuracy) over all processes. A loss that is not
+    a finite number raises ``TrainingDiverged`` before its step spoils the weights."""
     model.train()
     frozen_batchnorm_to_eval(model)
     use_amp = scaler.is_enabled()
     total_loss, correct, seen = 0.0, 0.0, 0.0
-    for batch in loader:
+    for number, batch in enumerate(loader, 1):
         inputs, labels = move_to(batch[0], device), batch[1].to(device)
         with autocast(device, use_amp):
             output = model_output(model, inputs)
             logits, loss = logits_of(output), training_loss(model, output, labels, criterion)
+        if not torch.isfinite(loss):  # .item() below syncs every batch anyway
+            raise TrainingDiverged(_divergence(loss, inputs, logits, config, epoch, number, len(loader)))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if config.grad_clip is not None:
@@ -161,6 +168,22 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, devi
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
     total_loss, correct, seen = ddp.all_reduce_sum([total_loss, correct, seen], device)
     return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def _divergence(loss: torch.Tensor, inputs: Any, logits: torch.Tensor, config: TrainConfig, epoch: int | None,
+                number: int, batches: int) -> str:
+    """Where the loss went non-finite, and the likely cause, from what this batch holds."""
+    where = (f"epoch {epoch}, " if epoch is not None else "") + f"batch {number} of {batches}"
+    tensors = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+    if not all(torch.isfinite(t).all() for t in tensors if torch.is_floating_point(t)):
+        cause = "the batch's images hold NaN or inf values: check the image files and the transform"
+    elif not torch.isfinite(logits).all():
+        cause = (f"the model's outputs are no longer finite, so the weights diverged: the learning rate is likely too "
+                 f"high ({option('lr', config.lr)}; try a tenth of it), or clip the gradients ({option('grad_clip', 1.0)})")
+    else:
+        cause = (f"the outputs are finite but the loss is not: check the class weights ({option('class_weights', config.class_weights)}) "
+                 f"and the labels")
+    return f"the training loss became {loss.item()} at {where}, so training stopped: {cause}."
 
 
 @torch.no_grad()
@@ -209,21 +232,33 @@ def _loader(dataset: Dataset, config: TrainConfig, train: bool, generator: torch
                       persistent_workers=False, pin_memory=False)
 
 
-def _dataset_info(dataset: Dataset, preprocessing: dict | None) -> tuple[list[str], dict]:
-    classes = list(getattr(dataset, "classes", []) or [])
-    info = {"image_size": getattr(dataset, "image_size", None), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
-    if getattr(dataset, "views", None) is not None:
-        info["views"] = list(dataset.views)  # a multi-view dataset: whole fish, in this view order
-    frame = getattr(dataset, "frame", None)
-    if frame is not None and "view" in frame.columns and frame["view"].nunique() == 1 and frame["view"].iat[0]:
-        info["view"] = str(frame["view"].iat[0])  # the one view a single-view model was trained on
-    index = getattr(dataset, "index", None)
-    if index is not None:
-        info["data_root"] = str(index.root)
-        info["layout"] = index.layout
-        info["scan"] = dict(getattr(index, "options", {}) or {})  # how the folder was read, to read it alike
+def _dataset_info(dataset: Dataset, facts: DatasetFacts, num_classes: int,
+                  preprocessing: dict | None) -> tuple[list[str], dict]:
+    """The class names and preprocessing a checkpoint records, read through ``Subset`` and the like:
+    names "0".."K-1" and the first sample's size where the dataset does not say them."""
+    classes = facts.classes if facts.classes is not None else [str(k) for k in range(num_classes)]
+    image_size = facts.image_size if facts.image_size is not None else sample_image_size(dataset)
+    info = {"image_size": image_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    if facts.views is not None:
+        info["views"] = list(facts.views)  # a multi-view dataset: whole fish, in this view order
+    if facts.view is not None:
+        info["view"] = facts.view  # the one view a single-view model was trained on
+    if facts.index is not None:
+        info["data_root"] = str(facts.index.root)
+        info["layout"] = facts.index.layout
+        info["scan"] = dict(facts.index.options or {})  # how the folder was read, to read it alike
     info.update(preprocessing or {})
     return classes, info
+
+
+def data_identity(facts: DatasetFacts, info: dict, classes: list[str]) -> dict:
+    """What makes the training data this data: its folder and how it was read, the classes, the
+    image size, and which samples (their number and a hash of their ids, or of their labels).
+    A resumed run must train on the same."""
+    keys = ("data_root", "layout", "scan", "view", "views", "image_size")
+    samples = facts.ids if facts.ids is not None else facts.targets
+    digest = hashlib.sha1("\n".join(map(str, samples)).encode()).hexdigest()[:16] if samples is not None else None
+    return {**{k: info.get(k) for k in keys}, "classes": list(classes), "samples": facts.length, "sample_hash": digest}
 
 
 def _open_tensorboard(run_dir: Path | None, enabled: bool):
@@ -298,9 +333,25 @@ def fit(
     ``callback(row)`` is called after each epoch with its history row. The model ends in eval
     mode, with the best epoch's weights when ``restore_best`` and there is validation data.
     """
+    _check_arguments(model, train_data, val_data)
     config = make_config(config, **options)
     _check_data(config, train_data, val_data)
     device = pick_device(config.device)  # an unavailable device is said before any global state changes
+    with _holding(run_dir):
+        return _fit(model, train_data, val_data, config, device, run_dir, resume, overwrite, preprocessing, callback)
+
+
+def _holding(run_dir: str | Path | None):
+    """The run folder held for this process while it trains (by rank 0 under torchrun): a second
+    ``fit`` or ``fishcam train`` into it is refused by name instead of mixing its files in."""
+    if run_dir is None or not ddp.is_main_process():
+        return contextlib.nullcontext()
+    return hold_folder(run_dir, "a training run")
+
+
+def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config: TrainConfig, device: torch.device,
+         run_dir: str | Path | None, resume: bool, overwrite: bool, preprocessing: dict | None,
+         callback: Callable[[dict], None] | None) -> FitResult:
     deterministic_on_entry = torch.are_deterministic_algorithms_enabled()
     seed_everything(config.seed, config.deterministic)
     run = _start_or_resume(model, train_data, val_data, config, device, run_dir, resume, overwrite, preprocessing)
@@ -317,6 +368,10 @@ def fit(
         if run.main:
             where = f"; the last checkpoint is {run.run_dir / 'last.pt'} ({option('resume')} continues)" if run.run_dir else ""
             print(f"interrupted after {len(run.history)} completed epoch(s){where}")
+    except TrainingDiverged as error:
+        kept = (f" {run.run_dir / 'last.pt'} keeps epoch {len(run.history)}, the last good one."
+                if run.run_dir is not None and run.history else " Nothing was saved.")
+        raise TrainingDiverged(str(error) + kept) from None
     finally:
         for p, flag in zip(run.inner.parameters(), trainable_on_entry):
             p.requires_grad_(flag)
@@ -326,7 +381,33 @@ def fit(
     return _finish(run, interrupted, time.perf_counter() - started)
 
 
+def _check_arguments(model: Any, train_data: Any, val_data: Any) -> None:
+    """``fit``'s model and datasets are what it can train with, or an error that says what to pass."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {_kind(model)}; build one with build_model(...) or "
+                        f"load one with load_checkpoint(path)")
+    for name, data in (("train_data", train_data), ("val_data", val_data)):
+        if data is None and name == "val_data":
+            continue
+        if isinstance(data, torch.Tensor):
+            raise TypeError(f"{name} must be a Dataset of (input, label) samples, got a tensor {tuple(data.shape)}; "
+                            f"wrap images and labels as TensorDataset(images, labels), or use make_datasets(...)")
+        if isinstance(data, DataLoader):
+            raise TypeError(f"{name} must be a Dataset, got a DataLoader; pass its dataset ({name}=loader.dataset): "
+                            f"fit makes its own loaders (batch_size=..., num_workers=...)")
+        if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, (str, bytes, Path)):
+            raise TypeError(f"{name} must be a Dataset of (input, label) samples, got {_kind(data)}; for a folder, "
+                            f"use make_datasets(folder).train (and .val)")
+
+
+def _kind(value: Any) -> str:
+    return f"{type(value).__name__} {str(value)[:60]!r}" if isinstance(value, (str, Path)) else type(value).__name__
+
+
 def _check_data(config: TrainConfig, train_data: Dataset, val_data: Dataset | None) -> None:
+    if val_data is not None and len(val_data) == 0:
+        raise ValueError("val_data is empty, so there is nothing to pick the best epoch or stop early by; pass a "
+                         "split with samples, or val_data=None to train without validation (then best.pt is last.pt)")
     if config.patience is not None and val_data is None:
         raise ValueError(f"early stopping ({option_name('patience')}) needs validation data: pass val_data")
     if config.schedule == "plateau" and val_data is None:
@@ -341,18 +422,23 @@ def _start_or_resume(model: nn.Module, train_data: Dataset, val_data: Dataset | 
     """The run's pieces, on ``device``; from ``run_dir/last.pt`` when resuming."""
     run_dir = Path(run_dir) if run_dir is not None else None
     inner = unwrap(model).to(device)
-    classes, info = _dataset_info(train_data, preprocessing)
+    facts = dataset_facts(train_data)
+    num_classes = _num_classes(inner, facts)
+    classes, info = _dataset_info(train_data, facts, num_classes, preprocessing)
+    identity = data_identity(facts, info, classes)
     warn_if_other_size(inner, info["image_size"])
     main = ddp.is_main_process()
     run = _Run(inner=inner, config=config, device=device, run_dir=run_dir, main=main,
                train_loader=None, val_loader=None, generator=torch.Generator(),
-               criterion=_criterion(inner, config, train_data, classes, device),
+               criterion=_criterion(config, train_data, facts, num_classes, device),
                saved=_prepare_run_dir(run_dir, resume, overwrite, main, config.progress),
-               checkpoint_fields={"classes": classes, "preprocessing": info, "train_config": asdict(config)},
+               checkpoint_fields={"classes": classes, "preprocessing": info, "train_config": asdict(config),
+                                  "data_identity": identity},
                stopper=EarlyStopping(config.monitor, patience=config.patience, min_delta=config.min_delta))
     if run.saved is not None:
         saved = run.saved
         _check_same_run(saved, config, run_dir)
+        _check_same_data(saved, identity, run_dir)
         load_model_state(inner, saved, str(run_dir / "last.pt"))
         run.history, run.start_epoch, run.stopped_early = list(saved["history"]), int(saved["epoch"]), bool(saved["stopped_early"])
         run.stopper.load_state_dict(saved["stopper"])
@@ -364,15 +450,38 @@ def _start_or_resume(model: nn.Module, train_data: Dataset, val_data: Dataset | 
     return run
 
 
-def _criterion(inner: nn.Module, config: TrainConfig, train_data: Dataset, classes: list[str],
-               device: torch.device) -> nn.Module:
-    """Cross-entropy with the run's label smoothing and class weights, after checking that the
-    model predicts as many classes as the data has."""
-    num_classes = getattr(inner, "fishcam", {}).get("num_classes") or len(classes)
-    if classes and len(classes) != num_classes:
-        raise ValueError(f"the model predicts {num_classes} classes but the training data has {len(classes)} "
+def _num_classes(inner: nn.Module, facts: DatasetFacts) -> int:
+    """The model's class count (from its build arguments, else its last layer's outputs), after
+    checking that the data's classes and labels fit it."""
+    declared, classes = getattr(inner, "fishcam", {}).get("num_classes"), facts.classes
+    if classes and declared and len(classes) != declared:
+        raise ValueError(f"the model predicts {declared} classes but the training data has {len(classes)} "
                          f"({', '.join(classes)}); build the model with num_classes={len(classes)}")
-    weights = class_weights_for(config, list(getattr(train_data, "targets", [])), num_classes)
+    known = declared or len(classes or [])
+    num_classes = known or _output_width(inner) or 0
+    targets = facts.targets or []
+    if targets and known and not 0 <= min(targets) <= max(targets) < num_classes:
+        raise ValueError(f"the training labels run from {min(targets)} to {max(targets)}, but the model predicts "
+                         f"{num_classes} classes (labels 0 to {num_classes - 1}); build the model with "
+                         f"num_classes={max(targets) + 1}, or check the labels")
+    return num_classes
+
+
+def _output_width(inner: nn.Module) -> int | None:
+    """The out_features of the model's last Linear layer, or None when it has none."""
+    linears = [m for m in inner.modules() if isinstance(m, nn.Linear)]
+    return linears[-1].out_features if linears else None
+
+
+def _criterion(config: TrainConfig, train_data: Dataset, facts: DatasetFacts, num_classes: int,
+               device: torch.device) -> nn.Module:
+    """Cross-entropy with the run's label smoothing and class weights; "balanced" weights count the
+    labels actually trained on (those of a ``Subset``, not of the dataset under it)."""
+    targets = facts.targets
+    if config.class_weights == "balanced" and targets is None:
+        targets = [int(train_data[i][1]) for i in tqdm(range(len(train_data)), desc="reading the labels",
+                                                       disable=not config.progress, leave=False)]
+    weights = class_weights_for(config, targets or [], num_classes)
     return nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
                                label_smoothing=config.label_smoothing)
 
@@ -532,12 +641,18 @@ def _run_epoch(run: _Run, net: nn.Module, epoch: int, stage: str, steps: _Steps)
                disable=not (config.progress and run.main), leave=True)
     try:
         train_loss, train_acc = train_one_epoch(net, loader, run.criterion, steps.optimizer, steps.scheduler,
-                                                steps.scaler, run.device, config, bar)
+                                                steps.scaler, run.device, config, bar, epoch=epoch + 1)
         val_loss = val_acc = float("nan")
         shown = {"loss": f"{train_loss:.3f}", "acc": f"{train_acc:.3f}"}
         if run.val_loader is not None:
             _sync_buffers(run.inner)
             val_loss, val_acc = evaluate(run.inner, run.val_loader, run.device)
+            if not math.isfinite(val_loss):  # finite logits always give a finite cross-entropy
+                raise TrainingDiverged(
+                    f"the validation loss became {val_loss} after epoch {epoch + 1}, so training stopped: the model's "
+                    f"outputs on the validation data are no longer finite, so the weights (or BatchNorm's running "
+                    f"statistics) diverged: the learning rate is likely too high ({option('lr', config.lr)}; try a "
+                    f"tenth of it), or clip the gradients ({option('grad_clip', 1.0)}).")
             shown.update(val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
         bar.set_postfix(**shown)
     finally:
@@ -567,6 +682,24 @@ def _check_same_run(saved: dict, config: TrainConfig, run_dir: Path) -> None:
         detail = ", ".join(f"{k}: {old.get(k)!r} → {new[k]!r}" for k in changed)
         raise ValueError(f"cannot resume {run_dir} with other settings ({detail}); resume with the run's settings, "
                          f"or start a new run (another {option_name('run_dir')}, or {option('overwrite')})")
+
+
+def _check_same_data(saved: dict, identity: dict, run_dir: Path) -> None:
+    """Refuse to resume on other data than the run started with (checkpoints from before this
+    was recorded are not checked)."""
+    old = saved.get("data_identity")
+    if old is None:
+        return
+    changed = [k for k in identity if old.get(k) != identity[k]]
+    if not changed:
+        return
+    names = {"data_root": option_name("data"), "samples": "training samples", "sample_hash": "which samples"}
+    detail = ", ".join(f"{names.get(k, k)}: {old.get(k)!r} → {identity[k]!r}" for k in changed if k != "sample_hash")
+    if changed == ["sample_hash"]:
+        detail = "the same number of training samples, but other ones"
+    root = f" ({option('data', old['data_root'])})" if old.get("data_root") and "data_root" in changed else ""
+    raise ValueError(f"cannot resume {run_dir} on other data than it started with ({detail}); resume with the run's "
+                     f"data{root}, or start a new run (another {option_name('run_dir')}, or {option('overwrite')})")
 
 
 def history_frame(history: list[dict]) -> pd.DataFrame:

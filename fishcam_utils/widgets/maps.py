@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..data.transforms import to_display
+from ..data.introspection import dataset_facts
 from ..evaluation.predict import dataset_classes, dataset_ids, predict
 from ..explain import registry
 from ..explain.cam import LayerCapture, make_cam
@@ -139,7 +140,7 @@ class MapStore:
     @property
     def views(self) -> list[str]:
         """The dataset's view names (``["image"]`` for a single-view dataset)."""
-        names = getattr(self.dataset, "views", None)
+        names = dataset_facts(self.dataset).views
         if names:
             return list(names)
         return [f"view {v}" for v in range(len(self.sample(0).present))] if self.multiview else ["image"]
