@@ -167,8 +167,14 @@ def hold_folder(folder: str | os.PathLike, what: str = "a run") -> Iterator[None
         finally:
             _HELD[key] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = _acquire(path, Path(folder), what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = _acquire(path, Path(folder), what)
+    except OSError as error:
+        if type(error).__module__ != "builtins" or error.errno is None:
+            raise
+        # A folder that cannot be written: say so of the folder the user named, not of its lock file.
+        raise type(error)(error.errno, error.strerror, str(folder)) from error
     _HELD[key] = 1
     try:
         yield

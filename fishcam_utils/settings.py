@@ -9,6 +9,7 @@ Each folder can be moved with an environment variable, and defaults to the cours
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
@@ -58,6 +59,17 @@ def cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "fishcam"
 
 
+# How a dataset folder is read and decoded, declared once for scan_dataset, check_dataset, make_datasets,
+# the dataset classes and every fishcam command, so that a folder check-data rejects is never trained on.
+# A fish lacking a view is a question for whoever took the photos: refused, with the flag that keeps
+# (the view marked missing) or drops it, rather than trained on unasked.
+MISSING_VIEWS = "error"
+# A file that is not an image is refused by name rather than skipped unseen.
+UNKNOWN_FILES = "error"
+# Each photo is decoded and resized once into the decode-once cache: later epochs are bound by compute,
+# not by JPEG decoding (``cache=False`` or ``--no-cache`` reads the files every epoch).
+USE_CACHE = True
+
 SIZE_ENV = "FISHCAM_IMAGE_SIZE"
 CPU_IMAGE_SIZE = 64  # a 2-core lab runs the whole course in 30 minutes at this size
 GPU_IMAGE_SIZE = 224  # what ImageNet backbones were built for: a ResNet's layer4 is 7 x 7
@@ -88,6 +100,22 @@ def course_image_size(cuda: bool | None = None) -> int:
                          f"with a CUDA GPU, 64 px without) or to a whole number of pixels from {low} to {high}, "
                          f"e.g. {SIZE_ENV}=224")
     return size
+
+
+def check_image_size(image_size: object, name: str = "image_size") -> int:
+    """``image_size`` as the side in pixels: None gives the course's (``course_image_size()``); a
+    positive whole number is kept; anything else raises an error that names ``name``."""
+    if image_size is None:
+        return course_image_size()
+    if isinstance(image_size, float) and image_size.is_integer():
+        image_size = int(image_size)
+    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral):
+        raise TypeError(f"{name} must be a whole number of pixels (one side of the square image), e.g. "
+                        f"{name}={CPU_IMAGE_SIZE}; got {image_size!r}")
+    if image_size < 1:
+        raise ValueError(f"{name} must be a positive number of pixels, got {image_size}; the course uses "
+                         f"{CPU_IMAGE_SIZE} on a CPU and {GPU_IMAGE_SIZE} on a GPU")
+    return int(image_size)
 
 
 def size_folder(size: int) -> str:

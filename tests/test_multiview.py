@@ -457,11 +457,13 @@ def test_course_models_train_with_their_quick_or_full_augmentation(tiny_synth, m
     assert recipes.recipe_augment(recipes.RECIPES["fishresnet-side"], quick=False) == 1.0
 
 
-def test_a_fish_missing_a_view_is_kept_with_the_view_marked_missing(synth_copy):
+def test_a_fish_missing_a_view_is_refused_by_default_and_kept_on_request_with_the_view_marked_missing(synth_copy):
     photo = next((synth_copy / "test").rglob("*_back.png"))
     photo.unlink()
+    with pytest.raises(Exception, match="missing_views='keep'"):  # as check_dataset refuses it
+        make_datasets(synth_copy, multiview=True, image_size=32, progress=False)
     with pytest.warns(Warning, match="missing"):
-        splits = make_datasets(synth_copy, multiview=True, image_size=32, progress=False)
+        splits = make_datasets(synth_copy, multiview=True, image_size=32, progress=False, missing_views="keep")
     fish_id = photo.name.rsplit("_", 1)[0]
     i = splits.test.fish["fish_id"].tolist().index(fish_id)
     (images, present), _ = splits.test[i]

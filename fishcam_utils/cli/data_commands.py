@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from .messages import say_notes
 from .options import LAYOUT_CHOICES, POSITIVE, POSITIVE_INT, PROBABILITY, names, progress_option, reading_options, size
 
@@ -69,7 +70,7 @@ def add_check_data(commands) -> None:
     check.add_argument("root", help="the dataset folder")
     check.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES, metavar="LAYOUT",
                        help="dataset layout: %(choices)s (auto detects it)")
-    reading_options(check, missing_views="error", unknown_files="error")
+    reading_options(check, missing_views=MISSING_VIEWS, unknown_files=UNKNOWN_FILES)
     check.add_argument("--classes", type=names, help="class names in label order, separated by commas "
                        "(labels in file names may be their positions: 0_abc.jpg is the first class)")
     check.add_argument("--no-decode", action="store_true", help="only scan; do not decode the images")

@@ -16,6 +16,7 @@ def checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, ma
     from ..data.train_val_test import make_datasets
     from ..data.species import VIEWS
     from ..errors import DataError
+    from ..settings import MISSING_VIEWS, UNKNOWN_FILES, check_image_size
 
     prep = checkpoint["preprocessing"]
     root = args.data or prep.get("data_root")
@@ -26,10 +27,10 @@ def checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, ma
     scan = prep.get("scan") or {}  # how the training data was read, unless the flags say otherwise
     reading = {"layout": scan.get("layout", "auto") if not args.data else "auto",
                "views": args.views or scan.get("views") or VIEWS,
-               "missing_views": args.missing_views or scan.get("missing_views", "keep"),
-               "unknown_files": args.unknown_files or scan.get("unknown_files", "error")}
+               "missing_views": args.missing_views or scan.get("missing_views", MISSING_VIEWS),
+               "unknown_files": args.unknown_files or scan.get("unknown_files", UNKNOWN_FILES)}
     try:
-        data = make_datasets(root, view=view, image_size=prep.get("image_size") or 64, augment=0, cache=cache,
+        data = make_datasets(root, view=view, image_size=check_image_size(prep.get("image_size")), augment=0, cache=cache,
                              split_seed=args.split_seed, classes=checkpoint["classes"], multiview=multiview,
                              masks=masks, progress=False, **reading)
     except DataError:

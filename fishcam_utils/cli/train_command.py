@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from ..training.config import command_line_options, flag_of
 from .messages import say_notes
 from .options import (
@@ -74,7 +75,7 @@ def _data_group(group) -> None:
                        help="dataset layout: %(choices)s (auto detects it)")
     group.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
     group.add_argument("--no-cache", action="store_true", help="decode the files every epoch instead of once")
-    reading_options(group, missing_views="keep", unknown_files="error")
+    reading_options(group, missing_views=MISSING_VIEWS, unknown_files=UNKNOWN_FILES)
     group.add_argument("--classes", type=names, help="class names in label order, separated by commas (default: "
                        "the dataset's order, else alphabetical)")
 

@@ -7,7 +7,7 @@ import pandas as pd
 from torch import nn
 
 
-def kaggle_pointing(root, image_size: int = 64, epochs: int = 8, per_class: int = 30, layer: str = "layer2",
+def kaggle_pointing(root, image_size: int | None = None, epochs: int = 8, per_class: int = 30, layer: str = "layer2",
                     tolerance: float = 4, progress: bool = True) -> tuple[pd.DataFrame, nn.Module]:
     """The pointing game on the Kaggle fish set (or any dataset with body masks) at ``root``: trains a
     FishResNet (notebook 02's architecture) for ``epochs`` on its training split, then scores Grad-CAM

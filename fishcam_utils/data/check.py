@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Problems
+from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from .folders import Walk, files_under
 from .images import decode_in_threads, is_tiny, load_mask, load_rgb, tiny_images_message, unreadable_files_message
 from .layouts import DatasetIndex, survey
@@ -67,8 +68,8 @@ def check_dataset(
     *,
     classes: Sequence[str] | None = None,
     views: Sequence[str] = VIEWS,
-    missing_views: str = "error",
-    unknown_files: str = "error",
+    missing_views: str = MISSING_VIEWS,
+    unknown_files: str = UNKNOWN_FILES,
     decode: bool = True,
     progress: bool = True,
 ) -> DataReport:

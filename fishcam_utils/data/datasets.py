@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from ..settings import USE_CACHE, check_image_size
 from .cache import DecodedCache
 from .images import read_image, read_mask
 from .layouts import DatasetIndex, group_by_fish
@@ -56,16 +57,16 @@ class _ImageFiles(Dataset):
         self,
         index: DatasetIndex,
         transform: Callable | None = None,
-        image_size: int = 64,
+        image_size: int | None = None,
         masks: Sequence[str] = (),
-        cache: bool = False,
+        cache: bool = USE_CACHE,
         cache_dir: str | os.PathLike | None = None,
         progress: bool = True,
     ) -> None:
         self.index = index
         self.frame = index.frame.reset_index(drop=True)
         self.classes = list(index.classes)
-        self.image_size = image_size
+        self.image_size = image_size = check_image_size(image_size)
         self.transform = transform if transform is not None else eval_transform(image_size)
         self.mask_kinds = list(masks)
         columns = _mask_columns(self.frame, self.mask_kinds, index.root)
@@ -110,8 +111,9 @@ class FishImageDataset(_ImageFiles):
     ``index`` is a ``DatasetIndex`` (use ``index.subset(split=..., view=...)`` to choose).
     Returns ``(image, label)``: image (3, S, S) float normalised, label int; with
     ``masks=["body", ...]`` also a dict of (S, S) bool masks, moved with the image by the
-    transform. ``image_size`` S is the decode size; ``transform`` defaults to ``eval_transform(S)``;
-    ``cache=True`` reads through the decode-once cache.
+    transform. ``image_size`` S is the decode size (default: the course's, ``course_image_size()``);
+    ``transform`` defaults to ``eval_transform(S)``; ``cache`` (default on) reads through the
+    decode-once cache.
     """
 
     def _index_samples(self) -> None:

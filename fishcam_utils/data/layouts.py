@@ -31,6 +31,7 @@ from typing import Literal
 import pandas as pd
 
 from ..errors import DataError, DataWarning, listing, option
+from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from .folders import (
     DATASET_FILES,
     MASKS_DIR,
@@ -520,8 +521,8 @@ def survey(
     *,
     classes: Sequence[str] | None = None,
     views: Sequence[str] = VIEWS,
-    missing_views: MissingViews = "error",
-    unknown_files: UnknownFiles = "error",
+    missing_views: MissingViews = MISSING_VIEWS,
+    unknown_files: UnknownFiles = UNKNOWN_FILES,
 ) -> tuple[DatasetIndex | None, Walk]:
     """Scan ``root`` without stopping at the first problem: returns the index of what could be
     read (None if nothing) and the walk, whose ``problems`` lists every problem found.
@@ -584,8 +585,8 @@ def scan_dataset(
     *,
     classes: Sequence[str] | None = None,
     views: Sequence[str] = VIEWS,
-    missing_views: MissingViews = "error",
-    unknown_files: UnknownFiles = "error",
+    missing_views: MissingViews = MISSING_VIEWS,
+    unknown_files: UnknownFiles = UNKNOWN_FILES,
 ) -> DatasetIndex:
     """Find and check every image of the dataset at ``root``.
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ..errors import DataError
-from ..settings import course_image_size
+from ..settings import MISSING_VIEWS, UNKNOWN_FILES, USE_CACHE, check_image_size
 from .datasets import FishImageDataset, MultiViewDataset
 from .layouts import DatasetIndex, scan_dataset
 from .species import VIEWS
@@ -43,14 +43,14 @@ def make_datasets(
     view: str | None = "side",
     image_size: int | None = None,
     augment: float = 1.0,
-    cache: bool = True,
+    cache: bool = USE_CACHE,
     split_seed: int = 0,
     classes: Sequence[str] | None = None,
     layout: str = "auto",
     multiview: bool = False,
     masks: Sequence[str] = (),
-    missing_views: str = "keep",
-    unknown_files: str = "error",
+    missing_views: str = MISSING_VIEWS,
+    unknown_files: str = UNKNOWN_FILES,
     views: Sequence[str] = VIEWS,
     progress: bool = True,
 ) -> SplitDatasets:
@@ -62,12 +62,12 @@ def make_datasets(
     takes every view, each photo a sample of its own (the views mixed, as for pretraining);
     ``multiview=True`` gives whole fish instead. ``classes`` fixes the class order (a
     checkpoint's); ``cache`` decodes each file once into the decode-once cache.
-    ``missing_views``: a fish lacking a view is kept, the view marked missing (``"keep"``), left
-    out (``"drop"``) or refused (``"error"``). ``unknown_files`` and ``views`` are passed to
+    ``missing_views``: a fish lacking a view is refused (``"error"``, the default everywhere, as
+    ``check_dataset`` does), kept with the view marked missing (``"keep"``) or left out (``"drop"``). ``unknown_files`` and ``views`` are passed to
     ``scan_dataset``. Split folders are used as they are; train and test folders without val
     give a val split carved from train (said in ``index.notes``).
     """
-    image_size = course_image_size() if image_size is None else image_size
+    image_size = check_image_size(image_size)
     index = scan_dataset(root, layout, classes=list(classes) if classes is not None else None,
                          missing_views=missing_views, unknown_files=unknown_files, views=views)
     if not index.splits:

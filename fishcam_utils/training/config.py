@@ -34,7 +34,8 @@ class TrainConfig:
     batch_size: int = _option(64, "images per step (per process under torchrun)", low=1)
     optimizer: str = _option("adamw", "optimiser", choices=OPTIMIZERS)
     lr: float = _option(3e-3, "learning rate (of the head, when fine-tuning)", above=0)
-    weight_decay: float = _option(1e-4, "decoupled weight decay (not on biases and norms)", low=0)
+    weight_decay: float = _option(1e-4, "weight decay, not on biases and norms: decoupled from "
+                                  "the gradient with adamw (AdamW), an L2 term added to it with adam and sgd", low=0)
     momentum: float = _option(0.9, "SGD momentum", low=0, below=1)
     schedule: str = _option("onecycle", "learning-rate schedule (cosine and onecycle step every batch, plateau "
                             "every epoch)", choices=SCHEDULES)
