@@ -40,6 +40,7 @@ import torch
 from torchvision.models import resnet18
 
 from fishcam_utils.explain.cam import GradCAM, make_cam, normalize_maps, upsample
+from peers import require
 
 HERE = Path(__file__).resolve().parent
 NUM_CLASSES = 9
@@ -422,6 +423,7 @@ def main() -> None:
     parser.add_argument("--peer-rounds", type=int, default=5,
                         help="rounds for the methods peers offer (default 5; Ablation-CAM's peer takes seconds a call)")
     args = parser.parse_args()
+    require("pytorch_grad_cam", "captum", "torchcam")
     torch.set_num_threads(2)
 
     if args.quick:

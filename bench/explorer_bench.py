@@ -42,6 +42,7 @@ from fishcam_utils.explain import GradCAM, overlay_heatmap
 from fishcam_utils.widgets import explore, read_png
 from fishcam_utils.explain.overlay import to_uint8
 from fishcam_utils.widgets.pictures import png_bytes
+from peers import require
 
 HERE = Path(__file__).resolve().parent
 SIZE, NUM_CLASSES, LAYER = 224, 9, "layer4"
@@ -84,6 +85,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="5 rounds, a smoke run")
     args = parser.parse_args()
+    require("pytorch_grad_cam")
     rounds = 5 if args.quick else args.rounds
     warnings.filterwarnings("ignore")
     torch.set_num_threads(2)

@@ -29,6 +29,11 @@ class NoSpaceError(FishCAMError, OSError):
     """A disk is too full, or a folder cannot be written, for what must be saved there; the message says where and what to do."""
 
 
+class ArgumentError(FishCAMError, TypeError, ValueError):
+    """An argument of the wrong type, shape or value: the message names it and says what to pass.
+    Both a ``TypeError`` and a ``ValueError``, so that either ``except`` catches it."""
+
+
 class TrainingDiverged(FishCAMError, FloatingPointError):
     """The training loss stopped being a finite number: the message names the epoch, the batch and the likely cause."""
 

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from .errors import FishCAMError
+
 TEMP_SUFFIX = ".tmp"
 # Temporary names carry the machine (a short hash of its name) and the process: a folder shared by
 # several machines (a cluster's cache) must not lose a file that another machine is still writing.
@@ -141,7 +143,7 @@ def remove_all(paths: list[Path]) -> None:
 _HELD: dict[Path, int] = {}  # folders this process holds, and how many nested holds it has on each
 
 
-class FolderBusyError(RuntimeError):
+class FolderBusyError(FishCAMError, RuntimeError):
     """Another process is writing the folder: two writers would mix their files."""
 
 
@@ -153,11 +155,13 @@ def lock_path(folder: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def hold_folder(folder: str | os.PathLike, what: str = "a run") -> Iterator[None]:
+def hold_folder(folder: str | os.PathLike, what: str = "a run", wait_if_same: bool = False) -> Iterator[None]:
     """Hold ``folder`` for writing during the block: a second process (on this machine, or another
     that shares the disk) that asks for it meanwhile gets ``FolderBusyError`` naming the holder.
     The lock is the operating system's (``flock``), so a killed process leaves no stale lock;
-    the holder of a folder may hold it again (nested). ``what`` says what is written, for the message."""
+    the holder of a folder may hold it again (nested). ``what`` says what is written, for the message;
+    with ``wait_if_same``, a process that would write the very same ``what`` waits for the holder
+    instead (two notebooks making the one dataset both need, which the second then finds made)."""
     path = lock_path(folder)
     key = path.resolve() if path.parent.exists() else path
     if key in _HELD:
@@ -169,7 +173,7 @@ def hold_folder(folder: str | os.PathLike, what: str = "a run") -> Iterator[None
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = _acquire(path, Path(folder), what)
+        handle = _acquire(path, Path(folder), what, wait_if_same)
     except OSError as error:
         if type(error).__module__ != "builtins" or error.errno is None:
             raise
@@ -185,15 +189,19 @@ def hold_folder(folder: str | os.PathLike, what: str = "a run") -> Iterator[None
         handle.close()
 
 
-def _acquire(path: Path, folder: Path, what: str) -> IO:
+def _acquire(path: Path, folder: Path, what: str, wait_if_same: bool) -> IO:
     while True:
         handle = open(path, "a+")
         if not _try_lock(handle):
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holder = handle.read().strip()
+            if wait_if_same and holder.endswith(f": {what}"):
+                handle.close()
+                time.sleep(0.5)
+                continue
             handle.close()
-            raise FolderBusyError(f"{folder} is being written by {holder} ({what}); wait for it to finish, or "
-                                  f"use another folder. (Its lock is {path}; it goes when that process ends.)")
+            raise FolderBusyError(f"{folder} is being written by {holder or 'another process'}; wait for it to "
+                                  f"finish, or use another folder. (Its lock is {path}; it goes when that process ends.)")
         # The holder before us may have removed the file after we opened it: lock the file that is there.
         try:
             same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
@@ -202,7 +210,7 @@ def _acquire(path: Path, folder: Path, what: str) -> IO:
         if same:
             handle.seek(0)
             handle.truncate()
-            handle.write(f"process {os.getpid()} on {socket.gethostname()}")
+            handle.write(f"process {os.getpid()} on {socket.gethostname()}: {what}")
             handle.flush()
             return handle
         handle.close()

@@ -105,15 +105,17 @@ def course_image_size(cuda: bool | None = None) -> int:
 def check_image_size(image_size: object, name: str = "image_size") -> int:
     """``image_size`` as the side in pixels: None gives the course's (``course_image_size()``); a
     positive whole number is kept; anything else raises an error that names ``name``."""
+    from .errors import ArgumentError
+
     if image_size is None:
         return course_image_size()
     if isinstance(image_size, float) and image_size.is_integer():
         image_size = int(image_size)
     if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral):
-        raise TypeError(f"{name} must be a whole number of pixels (one side of the square image), e.g. "
+        raise ArgumentError(f"{name} must be a whole number of pixels (one side of the square image), e.g. "
                         f"{name}={CPU_IMAGE_SIZE}; got {image_size!r}")
     if image_size < 1:
-        raise ValueError(f"{name} must be a positive number of pixels, got {image_size}; the course uses "
+        raise ArgumentError(f"{name} must be a positive number of pixels, got {image_size}; the course uses "
                          f"{CPU_IMAGE_SIZE} on a CPU and {GPU_IMAGE_SIZE} on a GPU")
     return int(image_size)
 

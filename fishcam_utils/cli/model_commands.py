@@ -62,6 +62,7 @@ def add_evaluate(commands) -> None:
     )
     checkpoint_options(evaluate)
     evaluate.add_argument("--out", help="output folder")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace a report of other data in the output folder")
     evaluate.add_argument("--batch-size", type=POSITIVE_INT, default=128, help="images per forward pass")
     evaluate.add_argument("--no-cache", action="store_true", help="decode the files instead of using the decode-once cache")
     progress_option(evaluate)
@@ -70,14 +71,16 @@ def add_evaluate(commands) -> None:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     from ..evaluation import predict, write_evaluation
+    from ..evaluation.report import check_report_folder
     from ..training import history_frame, load_checkpoint, pick_device
 
     model, checkpoint = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     dataset = checkpoint_split(args, checkpoint, cache=not args.no_cache)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
+    record = check_report_folder(out, dataset, overwrite=args.overwrite)  # before the work, not after
     predictions = predict(model, dataset, batch_size=args.batch_size, progress=not args.no_progress)
     history = history_frame(checkpoint["history"]) if checkpoint.get("history") else None
-    files = write_evaluation(out, predictions, history=history, dataset=dataset)
+    files = write_evaluation(out, predictions, history=history, dataset=dataset, data=record, overwrite=True)
     print(f"{args.split} accuracy {predictions.accuracy:.4f} on {len(dataset)} images "
           f"({checkpoint['model_config']['name']}, epoch {checkpoint.get('epoch')})")
     print(f"wrote {len(files)} files to {out}: " + ", ".join(sorted(p.name for p in files.values())))

@@ -7,6 +7,7 @@ as in a notebook.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,7 @@ def _multiview_group(group) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    from ..files import hold_folder
     from ..training import check_run_dir, distributed, fit, pick_device, seed_everything
 
     pick_device(args.device)  # an unavailable device, or a run folder in use, is said before the data is read
@@ -118,15 +120,17 @@ def train_command(args: argparse.Namespace) -> int:
                   f"{sum(p.numel() for p in model.parameters()):,} parameters) → {run_dir}"
                   + (f"\ndistributed: {distributed.world_size()} processes" if is_distributed else ""))
         options = {spec.name: getattr(args, spec.name) for spec in command_line_options()}
-        result = fit(model, data.train, data.val, run_dir=run_dir, resume=args.resume, overwrite=args.overwrite,
-                     device=args.device, progress=not args.no_progress, **options)
-        if result.interrupted:
-            return 130
-        if main_process:
-            print(f"best {result.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; "
-                  f"checkpoints {result.best_path} and {result.last_path} [{result.seconds:.0f} s]")
-            if not args.no_eval:
-                write_test_report(model, data.test, result, run_dir / "eval-test", not args.no_progress)
+        # Held from training to report, so that a second run into the folder cannot mix its files in.
+        with hold_folder(run_dir, "fishcam train") if main_process else contextlib.nullcontext():
+            result = fit(model, data.train, data.val, run_dir=run_dir, resume=args.resume, overwrite=args.overwrite,
+                         device=args.device, progress=not args.no_progress, **options)
+            if result.interrupted:
+                return 130
+            if main_process:
+                print(f"best {result.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; "
+                      f"checkpoints {result.best_path} and {result.last_path} [{result.seconds:.0f} s]")
+                if not args.no_eval:
+                    write_test_report(model, data.test, result, run_dir / "eval-test", not args.no_progress)
         return 0
     finally:
         distributed.cleanup_distributed()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -147,11 +148,29 @@ def _this_python_kernel_manager() -> type:
             )
 
     class ThisPythonKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            _encrypt_transport(self)
+
         @default("kernel_spec_manager")
         def _default_spec_manager(self):
             return ThisPython(parent=self)
 
     return ThisPythonKernelManager
+
+
+def _encrypt_transport(manager) -> None:
+    """Give the kernel a CurveZMQ key pair, as jupyter_client provisions it, so that its sockets are
+    encrypted (ipykernel warns of plain TCP otherwise); where this jupyter_client or libzmq has no
+    CurveZMQ, talk over local IPC sockets instead, which never leave the machine. (Windows has no
+    IPC sockets: there the plain TCP on localhost stays, with ipykernel's warning.)"""
+    import zmq
+
+    if manager.has_trait("curve_publickey") and zmq.has("curve"):
+        manager.curve_publickey, manager.curve_secretkey = zmq.curve_keypair()
+    elif sys.platform != "win32":
+        manager.transport = "ipc"
+        manager.ip = str(Path(tempfile.mkdtemp(prefix="fishcam-kernel-")) / "kernel")
 
 
 class CellProgress:

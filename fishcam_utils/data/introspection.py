@@ -11,6 +11,7 @@ nothing.
 from __future__ import annotations
 
 import bisect
+import hashlib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -176,6 +177,23 @@ def _concatenation(dataset: ConcatDataset) -> DatasetFacts:
     return DatasetFacts(classes=known[0] if known and len(known) == len(parts) else None, targets=joined("targets"),
                         image_size=shared("image_size"), views=shared("views"), view=shared("view"),
                         ids=joined("ids"), index=indexes[0] if same_folder else None, length=len(dataset))
+
+
+def data_record(dataset: Any, facts: DatasetFacts | None = None, image_size: int | None = None) -> dict:
+    """What makes ``dataset`` this data, as plain values for a checkpoint or a report: the folder and
+    how it was read, the split, view(s), image size and classes, and which samples (their number and
+    a hash of their ids, or of their labels). Two runs or reports of the same data have equal records."""
+    facts = facts if facts is not None else dataset_facts(dataset)
+    index = facts.index
+    frame = index.frame if index is not None else None
+    split = ",".join(sorted(set(frame["split"]) - {""})) if frame is not None and "split" in frame.columns else None
+    samples = facts.ids if facts.ids is not None else facts.targets
+    digest = hashlib.sha1("\n".join(map(str, samples)).encode()).hexdigest()[:16] if samples is not None else None
+    return {"data_root": str(index.root) if index is not None else None,
+            "layout": index.layout if index is not None else None,
+            "scan": dict(index.options or {}) if index is not None else None, "split": split or None,
+            "view": facts.view, "views": facts.views, "image_size": image_size or facts.image_size,
+            "classes": facts.classes, "samples": facts.length, "sample_hash": digest}
 
 
 def sample_image_size(dataset: Dataset) -> int | None:

@@ -10,6 +10,7 @@ and in the multi-view and the Kaggle layout.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import DataError, listing, option
+from ..files import hold_folder
 from ..settings import course_image_size, data_dir, quick_mode, size_folder
 from .images import JUNK_FILES
 from .fish_drawing import MARKER_COLOURS, render_photo, sample_body_colour, sample_marker, sample_photo_params
@@ -298,6 +300,16 @@ def generate_dataset(
     out_dir = Path(out_dir).expanduser().resolve()
     if _is_up_to_date(out_dir, config):
         return out_dir
+    # One writer at a time: another process making this very dataset is waited for (then it is there);
+    # one making another dataset in the same folder is refused by name.
+    settings = hashlib.sha1(json.dumps(_describe(config), sort_keys=True).encode()).hexdigest()[:12]
+    with hold_folder(out_dir, f"the synthetic dataset {settings}", wait_if_same=True):
+        if _is_up_to_date(out_dir, config):
+            return out_dir
+        return _generate(out_dir, config, overwrite, workers, progress)
+
+
+def _generate(out_dir: Path, config: SyntheticConfig, overwrite: bool, workers: int | None, progress: bool) -> Path:
     _check_replaceable(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..data.introspection import data_record
+from ..errors import option
 from ..files import atomic_path
 from .metrics import classification_report_text, confusion_matrix, normalize_rows, per_class_metrics, roc_pr_curves, summary_metrics
 from .plots import plot_confusion_matrix, plot_history, plot_misclassified, plot_roc_pr
@@ -42,10 +44,11 @@ def _finite(value):
     return value
 
 
-def evaluation_metrics(predictions: Predictions, curves: dict | None = None) -> dict:
+def evaluation_metrics(predictions: Predictions, curves: dict | None = None, data: dict | None = None) -> dict:
     """The content of metrics.json: accuracy, macro_f1, weighted_f1, macro ROC AUC and AP,
     n, classes, and per class precision, recall, f1, support, roc_auc, average_precision
-    (null where undefined). ``curves``: ``roc_pr_curves`` of the predictions, if already made."""
+    (null where undefined), and the ``data`` measured (``data_record``). ``curves``:
+    ``roc_pr_curves`` of the predictions, if already made."""
     p = predictions
     table = per_class_metrics(p.targets, p.preds, p.classes)
     summary = summary_metrics(p.targets, p.preds, p.classes)
@@ -72,7 +75,39 @@ def evaluation_metrics(predictions: Predictions, curves: dict | None = None) -> 
         "n": len(p),
         "classes": list(p.classes),
         "per_class": per_class,
+        "data": data,
     }
+
+
+def check_report_folder(run_dir: str | os.PathLike, dataset=None, *, data: dict | None = None, prefix: str = "",
+                        overwrite: bool = False) -> dict | None:
+    """Before the work: the record of the data to be reported (``data``, else ``data_record(dataset)``),
+    after checking that ``run_dir`` holds no report of other data (unless ``overwrite``)."""
+    if data is None and dataset is not None:
+        data = data_record(dataset)
+    if not overwrite:
+        _refuse_other_data(Path(run_dir) / f"{prefix}metrics.json", data)
+    return data
+
+
+def _refuse_other_data(metrics: Path, data: dict | None) -> None:
+    """A report already at ``metrics`` of other data than ``data`` (or of data it does not record)
+    is not replaced silently."""
+    if not metrics.is_file():
+        return
+    try:
+        old = json.loads(metrics.read_text(encoding="utf-8")).get("data")
+    except (ValueError, OSError, AttributeError):
+        old = "unreadable"
+    if old == data:
+        return
+    if isinstance(old, dict) and isinstance(data, dict):
+        changed = [k for k in data if old.get(k) != data[k] and k != "sample_hash"]
+        what = "; ".join(f"{k}: {old.get(k)!r} → {data[k]!r}" for k in changed) or "other samples"
+    else:
+        what = "data the report does not record"
+    raise FileExistsError(f"{metrics.parent} already holds a report of other data ({what}); pass {option('overwrite')} "
+                          f"to replace it, or write the report to another folder")
 
 
 def write_evaluation(
@@ -82,6 +117,8 @@ def write_evaluation(
     history: pd.DataFrame | None = None,
     dataset=None,
     prefix: str = "",
+    data: dict | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """Write the evaluation of ``predictions`` into ``run_dir`` (created if needed).
 
@@ -91,10 +128,14 @@ def write_evaluation(
     roc_pr.png, curves.png (with ``history``), misclassified.png (with ``dataset``, the
     one the predictions were made on) and, for a multi-view model, the view-weight files of
     ``write_attention``. Returns file name (without prefix) → path written.
+
+    metrics.json records the data measured: ``data``, else ``data_record(dataset)``. A report of
+    other data already in ``run_dir`` raises ``FileExistsError`` unless ``overwrite``.
     """
     if not isinstance(predictions, Predictions):
         raise ValueError(f"predictions must be a Predictions (from predict(model, data)), got {type(predictions).__name__}.")
     run_dir = Path(run_dir)
+    data = check_report_folder(run_dir, dataset, data=data, prefix=prefix, overwrite=overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
     p = predictions
     written: dict[str, Path] = {}
@@ -115,7 +156,7 @@ def write_evaluation(
     columns = pd.Index(p.classes, name="predicted")
     curves = roc_pr_curves(p.targets, p.probs, p.classes)
 
-    put("metrics.json", _text(json.dumps(evaluation_metrics(p, curves), indent=2) + "\n"))
+    put("metrics.json", _text(json.dumps(evaluation_metrics(p, curves, data), indent=2) + "\n"))
     put("classification_report.txt", _text(classification_report_text(p.targets, p.preds, p.classes)))
     put("per_class.csv", _csv(per_class_metrics(p.targets, p.preds, p.classes), index=True))
     put("confusion_matrix.csv", _csv(pd.DataFrame(cm, index=labels, columns=columns), index=True))

@@ -43,6 +43,7 @@ from .guided import (
     guided_gradcam,
     saliency,
 )
+from .export import export_cams
 from .registry import method_names, register
 from .targets import Targets, resolve_targets
 from .multiview import FishExplanation, explain_fish, plot_fish_cams
@@ -51,7 +52,7 @@ from .overlay import COLORMAPS, heatmap_to_rgb, overlay_heatmap, plot_cam, save_
 __all__ = [
     "CAM", "COLORMAPS", "FishExplanation", "explain_fish", "plot_fish_cams", "RULES", "GuidedBackprop", "GuidedGradCAM",
     "GuidedResult", "GuidedRuleWarning", "gradient_to_image", "guided_gradcam", "saliency", "AblationCAM",
-    "BaseCAM", "CAMResult", "EigenCAM", "EigenGradCAM", "FlatMapWarning", "GradCAM", "GradCAMPlusPlus", "HiResCAM",
+    "BaseCAM", "CAMResult", "EigenCAM", "EigenGradCAM", "export_cams", "FlatMapWarning", "GradCAM", "GradCAMPlusPlus", "HiResCAM",
     "LayerCAM", "LayerCapture", "ScoreCAM", "Targets", "XGradCAM", "heatmap_to_rgb", "make_cam", "method_names",
     "normalize_maps", "overlay_heatmap", "plot_cam", "register", "registry", "resolve_layer", "resolve_targets",
     "save_cam_images", "upsample",

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..models.inspection import eval_mode, frozen_parameters, logits_of, view_weights_of
+from ..models.inspection import check_images, check_logits, eval_mode, frozen_parameters, logits_of, view_weights_of
 from .registry import lookup, register
 from .targets import Targets, all_class_targets, check_target_count, resolve_score_targets
 
@@ -383,7 +383,9 @@ class BaseCAM:
                                  f"forward with feature sizes {sorted(shapes)}; pick layers of the same resolution")
         weights = view_weights_of(output)
         session.view_weights = None if weights is None else weights.detach()
-        return logits_of(output)
+        logits = logits_of(output)
+        check_logits(logits)
+        return logits
 
     @staticmethod
     def _batch(inputs: Any) -> int:
@@ -408,6 +410,7 @@ class BaseCAM:
 
     def _run(self, inputs: Any, targets: Any, normalize: str | None, every_class: bool) -> CAMResult:
         normalize_maps(torch.zeros(1, 1, 1), normalize)  # a bad choice fails before any work
+        check_images(inputs, self.model)
         check_target_count(targets, self._batch(inputs))
         inputs = _ordinary(inputs)
         # Gradient-free methods build no graph: the forward runs without autograd, as a plain inference.
@@ -443,6 +446,7 @@ class BaseCAM:
         """The target layer's activations and every class's gradients, from one forward pass and one
         batched backward. Every gradient method turns the same capture into its maps
         (``from_capture``), so switching method needs no new pass through the network."""
+        check_images(inputs, self.model)
         inputs = _ordinary(inputs)
         with _Session(self.model, self.layers, self.layer_names) as session:
             logits = self._forward(session, inputs)

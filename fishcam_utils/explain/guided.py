@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.inspection import eval_mode, frozen_parameters, logits_of
+from ..models.inspection import check_images, check_logits, eval_mode, frozen_parameters, logits_of
 from .cam import CAMResult, GradCAM, LayerCapture, normalize_maps
 from .registry import register
 from .targets import check_target_count as _check_target_count
@@ -177,10 +177,8 @@ class GuidedBackprop:
         ``BaseCAM``'s; such an image's entry in ``targets`` is -1); anything else raises ``ValueError``.
         """
         multi = isinstance(inputs, (tuple, list))
+        check_images(inputs, self.model)
         images = inputs[0] if multi else inputs
-        if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim < 2:
-            what = f"{images.dtype} tensor {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"inputs must be a float tensor (N, 3, H, W) (or a tuple whose first item is); got {what}")
         n = images.shape[0]
         _check_target_count(targets, n)
 
@@ -194,6 +192,7 @@ class GuidedBackprop:
                     x = images.detach().clone().requires_grad_(True)
                     args = (x, *inputs[1:]) if multi else (x,)
                     logits = logits_of(self.model(*args))
+                    check_logits(logits)
                     chosen = _resolve_targets(targets, logits)
                     score = chosen.scores(logits).sum()
                     (grad,) = torch.autograd.grad(score, x, allow_unused=True)

@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ArgumentError
+
 
 def logits_of(output: Any) -> torch.Tensor:
     """The (N, K) logits of a model's output: the output itself, or the first item of a tuple
@@ -67,3 +69,40 @@ def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p in trainable:
             p.requires_grad_(True)
+
+
+def check_images(inputs: Any, model: nn.Module | None = None, name: str = "inputs") -> None:
+    """Raise an error naming ``name`` and the fix unless ``inputs`` is a batch the model can explain:
+    a float tensor (N, C, H, W) (or a tuple whose first item is one, (N, V, C, H, W) for the views
+    of multi-view fish) of finite values, with the channel count of ``model``'s first convolution
+    and on its device."""
+    images = inputs[0] if isinstance(inputs, (tuple, list)) and len(inputs) else inputs
+    if not isinstance(images, torch.Tensor):
+        raise ArgumentError(f"{name} must be a float image tensor (N, 3, H, W), got {type(images).__name__}; for one "
+                        f"image of a dataset use dataset[i][0][None], for several torch.stack([...])")
+    if not images.is_floating_point():
+        raise ArgumentError(f"{name} must hold floats (normalised images, as the course's datasets give them), got "
+                        f"{images.dtype}; turn a picture into one with eval_transform(size)(picture)")
+    if images.ndim < 4:
+        raise ArgumentError(f"{name} must be a batch (N, C, H, W), got shape {tuple(images.shape)}; for one image, "
+                         f"add the batch dimension: image[None]")
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None) if model is not None else None
+    if first is not None and images.shape[-3] != first.in_channels:
+        raise ArgumentError(f"{name} has {images.shape[-3]} channels (shape {tuple(images.shape)}) but the model's first "
+                         f"convolution takes {first.in_channels}; give images as (N, {first.in_channels}, H, W)"
+                         + (" (a grey picture: repeat it 3 times, image.expand(-1, 3, -1, -1))" if images.shape[-3] == 1 else ""))
+    if model is not None and images.device != model_device(model):
+        raise ArgumentError(f"{name} is on {images.device} but the model is on {model_device(model)}; move them to one "
+                         f"device: {name}.to({str(model_device(model))!r})")
+    broken = (~torch.isfinite(images.detach().flatten(1))).any(1)
+    if broken.any():
+        raise ArgumentError(f"{name}: image(s) {broken.nonzero().flatten().tolist()[:20]} hold NaN or inf values, "
+                         f"so any map of them would mean nothing; check the image files and the transform")
+
+
+def check_logits(logits: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming the images whose logits are NaN or inf (a model whose weights diverged)."""
+    broken = (~torch.isfinite(logits.detach())).any(1)
+    if broken.any():
+        raise ArgumentError(f"the model's outputs for image(s) {broken.nonzero().flatten().tolist()[:20]} are NaN or inf: "
+                         f"its weights are broken (a training that diverged?); load a good checkpoint")

@@ -11,7 +11,6 @@ its shuffling, augmentation and dropout from ``epoch_seed(seed, epoch)``, so a r
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,9 +24,9 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from ..data.introspection import DatasetFacts, dataset_facts, sample_image_size
+from ..data.introspection import DatasetFacts, data_record, dataset_facts, sample_image_size
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import TrainingDiverged, option, option_name
+from ..errors import ArgumentError, TrainingDiverged, option, option_name
 from ..files import atomic_write, describe, earlier_outputs, hold_folder, remove_abandoned, remove_all
 from ..models.factory import unwrap
 from ..models.standin import warn_if_other_size
@@ -251,16 +250,6 @@ def _dataset_info(dataset: Dataset, facts: DatasetFacts, num_classes: int,
     return classes, info
 
 
-def data_identity(facts: DatasetFacts, info: dict, classes: list[str]) -> dict:
-    """What makes the training data this data: its folder and how it was read, the classes, the
-    image size, and which samples (their number and a hash of their ids, or of their labels).
-    A resumed run must train on the same."""
-    keys = ("data_root", "layout", "scan", "view", "views", "image_size")
-    samples = facts.ids if facts.ids is not None else facts.targets
-    digest = hashlib.sha1("\n".join(map(str, samples)).encode()).hexdigest()[:16] if samples is not None else None
-    return {**{k: info.get(k) for k in keys}, "classes": list(classes), "samples": facts.length, "sample_hash": digest}
-
-
 def _open_tensorboard(run_dir: Path | None, enabled: bool):
     if not enabled:
         return None
@@ -384,19 +373,19 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
 def _check_arguments(model: Any, train_data: Any, val_data: Any) -> None:
     """``fit``'s model and datasets are what it can train with, or an error that says what to pass."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch nn.Module, got {_kind(model)}; build one with build_model(...) or "
+        raise ArgumentError(f"model must be a torch nn.Module, got {_kind(model)}; build one with build_model(...) or "
                         f"load one with load_checkpoint(path)")
     for name, data in (("train_data", train_data), ("val_data", val_data)):
         if data is None and name == "val_data":
             continue
         if isinstance(data, torch.Tensor):
-            raise TypeError(f"{name} must be a Dataset of (input, label) samples, got a tensor {tuple(data.shape)}; "
+            raise ArgumentError(f"{name} must be a Dataset of (input, label) samples, got a tensor {tuple(data.shape)}; "
                             f"wrap images and labels as TensorDataset(images, labels), or use make_datasets(...)")
         if isinstance(data, DataLoader):
-            raise TypeError(f"{name} must be a Dataset, got a DataLoader; pass its dataset ({name}=loader.dataset): "
+            raise ArgumentError(f"{name} must be a Dataset, got a DataLoader; pass its dataset ({name}=loader.dataset): "
                             f"fit makes its own loaders (batch_size=..., num_workers=...)")
         if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, (str, bytes, Path)):
-            raise TypeError(f"{name} must be a Dataset of (input, label) samples, got {_kind(data)}; for a folder, "
+            raise ArgumentError(f"{name} must be a Dataset of (input, label) samples, got {_kind(data)}; for a folder, "
                             f"use make_datasets(folder).train (and .val)")
 
 
@@ -425,7 +414,7 @@ def _start_or_resume(model: nn.Module, train_data: Dataset, val_data: Dataset | 
     facts = dataset_facts(train_data)
     num_classes = _num_classes(inner, facts)
     classes, info = _dataset_info(train_data, facts, num_classes, preprocessing)
-    identity = data_identity(facts, info, classes)
+    identity = data_record(train_data, facts, info["image_size"])  # a resumed run must train on the same
     warn_if_other_size(inner, info["image_size"])
     main = ddp.is_main_process()
     run = _Run(inner=inner, config=config, device=device, run_dir=run_dir, main=main,
