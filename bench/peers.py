@@ -4,7 +4,7 @@ with the command that installs it, not a traceback half-way through a run."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 
 # Import name → the distribution pip installs it from (all in the project's "bench" extra).
@@ -14,9 +14,17 @@ PEERS = {"pytorch_grad_cam": "grad-cam", "captum": "captum", "torchcam": "torchc
 def require(*modules: str) -> None:
     """Exit with status 2 and one line naming the missing peers and the pip command, unless every
     one of ``modules`` can be imported."""
-    missing = [PEERS.get(m, m) for m in modules if importlib.util.find_spec(m) is None]
+    missing = [PEERS.get(m, m) for m in modules if not _imports(m)]
     if missing:
         script = sys.argv[0] or "this bench"
         print(f"{script}: needs {', '.join(missing)} to compare against; install the bench peers with "
               f"pip install -e \".[bench]\" (from the course folder), then run it again", file=sys.stderr)
         raise SystemExit(2)
+
+
+def _imports(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

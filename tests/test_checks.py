@@ -81,7 +81,7 @@ def test_the_training_loop_checker(mistake, says, capsys):
 
 
 def grad_cam(model, layer, x, targets=None, weights="mean", relu_on="cam", score="logit", channels="sum",
-             keep_hook=False):
+             keep_hook=False, upsample="bilinear", scale="each", ignore_targets=False):
     store = {}
     handle = layer.register_forward_hook(lambda module, inputs, output: store.update(A=output))
     try:
@@ -89,7 +89,7 @@ def grad_cam(model, layer, x, targets=None, weights="mean", relu_on="cam", score
     finally:
         if not keep_hook:
             handle.remove()
-    targets = logits.argmax(1) if targets is None else torch.as_tensor(targets).view(-1)
+    targets = logits.argmax(1) if targets is None or ignore_targets else torch.as_tensor(targets).view(-1)
     scores = logits.softmax(1) if score == "probability" else logits
     (gradients,) = torch.autograd.grad(scores.gather(1, targets[:, None]).sum(), store["A"])
     alpha = {"mean": gradients.mean((2, 3), keepdim=True), "sum": gradients.sum((2, 3), keepdim=True),
@@ -99,12 +99,31 @@ def grad_cam(model, layer, x, targets=None, weights="mean", relu_on="cam", score
     cam = raw.relu() if relu_on == "cam" else raw
     if relu_on == "raw":
         raw = raw.relu()
-    up = F.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    low, high = up.amin((1, 2), keepdim=True), up.amax((1, 2), keepdim=True)
+    if scale == "before":  # scaled at the layer's resolution, then upsampled
+        low, high = cam.amin((1, 2), keepdim=True), cam.amax((1, 2), keepdim=True)
+        cam = (cam - low) / (high - low).clamp_min(1e-12)
+    if upsample == "none":
+        up = cam
+    elif upsample == "nearest":
+        up = F.interpolate(cam[:, None], size=x.shape[-2:], mode="nearest")[:, 0]
+    else:
+        up = F.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    if scale in ("none", "before"):
+        return raw, up
+    dims = (0, 1, 2) if scale == "batch" else (1, 2)
+    low, high = up.amin(dims, keepdim=True), up.amax(dims, keepdim=True)
     return raw, (up - low) / (high - low).clamp_min(1e-12)
 
 
 @pytest.mark.parametrize("mistake, says", [
+    # The checker's layer is coarser than its images, it has several images, and it asks for classes other
+    # than the predicted ones: so each of these slips changes the answer and is named.
+    ({"upsample": "none"}, "upsample cam"),
+    ({"upsample": "nearest"}, "mode='nearest'"),
+    ({"scale": "batch"}, "whole batch by one minimum"),
+    ({"scale": "before"}, "before upsampling"),
+    ({"scale": "none"}, "forgot the scaling"),
+    ({"ignore_targets": True}, "although targets was given"),
     ({"weights": "sum"}, "summed the gradient"),
     ({"weights": "none"}, "HiResCAM"),
     ({"score": "probability"}, "softmax probability"),

@@ -125,3 +125,21 @@ def test_cell_progress_counts_cells_and_keeps_the_clock_moving(capsys):
     assert "08_demo: cell 1 of 2" in text and "# train for a while" in text and "08_demo: 1 of 2 cells ran" in text
     assert text.count("08_demo: cell 1 of 2") >= 3  # redrawn while the cell ran
     assert "A heading" not in text and "cell 2 of 2" not in text
+
+
+@pytest.mark.parametrize("curve", [True, False])
+def test_course_kernels_talk_encrypted_or_over_local_sockets_so_ipykernel_does_not_warn(tmp_path, capfd, monkeypatch,
+                                                                                        curve):
+    import zmq
+
+    from fishcam_utils.course.runner import execute_notebook
+
+    if not curve:  # a libzmq without CurveZMQ: local IPC sockets instead
+        monkeypatch.setattr(zmq, "has", lambda capability: False if capability == "curve" else zmq.has(capability))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+    nbformat.write(nb, tmp_path / "tiny.ipynb")
+    run = execute_notebook(tmp_path / "tiny.ipynb", tmp_path / "out.ipynb", None, progress=False)
+    assert run.ok and nbformat.read(tmp_path / "out.ipynb", 4).cells[0].outputs[0]["text"] == "42\n"
+    out, err = capfd.readouterr()
+    assert "without encryption" not in out + err

@@ -11,16 +11,17 @@ from ..explain.cam import GradCAM, LayerCAM
 from .core import Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check
 
 
-TARGET = 3  # the layer the checks explain: the second ReLU of the tiny network
+TARGET = 3  # the layer the checks explain: the second ReLU of the tiny network, at half the input's resolution
 
 
 def _tiny_net() -> nn.Module:
     """A small CNN whose head is not GAP → linear, so its gradients vary over space (as in most
-    networks), seeded so every check sees the same weights. Returns it in eval mode."""
+    networks), seeded so every check sees the same weights. Its target layer is coarser than the
+    input (4 × 5 for 8 × 10 images), so a map that was never upsampled cannot pass. Returns it in eval mode."""
     with torch.random.fork_rng():
         torch.manual_seed(5)
-        net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
-                            nn.Conv2d(8, 4, 3, stride=2, padding=1), nn.Flatten(), nn.Linear(4 * 4 * 5, 5))
+        net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, stride=2, padding=1),
+                            nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 4 * 5, 5))
     return net.eval()
 
 
@@ -82,16 +83,41 @@ def grad_cam(student: Callable) -> Verdict:
             raise WrongAnswer("the model was left in training mode: explaining must not change the model")
         check_shape(raw, raw_want, "raw")
         diagnose(raw, raw_want, _raw_mistakes(), lambda: (net, x), "raw")
+        if isinstance(maps, torch.Tensor) and maps.shape == raw_want.shape:
+            raise WrongAnswer(f"maps are at the layer's resolution {tuple(raw_want.shape[-2:])}, not the image's "
+                              f"{tuple(x.shape[-2:])}: upsample cam with F.interpolate(cam[:, None], size=x.shape[-2:], "
+                              f"mode='bilinear', align_corners=False)[:, 0]")
         check_shape(maps, maps_want, "maps")
-        no_relu = _minmax(_up(raw_want, x))
-        diagnose(maps, maps_want, [Mistake("cam kept the negative values: cam is ReLU(raw), so that only evidence "
-                                           "*for* the class is shown", lambda: no_relu)], lambda: (), "maps")
-        targets = [1, 0, 4]
+        diagnose(maps, maps_want, _maps_mistakes(raw_want, x), lambda: (), "maps")
+        predicted = net(x).argmax(1)
+        targets = ((predicted + 1) % 5).tolist()  # never the predicted class: an ignored targets shows
         chosen = call(student, net, net[TARGET], x, targets)
-        diagnose(chosen[0], GradCAM(net, net[TARGET])(x, targets=targets, normalize=None).raw, [], lambda: (),
+        ignored = Mistake("you explained the predicted class although targets was given: explain targets[i] for "
+                          "image i, and the predicted class only when targets is None", lambda: raw_want)
+        diagnose(chosen[0], GradCAM(net, net[TARGET])(x, targets=targets, normalize=None).raw, [ignored], lambda: (),
                  "raw, for the classes in targets,")
 
     return run_check(task, student, reference_grad_cam, body, "correct: the same maps as the package's GradCAM")
+
+
+def _maps_mistakes(raw: torch.Tensor, x: torch.Tensor) -> list[Mistake]:
+    """The usual slips between the signed map and the display map, each made on the reference's raw map."""
+    cam = raw.relu()
+    batch_low, batch_high = _up(cam, x).amin(), _up(cam, x).amax()
+    nearest = nn.functional.interpolate(cam[:, None], size=x.shape[-2:], mode="nearest")[:, 0]
+    return [
+        Mistake("cam kept the negative values: cam is ReLU(raw), so that only evidence *for* the class is shown",
+                lambda: _minmax(_up(raw, x))),
+        Mistake("you scaled the whole batch by one minimum and maximum: each image's map is scaled to [0, 1] on its "
+                "own (amin and amax over dims (1, 2), keepdim=True)",
+                lambda: (_up(cam, x) - batch_low) / (batch_high - batch_low)),
+        Mistake("you upsampled with mode='nearest' (blocks): use mode='bilinear', align_corners=False",
+                lambda: _minmax(nearest)),
+        Mistake("you scaled to [0, 1] before upsampling: upsample first, then scale, so that each map spans [0, 1]",
+                lambda: _up(_minmax(cam), x)),
+        Mistake("you forgot the scaling to [0, 1]: subtract each map's minimum and divide by its range",
+                lambda: _up(cam, x)),
+    ]
 
 
 def _up(raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

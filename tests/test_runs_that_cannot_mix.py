@@ -1,0 +1,235 @@
+"""Runs that cannot mix and inputs that cannot pass for data: a folder being written has one writer,
+a run resumes only on its own data, a report is not replaced by another data's, and bad arguments
+(an empty validation set, NaN images, a tensor for a dataset, a float image size, a checkpoint
+without its fields) are refused by name."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import Subset
+
+from fishcam_utils import explain
+from fishcam_utils.cli import main
+from fishcam_utils.data import make_datasets
+from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset
+from fishcam_utils.errors import ArgumentError
+from fishcam_utils.explain import EigenCAM, GradCAM, GuidedBackprop, make_cam
+from fishcam_utils.files import FolderBusyError, hold_folder, lock_path
+from fishcam_utils.models import build_model
+from fishcam_utils.training import fit, load_checkpoint, save_checkpoint
+
+TINY_TRAIN = ["--model", "fishresnet", "--width", "4", "--image-size", "32", "--batch-size", "8", "--no-progress"]
+
+
+def run_cli(capsys, *args) -> tuple[int, str]:
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, err
+
+
+class Holder:
+    """Another process that holds ``folder`` (as ``hold_folder`` does) until stopped."""
+
+    def __init__(self, folder: Path, what: str) -> None:
+        code = textwrap.dedent(f"""
+            import sys, time
+            from fishcam_utils.files import hold_folder
+            with hold_folder({str(folder)!r}, {what!r}):
+                print("held", flush=True)
+                time.sleep(120)
+        """)
+        self.process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout.readline().strip() == "held"
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_synth, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run") / "run"
+    assert main(["train", "--data", str(tiny_synth), "--epochs", "1", "--run-dir", str(run), *TINY_TRAIN]) == 0
+    return run
+
+
+# ------------------------------------------------------------------ one writer per folder
+
+
+def test_a_second_training_run_into_a_folder_in_use_is_refused_by_name(tiny_synth, tmp_path, capsys):
+    run = tmp_path / "run"
+    holder = Holder(run, "fishcam train")
+    try:
+        code, err = run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, *TINY_TRAIN)
+        assert code == 2 and str(run) in err and f"process {holder.process.pid}" in err and "fishcam train" in err
+        assert not (run / "last.pt").exists()  # nothing of the second run was written
+        with pytest.raises(FolderBusyError, match="being written by process"):
+            fit(build_model("fishresnet", 9, width=4, weights=None, verbose=False),
+                make_datasets(tiny_synth, image_size=32, progress=False).train, run_dir=run, epochs=1, progress=False)
+    finally:
+        holder.kill()
+    # A killed holder leaves no lock behind: the folder is free at once.
+    code, _ = run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, "--no-eval", *TINY_TRAIN)
+    assert code == 0 and (run / "last.pt").is_file() and not lock_path(run).exists()
+
+
+def test_two_make_data_runs_into_one_folder_refuse_another_dataset_and_wait_for_the_same(tmp_path):
+    out = tmp_path / "data"
+    holder = Holder(out, "the synthetic dataset 0123456789ab")
+    try:
+        with pytest.raises(FolderBusyError, match="the synthetic dataset 0123456789ab"):
+            generate_dataset(out, SyntheticConfig(size=20, fish_per_class=3), progress=False, workers=1)
+    finally:
+        holder.kill()
+    code = textwrap.dedent(f"""
+        from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset
+        generate_dataset({str(out)!r}, SyntheticConfig(size=20, fish_per_class=6), progress=False, workers=1)
+        print("done", flush=True)
+    """)
+    first = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    # The same dataset asked for meanwhile: waited for, then found made (not drawn twice, not refused).
+    again = generate_dataset(out, SyntheticConfig(size=20, fish_per_class=6), progress=False, workers=1)
+    assert first.wait(timeout=120) == 0 and first.stdout.read().strip() == "done"
+    assert (again / "dataset.json").is_file() and not lock_path(out).exists()
+
+
+def test_a_process_may_hold_its_own_folder_again(tmp_path):
+    with hold_folder(tmp_path / "run", "outer"):
+        with hold_folder(tmp_path / "run", "inner"):
+            assert lock_path(tmp_path / "run").exists()
+    assert not lock_path(tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ a run resumes on its own data only
+
+
+def test_resume_with_other_data_is_refused(tiny_synth, synth_copy, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, "--no-eval", *TINY_TRAIN)[0] == 0
+    code, err = run_cli(capsys, "train", "--data", synth_copy, "--epochs", "1", "--run-dir", run, "--resume",
+                        "--no-eval", *TINY_TRAIN)
+    assert code == 2 and "other data" in err and f"--data {tiny_synth}" in err
+    code, err = run_cli(capsys, "train", "--data", tiny_synth, "--view", "back", "--epochs", "1", "--run-dir", run,
+                        "--resume", "--no-eval", *TINY_TRAIN)
+    assert code == 2 and "view: 'side' → 'back'" in err
+    # Its own data resumes (a finished run: nothing left to do).
+    assert run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, "--resume", "--no-eval",
+                   *TINY_TRAIN)[0] == 0
+
+
+def test_an_empty_validation_set_is_refused(tiny_synth):
+    splits = make_datasets(tiny_synth, image_size=32, progress=False)
+    with pytest.raises(ValueError, match="val_data is empty.*val_data=None"):
+        fit(build_model("fishresnet", 9, width=4, weights=None, verbose=False), splits.train, Subset(splits.val, []),
+            epochs=1, progress=False)
+
+
+# ------------------------------------------------------------------ a report says which data it measured
+
+
+def test_evaluate_on_other_data_does_not_replace_the_report_silently(tiny_run, tiny_synth, synth_copy, capsys):
+    report = tiny_run / "eval-test" / "metrics.json"
+    first = json.loads(report.read_text())
+    assert first["data"]["data_root"] == str(tiny_synth) and first["data"]["split"] == "test"
+    code, err = run_cli(capsys, "evaluate", "--checkpoint", tiny_run / "best.pt", "--data", synth_copy, "--no-progress")
+    assert code == 2 and "other data" in err and "--overwrite" in err
+    assert json.loads(report.read_text()) == first
+    assert run_cli(capsys, "evaluate", "--checkpoint", tiny_run / "best.pt", "--no-progress")[0] == 0  # the same data
+    assert run_cli(capsys, "evaluate", "--checkpoint", tiny_run / "best.pt", "--data", synth_copy, "--overwrite",
+                   "--no-progress")[0] == 0
+    assert json.loads(report.read_text())["data"]["data_root"] == str(synth_copy)
+
+
+# ------------------------------------------------------------------ inputs that cannot pass for images
+
+
+@pytest.fixture(scope="module")
+def model_and_images(tiny_run):
+    model, _ = load_checkpoint(tiny_run / "best.pt")
+    return model, torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("method", ["gradcam", "eigencam", "scorecam", "guided"])
+def test_nan_images_are_refused_by_index_not_explained(model_and_images, method):
+    model, x = model_and_images
+    x = x.clone()
+    x[1, 0, 3, 3] = float("nan")
+    explainer = GuidedBackprop(model) if method == "guided" else make_cam(method, model, "layer2")
+    # Before: Grad-CAM "explained" class 0 with a zero map, Eigen-CAM raised a bare LinAlgError.
+    with pytest.raises(ArgumentError, match=r"image\(s\) \[1\] hold NaN or inf"):
+        explainer(x)
+
+
+def test_broken_weights_are_refused_by_the_images_they_break(model_and_images):
+    model, x = model_and_images
+    broken = build_model("fishresnet", 9, width=4, weights=None, verbose=False).eval()
+    with torch.no_grad():
+        broken.fc.weight[0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"outputs for image\(s\) \[0, 1, 2\] are NaN or inf"):
+        GradCAM(broken, "layer2")(x)
+
+
+@pytest.mark.parametrize("bad, says", [
+    (lambda x: x[0], r"batch \(N, C, H, W\).*image\[None\]"),
+    (lambda x: x[:, :1], "1 channels.*takes 3.*repeat it 3 times"),
+    (lambda x: (x * 255).to(torch.uint8), "hold floats.*uint8"),
+    (lambda x: x.numpy(), "float image tensor.*ndarray"),
+])
+def test_images_of_the_wrong_rank_channels_or_type_are_refused_by_name(model_and_images, bad, says):
+    model, x = model_and_images
+    with pytest.raises(ArgumentError, match=says):
+        EigenCAM(model, "layer2")(bad(x))
+
+
+def test_fit_and_make_datasets_name_an_argument_of_the_wrong_type(tiny_synth):
+    model = build_model("fishresnet", 9, width=4, weights=None, verbose=False)
+    with pytest.raises(ArgumentError, match=r"train_data must be a Dataset.*tensor \(3, 3, 32, 32\).*TensorDataset"):
+        fit(model, torch.zeros(3, 3, 32, 32))
+    with pytest.raises(ArgumentError, match="model must be a torch nn.Module, got str"):
+        fit("checkpoints/run/best.pt", make_datasets(tiny_synth, image_size=32, progress=False).train)
+    with pytest.raises(ArgumentError, match="image_size must be a whole number of pixels.*got 33.5"):
+        make_datasets(tiny_synth, image_size=33.5, progress=False)
+
+
+# ------------------------------------------------------------------ what the README says exists, and checkpoints
+
+
+def test_the_readmes_export_cams_call_works_on_a_subset(tiny_run, tiny_synth, tmp_path):
+    model, checkpoint = load_checkpoint(tiny_run / "best.pt")
+    splits = make_datasets(tiny_synth, image_size=32, progress=False, classes=checkpoint["classes"])
+    summary = explain.export_cams(make_cam("gradcam", model, "layer2"), Subset(splits.test, [0, 3]), tmp_path / "cams",
+                                  progress=False)
+    assert summary["id"].tolist() == [splits.test.frame["relpath"].iat[i] for i in (0, 3)]
+    assert all((tmp_path / "cams" / path).is_file() for path in summary["overlay"])
+
+
+def test_a_checkpoint_without_its_fields_is_one_line_naming_them(tiny_run, tmp_path, capsys):
+    state = torch.load(tiny_run / "best.pt", weights_only=True)
+    del state["model_config"]
+    torch.save(state, tmp_path / "odd.pt")
+    with pytest.raises(ValueError, match="has no 'model_config'"):
+        load_checkpoint(tmp_path / "odd.pt")
+    code, err = run_cli(capsys, "evaluate", "--checkpoint", tmp_path / "odd.pt", "--no-progress")
+    assert code == 2 and "has no 'model_config'" in err and "internal error" not in err
+    code, err = run_cli(capsys, "evaluate", "--checkpoint", tiny_run, "--no-progress")
+    assert code == 2 and "is a folder" in err and "best.pt" in err
+
+
+def test_a_checkpoint_saved_by_save_checkpoint_still_reads(tmp_path):
+    model = build_model("fishresnet", 3, width=4, weights=None, verbose=False)
+    save_checkpoint(tmp_path / "m.pt", model, classes=["a", "b", "c"])
+    again, checkpoint = load_checkpoint(tmp_path / "m.pt")
+    assert checkpoint["classes"] == ["a", "b", "c"] and os.path.getsize(tmp_path / "m.pt") > 0
