@@ -152,6 +152,10 @@ def test_the_grad_cam_checker_sees_a_model_left_in_training_mode(capsys):
     (lambda a, g: (g.clamp(min=0).mean((2, 3), keepdim=True) * a).sum(1), "averaged the positive gradients"),
     (lambda a, g: (g.clamp(min=0) * a).mean(1), "averaged over the channels"),
     (lambda a, g: g.clamp(min=0) * a, "one map per channel"),
+    # The second image's activations are signed, so where the ReLU goes shows:
+    (lambda a, g: (g * a).relu().sum(1), "ReLU to the product"),
+    (lambda a, g: (g.relu() * a).sum(1).relu(), "before the final ReLU"),
+    (lambda a, g: (g * a.relu()).sum(1), "not on the activations"),
 ])
 def test_the_layercam_checker(layercam, says, capsys):
     assert verdict_of(checks.layercam, lambda a, g: (torch.relu(g) * a).sum(dim=1), capsys).passed
@@ -168,6 +172,9 @@ def test_the_layercam_checker(layercam, says, capsys):
     (lambda f, r: r.clamp(min=0) * f.clamp(min=0), "0/1 mask"),
     (lambda f, r: r * (r > 0) * (f >= 0), "f >= 0"),
     (lambda f, r: r.clone(), "unchanged"),
+    (lambda f, r: ((f > 0) & (r > 0)).float(), "the mask itself"),
+    (lambda f, r: (f > 0) & (r > 0), "the mask itself"),  # a True/False answer is no value
+    (lambda f, r: r * (f * r > 0), "both are negative"),
 ])
 def test_the_guided_rule_checker(rule, says, capsys):
     assert verdict_of(checks.guided_relu, lambda f, r: r * (f > 0).float() * (r > 0).float(), capsys).passed
@@ -204,6 +211,8 @@ def pointing_game(maps, masks, peak="max", plateau="all", flat_misses=True, unra
     ({"plateau": "any"}, "flat map"),
     ({"plateau": "first", "unravel": "swapped"}, "swapped"),
     ({"per_image": False}, "whole batch"),
+    ({"plateau": "any", "flat_misses": False}, "plateau"),
+    ({"flat_misses": False}, "covers the whole image"),
 ])
 def test_the_pointing_game_checker(mistake, says, capsys):
     assert verdict_of(checks.pointing_game, pointing_game, capsys).passed
@@ -211,13 +220,23 @@ def test_the_pointing_game_checker(mistake, says, capsys):
     assert verdict.done and not verdict.passed and says in verdict.message
 
 
-def energy(maps, masks, clip=True, divide="own", guard=True):
-    maps = maps.clamp(min=0) if clip else maps
-    inside = (maps * masks).sum((1, 2))
+def energy(maps, masks, clip=True, divide="own", guard=True, inside=True, answer="values"):
+    signed = maps
+    if clip == "abs":
+        maps = maps.abs()
+    elif clip is True:
+        maps = maps.clamp(min=0)
+    part = ((maps.clamp(min=0) if clip == "numerator" else maps) * (masks if inside else ~masks)).sum((1, 2))
     total = {"own": maps.sum((1, 2)), "batch": maps.sum(), "mask": masks.sum((1, 2)).float(),
              "none": torch.ones(len(maps))}[divide]
-    share = inside / total
-    return torch.nan_to_num(share, nan=0.0) if guard else share
+    share = part / total
+    if guard == "one":
+        share = torch.where(total > 0, share, torch.ones_like(share))
+    elif guard == "plain sum":
+        share = torch.where(signed.sum((1, 2)) > 0, share, torch.zeros_like(share))
+    elif guard:
+        share = torch.nan_to_num(share, nan=0.0)
+    return share > 0 if answer == "bool" else share
 
 
 @pytest.mark.parametrize("mistake, says", [
@@ -226,6 +245,12 @@ def energy(maps, masks, clip=True, divide="own", guard=True):
     ({"divide": "mask"}, "mean heat *inside*"),
     ({"divide": "batch"}, "that image's own total"),
     ({"guard": False}, "NaN"),
+    ({"clip": "numerator"}, "clip the map once"),
+    ({"clip": "abs"}, "not abs()"),
+    ({"guard": "one"}, "give it 0, not 1"),
+    ({"guard": "plain sum"}, "the *clipped* total"),
+    ({"inside": False}, "*outside* the mask"),
+    ({"answer": "bool"}, "differs"),  # a True/False answer is no share
 ])
 def test_the_energy_checker(mistake, says, capsys):
     assert verdict_of(checks.energy_share, energy, capsys).passed

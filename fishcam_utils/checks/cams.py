@@ -20,13 +20,16 @@ def _tiny_net() -> nn.Module:
     input (4 × 5 for 8 × 10 images), so a map that was never upsampled cannot pass. Returns it in eval mode."""
     with torch.random.fork_rng():
         torch.manual_seed(5)
+        # The ReLU after the last convolution makes the gradient at the target layer differ from image to
+        # image (after a purely linear rest it would be one per class), so a batch-wide alpha shows.
         net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, stride=2, padding=1),
-                            nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 4 * 5, 5))
+                            nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(4 * 4 * 5, 5, bias=False))
     return net.eval()
 
 
 def _images() -> torch.Tensor:
-    return torch.randn(3, 3, 8, 10, generator=torch.Generator().manual_seed(7))
+    return torch.randn(3, 3, 8, 10, generator=torch.Generator().manual_seed(8))
 
 
 def _capture(net: nn.Module, x: torch.Tensor, targets=None, probability: bool = False):
@@ -61,6 +64,8 @@ def _raw_mistakes() -> list[Mistake]:
                 with_capture(lambda a, g: (g.mean((2, 3), keepdim=True) * a).sum(1).relu())),
         Mistake("you averaged over the channels: the map is the *sum* over k of alpha_k A^k",
                 with_capture(lambda a, g: (g.mean((2, 3), keepdim=True) * a).mean(1))),
+        Mistake("you averaged the gradient over the whole batch too: each image has its own alpha, the mean over "
+                "dims (2, 3) only", with_capture(lambda a, g: (g.mean((0, 2, 3), keepdim=True) * a).sum(1))),
     ]
 
 
@@ -90,11 +95,17 @@ def grad_cam(student: Callable) -> Verdict:
         check_shape(maps, maps_want, "maps")
         diagnose(maps, maps_want, _maps_mistakes(raw_want, x), lambda: (), "maps")
         predicted = net(x).argmax(1)
-        targets = ((predicted + 1) % 5).tolist()  # never the predicted class: an ignored targets shows
+        # Never the predicted class, and another class for each image: an ignored targets, or targets[0]
+        # used for every image, shows.
+        targets = [(int(p) + 1 + i) % 5 for i, p in enumerate(predicted)]
         chosen = call(student, net, net[TARGET], x, targets)
-        ignored = Mistake("you explained the predicted class although targets was given: explain targets[i] for "
-                          "image i, and the predicted class only when targets is None", lambda: raw_want)
-        diagnose(chosen[0], GradCAM(net, net[TARGET])(x, targets=targets, normalize=None).raw, [ignored], lambda: (),
+        ignored = [
+            Mistake("you explained the predicted class although targets was given: explain targets[i] for image i, "
+                    "and the predicted class only when targets is None", lambda: raw_want),
+            Mistake("you explained targets[0] for every image: image i's class is targets[i]",
+                    lambda: GradCAM(net, net[TARGET])(x, targets=[targets[0]] * len(targets), normalize=None).raw),
+        ]
+        diagnose(chosen[0], GradCAM(net, net[TARGET])(x, targets=targets, normalize=None).raw, ignored, lambda: (),
                  "raw, for the classes in targets,")
 
     return run_check(task, student, reference_grad_cam, body, "correct: the same maps as the package's GradCAM")
@@ -115,6 +126,8 @@ def _maps_mistakes(raw: torch.Tensor, x: torch.Tensor) -> list[Mistake]:
                 lambda: _minmax(nearest)),
         Mistake("you scaled to [0, 1] before upsampling: upsample first, then scale, so that each map spans [0, 1]",
                 lambda: _up(_minmax(cam), x)),
+        Mistake("you divided by the maximum only: subtract each map's minimum first, then divide by its range",
+                lambda: _up(cam, x) / _up(cam, x).amax((1, 2), keepdim=True)),
         Mistake("you forgot the scaling to [0, 1]: subtract each map's minimum and divide by its range",
                 lambda: _up(cam, x)),
     ]
@@ -142,8 +155,9 @@ def layercam(student: Callable) -> Verdict:
 
     def case() -> tuple[torch.Tensor, torch.Tensor]:
         generator = torch.Generator().manual_seed(11)
-        activations = torch.randn(2, 5, 4, 6, generator=generator).relu()  # activations after a ReLU
-        return activations, torch.randn(2, 5, 4, 6, generator=generator)
+        activations = torch.randn(2, 5, 4, 6, generator=generator)
+        activations[0] = activations[0].relu()  # image 0 after a ReLU; image 1 signed (a layer before its ReLU),
+        return activations, torch.randn(2, 5, 4, 6, generator=generator)  # so where the ReLU goes matters
 
     mistakes = [
         Mistake("you kept the negative gradients too (that is HiResCAM): LayerCAM weights each position by "
@@ -154,6 +168,11 @@ def layercam(student: Callable) -> Verdict:
                 lambda a, g: (g.relu().mean((2, 3), keepdim=True) * a).sum(1)),
         Mistake("you averaged over the channels: LayerCAM *sums* the weighted channels",
                 lambda a, g: (g.relu() * a).mean(1)),
+        Mistake("you applied the ReLU to the product: LayerCAM clips only the gradient, ReLU(gradients) * activations",
+                lambda a, g: (g * a).relu().sum(1)),
+        Mistake("return the map before the final ReLU: the package applies it for display",
+                lambda a, g: (g.relu() * a).sum(1).relu()),
+        Mistake("the ReLU goes on the gradients, not on the activations", lambda a, g: (g * a.relu()).sum(1)),
     ]
 
     def body() -> None:

@@ -13,7 +13,8 @@ from .core import Mistake, Verdict, call, check_shape, diagnose, run_check
 def _case() -> tuple[torch.Tensor, torch.Tensor]:
     """Pre-activations f (zeros among them: a ReLU at exactly 0 is closed) and signals from above R."""
     f = torch.tensor([[-1.0, 2.0, 3.0, -0.5, 1.0, 0.0, 0.7], [0.2, -2.0, 0.0, 1.5, -0.1, 4.0, 0.3]])
-    signal = torch.tensor([[0.5, -1.0, 2.0, 3.0, -0.2, 1.0, 0.0], [-0.4, 0.6, 2.5, -1.5, 1.0, 0.9, -3.0]])
+    # Among them a unit closed in both ways (f < 0 and R < 0): f * R > 0 there, yet the rule drops it.
+    signal = torch.tensor([[0.5, -1.0, 2.0, 3.0, -0.2, 1.0, 0.0], [-0.4, -0.6, 2.5, -1.5, 1.0, 0.9, -3.0]])
     return f, signal
 
 
@@ -36,6 +37,10 @@ def guided_relu(student: Callable) -> Verdict:
         Mistake("a unit with f = 0 exactly is closed (ReLU's derivative there is taken as 0): use f > 0, not f >= 0",
                 lambda f, r: r.clamp(min=0) * (f >= 0)),
         Mistake("you returned the signal unchanged: apply both masks to it", lambda f, r: r),
+        Mistake("you returned the mask itself: multiply the mask (f > 0) * (R > 0) by R",
+                lambda f, r: ((f > 0) & (r > 0)).float()),
+        Mistake("f * R > 0 also keeps units where both are negative: test f > 0 and R > 0 separately",
+                lambda f, r: r * (f * r > 0)),
     ]
 
     def body() -> None:
