@@ -17,8 +17,14 @@ from .data.layouts import DatasetIndex
 
 
 def as_float_image(image: np.ndarray) -> np.ndarray:
-    """RGB uint8 or float image → float (H, W, 3) in [0, 1]."""
+    """RGB uint8 or float image → float (H, W, 3) in [0, 1]. A (3, H, W) tensor (the model's input)
+    is refused with the function that makes a picture of it."""
+    if hasattr(image, "detach"):
+        image = image.detach().cpu().numpy()
     image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        raise ValueError(f"a picture is (H, W, 3); this is (3, H, W) {image.shape}, a model's input: show it with "
+                         f"fishcam_utils.data.transforms.to_display(x), which also undoes the normalisation")
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 255.0
     return np.clip(image.astype(np.float32), 0.0, 1.0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,3 +234,146 @@ def test_a_checkpoint_saved_by_save_checkpoint_still_reads(tmp_path):
     save_checkpoint(tmp_path / "m.pt", model, classes=["a", "b", "c"])
     again, checkpoint = load_checkpoint(tmp_path / "m.pt")
     assert checkpoint["classes"] == ["a", "b", "c"] and os.path.getsize(tmp_path / "m.pt") > 0
+
+
+# ------------------------------------------------------------------ more inputs a new user meets, each named
+
+
+def test_data_arguments_of_the_wrong_kind_are_named(tiny_synth, tmp_path):
+    from fishcam_utils.data import FishImageDataset
+    from fishcam_utils.data.species import class_names
+
+    with pytest.raises(ArgumentError, match="augment must be a number >= 0"):
+        make_datasets(tiny_synth, image_size=32, augment=-1, progress=False)
+    with pytest.raises(ArgumentError, match="root must be the path of a dataset folder.*ConcatDataset"):
+        make_datasets([tiny_synth, tiny_synth], image_size=32, progress=False)
+    with pytest.raises(ArgumentError, match="index must be a DatasetIndex.*make_datasets"):
+        FishImageDataset(str(tiny_synth))
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        generate_dataset(tmp_path / "afile", SyntheticConfig(size=20, fish_per_class=3), progress=False, workers=1)
+    assert class_names("source") != class_names() and len(class_names("course")) == 9
+    with pytest.raises(ValueError, match="no species table 'kaggle'"):
+        class_names("kaggle")
+
+
+def test_a_one_class_folder_is_refused_by_make_datasets_and_check_data(tmp_path, capsys):
+    one = generate_dataset(tmp_path / "d", SyntheticConfig(size=20, fish_per_class=3), progress=False, workers=1)
+    for extra in (one / "train", one / "val", one / "test"):
+        for folder in sorted(extra.iterdir())[1:]:
+            shutil.rmtree(folder)
+    with pytest.raises(ValueError, match="one class only.*at least two"):
+        make_datasets(one, image_size=20, progress=False)
+    code, err = run_cli(capsys, "check-data", one, "--no-decode")
+    assert code == 2 and "one class only" in err
+
+
+@pytest.mark.parametrize("options, says", [
+    ({"epochs": "2"}, "epochs must be a whole number, got '2'"),
+    ({"lr": "fast"}, "lr must be a number, got 'fast'"),
+    ({"seed": None}, "seed must be a whole number, got None"),
+    ({"epochs": 2.5}, "epochs must be a whole number"),
+])
+def test_training_options_of_the_wrong_kind_are_named(tiny_synth, options, says):
+    model = build_model("fishresnet", 9, width=4, weights=None, verbose=False)
+    with pytest.raises(ValueError, match=says):
+        fit(model, make_datasets(tiny_synth, image_size=32, progress=False).train, progress=False, **options)
+
+
+def test_run_folder_mistakes_are_said_before_any_training(tiny_synth, tmp_path, capsys):
+    model = build_model("fishresnet", 9, width=4, weights=None, verbose=False)
+    train = make_datasets(tiny_synth, image_size=32, progress=False).train
+    with pytest.raises(ValueError, match="resume=True continues the run saved in a run folder: pass its run_dir"):
+        fit(model, train, resume=True, epochs=1, progress=False)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file, not a run folder"):
+        fit(model, train, run_dir=tmp_path / "afile", epochs=1, progress=False)
+    fit(model, train, run_dir=tmp_path / "new", resume=True, epochs=1, progress=False)
+    assert "nothing to resume in" in capsys.readouterr().out  # said with progress bars off too
+    with pytest.warns(UserWarning, match="only the head trains"):
+        fit(build_model("resnet18", 9, weights=None, verbose=False), train, freeze_epochs=1, epochs=1, progress=False)
+
+
+def test_checkpoint_paths_and_fields_of_the_wrong_kind_are_named(tiny_run, tmp_path):
+    from fishcam_utils.training import load_model_state, read_checkpoint
+
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read .*notes.txt as a checkpoint") as info:
+        load_checkpoint(tmp_path / "notes.txt")
+    assert "weights_only=False" not in str(info.value)  # never the advice to load unsafely
+    model = build_model("fishresnet", 9, width=4, weights=None, verbose=False)
+    with pytest.raises(ArgumentError, match="path must be the file name of a checkpoint"):
+        load_checkpoint(model)
+    with pytest.raises(ValueError, match="device .gpu. is not a device"):
+        load_checkpoint(tiny_run / "best.pt", device="gpu")  # before: a bare torch error
+    with pytest.raises(ArgumentError, match="path must be a file name.*takes the path first"):
+        save_checkpoint(model, tmp_path / "x.pt")
+    with pytest.raises(IsADirectoryError, match="is a folder: give the checkpoint a file name"):
+        save_checkpoint(tmp_path, model)
+    with pytest.raises(NotADirectoryError, match="notes.txt is a file"):
+        save_checkpoint(tmp_path / "notes.txt" / "x.pt", model)
+    state = read_checkpoint(tiny_run / "best.pt")
+    rebuilt = load_model_state(build_model("fishresnet", 9, width=4, weights=None, verbose=False), tiny_run / "best.pt")
+    assert all(torch.equal(a, b) for a, b in zip(rebuilt.state_dict().values(), state["model_state"].values()))
+
+
+def test_prediction_and_explanation_inputs_of_the_wrong_kind_are_named(tiny_run, tiny_synth, model_and_images):
+    from fishcam_utils.evaluation import predict
+    from fishcam_utils.explain.metrics import deletion_curve, energy_in_mask
+    from fishcam_utils.explain.overlay import overlay_heatmap
+    from fishcam_utils.training.engine import evaluate
+
+    model, x = model_and_images
+    splits = make_datasets(tiny_synth, image_size=32, progress=False)
+    with pytest.raises(ArgumentError, match="model must be a torch nn.Module, got str"):
+        predict(str(tiny_run / "best.pt"), splits.test)
+    with pytest.raises(ArgumentError, match=r"image\(s\) \[2\] hold NaN"):
+        nan = x.clone()
+        nan[2] = float("nan")
+        predict(model, torch.utils.data.TensorDataset(nan, torch.zeros(3, dtype=torch.long)), progress=False)
+    with pytest.raises(ArgumentError, match="float64 but the model's weights are torch.float32"):
+        GradCAM(model, "layer2")(x.double())
+    with pytest.raises(ArgumentError, match="empty batch"):
+        GradCAM(model, "layer2")(x[:0])
+    with pytest.raises(ArgumentError, match="model must be a torch nn.Module"):
+        GradCAM("checkpoints/run/best.pt", "layer2")
+    with pytest.raises(ValueError, match="not a name.*classes.index"):
+        GradCAM(model, "layer2")(x, targets="Zebra Darter")
+    with pytest.raises(TypeError, match="GradCAM takes no option batch_size; its options are progress"):
+        make_cam("gradcam", model, "layer2", batch_size=4)
+    with pytest.raises(ArgumentError, match="loader must be a DataLoader"):
+        evaluate(model, splits.test, torch.device("cpu"))
+    maps = torch.rand(3, 32, 32)
+    with pytest.raises(ValueError, match="masks must be True/False.*masks > 0"):
+        energy_in_mask(maps, (torch.rand(3, 32, 32) > 0.5).to(torch.uint8) * 255)
+    with pytest.raises(ValueError, match=r"maps \[1\] hold NaN"):
+        energy_in_mask(torch.stack([maps[0], torch.full((32, 32), float("nan")), maps[2]]), torch.ones(3, 32, 32, dtype=torch.bool))
+    with pytest.raises(ValueError, match="targets must be classes of the model, 0 to 8; got"):
+        deletion_curve(model, x, maps, 99, steps=2)
+    with pytest.raises(ValueError, match=r"\(3, H, W\).*to_display"):
+        overlay_heatmap(x[0], maps[0])
+
+
+def test_export_and_explorer_arguments_are_checked_before_any_work(tiny_run, tiny_synth, model_and_images, tmp_path):
+    from fishcam_utils.widgets import CamExplorer
+
+    model, _ = model_and_images
+    test = make_datasets(tiny_synth, image_size=32, progress=False).test
+    cam = make_cam("gradcam", model, "layer2")
+    with pytest.raises(ArgumentError, match="cam must be an explainer, e.g. make_cam"):
+        explain.export_cams("gradcam", test, tmp_path / "a")
+    with pytest.raises(ArgumentError, match="dataset must be a Dataset"):
+        explain.export_cams(cam, torch.zeros(2, 3, 32, 32), tmp_path / "a")
+    with pytest.raises(ArgumentError, match="limit must be a whole number >= 1"):
+        explain.export_cams(cam, test, tmp_path / "a", limit=-1)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file, not a folder for the maps"):
+        explain.export_cams(cam, test, tmp_path / "afile")
+    for options, says in (({"start": 999}, "start must be the position of an image"), ({"alpha": 2}, "alpha"),
+                          ({"size": -10}, "size")):
+        with pytest.raises(ValueError, match=says):
+            CamExplorer(model, test, **options)
+    with pytest.raises(ValueError, match="classes names 2 classes but the model predicts 9"):
+        CamExplorer(model, test, classes=["a", "b"])
+    with pytest.raises(ArgumentError, match="model must be a torch nn.Module"):
+        CamExplorer("best.pt", test)

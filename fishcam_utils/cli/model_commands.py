@@ -18,6 +18,10 @@ def checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, ma
     from ..errors import DataError
     from ..settings import MISSING_VIEWS, UNKNOWN_FILES, check_image_size
 
+    missing = [k for k in ("classes", "preprocessing") if not checkpoint.get(k)]
+    if missing:
+        raise ValueError(f"{args.checkpoint} does not record its {' and '.join(missing)}, so its data cannot be read "
+                         f"the way it was trained: use a best.pt or last.pt written by fishcam train or fit()")
     prep = checkpoint["preprocessing"]
     root = args.data or prep.get("data_root")
     if root is None:
@@ -180,6 +184,8 @@ def evaluate_cam_command(args: argparse.Namespace) -> int:
     from ..models import cam_layers
     from ..training import load_checkpoint, pick_device
 
+    if Path(args.out).is_dir():  # said before the table's minutes of work, not after
+        raise ValueError(f"--out {args.out} is a folder: give the table a file name, e.g. {Path(args.out) / 'cam_table.csv'}")
     model, checkpoint = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     if checkpoint["preprocessing"].get("views"):
         raise ValueError("evaluate-cam judges single-view models; this checkpoint is a multi-view model")

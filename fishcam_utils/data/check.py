@@ -81,6 +81,9 @@ def check_dataset(
     index, walk = survey(root, layout, classes=classes, views=views, missing_views=missing_views,
                          unknown_files=unknown_files)
     report = DataReport(root=walk.root, index=index, problems=list(walk.problems.messages))
+    if index is not None and len(index.classes) < 2:  # make_datasets and fishcam train refuse it too
+        report.problems.append(f"one class only ({', '.join(index.classes)}): a classifier needs at least two; add a "
+                               "folder per class, or check the folder above this one")
     if decode:
         files = files_under(walk.root, Walk(walk.root))  # every image file, wherever it lies
         images = set(index.frame["path"]) if index is not None else {str(p) for p in files}

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import ArgumentError
 from ..settings import USE_CACHE, check_image_size
 from .cache import DecodedCache
 from .images import read_image, read_mask
@@ -63,6 +64,9 @@ class _ImageFiles(Dataset):
         cache_dir: str | os.PathLike | None = None,
         progress: bool = True,
     ) -> None:
+        if not isinstance(index, DatasetIndex):
+            raise ArgumentError(f"index must be a DatasetIndex (index = scan_dataset(root), then index.subset(split=..., "
+                                f"view=...)), got {type(index).__name__}; for a folder, make_datasets(root) does it all")
         self.index = index
         self.frame = index.frame.reset_index(drop=True)
         self.classes = list(index.classes)

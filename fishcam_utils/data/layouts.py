@@ -19,6 +19,7 @@ file or folder and the fix.
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from collections import defaultdict
@@ -30,7 +31,7 @@ from typing import Literal
 
 import pandas as pd
 
-from ..errors import DataError, DataWarning, listing, option
+from ..errors import ArgumentError, DataError, DataWarning, listing, option
 from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from .folders import (
     DATASET_FILES,
@@ -175,6 +176,9 @@ def _detect_filename(root: Path, views: Sequence[str]) -> bool:
 
 
 def _check_root(root: str | Path) -> Path:
+    if not isinstance(root, (str, os.PathLike)):
+        raise ArgumentError(f"root must be the path of a dataset folder (a str or Path), got {type(root).__name__}; "
+                            "for several folders, read each and join them (torch.utils.data.ConcatDataset)")
     root = Path(root).expanduser()
     if not root.exists():
         raise DataError(f"dataset folder {root} does not exist; check the path (it is relative to {Path.cwd()}).")

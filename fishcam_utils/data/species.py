@@ -85,7 +85,12 @@ def species_table(name: str) -> tuple[Species, ...]:
 
 
 def class_names(species: tuple[Species, ...] = SPECIES) -> list[str]:
-    """The species names in label order (label i is ``class_names()[i]``)."""
+    """The species names in label order (label i is ``class_names()[i]``); ``species`` is a table of
+    ``Species`` (default: the course's), or the name of one of ``SPECIES_TABLES``."""
+    if isinstance(species, str):
+        if species not in SPECIES_TABLES:
+            raise ValueError(f"no species table {species!r}; the tables are {', '.join(SPECIES_TABLES)}")
+        species = SPECIES_TABLES[species]
     return [s.name for s in species]
 
 

@@ -298,6 +298,8 @@ def generate_dataset(
     """
     config = config or DEFAULT_CONFIG
     out_dir = Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir} is a file, not a folder: choose a new or empty folder for the dataset")
     if _is_up_to_date(out_dir, config):
         return out_dir
     # One writer at a time: another process making this very dataset is waited for (then it is there);

@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ..errors import DataError
+from ..errors import ArgumentError, DataError
 from ..settings import MISSING_VIEWS, UNKNOWN_FILES, USE_CACHE, check_image_size
 from .datasets import FishImageDataset, MultiViewDataset
 from .layouts import DatasetIndex, scan_dataset
@@ -68,8 +68,13 @@ def make_datasets(
     give a val split carved from train (said in ``index.notes``).
     """
     image_size = check_image_size(image_size)
+    if isinstance(augment, bool) or not isinstance(augment, (int, float)) or augment < 0:
+        raise ArgumentError(f"augment must be a number >= 0 (the augmentation's strength; 0 turns it off), got {augment!r}")
     index = scan_dataset(root, layout, classes=list(classes) if classes is not None else None,
                          missing_views=missing_views, unknown_files=unknown_files, views=views)
+    if len(index.classes) < 2:
+        raise DataError(f"{index.root} holds one class only ({', '.join(index.classes)}): a classifier needs at least "
+                        "two. Add a folder per class, or point at the folder above this one.")
     if not index.splits:
         index = make_splits(index, seed=split_seed)
     elif set(index.splits) == {"train", "test"}:

@@ -17,8 +17,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSample
 from tqdm.auto import tqdm
 
 from ..data.introspection import dataset_facts
-from ..models.inspection import eval_mode, logits_of, model_device, view_weights_of
-from ..training.devices import move_to
+from ..models.inspection import check_finite, check_model, eval_mode, logits_of, model_device, view_weights_of
+from ..training.devices import move_to, pick_device
 
 
 @dataclass
@@ -186,8 +186,9 @@ def predict(
     of ``data`` (``str(i)`` if it has none), ids when the dataset has them and the loader
     reads it in order, and the view weights of a multi-view model (its output's second item).
     """
+    check_model(model)
     loader = _as_loader(data, batch_size, num_workers)
-    device = model_device(model) if device is None else torch.device(device)
+    device = model_device(model) if device is None else pick_device(device)
     logits, targets, weights = _run(model, loader, device, progress)
     classes = dataset_classes(loader.dataset)
     probs = torch.softmax(logits, dim=1).numpy() if len(logits) else np.zeros((0, len(classes or [])), np.float32)
@@ -229,9 +230,12 @@ def _run(model: nn.Module, loader: DataLoader, device: torch.device,
     all_targets: list[torch.Tensor] = []
     all_weights: list[torch.Tensor] = []
     with eval_mode(model), torch.inference_mode():
+        seen = 0
         for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
             x, y = _split_batch(batch)
             x = move_to(x, device)
+            check_finite(x, "data", first=seen)
+            seen += len(y)
             output = model(*x) if isinstance(x, (tuple, list)) else model(x)
             all_logits.append(logits_of(output).detach().float().cpu())
             weights = view_weights_of(output)

@@ -83,6 +83,8 @@ def check_report_folder(run_dir: str | os.PathLike, dataset=None, *, data: dict 
                         overwrite: bool = False) -> dict | None:
     """Before the work: the record of the data to be reported (``data``, else ``data_record(dataset)``),
     after checking that ``run_dir`` holds no report of other data (unless ``overwrite``)."""
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise FileExistsError(f"{run_dir} is a file, not a folder for the report: choose another folder")
     if data is None and dataset is not None:
         data = data_record(dataset)
     if not overwrite:

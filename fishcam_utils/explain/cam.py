@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import inspect
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..models.inspection import check_images, check_logits, eval_mode, frozen_parameters, logits_of, view_weights_of
+from ..models.inspection import check_images, check_logits, check_model, eval_mode, frozen_parameters, logits_of, view_weights_of
 from .registry import lookup, register
 from .targets import Targets, all_class_targets, check_target_count, resolve_score_targets
 
@@ -296,7 +297,7 @@ class BaseCAM:
 
     def __init__(self, model: nn.Module, layer: str | nn.Module | Sequence[str | nn.Module],
                  progress: bool | None = None) -> None:
-        self.model = model
+        self.model = check_model(model)
         layer = _branch_layers(model, layer)
         several = isinstance(layer, (list, tuple))
         resolved = [resolve_layer(model, t) for t in (layer if several else [layer])]
@@ -786,4 +787,10 @@ def make_cam(method: str, model: nn.Module, layer: str | nn.Module, **options: A
     """An explainer by method name or label (any spelling ``registry.canonical`` forgives): one of
     ``registry.method_names()`` ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam",
     "eigengradcam", "scorecam", "ablationcam", "eigencam", "cam", "guided-gradcam")."""
-    return lookup(method).cls(model, layer, **options)
+    entry = lookup(method)
+    accepted = [name for name in inspect.signature(entry.cls.__init__).parameters if name not in ("self", "model", "layer")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(entry.cls.__init__).parameters.values()):
+        raise TypeError(f"{entry.cls.__name__} takes no option {', '.join(unknown)}; its options are "
+                        f"{', '.join(accepted) or 'none'}")
+    return entry.cls(model, layer, **options)

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..data.introspection import dataset_facts, sample_source
 from ..data.transforms import to_display
+from ..errors import ArgumentError
 from ..files import atomic_write, describe, earlier_outputs, remove_all
 from ..errors import option, option_name
 from ..models.inspection import model_device
@@ -33,6 +34,8 @@ def earlier_exports(out: str | os.PathLike, overwrite: bool = False) -> list[Pat
     """Maps of an earlier export in ``out``, which would mix with new ones: a ``FileExistsError``
     unless ``overwrite`` (then they are returned, to remove once the new maps can be made)."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder for the maps: choose another {option_name('out')}")
     old = earlier_outputs(out, EXPORT_OUTPUTS)
     if old and not overwrite:
         raise FileExistsError(f"{out} already holds maps of an earlier run ({describe(old)}), which would mix with the "
@@ -49,7 +52,22 @@ def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = Non
     ``explained``, ``method``, ``layer``, ``overlay`` path relative to ``out``)."""
     if explain not in EXPLAIN_CHOICES:
         raise ValueError(f"explain must be one of {EXPLAIN_CHOICES}, got {explain!r}")
+    if isinstance(cam, str) or not callable(cam) or not hasattr(cam, "layer_name"):
+        raise ArgumentError(f"cam must be an explainer, e.g. make_cam({cam!r}, model, layer), got "
+                            f"{type(cam).__name__}" if isinstance(cam, str) else
+                            f"cam must be an explainer such as make_cam('gradcam', model, layer), got {type(cam).__name__}")
+    if isinstance(dataset, torch.Tensor) or not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+        raise ArgumentError(f"dataset must be a Dataset of (image, label) samples, got {type(dataset).__name__}; "
+                            f"e.g. splits.test (for bare tensors, TensorDataset(images, labels))")
+    if len(dataset) == 0:
+        raise ValueError("dataset is empty: there is nothing to explain")
+    for name, value in (("batch_size", batch_size), ("limit", limit)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ArgumentError(f"{name} must be a whole number >= 1" + (" (or None for all)" if name == "limit" else "")
+                                + f", got {value!r}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder for the maps: choose another {option_name('out')}")
     earlier = earlier_exports(out, overwrite)
     if earlier:
         names = describe(earlier)

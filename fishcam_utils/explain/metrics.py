@@ -35,6 +35,15 @@ def _check_maps(maps: torch.Tensor, masks: torch.Tensor | None = None) -> torch.
     if masks is not None and tuple(torch.as_tensor(masks).shape) != tuple(maps.shape):
         raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(torch.as_tensor(masks).shape)} must have the "
                          f"same shape; make the CAMs at the image size (they are, by default)")
+    if masks is not None:
+        masks = torch.as_tensor(masks)
+        if masks.dtype != torch.bool and not ((masks == 0) | (masks == 1)).all():
+            raise ValueError(f"masks must be True/False (or 0/1), got values up to {masks.max().item():g}; a mask "
+                             f"read as 0/255 pixels becomes one with masks > 0")
+    broken = ~torch.isfinite(maps.detach().float().flatten(1)).all(1)
+    if broken.any():
+        raise ValueError(f"maps {broken.nonzero().flatten().tolist()[:20]} hold NaN or inf values, so no score of "
+                         f"them would mean anything; check how they were made (a NaN image?)")
     return maps.detach().float()
 
 
@@ -135,6 +144,11 @@ class Curve:
     auc: torch.Tensor
 
 
+def _check_classes(targets: torch.Tensor, classes: int) -> None:
+    if ((targets < 0) | (targets >= classes)).any():
+        raise ValueError(f"targets must be classes of the model, 0 to {classes - 1}; got {targets.tolist()[:20]}")
+
+
 def _curve(kind: str, model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets, steps: int,
            baseline: str | torch.Tensor, batch_size: int | None) -> Curve:
     if images.ndim != 4 or maps.ndim != 3 or images.shape[0] != maps.shape[0] or images.shape[-2:] != maps.shape[-2:]:
@@ -143,6 +157,7 @@ def _curve(kind: str, model: nn.Module, images: torch.Tensor, maps: torch.Tensor
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     n, _, h, w = images.shape
+    _check_maps(maps)
     targets = torch.as_tensor(targets, device=images.device).long().reshape(-1).expand(n)
     maps = maps.detach().float().to(images.device)
     # Rank of every pixel in the map's order (0 = hottest); ties are broken by position, so the
@@ -162,6 +177,8 @@ def _curve(kind: str, model: nn.Module, images: torch.Tensor, maps: torch.Tensor
             x = torch.where(changed, base, images) if kind == "deletion" else torch.where(changed, images, base)
             for start in range(0, n, size):
                 logits = logits_of(model(x[start:start + size])).float()
+                if s == 0 and start == 0:
+                    _check_classes(targets, logits.shape[1])
                 probs[start:start + size, s] = logits.softmax(1).gather(1, targets[start:start + size, None])[:, 0].cpu()
     auc = torch.trapezoid(probs, fractions, dim=1)
     return Curve(kind, fractions, probs, auc)

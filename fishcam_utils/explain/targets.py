@@ -25,6 +25,9 @@ def check_target_count(targets: Any, n: int) -> None:
         return  # a single value: checked against the class count after the forward pass
     if isinstance(targets, torch.Tensor) and targets.ndim == 0:
         return
+    if isinstance(targets, str):
+        raise ValueError(f"targets are class indices (ints) or score functions, not a name; for the class "
+                         f"{targets!r} pass its index, e.g. classes.index({targets!r})")
     try:
         count = targets.numel() if isinstance(targets, torch.Tensor) else len(targets)
     except TypeError:

@@ -86,18 +86,34 @@ def check_images(inputs: Any, model: nn.Module | None = None, name: str = "input
     if images.ndim < 4:
         raise ArgumentError(f"{name} must be a batch (N, C, H, W), got shape {tuple(images.shape)}; for one image, "
                          f"add the batch dimension: image[None]")
+    if images.shape[0] == 0:
+        raise ArgumentError(f"{name} is an empty batch (shape {tuple(images.shape)}): pass at least one image")
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None) if model is not None else None
     if first is not None and images.shape[-3] != first.in_channels:
         raise ArgumentError(f"{name} has {images.shape[-3]} channels (shape {tuple(images.shape)}) but the model's first "
                          f"convolution takes {first.in_channels}; give images as (N, {first.in_channels}, H, W)"
                          + (" (a grey picture: repeat it 3 times, image.expand(-1, 3, -1, -1))" if images.shape[-3] == 1 else ""))
+    weights = next((p for p in model.parameters() if p.is_floating_point()), None) if model is not None else None
+    if weights is not None and images.dtype != weights.dtype:
+        raise ArgumentError(f"{name} holds {images.dtype} but the model's weights are {weights.dtype}; convert the "
+                            f"images: {name}.to({str(weights.dtype).replace('torch.', 'torch.')})")
     if model is not None and images.device != model_device(model):
         raise ArgumentError(f"{name} is on {images.device} but the model is on {model_device(model)}; move them to one "
                          f"device: {name}.to({str(model_device(model))!r})")
-    broken = (~torch.isfinite(images.detach().flatten(1))).any(1)
+    check_finite(images, name)
+
+
+def check_finite(inputs: Any, name: str = "inputs", first: int = 0) -> None:
+    """``ArgumentError`` naming the samples (numbered from ``first``) of a batch tensor (or of the first
+    tensor of a tuple) that hold NaN or inf values: nothing computed from them would mean anything."""
+    images = inputs[0] if isinstance(inputs, (tuple, list)) and len(inputs) else inputs
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim == 0:
+        return
+    broken = (~torch.isfinite(images.detach().reshape(len(images), -1))).any(1)
     if broken.any():
-        raise ArgumentError(f"{name}: image(s) {broken.nonzero().flatten().tolist()[:20]} hold NaN or inf values, "
-                         f"so any map of them would mean nothing; check the image files and the transform")
+        where = [int(i) + first for i in broken.nonzero().flatten().tolist()[:20]]
+        raise ArgumentError(f"{name}: image(s) {where} hold NaN or inf values, so nothing computed from them "
+                            f"would mean anything; check the image files and the transform")
 
 
 def check_logits(logits: torch.Tensor) -> None:
@@ -106,3 +122,13 @@ def check_logits(logits: torch.Tensor) -> None:
     if broken.any():
         raise ArgumentError(f"the model's outputs for image(s) {broken.nonzero().flatten().tolist()[:20]} are NaN or inf: "
                          f"its weights are broken (a training that diverged?); load a good checkpoint")
+
+
+def check_model(model: Any, name: str = "model") -> nn.Module:
+    """``model`` itself if it is a torch module; else an ``ArgumentError`` naming ``name`` and how to get one."""
+    if not isinstance(model, nn.Module):
+        what = f"{type(model).__name__} {str(model)[:60]!r}" if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") \
+            else type(model).__name__
+        raise ArgumentError(f"{name} must be a torch nn.Module, got {what}; build one with build_model(...), or load "
+                            f"a trained one with model, checkpoint = load_checkpoint(path)")
+    return model

@@ -17,7 +17,10 @@ from torch import nn
 
 from .. import __version__
 from ..files import atomic_write
+from ..errors import ArgumentError
 from ..models.factory import rebuild_model, unwrap
+from ..models.inspection import check_model
+from .devices import pick_device
 
 FORMAT = "fishcam-checkpoint"
 VERSION = 1
@@ -41,7 +44,18 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **fields: Any) ->
     """Write ``model`` (unwrapped, on CPU) and ``fields`` to ``path`` atomically: a temporary file
     in the same folder, flushed to disk, then renamed over ``path``. An interrupted save leaves
     the previous checkpoint intact; a full disk raises an ``OSError`` naming the file. Returns the path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentError(f"path must be a file name (a str or Path), got {type(path).__name__}: "
+                            f"save_checkpoint(path, model, ...) takes the path first")
+    check_model(model)
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: give the checkpoint a file name in it, e.g. {path / 'best.pt'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{parent} is a file, so {path} cannot be written below it: choose another path")
+            break
     path.parent.mkdir(parents=True, exist_ok=True)
     inner = unwrap(model)
     checkpoint = {
@@ -64,6 +78,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **fields: Any) ->
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The checkpoint dict at ``path``, read with ``weights_only=True``; a clear error if the file
     is missing, truncated or not a FishCAM checkpoint."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentError(f"path must be the file name of a checkpoint (a str or Path), got {type(path).__name__}; "
+                            f"e.g. load_checkpoint('checkpoints/fishresnet-side/best.pt')")
     path = Path(path).expanduser()
     if path.is_dir():
         inside = [p.name for p in sorted(path.glob("*.pt"))]
@@ -74,8 +91,12 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
-        raise ValueError(f"cannot read checkpoint {path}: {error}. The file may be truncated or not a checkpoint; "
-                         f"use the run's other checkpoint (best.pt / last.pt) or train again.") from error
+        # Not torch's advice to pass weights_only=False: a file that needs it is not one of ours, and unsafe.
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        detail = "" if "weights_only" in first or "Weights only" in first else f" ({first[:200]})"
+        raise ValueError(f"cannot read {path} as a checkpoint{detail}: the file is truncated, or not a checkpoint "
+                         f"written by fit or fishcam train; use the run's other checkpoint (best.pt / last.pt) or "
+                         f"train again.") from error
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{path} is not a FishCAM checkpoint (no 'format': {FORMAT!r}); for a plain state dict, "
                          f"use build_model(..., weights=path)")
@@ -108,8 +129,16 @@ def check_compatible(model: nn.Module, checkpoint: dict[str, Any], source: str =
                          f"which rebuilds the saved architecture, or train a new run for this model.")
 
 
-def load_model_state(model: nn.Module, checkpoint: dict[str, Any], source: str = "the checkpoint") -> nn.Module:
-    """Copy the checkpoint's weights into ``model`` after checking it has the same architecture."""
+def load_model_state(model: nn.Module, checkpoint: dict[str, Any] | str | os.PathLike,
+                     source: str = "the checkpoint") -> nn.Module:
+    """Copy the checkpoint's weights (a checkpoint dict, or the path of one) into ``model`` after
+    checking it has the same architecture."""
+    check_model(model)
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint, source = read_checkpoint(checkpoint), str(checkpoint)
+    if not isinstance(checkpoint, dict):
+        raise ArgumentError(f"checkpoint must be a checkpoint dict (read_checkpoint(path)) or its path, got "
+                            f"{type(checkpoint).__name__}")
     check_compatible(model, checkpoint, source)
     try:
         unwrap(model).load_state_dict(strip_module_prefix(checkpoint["model_state"]))
@@ -125,10 +154,15 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     """Rebuild the model saved at ``path`` and load its weights: returns ``(model, checkpoint)``,
     the model in eval mode on ``device``. ``checkpoint["classes"]``, ``["preprocessing"]`` and
     ``["history"]`` say what it was trained on and how."""
+    device = pick_device(device)  # "gpu", or CUDA on a machine without one, said before the file is read
     checkpoint = read_checkpoint(path)
     if checkpoint["model_config"] is None:
         raise ValueError(f"{path} holds a model not built by build_model, so it cannot be rebuilt by name; create the "
                          f"model yourself and call load_model_state(model, read_checkpoint(path))")
-    model = rebuild_model(checkpoint["model_config"])
+    try:
+        model = rebuild_model(checkpoint["model_config"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} records a model this version cannot build ({error}); upgrade fishcam_utils, or "
+                         f"train again") from None
     load_model_state(model, checkpoint, str(path))
     return model.to(device).eval(), checkpoint

@@ -8,6 +8,7 @@ reads this module without waiting for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+import numbers
 from typing import Any
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -72,6 +73,9 @@ def out_of_range(spec, value: Any) -> str | None:
     meta = spec.metadata
     if value is None and spec.default is None:
         return None
+    kind = _wrong_kind(spec, value)
+    if kind:
+        return kind
     if meta.get("choices") is not None:
         if meta.get("or_numbers") and not isinstance(value, str):
             return None  # a list, array or tensor of numbers: class_weights_for reads it
@@ -81,6 +85,24 @@ def out_of_range(spec, value: Any) -> str | None:
               (meta.get("below"), lambda v, b: v < b, "< {}")]
     wanted = [text.format(bound) for bound, ok, text in bounds if bound is not None and not ok(value, bound)]
     return " and ".join(wanted) or None
+
+
+def _wrong_kind(spec, value: Any) -> str | None:
+    """What ``value`` should be when it is not even of the field's kind (a string for a number, say)."""
+    meta, default = spec.metadata, spec.default
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "True or False"
+    if meta.get("choices") is not None:
+        return None
+    numeric = isinstance(default, (int, float)) or any(meta.get(k) is not None for k in ("low", "above", "below"))
+    if not numeric:
+        return None
+    whole = str(spec.type).split(" |")[0] == "int"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return "a whole number" if whole else "a number"
+    if whole and not isinstance(value, numbers.Integral):
+        return "a whole number"
+    return None
 
 
 def make_config(config: TrainConfig | None = None, **options: Any) -> TrainConfig:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -189,6 +190,9 @@ def _divergence(loss: torch.Tensor, inputs: Any, logits: torch.Tensor, config: T
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` on ``loader``, summed over all processes.
     Plain cross-entropy, whatever the training loss, so that runs compare."""
+    if not isinstance(loader, DataLoader):
+        raise ArgumentError(f"loader must be a DataLoader, got {type(loader).__name__}; wrap a dataset as "
+                            f"DataLoader(dataset, batch_size=64), or use evaluation.predict(model, dataset)")
     total_loss, correct, seen = 0.0, 0.0, 0.0
     with eval_mode(model):
         for batch in loader:
@@ -323,6 +327,9 @@ def fit(
     mode, with the best epoch's weights when ``restore_best`` and there is validation data.
     """
     _check_arguments(model, train_data, val_data)
+    if resume and run_dir is None:
+        raise ValueError(f"{option('resume')} continues the run saved in a run folder: pass its "
+                         f"{option_name('run_dir')} too")
     config = make_config(config, **options)
     _check_data(config, train_data, val_data)
     device = pick_device(config.device)  # an unavailable device is said before any global state changes
@@ -394,6 +401,9 @@ def _kind(value: Any) -> str:
 
 
 def _check_data(config: TrainConfig, train_data: Dataset, val_data: Dataset | None) -> None:
+    if config.freeze_epochs >= config.epochs > 0 and config.freeze_epochs > 0:
+        warnings.warn(f"freeze_epochs={config.freeze_epochs} >= epochs={config.epochs}: only the head trains, the "
+                      f"backbone never does; lower freeze_epochs to fine-tune the backbone too", stacklevel=3)
     if val_data is not None and len(val_data) == 0:
         raise ValueError("val_data is empty, so there is nothing to pick the best epoch or stop early by; pass a "
                          "split with samples, or val_data=None to train without validation (then best.pt is last.pt)")
@@ -583,6 +593,8 @@ def check_run_dir(run_dir: str | Path, resume: bool = False, overwrite: bool = F
     earlier run's outputs (checkpoints, history, TensorBoard logs, ``eval-*`` reports) with
     ``overwrite``. Without it, such outputs raise ``FileExistsError``, which says what to pass."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"{run_dir} is a file, not a run folder: choose another {option_name('run_dir')}")
     if resume and (run_dir / "last.pt").is_file():
         return []
     old = earlier_outputs(run_dir, RUN_OUTPUTS)
@@ -608,8 +620,8 @@ def _prepare_run_dir(run_dir: Path | None, resume: bool, overwrite: bool, main: 
     old = check_run_dir(run_dir, resume, overwrite)
     if resume and (run_dir / "last.pt").is_file():
         return read_checkpoint(run_dir / "last.pt")
-    if resume and main and progress:
-        print(f"nothing to resume in {run_dir}; starting a new run")
+    if resume and main:  # said even without progress bars: the user asked for something else
+        print(f"nothing to resume in {run_dir} (no last.pt); starting a new run")
     if old and main:
         names = describe(old)
         remove_all(old)
@@ -677,8 +689,10 @@ def _check_same_data(saved: dict, identity: dict, run_dir: Path) -> None:
     """Refuse to resume on other data than the run started with (checkpoints from before this
     was recorded are not checked)."""
     old = saved.get("data_identity")
-    if old is None:
-        return
+    if old is None:  # a run started before the record existed: compare what its preprocessing says
+        prep = saved.get("preprocessing") or {}
+        old = {k: prep.get(k) for k in ("data_root", "view", "image_size") if prep.get(k) is not None}
+        identity = {k: identity.get(k) for k in old}
     changed = [k for k in identity if old.get(k) != identity[k]]
     if not changed:
         return

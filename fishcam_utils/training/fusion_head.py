@@ -26,6 +26,12 @@ def view_features(model: nn.Module, dataset, batch_size: int = 128, device: str 
                   progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every fish of a ``MultiViewDataset`` through the branches of ``model`` (a ``MultiViewNet``),
     in eval mode: features (N, V, F) float, present (N, V) bool, labels (N,) long, on the CPU."""
+    if not (hasattr(model, "views") and hasattr(model, "branch") and hasattr(model, "head")):
+        raise ValueError(f"view_features needs a multi-view model (MultiViewNet: a branch per view and a fusion head), "
+                         f"got {type(model).__name__}; a single-view model trains with fit(...)")
+    if getattr(dataset, "views", None) is None and not isinstance(dataset[0][0], (tuple, list)):
+        raise ValueError("view_features needs whole fish (make_datasets(..., multiview=True)), got a dataset of "
+                         "single images")
     device = pick_device(device)
     model = model.to(device).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)

@@ -28,6 +28,7 @@ from torch import nn
 from ..data.transforms import to_display
 from ..data.introspection import dataset_facts
 from ..evaluation.predict import dataset_classes, dataset_ids, predict
+from ..models.inspection import check_model
 from ..explain import registry
 from ..explain.cam import LayerCapture, make_cam
 from ..explain.guided import gradient_to_image
@@ -108,13 +109,20 @@ class MapStore:
 
     def __init__(self, model: nn.Module, dataset, layers: Sequence[str] | None = None,
                  classes: Sequence[str] | None = None, capacity: int = 48, batch_size: int = 64) -> None:
+        check_model(model)
         if len(dataset) == 0:
             raise ValueError("the dataset is empty: pass a split with images, e.g. splits.test")
         self.model, self.dataset = model, dataset
+        if isinstance(layers, str):  # one layer's name, not its letters
+            layers = [layers]
         self.layers = list(layers) if layers is not None else cam_layers(model)
         if not self.layers:
             raise ValueError("no layers to explain: pass layers=[...] with the names of conv layers or stages")
         self.classes = [str(c) for c in (classes if classes is not None else dataset_classes(dataset) or [])]
+        outputs = getattr(model, "fishcam", {}).get("num_classes")
+        if self.classes and outputs and len(self.classes) != outputs:
+            raise ValueError(f"classes names {len(self.classes)} classes but the model predicts {outputs}: pass one "
+                             f"name per output (the checkpoint's: checkpoint['classes'])")
         self.device = model_device(model)
         self.counts: Counter[str] = Counter()
         self._samples = _LRU(capacity)
