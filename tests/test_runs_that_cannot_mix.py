@@ -377,3 +377,11 @@ def test_export_and_explorer_arguments_are_checked_before_any_work(tiny_run, tin
         CamExplorer(model, test, classes=["a", "b"])
     with pytest.raises(ArgumentError, match="model must be a torch nn.Module"):
         CamExplorer("best.pt", test)
+
+
+def test_a_learning_rate_that_diverges_with_finite_numbers_is_warned_of(tiny_synth):
+    train = make_datasets(tiny_synth, image_size=32, progress=False).train
+    model = build_model("fishresnet", 9, width=4, weights=None, verbose=False)
+    # Adam's steps are bounded by the rate: the weights grow huge, BatchNorm keeps the numbers finite.
+    with pytest.warns(UserWarning, match="the weights are diverging.*lr=1000.0"):
+        fit(model, train, lr=1e3, optimizer="adam", schedule="none", epochs=3, batch_size=8, progress=False)

@@ -40,6 +40,10 @@ from .early_stopping import EarlyStopping
 from .finetune import freeze_backbone, frozen_batchnorm_to_eval, parameter_groups, unfreeze
 from .seeding import epoch_seed, seed_everything, seed_worker
 
+# A cross-entropy this large means the true class gets e^-100 of the probability: no healthy run gets there
+# (a uniform guess scores ln(classes), about 2.2 for nine), a diverging learning rate does, with finite numbers.
+DIVERGING_LOSS = 100.0
+
 # Options that may change when a run is resumed: where and how it runs, not what it computes.
 _RESUMABLE_CHANGES = {"device", "num_workers", "progress", "tensorboard"}
 
@@ -644,6 +648,10 @@ def _run_epoch(run: _Run, net: nn.Module, epoch: int, stage: str, steps: _Steps)
         train_loss, train_acc = train_one_epoch(net, loader, run.criterion, steps.optimizer, steps.scheduler,
                                                 steps.scaler, run.device, config, bar, epoch=epoch + 1)
         val_loss = val_acc = float("nan")
+        if train_loss > DIVERGING_LOSS:
+            warnings.warn(f"the training loss is {train_loss:.3g} at epoch {epoch + 1}: the weights are diverging "
+                          f"(a guess scores ln(classes), about 2); lower the learning rate ({option('lr', config.lr)}; "
+                          f"try a tenth of it) or clip the gradients ({option('grad_clip', 1.0)})", stacklevel=2)
         shown = {"loss": f"{train_loss:.3f}", "acc": f"{train_acc:.3f}"}
         if run.val_loader is not None:
             _sync_buffers(run.inner)
