@@ -356,6 +356,9 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     seed_everything(config.seed, config.deterministic)
     run = _start_or_resume(model, train_data, val_data, config, device, run_dir, resume, overwrite, preprocessing)
     run.callback = callback
+    if 0 < config.freeze_epochs >= config.epochs:  # said, as a quick run may mean it; never silent
+        run.say(f"{option('freeze_epochs', config.freeze_epochs)} >= {option('epochs', config.epochs)}: only the head "
+                f"trains, the backbone never does")
     run.writer = _open_tensorboard(run.run_dir, config.tensorboard and run.main)
     trainable_on_entry = [p.requires_grad for p in run.inner.parameters()]
     started, interrupted = time.perf_counter(), False
@@ -405,9 +408,6 @@ def _kind(value: Any) -> str:
 
 
 def _check_data(config: TrainConfig, train_data: Dataset, val_data: Dataset | None) -> None:
-    if config.freeze_epochs >= config.epochs > 0 and config.freeze_epochs > 0:
-        warnings.warn(f"freeze_epochs={config.freeze_epochs} >= epochs={config.epochs}: only the head trains, the "
-                      f"backbone never does; lower freeze_epochs to fine-tune the backbone too", stacklevel=3)
     if val_data is not None and len(val_data) == 0:
         raise ValueError("val_data is empty, so there is nothing to pick the best epoch or stop early by; pass a "
                          "split with samples, or val_data=None to train without validation (then best.pt is last.pt)")
