@@ -18,6 +18,8 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
+from test_cli_errors import run_cli as cli_result
+
 from fishcam_utils import explain
 from fishcam_utils.cli import main
 from fishcam_utils.data import make_datasets
@@ -32,12 +34,8 @@ TINY_TRAIN = ["--model", "fishresnet", "--width", "4", "--image-size", "32", "--
 
 
 def run_cli(capsys, *args) -> tuple[int, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
+    """Exit code and stderr of one command (never a traceback)."""
+    code, _, err = cli_result(capsys, *args)
     return code, err
 
 
