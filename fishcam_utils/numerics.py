@@ -76,6 +76,38 @@ def network_terms(model: nn.Module | Iterable[nn.Module]) -> int:
     return 2 * max(total, 1)
 
 
+def channel_sum_scale(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
+    """The size of the terms of sum_c w_c A_c before they cancel: max over pixels of sum_c |w_c| |A_c|,
+    per map, shaped to broadcast against (N, h, w) maps. ``weights`` (N, C) or (N, C, 1, 1) or
+    (N, C, h, w), ``activations`` (N, C, h, w)."""
+    if weights.ndim == 2:
+        weights = weights[:, :, None, None]
+    return (weights.detach().abs() * activations.detach().abs()).sum(1).flatten(1).amax(1)[:, None, None]
+
+
+# Bilinear upsampling (4 products and 3 sums) and min-max scaling (a shift and a division) round 9 times,
+# each by at most eps / 2 of a value no larger than the map's peak: 4.5 eps of the peak, counted as 5 terms.
+MAP_TERMS = 5
+
+
+def map_atol(raw_atol, raw: torch.Tensor, dtype: torch.dtype = torch.float32, dims: int = 2) -> torch.Tensor:
+    """How far apart two of our display maps (ReLU, bilinear upsampling, min-max to [0, 1] over the last
+    ``dims`` dimensions: 3 for the views of a fish, scaled together) may be when their raw maps differ by
+    up to ``raw_atol`` (a number, or a tensor shaped like ``raw`` but 1 in the last ``dims``) and each
+    side upsamples and scales in ``dtype`` its own way. ``raw``: the reference's raw maps. Min-max moves
+    both the value and the span, so a raw error counts twice, over the span; each side's own rounding
+    (``MAP_TERMS``, of values up to the peak) too. Shaped like ``raw`` but 1 in the last ``dims``."""
+    lead = raw.shape[:-dims]
+    positive = torch.relu(raw.detach()).reshape(*lead, -1).double()
+    peak = positive.amax(-1)
+    span = (peak - positive.amin(-1)).clamp_min(torch.finfo(torch.float64).tiny)
+    own = 2 * torch.as_tensor(rounding_atol(peak, MAP_TERMS, dtype), dtype=torch.float64)
+    error = torch.as_tensor(raw_atol, dtype=torch.float64)
+    if error.ndim:
+        error = error.reshape(*lead, -1).amax(-1)
+    return ((2 * error + own) / span).reshape(*lead, *(1,) * dims)
+
+
 def allclose_by_rounding(actual: torch.Tensor, reference: torch.Tensor, terms: int,
                          scale: float | torch.Tensor | None = None, dtype: torch.dtype | None = None) -> bool:
     """Whether ``actual`` and ``reference`` (same shape) differ by no more than ``rounding_atol(scale,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +14,16 @@ from PIL import Image
 from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset
 
 TINY = SyntheticConfig(size=32, fish_per_class=4)
+
+
+def pytest_configure(config):
+    # FISHCAM_TEST_NO_MKLDNN=1 switches oneDNN off for the session, so convolutions and matrix products take
+    # PyTorch's own kernels: other roundings than the default ones, a stand-in for another CPU's kernels when
+    # checking that the numeric tests' tolerances do not depend on this machine's.
+    if os.environ.get("FISHCAM_TEST_NO_MKLDNN") == "1":
+        import torch
+
+        torch.backends.mkldnn.enabled = False
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,21 @@ from torch import nn
 
 from fishcam_utils.explain import registry
 from fishcam_utils.explain.cam import CAM, GradCAM, HiResCAM, make_cam, normalize_maps
+from numerics import (
+    assert_float32_close,
+    assert_float64_close,
+    assert_within,
+    channel_sum_scale,
+    float32_atol,
+    float64,
+    float64_atol,
+    map_atol,
+    network_terms,
+    pytorch_grad_cam_atol,
+)
+from test_cam_methods import activations_and_gradients
+
+pytestmark = pytest.mark.numeric
 
 SIZE = 64
 
@@ -23,11 +38,14 @@ def test_raw_grad_cam_equals_captum(resnet, batch, layer):
     from captum.attr import LayerGradCam
 
     x, targets = batch
-    ours = GradCAM(resnet, layer)(x, targets)
     reference = LayerGradCam(copy.deepcopy(resnet), getattr(copy.deepcopy(resnet), layer))
-    model = copy.deepcopy(resnet)
+    # In float64 (captum runs the network its own way): the same formula, mean over pixels, sum over channels.
+    model, x = float64(resnet), x.double()
+    ours = GradCAM(model, layer)(x, targets)
     reference = LayerGradCam(model, getattr(model, layer)).attribute(x, target=targets, relu_attributions=True)
-    torch.testing.assert_close(torch.relu(ours.raw), reference[:, 0], atol=1e-5, rtol=0)
+    a, g, _ = activations_and_gradients(copy.deepcopy(model), layer, x, targets)
+    assert_float64_close(torch.relu(ours.raw), reference[:, 0], terms=network_terms(model) + a[0, 0].numel() + a.shape[1],
+                         scale=channel_sum_scale(g.abs().mean((2, 3)), a), what="Grad-CAM against captum")
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam"])
@@ -39,24 +57,60 @@ def test_upsampled_maps_equal_pytorch_grad_cam(resnet, batch, method):
     layer = "layer3" if method == "scorecam" else "layer4"  # fewer channels keep Score-CAM quick
     if method == "scorecam":
         x, targets = x[:2], targets[:2]
+    # In float64: pytorch-grad-cam runs the network its own way, and is float64 up to its resizing.
+    resnet, x = float64(resnet), x.double()
     if method == "gradcam++":
         # pytorch-grad-cam adds 1e-6 to each coefficient's denominator; we use the paper's formula.
-        # Larger logits make its epsilon negligible, so the two must then agree.
-        resnet = copy.deepcopy(resnet)
+        # Larger logits make its epsilon small; what it still moves the maps by is allowed below.
         with torch.no_grad():
             resnet.fc.weight.mul_(1000)
-    ours = make_cam(method, resnet, layer)(x, targets).maps
+    cam = make_cam(method, resnet, layer)
+    scores = recorded_logits(cam)
+    result = cam(x, targets)
+    ours = result.maps
     classes = {"gradcam": pgc.GradCAM, "gradcam++": pgc.GradCAMPlusPlus, "hirescam": pgc.HiResCAM,
                "layercam": pgc.LayerCAM, "scorecam": pgc.ScoreCAM}
     model = copy.deepcopy(resnet)
     with classes[method](model=model, target_layers=[getattr(model, layer)]) as reference:
         theirs = reference(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in targets])
-    torch.testing.assert_close(ours, torch.from_numpy(theirs).float(), atol=1e-4, rtol=0)
+    raw_atol = 0.0
+    if method == "gradcam++":  # the map's terms, as ours and as pytorch-grad-cam weighs them
+        a, g, _ = activations_and_gradients(copy.deepcopy(resnet), layer, x, targets)
+        denominator = 2 * g**2 + a.sum((2, 3), keepdim=True) * g**3
+        ours_alpha = torch.where((g != 0) & (denominator != 0), g**2 / denominator, 0)
+        theirs_alpha = torch.where(g != 0, g**2 / (denominator + 1e-6), 0)
+        raw_atol = channel_sum_scale((torch.relu(g) * (ours_alpha - theirs_alpha)).sum((2, 3)), a)
+    if method == "scorecam":
+        raw_atol = score_cam_atol(result.raw, scores)
+    assert_within(ours, torch.from_numpy(theirs), pytorch_grad_cam_atol() + map_atol(raw_atol, result.raw, torch.float64),
+                  f"{method} against pytorch-grad-cam")
+
+
+def recorded_logits(cam) -> list:
+    """The logits of every extra pass a gradient-free ``cam`` makes (Score-CAM's masked images), kept as
+    the passes run."""
+    seen: list = []
+    logits_for = cam.logits_for
+    cam.logits_for = lambda inputs: seen.append(logits_for(inputs)) or seen[-1]
+    return seen
+
+
+def score_cam_atol(raw: torch.Tensor, scores: list) -> torch.Tensor:
+    """(N, 1, 1): how far two Score-CAM raw maps (N, h, w) of float64 passes may be apart. Both round the
+    channels' scores to float32 (ours: logits' .float(); pytorch-grad-cam: torch.Tensor(scores)), alike
+    but for a score whose float64 value lies within its last bits of a float32 tie (2 eps |s|), then
+    softmax them in float32 over C channels their own way ((C + 2) eps); relative errors of weights w_c,
+    and sum_c w_c A_c has no cancellation (w, A >= 0), so of the map's peak."""
+    largest = max(float(s.abs().max()) for s in scores)
+    channels = sum(len(s) for s in scores) // raw.shape[0]
+    peak = raw.abs().flatten(1).amax(1)[:, None, None]
+    return float32_atol(peak, terms=channels + 2) + float32_atol(peak * largest, terms=2)
 
 
 def test_an_activation_changed_in_place_later_is_explained_as_it_was_produced(resnet, batch):
     """layer4.1.bn2's output is changed in place by `out += identity; out = relu(out)`."""
     x, targets = batch
+    resnet, x = float64(resnet), x.double()  # the explicit block and head are another path: in float64
     ours = GradCAM(resnet, "layer4.1.bn2")(x, targets, normalize=None)
     # Explicit: recompute the last block from its input, with the bn2 output as a leaf.
     block = resnet.layer4[1]
@@ -69,11 +123,15 @@ def test_an_activation_changed_in_place_later_is_explained_as_it_was_produced(re
     with torch.no_grad():
         a = block.bn2(block.conv2(block.relu(block.bn1(block.conv1(identity)))))
     a.requires_grad_(True)
-    logits = resnet.fc(torch.flatten(resnet.avgpool(torch.relu(a + identity)), 1))
+    pooled = torch.flatten(resnet.avgpool(torch.relu(a + identity)), 1)
+    logits = resnet.fc(pooled)
     (g,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), a)
     explicit = (g.mean((2, 3), keepdim=True) * a).sum(1).detach()
-    torch.testing.assert_close(ours.raw, explicit, atol=1e-5, rtol=0)
-    torch.testing.assert_close(ours.logits, logits.detach(), atol=1e-5, rtol=0)
+    terms = network_terms(resnet)
+    assert_float64_close(ours.raw, explicit.detach(), terms=terms + a[0, 0].numel() + a.shape[1],
+                         scale=channel_sum_scale(g.abs().mean((2, 3)), a.detach()), what="Grad-CAM at bn2")
+    logit_terms = pooled.detach().abs() @ resnet.fc.weight.detach().abs().T + resnet.fc.bias.detach().abs()
+    assert_float64_close(ours.logits, logits.detach(), terms=terms, scale=logit_terms, what="the logits")
 
 
 def test_grad_cam_is_cam_up_to_a_positive_scale_for_a_gap_linear_head(resnet, batch):
@@ -82,22 +140,39 @@ def test_grad_cam_is_cam_up_to_a_positive_scale_for_a_gap_linear_head(resnet, ba
     cam = CAM(resnet, "layer4", fc="fc")(x, targets, normalize=None).raw
     h, w = cam.shape[-2:]
     # dS/dA_cij = w_kc / (h w) for every pixel, so Grad-CAM's weights are CAM's divided by h w.
-    torch.testing.assert_close(grad_cam * (h * w), cam, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(GradCAM(resnet, "layer4")(x, targets).maps, CAM(resnet, "layer4", fc="fc")(x, targets).maps,
-                               atol=1e-5, rtol=0)
+    # float32, one forward pass's activations either way: Grad-CAM's mean over h w pixels and the two
+    # ways of summing C channels round differently, by terms of size |w_kc| |A_c|.
+    a, _, _ = activations_and_gradients(copy.deepcopy(resnet), "layer4", x, targets)
+    raw_atol = float32_atol(channel_sum_scale(resnet.fc.weight.detach()[targets], a), terms=h * w + a.shape[1] + 2)
+    assert_within(grad_cam * (h * w), cam, raw_atol, "Grad-CAM times h w against CAM")
+    assert_within(GradCAM(resnet, "layer4")(x, targets).maps, CAM(resnet, "layer4", fc="fc")(x, targets).maps,
+                  map_atol(raw_atol, cam), "Grad-CAM's maps against CAM's")
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam", "scorecam"])
 def test_all_classes_at_once_equal_one_call_per_class(resnet, batch, method):
     x, _ = batch
     x = x[:2]
+    if method != "scorecam":  # one batched backward (vmap) against one of its own: in float64
+        resnet, x = float64(resnet), x.double()
     cam = make_cam(method, resnet, "layer4")
     together = cam.all_classes(x)
     assert together.maps.shape == (2, 9, SIZE, SIZE) and together.raw.shape[:2] == (2, 9)
     for k in (0, 4, 8):
         alone = cam(x, targets=k)
-        torch.testing.assert_close(together.maps[:, k], alone.maps, atol=1e-5, rtol=0)
-        torch.testing.assert_close(together.raw[:, k], alone.raw, atol=1e-5, rtol=1e-5)
+        if method == "scorecam":
+            # The same masked passes, then float32 softmaxes over C channels of (N, C, K) and (N, C, 1) scores;
+            # relative errors of weights w_c >= 0 of A_c >= 0: of the map's peak.
+            raw_atol = float32_atol(alone.raw.abs().flatten(1).amax(1)[:, None, None], terms=512 + 2)  # C = 512
+            dtype = torch.float32
+        else:
+            # Every method's terms are no larger than sum_ij |G| |A_c| (Grad-CAM++'s alpha is at most 1/2).
+            a, g, _ = activations_and_gradients(copy.deepcopy(resnet), "layer4", x, torch.full((2,), k))
+            raw_atol = float64_atol(channel_sum_scale(g.abs().sum((2, 3)), a), terms=network_terms(resnet) + 4 + 512)
+            dtype = torch.float64
+        assert_within(together.raw[:, k], alone.raw, raw_atol, f"{method}, all classes against class {k}")
+        assert_within(together.maps[:, k], alone.maps, map_atol(raw_atol, alone.raw, dtype),
+                      f"{method}'s maps, all classes against class {k}")
 
 
 class _NumpyDouble(torch.autograd.Function):
@@ -125,8 +200,9 @@ def test_all_classes_fall_back_to_one_backward_per_class_without_a_batching_rule
         torch.autograd.grad(model(x), [x], grad_outputs=torch.eye(5)[:, None].expand(5, 2, 5), is_grads_batched=True)
     x = x.detach()
     together = GradCAM(model, "0").all_classes(x, normalize=None)
-    for k in range(5):
-        torch.testing.assert_close(together.raw[:, k], GradCAM(model, "0")(x, targets=k, normalize=None).raw)
+    for k in range(5):  # one-hot seeds either way: the same numbers through the same backward
+        torch.testing.assert_close(together.raw[:, k], GradCAM(model, "0")(x, targets=k, normalize=None).raw,
+                                   rtol=0, atol=0)
 
 
 def test_all_classes_let_other_errors_through(resnet, batch, monkeypatch):
@@ -149,12 +225,19 @@ def test_one_capture_serves_every_gradient_method(resnet, batch, method):
     """The explorer captures activations and all-class gradients once per image and layer; each
     gradient method's maps from that capture equal a call of that method for one class."""
     x = batch[0][:2]
+    resnet, x = float64(resnet), x.double()  # the capture's batched backward against a call's own: in float64
     capture = make_cam("gradcam", resnet, "layer3").capture(x)
     assert capture.gradients[0].shape == (9, 2, *capture.activations[0].shape[1:])
     cam = make_cam(method, resnet, "layer3")
     every = cam.from_capture(capture)
+    a = capture.activations[0]
     for k in (1, 7):
-        torch.testing.assert_close(every.maps[:, k], cam(x, targets=k).maps, atol=1e-5, rtol=0)
+        alone = cam(x, targets=k)
+        # Every method's terms are no larger than sum_ij |G| |A_c| (Grad-CAM++'s alpha is at most 1/2).
+        raw_atol = float64_atol(channel_sum_scale(capture.gradients[0][k].abs().sum((2, 3)), a),
+                                terms=network_terms(resnet) + a[0, 0].numel() + a.shape[1])
+        assert_within(every.maps[:, k], alone.maps, map_atol(raw_atol, alone.raw, torch.float64),
+                      f"{method}'s maps from the capture against class {k}")
     with pytest.raises(ValueError, match="capture is of"):
         make_cam(method, resnet, "layer4").from_capture(capture)
     with pytest.raises(ValueError, match="all_classes"):
@@ -258,18 +341,25 @@ def test_every_views_map_comes_from_one_backward_of_the_fused_logit(shared):
     pooled = torch.stack([a.relu().mean((2, 3)) for a in activations], 1)
     logits = model.fc(pooled.mean(1))
     grads = torch.autograd.grad(logits.gather(1, torch.tensor([[1], [3]])).sum(), activations)
+    # float32: the explicit fusion (a mean of the views) is another path than the model's (a masked sum over
+    # the count), through the whole small network; then a mean over h w pixels and a sum over C channels.
+    terms = network_terms(model) + activations[0][0, 0].numel() + activations[0].shape[1]
+    scales = torch.stack([channel_sum_scale(grads[v].abs().mean((2, 3)), activations[v].detach()) for v in range(3)], 1)
     for v in range(3):
         explicit = (grads[v].mean((2, 3), keepdim=True) * activations[v]).sum(1).detach()
-        torch.testing.assert_close(result.raw[:, v], explicit, atol=1e-6, rtol=1e-5)
+        assert_float32_close(result.raw[:, v], explicit, terms=terms, scale=scales[:, v], what=f"view {v}")
     maps = GradCAM(model, layers)((views, present), targets=[1, 3]).maps
     # One scale for the three views of a fish: min-max over all its views together.
     up = torch.nn.functional.interpolate(torch.relu(result.raw), size=(16, 16), mode="bilinear", align_corners=False)
     low, high = up.flatten(1).amin(1)[:, None, None, None], up.flatten(1).amax(1)[:, None, None, None]
-    torch.testing.assert_close(maps, (up - low) / (high - low), atol=1e-5, rtol=0)
+    # The same raw maps, upsampled and scaled here and in the package, each its own way.
+    assert_within(maps, (up - low) / (high - low), map_atol(0.0, result.raw, dims=3), "the views' joint min-max")
     assert (maps.flatten(2).amax(2) < 1 - 1e-3).any()  # a weaker view stays dimmer than the strongest
     every = GradCAM(model, layers).all_classes((views, present))
     assert every.maps.shape == (2, 4, 3, 16, 16)
-    torch.testing.assert_close(every.raw[torch.arange(2), torch.tensor([1, 3])], result.raw, atol=1e-6, rtol=1e-5)
+    # All classes by one batched backward (vmap) against one backward: the same small network, another path.
+    assert_float32_close(every.raw[torch.arange(2), torch.tensor([1, 3])], result.raw, terms=terms, scale=scales,
+                         what="all classes against one call")
     with pytest.raises(ValueError, match="use a gradient method"):
         make_cam("scorecam", model, layers)((views, present))
 
@@ -286,7 +376,7 @@ def test_targets_follow_one_rule_and_inference_mode_is_fine(resnet, batch):
     assert same.explained.tolist() == [3, 3, 3]
     with torch.inference_mode():
         inside = cam(x, targets=[2, 5, 7])
-    torch.testing.assert_close(inside.raw, cam(x, targets=[2, 5, 7]).raw)
+    torch.testing.assert_close(inside.raw, cam(x, targets=[2, 5, 7]).raw, rtol=0, atol=0)  # the same computation
 
 
 def test_score_cam_shows_a_progress_bar_only_for_long_work(capsys):
@@ -300,6 +390,14 @@ def test_score_cam_shows_a_progress_bar_only_for_long_work(capsys):
     assert "Score-CAM" not in capsys.readouterr().err
     shown = ScoreCAM(net, "layer2", batch_size=1, progress=True)(x, 0).maps  # 16 batches, asked for a bar
     assert "Score-CAM, 2 image(s) x 8 channels" in capsys.readouterr().err
-    torch.testing.assert_close(quiet, shown)  # the bar changes nothing
+    # The bar changes nothing. One batch of 16 against 16 of one pass through the network along different
+    # paths, so compare in float64: then only the scores' float32 rounding differs.
+    net64, x64 = float64(net), x.double()
+    quiet = ScoreCAM(net64, "layer2")(x64, 0)
+    explainer = ScoreCAM(net64, "layer2", batch_size=1, progress=False)
+    scores = recorded_logits(explainer)
+    shown = explainer(x64, 0).maps
+    assert_within(quiet.maps, shown, map_atol(score_cam_atol(quiet.raw, scores), quiet.raw, torch.float64),
+                  "one batch against 16")
     ScoreCAM(net, "layer2", batch_size=1, progress=False)(x, 0)
     assert "Score-CAM" not in capsys.readouterr().err

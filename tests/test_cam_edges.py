@@ -21,6 +21,8 @@ from fishcam_utils.explain import (
     saliency,
 )
 from fishcam_utils.explain.metrics import dilate
+from numerics import assert_within, channel_sum_scale, float32_atol, map_atol
+from test_cam_methods import activations_and_gradients
 
 
 class _Spread(nn.Module):
@@ -92,7 +94,7 @@ def test_guided_grad_cam_keeps_the_weakest_region_of_a_positive_map(resnet):
     assert positive.any(), "some maps are positive everywhere"
     ours = make_cam("guided-gradcam", resnet, "layer4")(x)
     guided = GuidedBackprop(resnet)(x).gradients
-    torch.testing.assert_close(ours.maps, saliency(guided_gradcam(guided, cam.maps)))
+    torch.testing.assert_close(ours.maps, saliency(guided_gradcam(guided, cam.maps)), rtol=0, atol=0)  # the same steps
     # The outer 16 x 16 corner of each quarter takes its cell's value alone (bilinear, corners not aligned),
     # so there the old min-max factor was exactly 0 for the weakest cell.
     weakest = cam.raw.flatten(1).argmin(1)
@@ -104,6 +106,7 @@ def test_guided_grad_cam_keeps_the_weakest_region_of_a_positive_map(resnet):
         assert float(cam.maps[i, rows, cols].amin()) > 0  # the factor there is the cell's positive value
 
 
+@pytest.mark.numeric
 def test_cam_refuses_heads_and_layers_it_cannot_explain(resnet):
     from fishcam_utils.models import build_model
 
@@ -119,8 +122,12 @@ def test_cam_refuses_heads_and_layers_it_cannot_explain(resnet):
     model.fc = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 9))
     with pytest.raises(ValueError, match="logits are not fc.2"):
         CAM(model, "layer4", fc="fc.2")(x)
-    torch.testing.assert_close(CAM(resnet, "layer4", fc="fc")(x).maps, GradCAM(resnet, "layer4")(x).maps,
-                               atol=1e-5, rtol=0)  # the right head still works
+    # The right head still works: CAM's maps are Grad-CAM's, up to float32 rounding of one forward's
+    # activations summed over C channels (and Grad-CAM's mean over h w) two ways, terms |w_kc| |A_c|.
+    ours = CAM(resnet, "layer4", fc="fc")(x)
+    a, _, _ = activations_and_gradients(copy.deepcopy(resnet), "layer4", x, ours.explained)
+    raw_atol = float32_atol(channel_sum_scale(resnet.fc.weight.detach()[ours.explained], a), terms=4 + a.shape[1] + 2)
+    assert_within(ours.maps, GradCAM(resnet, "layer4")(x).maps, map_atol(raw_atol, ours.raw), "CAM against Grad-CAM")
 
 
 def test_guided_backprop_warns_on_a_network_without_relu_modules():
@@ -131,7 +138,7 @@ def test_guided_backprop_warns_on_a_network_without_relu_modules():
     with pytest.warns(GuidedRuleWarning, match="no nn.ReLU modules \\(it uses GELU\\).*plain gradients"):
         guided = GuidedBackprop(convnext)(x, 1).gradients
     plain = GuidedBackprop(convnext, "backprop")(x, 1).gradients
-    torch.testing.assert_close(guided, plain)  # what the warning says
+    torch.testing.assert_close(guided, plain, rtol=0, atol=0)  # what the warning says: no hook, the same backward
     mixed = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.GELU(), nn.AdaptiveAvgPool2d(1),
                           nn.Flatten(), nn.Linear(4, 2))
     with pytest.warns(GuidedRuleWarning, match="acts at the 1 nn.ReLU modules.*GELU modules keep the plain gradient"):

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from fishcam_utils import checks
 
+pytestmark = pytest.mark.numeric  # the checkers compare students' answers by float32 rounding (checks.core.same)
+
 
 def blank(*args, **kwargs):
     # YOUR CODE HERE

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
 
@@ -21,6 +22,9 @@ from fishcam_utils.explain.metrics import (
     pointing_game,
     spearman,
 )
+from numerics import assert_float32_close, float32_atol
+
+pytestmark = pytest.mark.numeric
 
 H = W = 16
 
@@ -119,11 +123,12 @@ def test_a_model_that_ignores_the_deleted_pixels_gives_a_flat_deletion_curve():
     curve = deletion_curve(model, images, maps, targets=[0, 1, 2, 3, 0], steps=16, baseline="zero")
     outside = 1 - 16 / (H * W)  # the share of pixels outside the corner, all deleted first
     flat = curve.fractions <= outside + 1e-6
-    assert torch.allclose(curve.probs[:, flat], curve.probs[:, :1].expand(-1, int(flat.sum())), atol=1e-6)
+    # The deleted pixels are multiplied by 0 before the model sees them: the same inputs, the same numbers.
+    assert torch.equal(curve.probs[:, flat], curve.probs[:, :1].expand(-1, int(flat.sum())))
     # after that the corner goes too: the curve ends at the probability of the baseline image
     with torch.no_grad():
         blank = model(torch.zeros(5, 3, H, W)).softmax(1).gather(1, torch.tensor([[0], [1], [2], [3], [0]]))[:, 0]
-    assert torch.allclose(curve.probs[:, -1], blank, atol=1e-6)
+    assert torch.equal(curve.probs[:, -1], blank)  # the same zero images, in one batch of 5 either way
     # one forward pass of the whole batch per step
     assert model.calls == 17 + 1
 
@@ -139,25 +144,44 @@ def test_curves_equal_a_one_image_computation_and_have_the_right_ends_and_area()
     with torch.no_grad():
         original = model(images).softmax(1).gather(1, targets[:, None])[:, 0]
         base = make_baseline(images, "mean")
-        assert torch.allclose(base[:, :, 0, 0], images.mean((2, 3)))
+        assert torch.equal(base[:, :, 0, 0], images.mean((2, 3)))  # the same mean
         # step 3 of image 1 by hand: the 3/8 hottest pixels replaced
         k = round(3 / steps * H * W)
         hottest = maps[1].flatten().argsort(descending=True, stable=True)[:k]
         x = images[1].clone().view(3, -1)
         x[:, hottest] = base[1].reshape(3, -1)[:, hottest]
         by_hand = model(x.view(1, 3, H, W)).softmax(1)[0, 2]
-    assert deletion.probs[1, 3].item() == pytest.approx(by_hand.item(), abs=1e-6)
-    assert torch.allclose(deletion.probs[:, 0], original, atol=1e-6)
-    assert torch.allclose(insertion.probs[:, -1], original, atol=1e-6)
-    assert torch.allclose(deletion.probs[:, -1], insertion.probs[:, 0], atol=1e-6)  # both: the baseline image
+    # Batches of 3 (deletion), 4 and 1 round the network differently: 27 taps, 256 pixels pooled, 4 inputs
+    # and a softmax of 3, of terms no larger than the logits' through |weights| (a probability moves by at
+    # most half its logits' error).
+    terms = 27 + H * W + 4 + 3 + 2
+    sizes = float(max(absolute_logits(model, x.view(1, 3, H, W)).max(), absolute_logits(model, images).max(),
+                      absolute_logits(model, base).max()))
+    assert_float32_close(deletion.probs[1, 3], by_hand, terms=terms, scale=sizes, what="step 3 of image 1")
+    assert_float32_close(deletion.probs[:, 0], original, terms=terms, scale=sizes, what="the first step")
+    assert torch.equal(insertion.probs[:, -1], original)  # the images themselves, in one batch of 4 either way
+    assert_float32_close(deletion.probs[:, -1], insertion.probs[:, 0], terms=terms, scale=sizes,
+                         what="the baseline image")  # both: the baseline image, in batches of 3 and of 4
     p = deletion.probs.numpy()
     expected = ((p[:, :-1] + p[:, 1:]) / 2).sum(1) / steps  # trapezoids of width 1/steps
-    assert np.allclose(deletion.auc.numpy(), expected)
+    # Two ways of summing steps trapezoids, each at most 1 / steps.
+    assert_float32_close(deletion.auc, torch.from_numpy(expected), terms=steps + 2, scale=1.0)
+
+
+def absolute_logits(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """The logits of the conv, ReLU, pool, linear model on |x| through |weights| and |biases|: what
+    each logit's terms add up to before they cancel."""
+    conv, _, pool, flatten, linear = model
+    with torch.no_grad():
+        a = F.conv2d(x.abs(), conv.weight.abs(), conv.bias.abs(), padding=conv.padding)
+        return F.linear(flatten(pool(a)), linear.weight.abs(), linear.bias.abs())
 
 
 def test_baselines():
     flat = torch.full((2, 3, H, W), 0.7)
-    assert torch.allclose(make_baseline(flat, "blur"), flat, atol=1e-5)  # blurring a flat image changes nothing
+    # Blurring a flat image changes nothing, but rounding: two passes of 13 taps (sigma 2 cut at 3 sigma),
+    # whose normalised weights sum to 1 up to their own 13 terms.
+    assert_float32_close(make_baseline(flat, "blur"), flat, terms=4 * 13, scale=0.7)
     images = torch.randn(2, 3, H, W)
     blurred = make_baseline(images, "blur")
     assert blurred.shape == images.shape and blurred.std() < images.std() / 2
@@ -179,7 +203,10 @@ def test_spearman_equals_scipy_with_ties():
     b = torch.relu(a + 0.5 * torch.randn(6, 8, 8))
     ours = spearman(a, b)
     for i in range(6):
-        assert ours[i].item() == pytest.approx(spearmanr(a[i].flatten(), b[i].flatten()).statistic, abs=1e-5)
+        # Ranks are multiples of 1/2, and their centred products sum exactly in float32 (under 2^24 quarters):
+        # only two square roots, a product and a division round.
+        assert ours[i].item() == pytest.approx(spearmanr(a[i].flatten(), b[i].flatten()).statistic,
+                                               abs=float32_atol(1.0, terms=4))
     ranks = average_ranks(torch.tensor([[3.0, 1.0, 3.0, 0.0]]))
     assert ranks.tolist() == [[2.5, 1.0, 2.5, 0.0]]
     assert spearman(a, a).tolist() == pytest.approx([1.0] * 6)

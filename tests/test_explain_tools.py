@@ -14,6 +14,7 @@ from fishcam_utils.explain import heatmap_to_rgb, overlay_heatmap, plot_cam, sav
 from fishcam_utils.models import build_model
 from fishcam_utils.training import fit
 from fishcam_utils.course.recipes import RECIPES, course_model, course_run_dir
+from numerics import float32_atol
 
 
 def test_heatmaps_are_rgb_hot_is_red_and_cold_is_blue():
@@ -24,13 +25,16 @@ def test_heatmaps_are_rgb_hot_is_red_and_cold_is_blue():
         heatmap_to_rgb(np.zeros((2, 2)), "nope")
 
 
+@pytest.mark.numeric
 def test_overlay_blends_with_the_opacity():
     image = np.full((4, 5, 3), 200, np.uint8)
     heat = np.linspace(0, 1, 20).reshape(4, 5)
-    np.testing.assert_allclose(overlay_heatmap(image, heat, alpha=0), image / 255, atol=1e-6)
-    np.testing.assert_allclose(overlay_heatmap(image, heat, alpha=1), heatmap_to_rgb(heat), atol=1e-6)
+    # float32 blends of values in [0, 1]: x / 255, the two weights as float32, two products and a sum.
+    atol = float32_atol(1.0, terms=6)
+    np.testing.assert_allclose(overlay_heatmap(image, heat, alpha=0), image / 255, rtol=0, atol=atol)
+    np.testing.assert_allclose(overlay_heatmap(image, heat, alpha=1), heatmap_to_rgb(heat), rtol=0, atol=atol)
     mixed = overlay_heatmap(image, heat, alpha=0.3, cmap="viridis")
-    np.testing.assert_allclose(mixed, 0.7 * image / 255 + 0.3 * heatmap_to_rgb(heat, "viridis"), atol=1e-6)
+    np.testing.assert_allclose(mixed, 0.7 * image / 255 + 0.3 * heatmap_to_rgb(heat, "viridis"), rtol=0, atol=atol)
     with pytest.raises(ValueError, match="opacity"):
         overlay_heatmap(image, heat, alpha=1.5)
     with pytest.raises(ValueError, match="differ in size"):

@@ -22,6 +22,9 @@ from fishcam_utils.explain.guided import (
     guided_gradcam,
     saliency,
 )
+from numerics import assert_float32_close, assert_float64_close, float64, network_terms
+
+pytestmark = pytest.mark.numeric
 
 TARGETS = [1, 4, 1]  # distinct classes, one repeated
 
@@ -95,9 +98,11 @@ def test_rules_match_explicit_masks_on_a_two_layer_net(rule, inplace):
         pre = net.fc1(x.flatten(1))                      # (N, 8)
         grad_a = net.fc2.weight[targets]                  # d logit_t / d relu output, (N, 8)
         expected = (_rule(grad_a, pre, rule) @ net.fc1.weight).reshape(x.shape)
+        sizes = (_rule(grad_a, pre, rule).abs() @ net.fc1.weight.abs()).reshape(x.shape)
     assert isinstance(result, GuidedResult)
-    torch.testing.assert_close(result.gradients, expected, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(result.logits, net(x).detach())
+    # The masks are exact; autograd's product with fc1's weights sums 8 terms its own way.
+    assert_float32_close(result.gradients, expected, terms=8, scale=sizes)
+    torch.testing.assert_close(result.logits, net(x).detach(), rtol=0, atol=0)  # the same forward
     assert result.explained.dtype == torch.long and result.explained.tolist() == targets.tolist()
 
 
@@ -120,7 +125,9 @@ def test_reused_inplace_relu_matches_explicit_computation(rule):
         g2 = _rule(net.fc3.weight[2].expand_as(h2), h2, rule)
         g1 = _rule(g2 @ net.fc2.weight, h1, rule)
         expected = (g1 @ net.fc1.weight).reshape(x.shape)
-    torch.testing.assert_close(result.gradients, expected, atol=1e-6, rtol=1e-5)
+        sizes = ((g2.abs() @ net.fc2.weight.abs()) @ net.fc1.weight.abs()).reshape(x.shape)
+    # Two products of 8 terms, each summed its own way by autograd; the masks are exact.
+    assert_float32_close(result.gradients, expected, terms=16, scale=sizes)
     assert net.relu.inplace is True
 
 
@@ -136,18 +143,24 @@ def _captum(cls_name: str, model: nn.Module, x: torch.Tensor, targets) -> torch.
 
 @pytest.mark.parametrize("rule, reference", [("guided", "GuidedBackprop"), ("deconvnet", "Deconvolution")])
 def test_resnet18_matches_captum(resnet, images, rule, reference):
-    ours = GuidedBackprop(copy.deepcopy(resnet), rule)(images, TARGETS)
-    theirs = _captum(reference, copy.deepcopy(resnet), images, TARGETS)
+    # In float64: captum hooks the network its own way. Scale: each image's largest gradient, and float64
+    # leaves room for what cancels inside the network.
+    model, images = float64(resnet), images.double()
+    ours = GuidedBackprop(copy.deepcopy(model), rule)(images, TARGETS)
+    theirs = _captum(reference, copy.deepcopy(model), images, TARGETS)
     assert ours.gradients.shape == images.shape
     assert theirs.abs().max() > 0
-    torch.testing.assert_close(ours.gradients, theirs, atol=1e-5, rtol=0)
+    assert_float64_close(ours.gradients, theirs, terms=network_terms(model),
+                         scale=theirs.abs().flatten(1).amax(1)[:, None, None, None], what=f"{rule} against captum")
 
 
 def test_resnet18_backprop_is_the_plain_gradient(resnet, images):
-    ours = GuidedBackprop(resnet, "backprop")(images, TARGETS)
+    model, images = float64(resnet), images.double()  # our hooked ReLUs against autograd's: in float64
+    ours = GuidedBackprop(model, "backprop")(images, TARGETS)
     x = images.clone().requires_grad_(True)
-    (expected,) = torch.autograd.grad(resnet(x).gather(1, torch.tensor(TARGETS)[:, None]).sum(), x)
-    torch.testing.assert_close(ours.gradients, expected, atol=1e-5, rtol=0)
+    (expected,) = torch.autograd.grad(model(x).gather(1, torch.tensor(TARGETS)[:, None]).sum(), x)
+    assert_float64_close(ours.gradients, expected, terms=network_terms(model),
+                         scale=expected.abs().flatten(1).amax(1)[:, None, None, None], what="the plain gradient")
 
 
 def test_default_targets_are_the_predictions_and_no_grad_is_fine(resnet, images):
@@ -157,11 +170,12 @@ def test_default_targets_are_the_predictions_and_no_grad_is_fine(resnet, images)
     with torch.no_grad():
         inside = explain(images)
     assert torch.is_grad_enabled()  # our enable_grad() did not leak out
-    torch.testing.assert_close(inside.gradients, plain.gradients)
+    torch.testing.assert_close(inside.gradients, plain.gradients, rtol=0, atol=0)  # the same computation
     assert not inside.gradients.requires_grad and not inside.logits.requires_grad
     with torch.inference_mode():
         frozen = explain(images[:1].clone())
-    torch.testing.assert_close(frozen.gradients, plain.gradients[:1])
+    # Against the same one image outside inference mode: a batch of 3 would round otherwise.
+    torch.testing.assert_close(frozen.gradients, explain(images[:1]).gradients, rtol=0, atol=0)
 
 
 # --- the caller's model is left as it was ----------------------------------------------------------
@@ -279,13 +293,18 @@ def test_batched_equals_one_by_one(rule):
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 2.0)
     model.train()  # the call itself must switch to eval, or images would mix through batch statistics
-    x, targets = torch.randn(4, 3, 32, 32), [0, 3, 3, 1]
+    # In float64: a batch of 4 and a batch of 1 take different kernels. Scale: the largest gradient or logit
+    # of the image; float64 leaves room for what cancels inside the network.
+    model.double()
+    x, targets = torch.randn(4, 3, 32, 32).double(), [0, 3, 3, 1]
     explain = GuidedBackprop(model, rule)
     batched = explain(x, targets)
     for i, t in enumerate(targets):
         alone = explain(x[i:i + 1], t)
-        torch.testing.assert_close(batched.gradients[i:i + 1], alone.gradients, atol=1e-6, rtol=1e-5)
-        torch.testing.assert_close(batched.logits[i:i + 1], alone.logits, atol=1e-6, rtol=1e-5)
+        assert_float64_close(batched.gradients[i:i + 1], alone.gradients, terms=network_terms(model),
+                             scale=alone.gradients.abs().max(), what=f"image {i}'s gradients")
+        assert_float64_close(batched.logits[i:i + 1], alone.logits, terms=network_terms(model),
+                             scale=alone.logits.abs().max(), what=f"image {i}'s logits")
     assert model.training
 
 
@@ -314,7 +333,9 @@ def test_multi_view_inputs_and_tuple_outputs():
     assert result.gradients[0, 2].abs().sum() == 0  # the absent view does not count
     x = views.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(model(x, present)[0].gather(1, torch.tensor([[2], [0]])).sum(), x)
-    torch.testing.assert_close(result.gradients, expected, atol=1e-6, rtol=1e-5)
+    # float32, the same forward; our hooked ReLUs pass the plain rule's exact masks, so the backwards'
+    # kernels are the same too: rounding of the network's reductions at most, of the largest gradient.
+    assert_float32_close(result.gradients, expected, terms=network_terms(model), scale=expected.abs().max())
     guided = GuidedBackprop(model)([views, present])
     assert guided.gradients.shape == views.shape
 
@@ -325,9 +346,9 @@ def test_guided_gradcam_is_the_broadcast_product():
     g, cam = torch.randn(2, 3, 8, 8), torch.rand(2, 8, 8)
     out = guided_gradcam(g, cam)
     assert out.shape == (2, 3, 8, 8)
-    for c in range(3):
-        torch.testing.assert_close(out[:, c], g[:, c] * cam)
-    torch.testing.assert_close(guided_gradcam(g, cam[:, None]), out)
+    for c in range(3):  # one product each: exact
+        torch.testing.assert_close(out[:, c], g[:, c] * cam, rtol=0, atol=0)
+    torch.testing.assert_close(guided_gradcam(g, cam[:, None]), out, rtol=0, atol=0)
     with pytest.raises(ValueError, match=r"\(2, 3, 8, 8\).*\(2, 7, 8\)"):
         guided_gradcam(g, torch.rand(2, 7, 8))
     with pytest.raises(ValueError, match=r"\(2, 3, 8, 8\).*\(3, 8, 8\)"):
@@ -341,8 +362,11 @@ def test_gradient_to_image():
     assert isinstance(images, np.ndarray) and images.shape == (2, 8, 6, 3) and images.dtype == np.float32
     assert images.min() >= 0 and images.max() <= 1 and np.isfinite(images).all()
     assert np.allclose(images[1, 0, 0], 1.0)
-    # scale-free per image: the tiny gradient is stretched like a large one
-    assert np.allclose(gradient_to_image(g[:1] * 1e5), images[:1], atol=1e-5)
+    # scale-free per image: the tiny gradient is stretched like a large one. Up to float32 rounding of the
+    # x 1e5, the mean and the variance of n = 144 values, and (g - mean) / std, shown x 0.1.
+    first = g[:1].double()
+    sizes = 0.1 * (first.abs().max() + first.mean().abs()) / first.std(unbiased=False)
+    assert_float32_close(gradient_to_image(g[:1] * 1e5), images[:1], terms=2 * first.numel() + 4, scale=sizes)
     flat = gradient_to_image(torch.zeros(1, 3, 4, 4))
     assert np.allclose(flat, 0.5)
     with pytest.raises(ValueError):
@@ -358,7 +382,7 @@ def test_saliency():
     for i in range(2):
         assert s[i].max() == 1
         expected = g[i].abs().amax(0)
-        torch.testing.assert_close(s[i], expected / expected.max())
+        torch.testing.assert_close(s[i], expected / expected.max(), rtol=0, atol=0)  # the same operations
     assert torch.equal(s[2], torch.zeros(8, 8))
 
 

@@ -85,10 +85,10 @@ def test_residual_block_adds_its_input_to_the_convolution_branch():
     block = ResidualBlock(4, 4).eval()
     x = torch.randn(2, 4, 8, 8)
     branch = block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(x)))))
-    torch.testing.assert_close(block(x), torch.relu(branch + x))
+    torch.testing.assert_close(block(x), torch.relu(branch + x), rtol=0, atol=0)  # the block's own steps, in its order
     down = ResidualBlock(4, 8, stride=2).eval()
     branch = down.bn2(down.conv2(torch.relu(down.bn1(down.conv1(x)))))
-    torch.testing.assert_close(down(x), torch.relu(branch + down.shortcut(x)))
+    torch.testing.assert_close(down(x), torch.relu(branch + down.shortcut(x)), rtol=0, atol=0)
 
 
 def test_rebuilding_from_the_config_gives_the_same_architecture():
@@ -131,8 +131,8 @@ def test_imagenet_weights_are_taken_from_the_torch_cache(offline, capsys):
     torch.save(reference.state_dict(), offline / "resnet18-f37072fd.pth")
     model = build_model("resnet18", 4, weights="imagenet")
     assert model.fishcam_weights == "imagenet" and capsys.readouterr().out == ""
-    torch.testing.assert_close(model.conv1.weight, reference.conv1.weight)
-    torch.testing.assert_close(model.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
+    torch.testing.assert_close(model.conv1.weight, reference.conv1.weight, rtol=0, atol=0)  # copied, not computed
+    torch.testing.assert_close(model.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var, rtol=0, atol=0)
     assert model.fc.out_features == 4  # the ImageNet head is replaced
 
 
@@ -142,7 +142,7 @@ def test_weights_from_a_file_saved_by_data_parallel_load(tmp_path):
     path = tmp_path / "w.pth"
     torch.save(nn.DataParallel(source).state_dict(), path)  # keys start with "module."
     model = build_model("fishresnet", 3, width=4, weights=path)  # another class count: the head is new
-    torch.testing.assert_close(model.layer2[0].conv1.weight, source.layer2[0].conv1.weight)
+    torch.testing.assert_close(model.layer2[0].conv1.weight, source.layer2[0].conv1.weight, rtol=0, atol=0)  # loaded
     assert model.fc.out_features == 3 and model.fishcam_weights == f"file:{path}"
 
 

@@ -3,6 +3,8 @@ training and reloading, starting from single-view experts, and CAMs of the fused
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,7 @@ from fishcam_utils.cli import FUSION_CHOICES
 from fishcam_utils.data import WithoutViews, make_datasets
 from fishcam_utils.models import FUSIONS, MultiViewNet, build_model, make_fusion, rebuild_model
 from fishcam_utils.training import fit, load_checkpoint
+from numerics import assert_float32_close, assert_within, float32_atol, network_terms
 
 V, FEAT = 3, 5
 
@@ -44,14 +47,16 @@ def features_and_mask():
     return features, present
 
 
+@pytest.mark.numeric
 def test_mean_fusion_is_the_average_of_the_present_views():
     features, present = features_and_mask()
     fused, weights = make_fusion("mean", V, FEAT)(features, present)
-    for i in range(4):
-        assert torch.allclose(fused[i], features[i][present[i]].mean(0), atol=1e-6)
-    assert torch.allclose(weights, present.float() / present.sum(1, keepdim=True))
+    for i in range(4):  # a weighted sum against a mean: V terms and a division, each its own way
+        assert_float32_close(fused[i], features[i][present[i]].mean(0), terms=V + 1, scale=features[i].abs().max())
+    assert torch.equal(weights, present.float() / present.sum(1, keepdim=True))  # the same division
 
 
+@pytest.mark.numeric
 def test_attention_is_a_softmax_over_the_present_views_of_the_mlp_scores():
     features, present = features_and_mask()
     fusion = make_fusion("attention", V, FEAT)
@@ -61,26 +66,37 @@ def test_attention_is_a_softmax_over_the_present_views_of_the_mlp_scores():
     for i in range(4):
         expected = torch.zeros(V)
         expected[present[i]] = torch.softmax(scores[i][present[i]], 0)
-        assert torch.allclose(weights[i], expected, atol=1e-6)
-        assert torch.allclose(fused[i], (expected[:, None] * features[i]).sum(0), atol=1e-5)
-    assert torch.allclose(weights.sum(1), torch.ones(4)) and (weights[~present] == 0).all()
+        # Softmaxes over V scores (masked, or of the present ones): V + 2 roundings of weights up to 1.
+        assert_float32_close(weights[i], expected, terms=V + 2, scale=1.0)
+        # Then V weighted terms, whose weights carry that error too.
+        assert_float32_close(fused[i], (expected[:, None] * features[i]).sum(0), terms=2 * V + 2,
+                             scale=features[i].abs().max())
+    assert_float32_close(weights.sum(1), torch.ones(4), terms=2 * V + 2, scale=1.0)
+    assert (weights[~present] == 0).all()
 
 
+@pytest.mark.numeric
 def test_gates_are_each_views_own_sigmoid_renormalised():
     features, present = features_and_mask()
     fusion = make_fusion("gated", V, FEAT)
     _, weights = fusion(features, present)
     gates = torch.stack([torch.sigmoid(features[:, v] @ fusion.gates[v].weight[0] + fusion.gates[v].bias[0])
                          for v in range(V)], 1) * present
-    assert torch.allclose(weights, gates / gates.sum(1, keepdim=True), atol=1e-6)
+    # Each gate's logit sums FEAT + 1 terms its own way; a sigmoid passes on at most its logit's absolute
+    # error as relative error, and renormalising doubles relative errors (numerator and sum), weights <= 1.
+    logit_terms = max(float((features[:, v].abs() @ fusion.gates[v].weight[0].abs() + fusion.gates[v].bias[0].abs()).detach().max())
+                      for v in range(V))
+    assert_float32_close(weights, gates / gates.sum(1, keepdim=True), terms=2 * (FEAT + 3) + V + 1,
+                         scale=max(1.0, logit_terms))
 
 
+@pytest.mark.numeric
 def test_concat_puts_views_side_by_side_with_zeros_for_missing_ones():
     features, present = features_and_mask()
     fused, weights = make_fusion("concat", V, FEAT)(features, present)
     assert fused.shape == (4, V * FEAT)
     assert torch.equal(fused[1, :FEAT], torch.zeros(FEAT)) and torch.equal(fused[0, FEAT:2 * FEAT], features[0, 1])
-    assert torch.allclose(weights.sum(1), torch.ones(4))
+    assert_float32_close(weights.sum(1), torch.ones(4), terms=V + 1, scale=1.0)  # 1 / present, summed
 
 
 @pytest.mark.parametrize("name", FUSIONS)
@@ -100,10 +116,13 @@ def test_unknown_fusion_names_the_choices():
 # The network
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("name", FUSIONS)
 def test_logits_decompose_into_the_views_own_logits(name):
     model = small_net(name).eval()
     views, present = fish()
+    seen = {}
+    model.head.register_forward_pre_hook(lambda module, args: seen.update(features=args[0].detach()))
     out = model(views, present)
     assert out.logits.shape == (4, 9) and out.view_logits.shape == (4, V, 9)
     bias = model.head.classifier.bias
@@ -112,8 +131,18 @@ def test_logits_decompose_into_the_views_own_logits(name):
         rebuilt = (out.view_logits * present[..., None]).sum(1) - (present.sum(1, keepdim=True) - 1) * bias
     else:
         rebuilt = (out.weights[..., None] * out.view_logits).sum(1)
-    assert torch.allclose(out.logits, rebuilt, atol=1e-5)
-    assert torch.allclose(out.weights.sum(1), torch.ones(4), atol=1e-6) and (out.weights[~present] == 0).all()
+    # The classifier over the fused vector against one per view then V weighted terms: sums of F and V terms
+    # in another order, of the sizes sum_v w_v sum_f |W_kf n_vf| + |b_k| (n the layer-normed features).
+    normed = model.head.norm(seen["features"]).detach()
+    classifier = model.head.classifier
+    weight = classifier.weight.detach().abs().reshape(9, *(normed.shape[1:] if name == "concat" else normed.shape[2:]))
+    if name == "concat":
+        sizes = torch.einsum("nvf,kvf->nk", normed.abs(), weight) + V * classifier.bias.detach().abs()
+    else:
+        sizes = torch.einsum("nv,nvf,kf->nk", out.weights.detach(), normed.abs(), weight) + classifier.bias.detach().abs()
+    assert_float32_close(out.logits, rebuilt, terms=normed.shape[-1] + 2 * V + 2, scale=sizes)
+    assert_float32_close(out.weights.sum(1), torch.ones(4), terms=2 * V + 2, scale=1.0)  # softmax, gates or 1 / present
+    assert (out.weights[~present] == 0).all()
 
 
 @pytest.mark.parametrize("shared", [False, True])
@@ -137,6 +166,7 @@ def test_view_dropout_drops_views_in_training_only_and_keeps_one_per_fish():
     assert model.eval()(views).present.all()
 
 
+@pytest.mark.numeric
 def test_auxiliary_loss_is_the_weighted_loss_of_every_present_views_logits():
     model = small_net(aux_weight=0.7).train()
     views, present = fish()
@@ -144,9 +174,14 @@ def test_auxiliary_loss_is_the_weighted_loss_of_every_present_views_logits():
     out = model(views, present)
     rows = [(i, v) for i in range(4) for v in range(V) if present[i, v]]
     expected = 0.7 * torch.stack([F.cross_entropy(out.view_logits[i, v][None], labels[i][None]) for i, v in rows]).mean()
-    assert torch.allclose(model.auxiliary_loss(out, labels, torch.nn.CrossEntropyLoss()), expected, atol=1e-6)
+    # One cross-entropy over the rows against a mean of one per row: log-sum-exps of 9 logits, then a mean
+    # of the rows, each its own way; a row's terms are as large as its largest logit and log 9.
+    sizes = 0.7 * (out.view_logits.detach().abs().max() + math.log(9))
+    assert_float32_close(model.auxiliary_loss(out, labels, torch.nn.CrossEntropyLoss()), expected,
+                         terms=9 + len(rows) + 2, scale=sizes)
 
 
+@pytest.mark.numeric
 def test_entropy_penalty_adds_the_mean_entropy_of_learned_weights_only():
     views, present = fish()
     labels = torch.tensor([0, 3, 5, 8])
@@ -160,9 +195,12 @@ def test_entropy_penalty_adds_the_mean_entropy_of_learned_weights_only():
         w = out.weights
         entropy = -(w * w.clamp_min(1e-12).log()).sum(1).mean()
         expected = base + (0.2 * entropy if fusion == "attention" else 0)
-        assert torch.allclose(plain.auxiliary_loss(out, labels, criterion), expected, atol=1e-6)
+        # The entropy's V terms per fish and its mean over the fish, each its own way, beside the same loss.
+        sizes = base.detach().abs() + 0.2 * (w * w.clamp_min(1e-12).log()).detach().abs().sum(1).max()
+        assert_float32_close(plain.auxiliary_loss(out, labels, criterion), expected, terms=V + len(w) + 2, scale=sizes)
 
 
+@pytest.mark.numeric
 def test_a_branch_cannot_win_the_vote_by_scaling_its_features():
     """With the shared layer norm, multiplying one view's features by 50 changes nothing; without
     it, that view's share of the logits grows although its weight is the same."""
@@ -173,7 +211,16 @@ def test_a_branch_cannot_win_the_vote_by_scaling_its_features():
     from fishcam_utils.models import FusionHead
 
     normed = FusionHead("mean", V, 8, 9).eval()
-    assert torch.allclose(normed(features, present).logits, normed(louder, present).logits, atol=1e-4)
+    # Up to LayerNorm's epsilon: it divides by sqrt(var + eps), so view 0's normed features move by eps / (2 var)
+    # of themselves; and rounding: the x50, the norm's mean and variance of 8 (of terms |f| + |mean|, over the
+    # std), the mean of V views, the classifier's 8 terms.
+    n = normed.norm(features).detach()
+    sizes = (features.abs() + features.mean(-1, keepdim=True).abs()) / features.std(-1, unbiased=False, keepdim=True)
+    weight, bias = normed.classifier.weight.detach().abs(), normed.classifier.bias.detach().abs()
+    moved = n[:, 0].abs() * (normed.norm.eps / (2 * features[:, 0].var(-1, unbiased=False)))[:, None] / V
+    tolerance = moved @ weight.T + float32_atol(torch.maximum(sizes, n.abs()).mean(1) @ weight.T + bias,
+                                                terms=2 * 8 + 3 + 1 + V + 8 + 1)
+    assert_within(normed(features, present).logits, normed(louder, present).logits, tolerance, "50 times louder")
     raw = FusionHead("mean", V, 8, 9, view_norm=False).eval()
     a, b = raw(features, present), raw(louder, present)
     assert torch.equal(a.weights, b.weights) and not torch.allclose(a.logits, b.logits, atol=1e-2)
@@ -268,9 +315,13 @@ def gradcam_by_hand(model: MultiViewNet, views, present, target: int, layer: str
         feats.append(branch.fc(branch.dropout(branch.flatten(branch.pool(a)))))
     logits = model.head(torch.stack(feats, 1), present).logits
     grads = torch.autograd.grad(logits[:, target].sum(), acts)
-    return torch.stack([(g.mean((2, 3), keepdim=True) * a).sum(1) for a, g in zip(acts, grads)], 1).detach()
+    maps = torch.stack([(g.mean((2, 3), keepdim=True) * a).sum(1) for a, g in zip(acts, grads)], 1).detach()
+    # sum_c |alpha_c| |A_c| at each view's largest: the sizes of the terms each map sums, (N, V, 1, 1).
+    sizes = torch.stack([(g.abs().mean((2, 3), keepdim=True) * a.abs()).sum(1).flatten(1).amax(1) for a, g in zip(acts, grads)], 1)
+    return maps, sizes.detach()[..., None, None]
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("fusion", ["attention", "concat"])
 def test_every_views_map_of_the_fused_logit_from_one_call(fusion):
     from fishcam_utils.explain import GradCAM
@@ -278,9 +329,12 @@ def test_every_views_map_of_the_fused_logit_from_one_call(fusion):
     model = small_net(fusion).eval()
     views, present = fish()
     result = GradCAM(model, "layer2")((views, present), targets=4, normalize=None)
-    expected = gradcam_by_hand(model, views, present, 4)
+    expected, sizes = gradcam_by_hand(model, views, present, 4)
     assert result.raw.shape == (4, V, 4, 4)
-    assert torch.allclose(result.raw, expected, atol=1e-5)
+    # float32: the branches and the head by hand against the model's forward, then h w pixels and C channels.
+    channels = max(m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert_float32_close(result.raw, expected, terms=network_terms(model) + expected[0, 0].numel() + channels, scale=sizes,
+                         what="every view's map against the computation by hand")
     # A missing view takes no part in the score, so its map is empty; the weights are those of the forward.
     assert (result.raw[~present] == 0).all()
     assert torch.equal(result.view_weights, model(views, present).weights)
@@ -324,7 +378,8 @@ def test_cli_trains_a_fusion_model_and_writes_its_attention(tiny_synth, tmp_path
     per_fish = pd.read_csv(report / "attention.csv")
     predictions = pd.read_csv(report / "predictions.csv")
     weights = per_fish[["w_side", "w_back", "w_belly"]].to_numpy()
-    assert len(per_fish) == len(predictions) and abs(weights.sum(1) - 1).max() < 1e-5
+    # Renormalised float32 weights (V terms, a division), each written as the shortest float32 repr.
+    assert len(per_fish) == len(predictions) and abs(weights.sum(1) - 1).max() <= float32_atol(1.0, terms=3 * V + 2)
     sheets = pd.read_excel(report / "attention.xlsx", sheet_name=None)
     assert set(sheets) == {"per fish", "per class", "deciding view"}
     by_class = sheets["per class"].set_index("class")
@@ -390,9 +445,10 @@ def test_predict_keeps_the_view_weights(tiny_synth):
     predictions = predict(model, WithoutViews(splits.test, ["back"]), batch_size=5, progress=False)
     views, present = torch.stack([s[0][0] for s in splits.test]), torch.stack([s[0][1] for s in splits.test])
     present[:, 1] = False
-    expected = model(views, present).weights
+    # In the batches of 5 predict runs: the same kernels, so the same numbers (one batch of all would round otherwise).
+    expected = torch.cat([model(views[i:i + 5], present[i:i + 5]).weights for i in range(0, len(views), 5)]).detach()
     assert predictions.views == ["side", "back", "belly"]
-    assert torch.allclose(torch.from_numpy(predictions.view_weights), expected, atol=1e-6)
+    assert torch.equal(torch.from_numpy(predictions.view_weights), expected)
     assert (predictions.frame()["w_back"] == 0).all()
 
 
@@ -494,8 +550,8 @@ def test_fusion_head_trains_on_features_computed_once_and_keeps_its_lowest_loss_
             correct += int(model(views[None], present[None]).logits.argmax(1).item() == label)
     assert correct / len(splits.val) == pytest.approx(history.loc[history["val_loss"].idxmin(), "val_acc"])
     # The cached features are the branches' own: one fish's side view through its branch by hand.
-    features, present, labels = view_features(model, splits.val)
+    features, present, labels = view_features(model, splits.val, batch_size=1)  # one fish a batch, as by hand
     (views, seen), label = splits.val[0]
     with torch.no_grad():
         by_hand = model.branches["side"](views[None, 0])
-    assert torch.allclose(features[0, 0], by_hand[0], atol=1e-5) and labels[0] == label and present[0].all()
+    assert torch.equal(features[0, 0], by_hand[0]) and labels[0] == label and present[0].all()

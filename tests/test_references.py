@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -10,15 +12,20 @@ from scipy import ndimage
 from fishcam_utils.explain.experiments import explanation_maps
 from fishcam_utils.explain.metrics import energy_in_mask, pointing_game
 from fishcam_utils.explain.references import REFERENCE_MAPS, edge_maps, random_maps, reference_maps
+from numerics import float32_atol
 
 
+@pytest.mark.numeric
 def test_edge_maps_are_scipys_sobel_magnitude_of_the_channel_mean():
     images = torch.randn(3, 3, 20, 24, generator=torch.Generator().manual_seed(1))
     for image, edges in zip(images.numpy(), edge_maps(images).numpy()):
         grey = image.mean(0).astype(np.float64)
         magnitude = np.hypot(ndimage.sobel(grey, axis=1, mode="nearest"), ndimage.sobel(grey, axis=0, mode="nearest"))
         expected = (magnitude - magnitude.min()) / (magnitude.max() - magnitude.min())
-        np.testing.assert_allclose(edges, expected, atol=1e-5)
+        # float32: a mean of 3 channels, 9 taps, hypot, min-max (which counts an error twice, over the span);
+        # the taps' terms are at most 4 |grey| each way, so sqrt(2) 8 max|grey| in all.
+        sizes = math.sqrt(2) * 8 * np.abs(grey).max() / (magnitude.max() - magnitude.min())
+        np.testing.assert_allclose(edges, expected, rtol=0, atol=2 * float32_atol(sizes, terms=3 + 9 + 3 + 2))
 
 
 def test_edges_find_a_painted_square_and_a_flat_image_has_none():

@@ -129,7 +129,8 @@ def test_shipping_keeps_what_fp16_cannot_hold_and_a_second_save_replaces_only_it
     assert state["1.running_var"].dtype == torch.float32 and state["0.bias"].dtype == torch.float32
     back = unshipped(state)
     assert torch.isfinite(back["1.running_var"]).all() and back["0.bias"][0].item() == pytest.approx(1e-6)
-    assert (back["0.weight"] - net[0].weight).norm() <= 1e-3 * net[0].weight.norm()
+    # fp16 rounds each weight by at most eps16 / 2 of itself (the tiny one is kept within a subnormal step).
+    assert (back["0.weight"] - net[0].weight).norm() <= torch.finfo(torch.float16).eps * net[0].weight.norm()
     first = save_standin(net, "a", "2", {"note": 1}, tmp_path)
     second = save_standin(net, "b", "2", {"note": 2}, tmp_path)
     with torch.no_grad():

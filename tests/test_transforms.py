@@ -13,24 +13,32 @@ from fishcam_utils.data.transforms import (
     to_display,
     train_transform,
 )
+from numerics import float32_atol
 
 
 def _image(h=40, w=40, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
+@pytest.mark.numeric
 def test_eval_transform_normalises_as_computed_by_hand():
     image = _image()
     out = eval_transform(40)(image)
     assert out.shape == (3, 40, 40) and out.dtype == torch.float32
     by_hand = (image.astype(np.float64) / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
-    np.testing.assert_allclose(out.permute(1, 2, 0).numpy(), by_hand, atol=1e-5)
+    # float32: x / 255, the mean and std as float32 numbers, a subtraction and a division: 5 roundings of
+    # terms up to (|x| + mean) / std.
+    sizes = ((image / 255 + np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).max()
+    np.testing.assert_allclose(out.permute(1, 2, 0).numpy(), by_hand, rtol=0, atol=float32_atol(sizes, terms=5))
 
 
+@pytest.mark.numeric
 def test_denormalize_inverts_the_normalisation():
     image = _image()
     out = eval_transform(40)(image)
-    np.testing.assert_allclose(to_display(out), image / 255, atol=1e-6)
+    # There and back in float32: the 5 roundings above, then times std and plus mean (and their float32
+    # values), of terms up to 1 + mean.
+    np.testing.assert_allclose(to_display(out), image / 255, rtol=0, atol=float32_atol(1 + max(IMAGENET_MEAN), terms=5 + 4))
     batch = torch.stack([out, out])
     assert to_display(batch).shape == (2, 40, 40, 3)
     assert denormalize(torch.full((3, 2, 2), 100.0)).max() == 1.0

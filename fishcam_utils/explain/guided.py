@@ -177,7 +177,7 @@ class GuidedBackprop:
         ``BaseCAM``'s; such an image's entry in ``targets`` is -1); anything else raises ``ValueError``.
         """
         multi = isinstance(inputs, (tuple, list))
-        check_images(inputs, self.model)
+        check_images(inputs, self.model, image_batch=False)
         images = inputs[0] if multi else inputs
         n = images.shape[0]
         _check_target_count(targets, n)

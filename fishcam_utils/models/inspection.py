@@ -71,11 +71,12 @@ def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(True)
 
 
-def check_images(inputs: Any, model: nn.Module | None = None, name: str = "inputs") -> None:
+def check_images(inputs: Any, model: nn.Module | None = None, name: str = "inputs", image_batch: bool = True) -> None:
     """Raise an error naming ``name`` and the fix unless ``inputs`` is a batch the model can explain:
     a float tensor (N, C, H, W) (or a tuple whose first item is one, (N, V, C, H, W) for the views
     of multi-view fish) of finite values, with the channel count of ``model``'s first convolution
-    and on its device."""
+    and on its device. ``image_batch=False`` takes any batch (N, ...) of at least two dimensions (guided
+    backpropagation works on any network, an MLP's (N, features) too)."""
     images = inputs[0] if isinstance(inputs, (tuple, list)) and len(inputs) else inputs
     if not isinstance(images, torch.Tensor):
         raise ArgumentError(f"{name} must be a float image tensor (N, 3, H, W), got {type(images).__name__}; for one "
@@ -83,13 +84,13 @@ def check_images(inputs: Any, model: nn.Module | None = None, name: str = "input
     if not images.is_floating_point():
         raise ArgumentError(f"{name} must hold floats (normalised images, as the course's datasets give them), got "
                         f"{images.dtype}; turn a picture into one with eval_transform(size)(picture)")
-    if images.ndim < 4:
+    if images.ndim < (4 if image_batch else 2):
         raise ArgumentError(f"{name} must be a batch (N, C, H, W), got shape {tuple(images.shape)}; for one image, "
                          f"add the batch dimension: image[None]")
     if images.shape[0] == 0:
         raise ArgumentError(f"{name} is an empty batch (shape {tuple(images.shape)}): pass at least one image")
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None) if model is not None else None
-    if first is not None and images.shape[-3] != first.in_channels:
+    if first is not None and images.ndim >= 4 and images.shape[-3] != first.in_channels:
         raise ArgumentError(f"{name} has {images.shape[-3]} channels (shape {tuple(images.shape)}) but the model's first "
                          f"convolution takes {first.in_channels}; give images as (N, {first.in_channels}, H, W)"
                          + (" (a grey picture: repeat it 3 times, image.expand(-1, 3, -1, -1))" if images.shape[-3] == 1 else ""))
