@@ -59,7 +59,8 @@ test: $(STAMP) $(IPYWIDGETS7)/.installed
 	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests notebooks --ignore=notebooks/student \
 		--nbval-lax --nbval-current-env $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
 	@echo "The numeric unit tests again, on the portable (non-vectorised) kernels:"
-	FISHCAM_QUICK=1 ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest tests -m numeric -q
+	FISHCAM_QUICK=1 ATEN_CPU_CAPABILITY=default OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests -m numeric -q \
+		$(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
 	@echo "The student copies, every task blank:"
 	FISHCAM_QUICK=1 $(BIN)/python -m pytest $(STUDENT_TASKS) --nbval-lax --nbval-current-env -q
 	@echo "The CAM explorer's tests again, under Colab's ipywidgets 7.7.1:"

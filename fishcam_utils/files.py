@@ -11,6 +11,7 @@ process that writes it, so that ``remove_abandoned(folder)`` can clear the ones 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -18,6 +19,7 @@ import secrets
 import shutil
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -163,7 +165,7 @@ def hold_folder(folder: str | os.PathLike, what: str = "a run", wait_if_same: bo
     with ``wait_if_same``, a process that would write the very same ``what`` waits for the holder
     instead (two notebooks making the one dataset both need, which the second then finds made)."""
     path = lock_path(folder)
-    key = path.resolve() if path.parent.exists() else path
+    key = path.resolve()  # the same key for the same folder however it is named (.., links)
     if key in _HELD:
         _HELD[key] += 1
         try:
@@ -174,6 +176,12 @@ def hold_folder(folder: str | os.PathLike, what: str = "a run", wait_if_same: bo
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = _acquire(path, Path(folder), what, wait_if_same)
+    except PermissionError:
+        # The folder's parent is not ours to write (a run folder "." in a home directory): lock in the cache.
+        path = _lock_in_cache(key)
+        handle = _acquire(path, Path(folder), what, wait_if_same)
+    except FolderBusyError:
+        raise
     except OSError as error:
         if type(error).__module__ != "builtins" or error.errno is None:
             raise
@@ -189,15 +197,26 @@ def hold_folder(folder: str | os.PathLike, what: str = "a run", wait_if_same: bo
         handle.close()
 
 
+def _lock_in_cache(key: Path) -> Path:
+    from .settings import cache_dir
+
+    folder = cache_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / (hashlib.sha1(str(key).encode()).hexdigest()[:16] + ".lock")
+
+
 def _acquire(path: Path, folder: Path, what: str, wait_if_same: bool) -> IO:
+    unnamed = 0
     while True:
         handle = open(path, "a+")
         if not _try_lock(handle):
             handle.seek(0)
             holder = handle.read().strip()
-            if wait_if_same and holder.endswith(f": {what}"):
+            # An empty file: its holder has the lock but has not written its name yet; look again.
+            if (wait_if_same and holder.endswith(f": {what}")) or (not holder and unnamed < 20):
+                unnamed += not holder
                 handle.close()
-                time.sleep(0.5)
+                time.sleep(0.1 if not holder else 0.5)
                 continue
             handle.close()
             raise FolderBusyError(f"{folder} is being written by {holder or 'another process'}; wait for it to "
@@ -216,19 +235,31 @@ def _acquire(path: Path, folder: Path, what: str, wait_if_same: bool) -> IO:
         handle.close()
 
 
+_WINDOWS_LOCK_BYTE = 1 << 20  # one fixed byte past any holder's text, locked whatever the file holds
+
+
 def _try_lock(handle: IO) -> bool:
+    """True when this process now holds the lock; False when another does. A file system that
+    cannot lock at all (NFS without lockd, some network mounts) is said once and not locked."""
     try:
         import fcntl
-    except ImportError:  # Windows: lock the first byte instead
+    except ImportError:  # Windows
         import msvcrt
 
+        handle.seek(_WINDOWS_LOCK_BYTE)
         try:
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
             return True
         except OSError:
             return False
+        finally:
+            handle.seek(0)
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
-    except OSError:
-        return False
+    except OSError as error:
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        warnings.warn(f"cannot lock {handle.name} ({error.strerror}): this file system does not lock, so a second "
+                      f"writer into the folder would not be stopped", stacklevel=4)
+        return True

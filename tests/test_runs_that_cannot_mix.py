@@ -120,7 +120,7 @@ def test_resume_with_other_data_is_refused(tiny_synth, synth_copy, tmp_path, cap
     assert run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, "--no-eval", *TINY_TRAIN)[0] == 0
     code, err = run_cli(capsys, "train", "--data", synth_copy, "--epochs", "1", "--run-dir", run, "--resume",
                         "--no-eval", *TINY_TRAIN)
-    assert code == 2 and "other data" in err and f"--data {tiny_synth}" in err
+    assert code == 2 and "other data" in err and f"(--data {tiny_synth})" in err
     code, err = run_cli(capsys, "train", "--data", tiny_synth, "--view", "back", "--epochs", "1", "--run-dir", run,
                         "--resume", "--no-eval", *TINY_TRAIN)
     assert code == 2 and "view: 'side' → 'back'" in err
@@ -383,3 +383,55 @@ def test_a_learning_rate_that_diverges_with_finite_numbers_is_warned_of(tiny_syn
     # Adam's steps are bounded by the rate: the weights grow huge, BatchNorm keeps the numbers finite.
     with pytest.warns(UserWarning, match="the weights are diverging.*lr=1000.0"):
         fit(model, train, lr=1e3, optimizer="adam", schedule="none", epochs=3, batch_size=8, progress=False)
+
+
+def test_a_folder_named_two_ways_is_one_folder_to_its_holder(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    with hold_folder("../runs/x", "fishcam train"):  # its parent does not exist yet
+        with hold_folder(tmp_path / "runs" / "x", "a training run"):
+            assert lock_path(tmp_path / "runs" / "x").exists()
+
+
+def test_a_wrapper_that_relabels_keeps_its_own_labels_and_the_wrapped_ids(tiny_synth):
+    from fishcam_utils.data.introspection import dataset_facts
+
+    class Binary(torch.utils.data.Dataset):
+        """Zebra Darter or not: the wrapped samples with labels of its own."""
+
+        def __init__(self, dataset) -> None:
+            self.dataset = dataset
+
+        def __len__(self) -> int:
+            return len(self.dataset)
+
+        def __getitem__(self, i):
+            image, label = self.dataset[i]
+            return image, int(label == 0)
+
+    train = make_datasets(tiny_synth, image_size=32, progress=False).train
+    facts = dataset_facts(Binary(train))
+    assert facts.classes is None and facts.targets is None  # not the wrapped dataset's nine
+    assert facts.ids == dataset_facts(train).ids and facts.image_size == 32
+    result = fit(build_model("fishresnet", 2, width=4, weights=None, verbose=False), Binary(train), epochs=1,
+                 class_weights="balanced", batch_size=8, progress=False)
+    assert result.history["train_loss"].notna().all()
+
+
+def test_a_report_of_an_older_version_is_replaced_and_train_checks_its_report_first(tiny_run, tiny_synth, synth_copy,
+                                                                                    tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    report = run / "eval-test" / "metrics.json"
+    older = json.loads(report.read_text())
+    del older["data"]  # as written before reports recorded their data
+    report.write_text(json.dumps(older))
+    assert run_cli(capsys, "evaluate", "--checkpoint", run / "best.pt", "--no-progress")[0] == 0
+    assert json.loads(report.read_text())["data"]["data_root"] == str(tiny_synth)
+    # A run whose test report is of other data is refused before it trains, with a fix that keeps the run.
+    shutil.copytree(run, tmp_path / "other")
+    assert run_cli(capsys, "evaluate", "--checkpoint", tmp_path / "other" / "best.pt", "--data", synth_copy,
+                   "--overwrite", "--no-progress")[0] == 0
+    code, err = run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", tmp_path / "other",
+                        "--resume", *TINY_TRAIN)
+    assert code == 2 and "--no-eval" in err and "other data" in err

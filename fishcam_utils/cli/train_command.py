@@ -120,6 +120,8 @@ def train_command(args: argparse.Namespace) -> int:
                   f"{sum(p.numel() for p in model.parameters()):,} parameters) → {run_dir}"
                   + (f"\ndistributed: {distributed.world_size()} processes" if is_distributed else ""))
         options = {spec.name: getattr(args, spec.name) for spec in command_line_options()}
+        if main_process and not args.no_eval and not args.overwrite:
+            _check_test_report(run_dir / "eval-test", data.test)  # before the training, not after it
         # Held from training to report, so that a second run into the folder cannot mix its files in.
         with hold_folder(run_dir, "fishcam train") if main_process else contextlib.nullcontext():
             result = fit(model, data.train, data.val, run_dir=run_dir, resume=args.resume, overwrite=args.overwrite,
@@ -134,6 +136,17 @@ def train_command(args: argparse.Namespace) -> int:
         return 0
     finally:
         distributed.cleanup_distributed()
+
+
+def _check_test_report(out: Path, test) -> None:
+    from ..evaluation.report import check_report_folder
+
+    try:
+        check_report_folder(out, test)
+    except FileExistsError as error:
+        detail = str(error).split(";")[0]
+        raise ValueError(f"{detail}; its test report would be replaced at the end: remove {out}, or train with "
+                         f"--no-eval") from None
 
 
 def _default_run_dir(name: str) -> Path:

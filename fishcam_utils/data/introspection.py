@@ -46,8 +46,10 @@ def dataset_facts(dataset: Any) -> DatasetFacts:
     """The ``DatasetFacts`` of ``dataset``, looking through ``Subset``, ``ConcatDataset`` and wrappers
     that keep their wrapped dataset in ``.dataset`` with its samples in the same order.
 
-    A ``ConcatDataset`` of parts with different classes raises ``ValueError``: its labels would mean
-    different species in different parts.
+    A wrapper's labels are its own (it may relabel its samples): from the wrapped dataset it takes
+    only what a relabelling cannot change (ids, image size, views, the folder). A ``ConcatDataset`` of
+    parts with different classes raises ``ValueError``: its labels would mean different species in
+    different parts.
     """
     if isinstance(dataset, Subset):
         return _subset(dataset)
@@ -57,9 +59,12 @@ def dataset_facts(dataset: Any) -> DatasetFacts:
     inner = getattr(dataset, "dataset", None)
     if isinstance(inner, Dataset) and own.length is not None and _length(inner) == own.length:
         below = dataset_facts(inner)  # a wrapper of the same samples: what it does not say, the wrapped one does
-        own = DatasetFacts(**{k: getattr(own, k) if getattr(own, k) is not None else getattr(below, k)
-                              for k in DatasetFacts.__dataclass_fields__})
+        own = replace(own, **{k: getattr(below, k) for k in _SAME_UNDER_WRAPPERS if getattr(own, k) is None})
     return own
+
+
+# What a wrapper of the same samples in the same order keeps, whatever labels it gives them.
+_SAME_UNDER_WRAPPERS = ("ids", "image_size", "views", "view", "index")
 
 
 def _length(dataset: Any) -> int | None:

@@ -101,7 +101,7 @@ def _refuse_other_data(metrics: Path, data: dict | None) -> None:
         old = json.loads(metrics.read_text(encoding="utf-8")).get("data")
     except (ValueError, OSError, AttributeError):
         old = "unreadable"
-    if old == data:
+    if old is None or old == data:  # (a report that records no data is an older version's: replaced as before)
         return
     if isinstance(old, dict) and isinstance(data, dict):
         changed = [k for k in data if old.get(k) != data[k] and k != "sample_hash"]

@@ -10,6 +10,7 @@ the overlay go to ``correct_samples/<true class>/`` or ``incorrect_samples/<true
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = Non
     if len(dataset) == 0:
         raise ValueError("dataset is empty: there is nothing to explain")
     for name, value in (("batch_size", batch_size), ("limit", limit)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
             raise ArgumentError(f"{name} must be a whole number >= 1" + (" (or None for all)" if name == "limit" else "")
                                 + f", got {value!r}")
     out = Path(out)
@@ -74,11 +75,12 @@ def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = Non
         remove_all(earlier)
         print(f"{option('overwrite')}: removed the earlier maps in {out}: {names}")
     count = len(dataset) if limit is None else min(limit, len(dataset))
+    facts = dataset_facts(dataset)  # ids and classes, once
     rows: list[dict] = []
     with tqdm(total=count, desc=f"{cam.name} maps", unit="image", disable=not progress) as bar:
         for start in range(0, count, batch_size):
             indices = range(start, min(start + batch_size, count))
-            rows += _export_batch(cam, dataset, indices, out, explain, alpha, cmap)
+            rows += _export_batch(cam, dataset, facts, indices, out, explain, alpha, cmap)
             bar.update(len(indices))
     summary = pd.DataFrame(rows)
     for kind in ("correct_samples", "incorrect_samples"):
@@ -88,9 +90,8 @@ def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = Non
     return summary
 
 
-def _export_batch(cam, dataset, indices: range, out: Path, explain: str, alpha: float, cmap: str) -> list[dict]:
+def _export_batch(cam, dataset, facts, indices: range, out: Path, explain: str, alpha: float, cmap: str) -> list[dict]:
     """One CAM call on the items ``indices``; their pictures written, their summary rows returned."""
-    facts = dataset_facts(dataset)
     multiview, classes = facts.views is not None, facts.classes
     items = [dataset[i] for i in indices]
     labels = [int(item[1]) for item in items]

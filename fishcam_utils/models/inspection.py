@@ -94,11 +94,12 @@ def check_images(inputs: Any, model: nn.Module | None = None, name: str = "input
         raise ArgumentError(f"{name} has {images.shape[-3]} channels (shape {tuple(images.shape)}) but the model's first "
                          f"convolution takes {first.in_channels}; give images as (N, {first.in_channels}, H, W)"
                          + (" (a grey picture: repeat it 3 times, image.expand(-1, 3, -1, -1))" if images.shape[-3] == 1 else ""))
-    weights = next((p for p in model.parameters() if p.is_floating_point()), None) if model is not None else None
-    if weights is not None and images.dtype != weights.dtype:
+    first_layer = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None) if model else None
+    weights = getattr(first_layer, "weight", None)
+    if weights is not None and images.dtype != weights.dtype and not torch.is_autocast_enabled():
         raise ArgumentError(f"{name} holds {images.dtype} but the model's weights are {weights.dtype}; convert the "
                             f"images: {name}.to({str(weights.dtype).replace('torch.', 'torch.')})")
-    if model is not None and images.device != model_device(model):
+    if model is not None and not isinstance(model, nn.DataParallel) and images.device != model_device(model):
         raise ArgumentError(f"{name} is on {images.device} but the model is on {model_device(model)}; move them to one "
                          f"device: {name}.to({str(model_device(model))!r})")
     check_finite(images, name)
@@ -110,6 +111,8 @@ def check_finite(inputs: Any, name: str = "inputs", first: int = 0) -> None:
     images = inputs[0] if isinstance(inputs, (tuple, list)) and len(inputs) else inputs
     if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim == 0:
         return
+    if bool(torch.isfinite(images).all()):
+        return  # the usual case: one pass, no copy
     broken = (~torch.isfinite(images.detach().reshape(len(images), -1))).any(1)
     if broken.any():
         where = [int(i) + first for i in broken.nonzero().flatten().tolist()[:20]]

@@ -708,7 +708,9 @@ def _check_same_data(saved: dict, identity: dict, run_dir: Path) -> None:
     detail = ", ".join(f"{names.get(k, k)}: {old.get(k)!r} → {identity[k]!r}" for k in changed if k != "sample_hash")
     if changed == ["sample_hash"]:
         detail = "the same number of training samples, but other ones"
-    root = f" ({option('data', old['data_root'])})" if old.get("data_root") and "data_root" in changed else ""
+    flag = option_name("data")
+    where = f"{flag} {old.get('data_root')}" if flag.startswith("--") else f"the data in {old.get('data_root')}"
+    root = f" ({where})" if old.get("data_root") and "data_root" in changed else ""
     raise ValueError(f"cannot resume {run_dir} on other data than it started with ({detail}); resume with the run's "
                      f"data{root}, or start a new run (another {option_name('run_dir')}, or {option('overwrite')})")
 

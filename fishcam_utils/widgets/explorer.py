@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import numbers
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -56,7 +57,8 @@ class CamExplorer:
             raise ValueError(f"alpha (the heatmap's opacity) must lie in [0, 1], got {alpha}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 32:
             raise ValueError(f"size (pixels a side of each picture) must be a whole number >= 32, got {size!r}")
-        if len(dataset) and (isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < len(dataset)):
+        if len(dataset) and (isinstance(start, bool) or not isinstance(start, numbers.Integral)
+                             or not 0 <= start < len(dataset)):
             raise ValueError(f"start must be the position of an image, 0 to {len(dataset) - 1}, got {start!r}")
         methods = list(menu()) if methods is None else [_label(m) for m in methods]
         self.store = store if store is not None else MapStore(model, dataset, layers, classes)

@@ -16,6 +16,7 @@ Old entries are dropped least-recently-used first, so memory stays bounded on a 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -145,7 +146,7 @@ class MapStore:
     def multiview(self) -> bool:
         return isinstance(self.sample(0).inputs, tuple)
 
-    @property
+    @functools.cached_property  # asked on every render; the dataset does not change
     def views(self) -> list[str]:
         """The dataset's view names (``["image"]`` for a single-view dataset)."""
         names = dataset_facts(self.dataset).views
