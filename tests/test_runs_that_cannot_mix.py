@@ -435,3 +435,26 @@ def test_a_report_of_an_older_version_is_replaced_and_train_checks_its_report_fi
     code, err = run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", tmp_path / "other",
                         "--resume", *TINY_TRAIN)
     assert code == 2 and "--no-eval" in err and "other data" in err
+
+
+@pytest.mark.parametrize("bad, says", [
+    (lambda x: (x * 255).to(torch.uint8), "hold floats"),
+    (lambda x: x[:, :1], "1 channels.*takes 3"),
+    (lambda x: x.double(), "float64 but the model's weights are torch.float32"),
+])
+def test_predict_names_batches_the_model_cannot_take(model_and_images, bad, says):
+    from fishcam_utils.evaluation import predict
+
+    model, x = model_and_images
+    with pytest.raises(ArgumentError, match=says):
+        predict(model, torch.utils.data.TensorDataset(bad(x), torch.zeros(3, dtype=torch.long)), progress=False)
+
+
+def test_one_class_of_training_data_and_one_image_for_guided_backprop_are_named(model_and_images):
+    model, x = model_and_images
+    one_class = torch.utils.data.TensorDataset(torch.randn(4, 3, 32, 32), torch.zeros(4, dtype=torch.long))
+    one_class.classes = ["Zebra Darter"]
+    with pytest.raises(ValueError, match="one class only"):
+        fit(build_model("fishresnet", 9, width=4, weights=None, verbose=False), one_class, epochs=1, progress=False)
+    with pytest.raises(ArgumentError, match=r"batch of images \(N, C, H, W\).*image\[None\]"):
+        GuidedBackprop(model)(x[0])

@@ -17,7 +17,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSample
 from tqdm.auto import tqdm
 
 from ..data.introspection import dataset_facts
-from ..models.inspection import check_finite, check_model, eval_mode, logits_of, model_device, view_weights_of
+from ..models.inspection import check_finite, check_images, check_model, eval_mode, logits_of, model_device, view_weights_of
 from ..training.devices import move_to, pick_device
 
 
@@ -154,6 +154,12 @@ def _in_order(loader: DataLoader) -> bool:
 # Running the model
 
 
+def _image_batch(x) -> bool:
+    """Whether a batch's input is images, (N, C, H, W) or the views of fish (N, V, C, H, W)."""
+    first = x[0] if isinstance(x, (tuple, list)) and len(x) else x
+    return isinstance(first, torch.Tensor) and first.ndim >= 4
+
+
 def _split_batch(batch) -> tuple[object, object]:
     if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
         raise ValueError(
@@ -234,6 +240,8 @@ def _run(model: nn.Module, loader: DataLoader, device: torch.device,
         for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
             x, y = _split_batch(batch)
             x = move_to(x, device)
+            if seen == 0 and _image_batch(x):  # the model's kind of input: dtype, channels, device, said once
+                check_images(x, model, name="the data's images")
             check_finite(x, "data", first=seen)
             seen += len(y)
             output = model(*x) if isinstance(x, (tuple, list)) else model(x)

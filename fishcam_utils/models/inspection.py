@@ -90,7 +90,10 @@ def check_images(inputs: Any, model: nn.Module | None = None, name: str = "input
     if images.shape[0] == 0:
         raise ArgumentError(f"{name} is an empty batch (shape {tuple(images.shape)}): pass at least one image")
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None) if model is not None else None
-    if first is not None and images.ndim >= 4 and images.shape[-3] != first.in_channels:
+    if first is not None and images.ndim < 4:
+        raise ArgumentError(f"{name} must be a batch of images (N, C, H, W) for this convolutional model, got shape "
+                            f"{tuple(images.shape)}; for one image, add the batch dimension: image[None]")
+    if first is not None and images.shape[-3] != first.in_channels:
         raise ArgumentError(f"{name} has {images.shape[-3]} channels (shape {tuple(images.shape)}) but the model's first "
                          f"convolution takes {first.in_channels}; give images as (N, {first.in_channels}, H, W)"
                          + (" (a grey picture: repeat it 3 times, image.expand(-1, 3, -1, -1))" if images.shape[-3] == 1 else ""))

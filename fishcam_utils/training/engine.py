@@ -457,6 +457,9 @@ def _num_classes(inner: nn.Module, facts: DatasetFacts) -> int:
     """The model's class count (from its build arguments, else its last layer's outputs), after
     checking that the data's classes and labels fit it."""
     declared, classes = getattr(inner, "fishcam", {}).get("num_classes"), facts.classes
+    if classes is not None and len(classes) < 2:
+        raise ValueError(f"the training data has one class only ({', '.join(classes)}): a classifier needs at least "
+                         f"two; add images of another class")
     if classes and declared and len(classes) != declared:
         raise ValueError(f"the model predicts {declared} classes but the training data has {len(classes)} "
                          f"({', '.join(classes)}); build the model with num_classes={len(classes)}")
