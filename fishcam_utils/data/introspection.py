@@ -106,7 +106,8 @@ def _names(dataset: Any, attribute: str) -> list[str] | None:
 def _labels(targets: Any) -> list[int] | None:
     """One whole-number label per sample, from a list, array or 1-D tensor; None for anything else."""
     if isinstance(targets, torch.Tensor):
-        targets = targets.tolist() if targets.ndim == 1 and not targets.is_floating_point() else None
+        whole = not targets.is_floating_point() and targets.dtype != torch.bool
+        targets = targets.tolist() if targets.ndim == 1 and whole else None
     elif targets is not None and not isinstance(targets, (list, tuple)):
         targets = list(targets) if hasattr(targets, "__len__") and getattr(targets, "ndim", 1) == 1 else None
     if targets is None:
@@ -117,13 +118,11 @@ def _labels(targets: Any) -> list[int] | None:
         return None
 
 
-def _tensor_facts(dataset: TensorDataset) -> tuple[list[int] | None, int | None]:
+def _tensor_facts(dataset: TensorDataset) -> tuple[torch.Tensor | None, int | None]:
     """Labels from a ``TensorDataset``'s second tensor (whole numbers, one per sample) and the side of
     its square (N, C, S, S) images."""
     tensors = dataset.tensors
-    targets = None
-    if len(tensors) > 1 and tensors[1].ndim == 1 and not tensors[1].is_floating_point() and tensors[1].dtype != torch.bool:
-        targets = tensors[1].tolist()
+    targets = tensors[1] if len(tensors) > 1 else None  # _labels keeps a 1-D tensor of whole numbers only
     images = tensors[0]
     size = int(images.shape[-1]) if images.ndim == 4 and images.shape[-1] == images.shape[-2] else None
     return targets, size

@@ -196,7 +196,8 @@ def predict(
     loader = _as_loader(data, batch_size, num_workers)
     device = model_device(model) if device is None else pick_device(device)
     logits, targets, weights = _run(model, loader, device, progress)
-    classes = dataset_classes(loader.dataset)
+    facts = dataset_facts(loader.dataset)  # classes, ids and views, read once
+    classes = facts.classes
     probs = torch.softmax(logits, dim=1).numpy() if len(logits) else np.zeros((0, len(classes or [])), np.float32)
     if len(targets) != len(probs):
         raise ValueError(f"the loader gave {len(targets)} labels for {len(probs)} predictions; "
@@ -206,12 +207,12 @@ def predict(
     elif len(classes) != probs.shape[1]:
         raise ValueError(f"the model outputs {probs.shape[1]} logits but the dataset has {len(classes)} "
                          "classes; build the model with num_classes=len(dataset.classes).")
-    ids = dataset_ids(loader.dataset) if _in_order(loader) else None
+    ids = facts.ids if _in_order(loader) else None
     if ids is not None and len(ids) != len(targets):
         ids = None
     views = None
     if weights is not None:
-        views = dataset_facts(loader.dataset).views
+        views = facts.views
         if views is None or len(views) != weights.shape[1]:
             views = None
     return Predictions(probs=probs, targets=targets, classes=list(classes), ids=ids,

@@ -89,19 +89,18 @@ def check_images(inputs: Any, model: nn.Module | None = None, name: str = "input
                          f"add the batch dimension: image[None]")
     if images.shape[0] == 0:
         raise ArgumentError(f"{name} is an empty batch (shape {tuple(images.shape)}): pass at least one image")
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None) if model is not None else None
-    if first is not None and images.ndim < 4:
+    first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None) if model is not None else None
+    conv = first if isinstance(first, nn.Conv2d) else None
+    if conv is not None and images.ndim < 4:
         raise ArgumentError(f"{name} must be a batch of images (N, C, H, W) for this convolutional model, got shape "
                             f"{tuple(images.shape)}; for one image, add the batch dimension: image[None]")
-    if first is not None and images.shape[-3] != first.in_channels:
+    if conv is not None and images.shape[-3] != conv.in_channels:
         raise ArgumentError(f"{name} has {images.shape[-3]} channels (shape {tuple(images.shape)}) but the model's first "
-                         f"convolution takes {first.in_channels}; give images as (N, {first.in_channels}, H, W)"
-                         + (" (a grey picture: repeat it 3 times, image.expand(-1, 3, -1, -1))" if images.shape[-3] == 1 else ""))
-    first_layer = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None) if model else None
-    weights = getattr(first_layer, "weight", None)
-    if weights is not None and images.dtype != weights.dtype and not torch.is_autocast_enabled():
-        raise ArgumentError(f"{name} holds {images.dtype} but the model's weights are {weights.dtype}; convert the "
-                            f"images: {name}.to({str(weights.dtype).replace('torch.', 'torch.')})")
+                            f"convolution takes {conv.in_channels}; give images as (N, {conv.in_channels}, H, W)"
+                            + (" (a grey picture: repeat it 3 times, image.expand(-1, 3, -1, -1))" if images.shape[-3] == 1 else ""))
+    if first is not None and images.dtype != first.weight.dtype and not torch.is_autocast_enabled():
+        raise ArgumentError(f"{name} holds {images.dtype} but the model's weights are {first.weight.dtype}; convert "
+                            f"the images: {name}.to({first.weight.dtype})")
     if model is not None and not isinstance(model, nn.DataParallel) and images.device != model_device(model):
         raise ArgumentError(f"{name} is on {images.device} but the model is on {model_device(model)}; move them to one "
                          f"device: {name}.to({str(model_device(model))!r})")
@@ -131,11 +130,15 @@ def check_logits(logits: torch.Tensor) -> None:
                          f"its weights are broken (a training that diverged?); load a good checkpoint")
 
 
+def kind_of(value: Any) -> str:
+    """A value's type for a message, with the text of a string or path (which is what the user passed)."""
+    text = isinstance(value, (str, bytes)) or hasattr(value, "__fspath__")
+    return f"{type(value).__name__} {str(value)[:60]!r}" if text else type(value).__name__
+
+
 def check_model(model: Any, name: str = "model") -> nn.Module:
     """``model`` itself if it is a torch module; else an ``ArgumentError`` naming ``name`` and how to get one."""
     if not isinstance(model, nn.Module):
-        what = f"{type(model).__name__} {str(model)[:60]!r}" if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") \
-            else type(model).__name__
-        raise ArgumentError(f"{name} must be a torch nn.Module, got {what}; build one with build_model(...), or load "
+        raise ArgumentError(f"{name} must be a torch nn.Module, got {kind_of(model)}; build one with build_model(...), or load "
                             f"a trained one with model, checkpoint = load_checkpoint(path)")
     return model

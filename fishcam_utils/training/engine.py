@@ -31,7 +31,7 @@ from ..errors import ArgumentError, TrainingDiverged, option, option_name
 from ..files import atomic_write, describe, earlier_outputs, hold_folder, remove_abandoned, remove_all
 from ..models.factory import unwrap
 from ..models.standin import warn_if_other_size
-from ..models.inspection import eval_mode, logits_of
+from ..models.inspection import check_model, eval_mode, kind_of, logits_of
 from . import distributed as ddp
 from .config import TrainConfig, make_config
 from .checkpoints import load_model_state, read_checkpoint, save_checkpoint
@@ -386,9 +386,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
 
 def _check_arguments(model: Any, train_data: Any, val_data: Any) -> None:
     """``fit``'s model and datasets are what it can train with, or an error that says what to pass."""
-    if not isinstance(model, nn.Module):
-        raise ArgumentError(f"model must be a torch nn.Module, got {_kind(model)}; build one with build_model(...) or "
-                        f"load one with load_checkpoint(path)")
+    check_model(model)
     for name, data in (("train_data", train_data), ("val_data", val_data)):
         if data is None and name == "val_data":
             continue
@@ -399,12 +397,8 @@ def _check_arguments(model: Any, train_data: Any, val_data: Any) -> None:
             raise ArgumentError(f"{name} must be a Dataset, got a DataLoader; pass its dataset ({name}=loader.dataset): "
                             f"fit makes its own loaders (batch_size=..., num_workers=...)")
         if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, (str, bytes, Path)):
-            raise ArgumentError(f"{name} must be a Dataset of (input, label) samples, got {_kind(data)}; for a folder, "
+            raise ArgumentError(f"{name} must be a Dataset of (input, label) samples, got {kind_of(data)}; for a folder, "
                             f"use make_datasets(folder).train (and .val)")
-
-
-def _kind(value: Any) -> str:
-    return f"{type(value).__name__} {str(value)[:60]!r}" if isinstance(value, (str, Path)) else type(value).__name__
 
 
 def _check_data(config: TrainConfig, train_data: Dataset, val_data: Dataset | None) -> None:

@@ -16,7 +16,6 @@ Old entries are dropped least-recently-used first, so memory stays bounded on a 
 
 from __future__ import annotations
 
-import functools
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from torch import nn
 
 from ..data.transforms import to_display
 from ..data.introspection import dataset_facts
-from ..evaluation.predict import dataset_classes, dataset_ids, predict
+from ..evaluation.predict import predict
 from ..models.inspection import check_model
 from ..explain import registry
 from ..explain.cam import LayerCapture, make_cam
@@ -119,7 +118,8 @@ class MapStore:
         self.layers = list(layers) if layers is not None else cam_layers(model)
         if not self.layers:
             raise ValueError("no layers to explain: pass layers=[...] with the names of conv layers or stages")
-        self.classes = [str(c) for c in (classes if classes is not None else dataset_classes(dataset) or [])]
+        self._facts = dataset_facts(dataset)  # ids, classes and views, read once (not at every image shown)
+        self.classes = [str(c) for c in (classes if classes is not None else self._facts.classes or [])]
         outputs = getattr(model, "fishcam", {}).get("num_classes")
         if self.classes and outputs and len(self.classes) != outputs:
             raise ValueError(f"classes names {len(self.classes)} classes but the model predicts {outputs}: pass one "
@@ -146,10 +146,10 @@ class MapStore:
     def multiview(self) -> bool:
         return isinstance(self.sample(0).inputs, tuple)
 
-    @functools.cached_property  # asked on every render; the dataset does not change
+    @property
     def views(self) -> list[str]:
         """The dataset's view names (``["image"]`` for a single-view dataset)."""
-        names = dataset_facts(self.dataset).views
+        names = self._facts.views
         if names:
             return list(names)
         return [f"view {v}" for v in range(len(self.sample(0).present))] if self.multiview else ["image"]
@@ -168,7 +168,7 @@ class MapStore:
     def _load(self, index: int) -> Sample:
         item = self.dataset[index]
         x, label = item[0], int(item[1])
-        ids = dataset_ids(self.dataset)
+        ids = self._facts.ids
         ident = ids[index] if ids is not None else str(index)
         if isinstance(x, (tuple, list)):
             views, present = x[0], torch.as_tensor(x[1]).bool()
