@@ -70,7 +70,8 @@ test: $(STAMP) $(IPYWIDGETS7)/.installed
 	FISHCAM_QUICK=1 FISHCAM_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(IPYWIDGETS7) $(BIN)/python -m pytest tests/test_widgets.py \
 		-q -W "ignore::DeprecationWarning"
 
-# Student copies (notebooks/student/): every solution blanked, hidden tests removed. Run after editing a notebook.
+# Student copies (notebooks/student/): every solution blanked, hidden tests removed; and notebooks/cheat_sheet.ipynb
+# from the README. Run after editing a notebook or the README's cheat sheet, glossary or references.
 student: $(STAMP)
 	$(BIN)/python -m fishcam_utils.student
 

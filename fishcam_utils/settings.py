@@ -2,6 +2,8 @@
 
 Quick mode (small data, few epochs) is what CI and ``make test`` use; students get the full
 course by default. It is switched by the environment variable ``FISHCAM_QUICK=1``.
+One seed draws the dataset and starts every training run: 0, or ``FISHCAM_SEED`` (``course_seed``;
+``bench/seeds_bench.py`` runs the whole course under other seeds to find prose that holds for one run only).
 The photographs are 64 px a side on a CPU and 224 px on a CUDA GPU (``FISHCAM_IMAGE_SIZE``, ``course_image_size``).
 Each folder can be moved with an environment variable, and defaults to the course checkout
 (or, for a package installed elsewhere, the current directory).
@@ -20,6 +22,32 @@ _TRUE = {"1", "true", "yes", "on"}
 def quick_mode() -> bool:
     """True when ``FISHCAM_QUICK`` is set to 1/true/yes/on (case-insensitive)."""
     return os.environ.get(QUICK_ENV, "").strip().lower() in _TRUE
+
+
+SEED_ENV = "FISHCAM_SEED"
+
+
+def course_seed() -> int:
+    """The course's seed, an int >= 0: ``FISHCAM_SEED``, or 0 when it is unset or empty. It draws the
+    dataset (``ensure_synthetic``) and starts every course training run; a seed other than 0 gets data
+    and checkpoint folders of its own (``seed_folder``), so runs under two seeds never mix."""
+    value = os.environ.get(SEED_ENV, "").strip()
+    if not value:
+        return 0
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise ValueError(f"{SEED_ENV}={value!r} is not a seed: give a whole number >= 0 (0 is the course's own), "
+                         f"or unset {SEED_ENV}")
+    return seed
+
+
+def seed_folder(seed: int | None = None) -> str:
+    """The suffix of the data and checkpoint folders of a seed: empty for the course's seed 0, ``-seed7`` for 7."""
+    seed = course_seed() if seed is None else seed
+    return f"-seed{seed}" if seed else ""
 
 
 def course_root() -> Path:

@@ -109,6 +109,11 @@ def stale_copies(notebooks: Path | None = None) -> list[Path]:
 
 
 def main() -> int:
+    from .cheat_sheet import write_cheat_sheet
+
+    page = write_cheat_sheet()  # first: it gets a student copy too
+    if page is not None:
+        print(f"wrote {page} (from the README)")
     written = write_student_copies()
     for path in written:
         print(f"wrote {path}")

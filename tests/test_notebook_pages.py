@@ -35,9 +35,17 @@ def title(text: str) -> str:
 def test_a_notebook_opens_with_objectives_prerequisites_and_run_time_and_has_a_summary(path):
     cells = markdown(json.loads(path.read_text()))
     top = cells[0]
-    for part in ("**You will learn to**", "**Prerequisites", "**Run time"):
+    for part in ("**You will learn to**", "**Prerequisites", "**Student time", "**Machine time"):
         assert part in top, f"{path.name}: the first markdown cell lacks {part}"
     assert "quick mode" in top.lower() and "full mode" in top.lower(), f"{path.name}: run time for both modes"
+    # A lab is about 60 minutes of a student's time: a longer notebook marks a core and an extension.
+    minutes = re.search(r"\*\*Student time[.:]\*\* about (\d+) minutes", top)
+    assert minutes and int(minutes[1]) <= 60, f"{path.name}: the student time (of the core) must be at most about 60 minutes"
+    marked = sum(text.count("> **Extension.**") for text in cells)
+    if "extension" in top.split("**Student time", 1)[1].split("**Machine time", 1)[0]:
+        assert marked >= 1, f"{path.name}: the header names an extension, but no section is marked '> **Extension.**'"
+    else:
+        assert marked == 0, f"{path.name}: sections are marked as extension, but the header's student time names none"
     assert section(cells, "Summary").strip()
 
 
@@ -67,3 +75,49 @@ def test_the_code_of_every_worked_solution_is_python(path):
                 compile(block, f"{path.name}, solution {number}", "exec")
             except SyntaxError as error:
                 pytest.fail(f"{path.name}, solution {number} ({name}): {error}")
+
+
+QUESTION = re.compile(r"^\*\*(\d+)\.\*\* (.+?)\n\n### BEGIN SOLUTION\n(.+?)\n### END SOLUTION\n?\Z", re.DOTALL)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_every_notebook_ends_with_a_questionnaire_answered_only_in_the_instructor_copy(path):
+    notebook = json.loads(path.read_text())
+    sources = ["".join(c["source"]) for c in notebook["cells"]]
+    starts = [i for i, text in enumerate(sources) if text.startswith("## Questionnaire\n")]
+    assert len(starts) == 1, f"{path.name}: one cell must open with '## Questionnaire', found {len(starts)}"
+    questions = [QUESTION.match(text) for text in sources[starts[0] + 1:]]
+    assert all(questions), f"{path.name}: every cell after the questionnaire's heading is one question, " \
+                           "'**N.** question', then its answer between the solution markers"
+    assert 8 <= len(questions) <= 12, f"{path.name}: {len(questions)} questions (8-12 wanted)"
+    assert [int(q[1]) for q in questions] == list(range(1, len(questions) + 1))
+    assert all(len(q[3].split()) >= 12 for q in questions), f"{path.name}: an answer, not a word"
+    student = ["".join(c["source"]) for c in student_notebook(notebook, path.name)["cells"]][starts[0] + 1:]
+    for question, copy in zip(questions, student):
+        assert copy == f"**{question[1]}.** {question[2]}\n\n{ANSWER}", copy
+
+
+def test_the_cheat_sheet_page_is_the_readmes_and_up_to_date():
+    from fishcam_utils.cheat_sheet import PAGE, SECTIONS, cheat_sheet_is_stale, readme_section
+
+    assert not cheat_sheet_is_stale(ROOT), f"notebooks/{PAGE} is stale against the README: run `make student`"
+    page = "".join("".join(c["source"]) for c in json.loads((ROOT / "notebooks" / PAGE).read_text())["cells"])
+    readme = (ROOT / "README.md").read_text()
+    for heading in SECTIONS:
+        assert readme_section(readme, heading) in page
+    assert "| you want | use |" in page and "Selvaraju" in page  # the table and the papers, not headings alone
+    with pytest.raises(ValueError, match="no section '## Glossary'"):
+        readme_section(readme.replace("## Glossary", "## Words"), "Glossary")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_every_notebook_names_its_papers_and_the_readme_lists_them(path):
+    summary = section(markdown(json.loads(path.read_text())), "Summary")
+    papers = re.search(r"^\*\*Papers\.\*\* (.+)$", summary, re.MULTILINE)
+    assert papers, f"{path.name}: the summary has no '**Papers.**' line"
+    references = section([(ROOT / "README.md").read_text()], "References")
+    # The first author of each work cited, as "Name et al.", "Name & Other" or "Name, Other, ...".
+    firsts = re.findall(r"(?:^|; )([A-Z][\w'-]+)(?:,| &| et al\.?| \d{4})", papers[1])
+    assert firsts, papers[1]
+    missing = [name for name in firsts if f"- {name}," not in references and f"- {name} " not in references]
+    assert not missing, f"{path.name} cites {missing}, whom the README's references do not list"

@@ -1,6 +1,6 @@
 """The course itself, beside the library: running the notebooks headless and what each leaves
 behind (``runner``), the models the notebooks share, trained once and loaded after
-(``recipes``), and notebook 08's experiment on the Kaggle photos (``kaggle_experiment``).
+(``recipes``), outcome sentences worded from a run's values (``wording``), and notebook 08's experiment on the Kaggle photos (``kaggle_experiment``).
 
     from fishcam_utils.course import Report, course_model
 """
@@ -14,5 +14,6 @@ _HOMES = {
                "format_summary", "read_report", "run_course", "time_table"],
     "recipes": ["RECIPES", "Recipe", "course_model", "course_run_dir", "recipe_augment"],
     "kaggle_experiment": ["kaggle_pointing"],
+    "wording": ["ranking", "versus"],
 }
 __all__, __getattr__, __dir__ = lazy_names(__name__, _HOMES)

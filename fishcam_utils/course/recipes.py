@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from ..settings import checkpoints_dir, course_image_size, quick_mode, size_folder
+from ..settings import checkpoints_dir, course_image_size, course_seed, quick_mode, seed_folder, size_folder
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,11 @@ def recipe_augment(recipe: Recipe, quick: bool) -> float:
 
 def course_run_dir(name: str, quick: bool | None = None, size: int | None = None) -> Path:
     """Where the course keeps the run ``name``: ``checkpoints/[quick/]<name>`` at 64 px and
-    ``checkpoints/[quick/]<name>-<size>px`` at any other image size (default ``course_image_size()``)."""
+    ``checkpoints/[quick/]<name>-<size>px`` at any other image size (default ``course_image_size()``);
+    under a course seed other than 0 (``FISHCAM_SEED``) with ``-seed<n>`` at the end."""
     quick = quick_mode() if quick is None else quick
     size = course_image_size() if size is None else size
-    return checkpoints_dir() / ("quick" if quick else "") / (name + size_folder(size))
+    return checkpoints_dir() / ("quick" if quick else "") / (name + size_folder(size) + seed_folder())
 
 
 def course_model(name: str = "fishresnet-side", quick: bool | None = None, train: bool = True,
@@ -136,7 +137,8 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     splits = make_datasets(ensure_synthetic(quick, progress=progress, shortcut=recipe.shortcut, size=size),
                            view=recipe.view, image_size=size, multiview=multiview,
                            augment=recipe_augment(recipe, quick), progress=progress)
-    seed_everything(0)
+    seed = course_seed()
+    seed_everything(seed)
     if multiview:
         model = MultiViewNet(len(splits.classes), verbose=progress, **recipe.build).init_branches(experts)
     else:
@@ -148,8 +150,8 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     if recipe.head_fit:
         from ..training.fusion_head import fit_fusion_head
 
-        fit_fusion_head(model, splits.train, splits.val, progress=progress, **recipe.head_fit)
-    fit(model, splits.train, splits.val, run_dir=partial, overwrite=True, progress=progress, **options)
+        fit_fusion_head(model, splits.train, splits.val, progress=progress, seed=seed, **recipe.head_fit)
+    fit(model, splits.train, splits.val, run_dir=partial, overwrite=True, progress=progress, seed=seed, **options)
     run_dir.mkdir(parents=True, exist_ok=True)
     for file in partial.iterdir():
         os.replace(file, run_dir / file.name)

@@ -29,11 +29,14 @@ def _jsonable(value: Any) -> Any:
 
 
 class Report:
-    """What one notebook produced: named values and saved figures, kept in ``build/results/<name>.json``.
+    """What one notebook produced: named values, outcome sentences and saved figures, kept in
+    ``build/results/<name>.json``.
 
-    ``report.record("test accuracy", 0.93)`` stores a value; ``report.figure(fig, "curves")``
-    saves ``build/figures/<name>/curves.png`` and lists it. Both return what they were given,
-    so a notebook can record and display in one line.
+    ``report.record("test accuracy", 0.93)`` stores a value; ``report.say("which layer", text)`` prints
+    a sentence about an outcome, worded from this run's values, and keeps it (``bench/seeds_bench.py``
+    compares the wording across seeds); ``report.figure(fig, "curves")`` saves
+    ``build/figures/<name>/curves.png`` and lists it. Each returns what it was given, so a notebook
+    can record and display in one line.
     """
 
     def __init__(self, notebook: str, build: str | os.PathLike | None = None) -> None:
@@ -41,18 +44,31 @@ class Report:
         self.build = Path(build) if build is not None else build_dir()
         self.path = self.build / "results" / f"{notebook}.json"
         self.values: dict[str, Any] = {}
+        self.outcomes: dict[str, str] = {}
         self.figures: list[str] = []
         self._write()  # start afresh: a re-run must not show an old run's values
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.path, "w") as out:
-            out.write(json.dumps({"notebook": self.notebook, "values": self.values, "figures": self.figures}, indent=2))
+            out.write(json.dumps({"notebook": self.notebook, "values": self.values, "outcomes": self.outcomes,
+                                  "figures": self.figures}, indent=2))
 
     def record(self, name: str, value: Any) -> Any:
         self.values[name] = _jsonable(value)
         self._write()
         return value
+
+    def say(self, key: str, text: str) -> str:
+        """Print ``text``, a sentence about this run's outcome whose words were chosen from its values
+        (which fish, which layer wins, by how much), and keep it under ``key``; returns ``text``.
+        Prose in Markdown never states such an outcome: it is said here, or asserted."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"say(key, text): key must be a non-empty string naming the outcome, not {key!r}")
+        self.outcomes[key] = str(text)
+        self._write()
+        print(text)
+        return text
 
     def table(self):
         """The values recorded so far, one row each (name, value): this run's figures, to show."""
@@ -75,11 +91,11 @@ class Report:
 
 
 def read_report(notebook: str, build: str | os.PathLike | None = None) -> dict[str, Any]:
-    """What ``Report(notebook)`` stored; empty values and figures if it never ran."""
+    """What ``Report(notebook)`` stored; empty values, outcomes and figures if it never ran."""
     path = (Path(build) if build is not None else build_dir()) / "results" / f"{notebook}.json"
     if not path.is_file():
-        return {"notebook": notebook, "values": {}, "figures": []}
-    return json.loads(path.read_text())
+        return {"notebook": notebook, "values": {}, "outcomes": {}, "figures": []}
+    return {"outcomes": {}, **json.loads(path.read_text())}
 
 
 # ---------------------------------------------------------------------------------------
@@ -94,6 +110,9 @@ class NotebookRun:
     error: str = ""
     values: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    # With allow_errors: every cell that failed, as "cell N: ErrorName: message" (cells count from 0).
+    failures: list[str] = field(default_factory=list)
 
 
 def course_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
@@ -217,12 +236,14 @@ class CellProgress:
 
 
 def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: int = 1800,
-                     progress: bool = True) -> NotebookRun:
+                     progress: bool = True, allow_errors: bool = False) -> NotebookRun:
     """Run ``source`` top to bottom in a fresh kernel (working directory: its folder), showing
     ``CellProgress`` unless ``progress`` is False.
 
     The executed copy (with outputs) goes to ``executed`` and, if given, an HTML rendering
-    to ``html``: also when a cell fails, so the error can be read there.
+    to ``html``: also when a cell fails, so the error can be read there. A failing cell stops the
+    run, unless ``allow_errors``: then every cell runs and ``failures`` lists each one that failed
+    (``bench/seeds_bench.py`` wants every failing assert, not the first).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -235,6 +256,7 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
         kernel_manager_class=_this_python_kernel_manager(),
         timeout=timeout,
         resources={"metadata": {"path": str(source.parent)}},
+        allow_errors=allow_errors,
         **({"on_cell_start": bar.started, "on_cell_executed": bar.executed} if bar else {}),
     )
     start = time.perf_counter()
@@ -249,6 +271,11 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
         if bar:
             bar.close()
     seconds = time.perf_counter() - start
+    failures = [f"cell {i}: {output.get('ename', 'Error')}: {str(output.get('evalue', '')).strip()[:300]}"
+                for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+                for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+    if failures and not error:
+        error = f"{len(failures)} cell(s) failed; the first: {failures[0]}"
     executed.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, executed)
     if html is not None:
@@ -257,7 +284,7 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
         body, _ = HTMLExporter().from_notebook_node(nb)
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(body, encoding="utf-8")
-    return NotebookRun(name=source.stem, seconds=seconds, ok=not error, error=error)
+    return NotebookRun(name=source.stem, seconds=seconds, ok=not error, error=error, failures=failures)
 
 
 def time_table(runs: list[NotebookRun], dataset_seconds: float | None = None) -> str:
@@ -326,7 +353,7 @@ def run_course(
             build / "html" / f"{source.stem}.html" if html else None,
         )
         report = read_report(source.stem, build)
-        run.values, run.figures = report["values"], report["figures"]
+        run.values, run.figures, run.outcomes = report["values"], report["figures"], report["outcomes"]
         runs.append(run)
         print(f"  {'done' if run.ok else 'FAILED'} in {run.seconds:.1f} s" + (f": {run.error}" if run.error else ""), flush=True)
     summary = format_summary(runs, quick, build, dataset_seconds)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError, listing, option
 from ..files import hold_folder
-from ..settings import course_image_size, data_dir, quick_mode, size_folder
+from ..settings import course_image_size, course_seed, data_dir, quick_mode, seed_folder, size_folder
 from .images import JUNK_FILES
 from .fish_drawing import MARKER_COLOURS, render_photo, sample_body_colour, sample_marker, sample_photo_params
 from .species import SPECIES_TABLES, VIEWS, class_names, species_table
@@ -409,18 +409,20 @@ def _move_into_place(tmp: Path, out_dir: Path, config: SyntheticConfig) -> None:
 
 
 def default_dataset_dir(quick: bool | None = None, size: int | None = None) -> Path:
-    """Where the course keeps its default dataset: quick mode has its own, smaller one, and each
-    image size its own folder (``synthetic`` at 64 px, ``synthetic-224px`` at 224)."""
+    """Where the course keeps its default dataset: quick mode has its own, smaller one, each image
+    size its own folder (``synthetic`` at 64 px, ``synthetic-224px`` at 224), and each course seed
+    other than 0 (``FISHCAM_SEED``) too (``synthetic-seed7``)."""
     quick = quick_mode() if quick is None else quick
     size = course_image_size() if size is None else size
-    return data_dir() / (("synthetic-quick" if quick else "synthetic") + size_folder(size))
+    return data_dir() / (("synthetic-quick" if quick else "synthetic") + size_folder(size) + seed_folder())
 
 
 def ensure_synthetic(quick: bool | None = None, progress: bool = True, shortcut: tuple[str, ...] = (),
                      size: int | None = None) -> Path:
     """The course's default dataset, generated on first use (seconds). Returns its root folder.
 
-    In quick mode (``FISHCAM_QUICK=1``) it is a smaller copy with 30 fish per class. Its photos are
+    In quick mode (``FISHCAM_QUICK=1``) it is a smaller copy with 30 fish per class. It is drawn from
+    the course seed (``settings.course_seed()``: 0 unless ``FISHCAM_SEED`` says otherwise). Its photos are
     ``size`` pixels a side (default ``settings.course_image_size()``: 64 on a CPU, 224 on a CUDA GPU).
     ``shortcut=("train", "test")`` gives the same photos with the class-coloured marker (of
     ``SHORTCUT_MARKER_SIZE``) on every photo of those splits (notebook 08), in a folder of its own
@@ -428,7 +430,7 @@ def ensure_synthetic(quick: bool | None = None, progress: bool = True, shortcut:
     """
     quick = quick_mode() if quick is None else quick
     size = course_image_size() if size is None else size
-    config = dataclasses.replace(QUICK_CONFIG if quick else DEFAULT_CONFIG, size=size)
+    config = dataclasses.replace(QUICK_CONFIG if quick else DEFAULT_CONFIG, size=size, seed=course_seed())
     folder = default_dataset_dir(quick, size)
     if shortcut:
         config = dataclasses.replace(config, shortcut=True, shortcut_splits=tuple(shortcut),
