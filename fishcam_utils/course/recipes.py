@@ -41,7 +41,7 @@ class Recipe:
 
 _FISHRESNET_FIT = {"epochs": 20, "batch_size": 64, "lr": 3e-3, "schedule": "onecycle"}
 _FISHRESNET_QUICK = {"epochs": 10, "batch_size": 16}
-# Quick mode's 190 training photos and 8-10 epochs learn next to nothing under full augmentation: the
+# Quick mode's 198 training photos and 8-10 epochs learn next to nothing under full augmentation: the
 # side view's test accuracy was 8-28 % over three seeds with it (chance: 11 %), 25-44 % over five without
 # (ResNet-18, four seeds: 14-39 % with, 25-33 % without).
 _FISHRESNET_QUICK_AUGMENT = 0.0
