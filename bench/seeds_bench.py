@@ -39,7 +39,8 @@ from fishcam_utils.settings import QUICK_ENV, SEED_ENV
 
 HERE = Path(__file__).resolve().parent
 HEADING = "## Prose against other seeds (bench/seeds_bench.py)"
-_NUMBER = re.compile(r"[-+−]?\d+(?:[.,]\d+)*")
+# A number standing free (digits inside a name, layer1, are words), or a list of them: [2, 3, 6].
+_NUMBER = re.compile(r"\[[^\]]*\d[^\]]*\]|(?<![\w.])[-+−]?\d+(?:[.,]\d+)*(?![\w])")
 
 
 def wording(sentence: str) -> str:
@@ -62,7 +63,7 @@ def run_seed(seed: int, notebooks: list[Path], quick: bool, out: Path) -> dict:
             run = execute_notebook(source, build / "notebooks" / source.name, None, allow_errors=True)
             report = read_report(source.stem, build)
             found[source.stem] = {"minutes": round(run.seconds / 60, 1), "failures": run.failures,
-                                  "error": "" if run.failures else run.error, "outcomes": report["outcomes"]}
+                                  "error": run.stopped_by, "outcomes": report["outcomes"]}
             print(f"  {run.seconds / 60:.1f} min, {len(run.failures)} failing cell(s)", flush=True)
             (out / f"seed{seed}.json").write_text(json.dumps(found, indent=1, ensure_ascii=False))
     return found

@@ -93,6 +93,7 @@ def test_every_notebook_ends_with_a_questionnaire_answered_only_in_the_instructo
     assert [int(q[1]) for q in questions] == list(range(1, len(questions) + 1))
     assert all(len(q[3].split()) >= 12 for q in questions), f"{path.name}: an answer, not a word"
     student = ["".join(c["source"]) for c in student_notebook(notebook, path.name)["cells"]][starts[0] + 1:]
+    assert len(student) == len(questions)
     for question, copy in zip(questions, student):
         assert copy == f"**{question[1]}.** {question[2]}\n\n{ANSWER}", copy
 
@@ -113,11 +114,20 @@ def test_the_cheat_sheet_page_is_the_readmes_and_up_to_date():
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_every_notebook_names_its_papers_and_the_readme_lists_them(path):
     summary = section(markdown(json.loads(path.read_text())), "Summary")
-    papers = re.search(r"^\*\*Papers\.\*\* (.+)$", summary, re.MULTILINE)
-    assert papers, f"{path.name}: the summary has no '**Papers.**' line"
+    papers = re.search(r"^\*\*Papers\.\*\* (.+?)(?:\n\n|\Z)", summary, re.MULTILINE | re.DOTALL)
+    assert papers, f"{path.name}: the summary has no '**Papers.**' paragraph"
+    cited = " ".join(papers[1].split())
     references = section([(ROOT / "README.md").read_text()], "References")
     # The first author of each work cited, as "Name et al.", "Name & Other" or "Name, Other, ...".
-    firsts = re.findall(r"(?:^|; )([A-Z][\w'-]+)(?:,| &| et al\.?| \d{4})", papers[1])
-    assert firsts, papers[1]
+    firsts = re.findall(r"(?:^|; |,? and )([A-Z][\w'-]+)(?:,| &| et al\.?| \d{4})", cited)
+    assert len(firsts) >= 2, cited
     missing = [name for name in firsts if f"- {name}," not in references and f"- {name} " not in references]
     assert not missing, f"{path.name} cites {missing}, whom the README's references do not list"
+
+
+def test_the_readmes_lab_table_states_each_notebooks_own_student_time():
+    readme = (ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| (\d\d) \| about (\d+) min \|", readme, re.MULTILINE))
+    headers = {path.name[:2]: re.search(r"\*\*Student time[.:]\*\* about (\d+) minutes", markdown(json.loads(path.read_text()))[0])[1]
+               for path in SOURCES}
+    assert rows == headers, "the README's table of labs and the notebooks' headers disagree on student time"

@@ -34,6 +34,9 @@ def test_versus_words_the_winner_from_the_values():
     assert versus("A", 0.52, "B", 0.47, "pointing") == "A beats B on pointing (0.52 against 0.47)"
     assert versus("A", 0.40, "B", 0.47, "pointing") == "B beats A on pointing (0.47 against 0.40)"
     assert versus("A", 0.470, "B", 0.465, "energy", tie=0.01) == "A and B tie on energy (0.47 against 0.47)"
+    # Values that print alike tie, whatever tie says: "0.47 beats 0.47" would read as a mistake.
+    assert versus("A", 0.4712, "B", 0.4698, "energy") == "A and B tie on energy (0.47 against 0.47)"
+    assert ranking({"A": 0.4712, "B": 0.4698}) == "A (0.47) ≈ B (0.47)"
     # Lower is better (a deletion AUC): the smaller value wins.
     assert versus("A", 0.2, "B", 0.3, "deletion AUC", higher_is_better=False).startswith("A beats B")
     with pytest.raises(ValueError, match="tie must be a number >= 0"):
@@ -103,17 +106,25 @@ def test_the_seeds_report_lists_failing_cells_and_outcomes_worded_differently(mo
 
     assert wording("Grad-CAM beats LayerCAM on energy (0.52 against 0.47), 3 of 9") == \
         "Grad-CAM beats LayerCAM on energy (# against #), # of #"
+    # Digits inside a name are words: a flipped winner is a new wording.
+    assert wording("layer1 beats layer2 (0.3 against 0.2)") != wording("layer2 beats layer1 (0.3 against 0.2)")
+    assert wording("rose at epoch(s) [2, 3, 6]") == wording("rose at epoch(s) [5]")  # a list of numbers is one number
     runs = {
         1: {"05_gradcam_maths": {"minutes": 2.0, "failures": [], "error": "",
                                  "outcomes": {"layers": "layer1 beats layer2 on energy (0.31 against 0.25)",
+                                              "flipped": "layer1 beats layer2 on pointing (0.50 against 0.22)",
                                               "first wrong": "a Zebra Darter taken for a Pearlrow Chub"}}},
-        2: {"05_gradcam_maths": {"minutes": 2.1, "failures": ["cell 47: AssertionError: 0.8"], "error": "",
+        2: {"05_gradcam_maths": {"minutes": 2.1, "failures": ["cell 47: AssertionError: 0.8"],
+                                 "error": "DeadKernelError: Kernel died",
                                  "outcomes": {"layers": "layer1 beats layer2 on energy (0.35 against 0.21)",
+                                              "flipped": "layer2 beats layer1 on pointing (0.41 against 0.38)",
                                               "first wrong": "a Ruby Bream taken for a Capped Goby"}}},
     }
     text = report_text(runs, quick=False, started="today")
     row = next(line for line in text.splitlines() if line.startswith("| 05_gradcam_maths |"))
-    assert row == "| 05_gradcam_maths | 0 | 2.0 | 1 | 2.1 | 1 of 2 |"
+    assert row == "| 05_gradcam_maths | 0 | 2.0 | 2 | 2.1 | 2 of 3 |"
     assert "- seed 2, 05_gradcam_maths, cell 47: AssertionError: 0.8" in text
+    assert "- seed 2, 05_gradcam_maths, DeadKernelError: Kernel died" in text  # a stopped run is said too
+    assert "- 05_gradcam_maths, *flipped*:" in text
     assert "- 05_gradcam_maths, *first wrong*:" in text and "  - seed 1: a Zebra Darter taken for a Pearlrow Chub" in text
     assert "*layers*" not in text  # the same words, other numbers

@@ -24,7 +24,8 @@ def add_make_data(commands) -> None:
     make.add_argument("--size", type=size, help="image size: N for NxN, or WIDTHxHEIGHT (default: $FISHCAM_IMAGE_SIZE, "
                       "else 224 with a CUDA GPU and 64 without)")
     make.add_argument("--fish-per-class", type=POSITIVE_INT, help="fish per species (default 150; 30 with --quick)")
-    make.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    make.add_argument("--seed", type=int, default=None,
+                      help="random seed (default: the course seed, $FISHCAM_SEED, else 0)")
     make.add_argument("--shortcut", action="store_true", help="put a class-coloured sticker on training photos only")
     make.add_argument("--shortcut-rate", type=PROBABILITY, default=1.0,
                       help="share of training photos with the sticker (default 1)")
@@ -39,14 +40,14 @@ def add_make_data(commands) -> None:
 
 def make_data(args: argparse.Namespace) -> int:
     from ..data.synthetic import DEFAULT_CONFIG, QUICK_CONFIG, SyntheticConfig, default_dataset_dir, generate_dataset, load_metadata
-    from ..settings import course_image_size
+    from ..settings import course_image_size, course_seed
 
     base = QUICK_CONFIG if args.quick else DEFAULT_CONFIG
     image_size = args.size if args.size is not None else course_image_size()
     config = SyntheticConfig(
         size=image_size,
         fish_per_class=args.fish_per_class if args.fish_per_class is not None else base.fish_per_class,
-        seed=args.seed, shortcut=args.shortcut, shortcut_rate=args.shortcut_rate, layout=args.layout,
+        seed=args.seed if args.seed is not None else course_seed(), shortcut=args.shortcut, shortcut_rate=args.shortcut_rate, layout=args.layout,
     )
     # The course's folder of a square size (synthetic, synthetic-224px); WIDTHxHEIGHT goes to the course size's.
     square = image_size if isinstance(image_size, int) else None

@@ -113,6 +113,8 @@ class NotebookRun:
     outcomes: dict[str, str] = field(default_factory=dict)
     # With allow_errors: every cell that failed, as "cell N: ErrorName: message" (cells count from 0).
     failures: list[str] = field(default_factory=list)
+    # What stopped the run before its end: a failing cell (without allow_errors), a timeout, a dead kernel.
+    stopped_by: str = ""
 
 
 def course_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
@@ -274,6 +276,7 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
     failures = [f"cell {i}: {output.get('ename', 'Error')}: {str(output.get('evalue', '')).strip()[:300]}"
                 for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
                 for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+    stopped_by = error
     if failures and not error:
         error = f"{len(failures)} cell(s) failed; the first: {failures[0]}"
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -284,7 +287,8 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
         body, _ = HTMLExporter().from_notebook_node(nb)
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(body, encoding="utf-8")
-    return NotebookRun(name=source.stem, seconds=seconds, ok=not error, error=error, failures=failures)
+    return NotebookRun(name=source.stem, seconds=seconds, ok=not error, error=error, failures=failures,
+                       stopped_by=stopped_by)
 
 
 def time_table(runs: list[NotebookRun], dataset_seconds: float | None = None) -> str:

@@ -19,13 +19,18 @@ def _check(tie: float, fmt: str) -> None:
         raise ValueError(f"fmt must be a format for one number, such as '{{:.2f}}', not {fmt!r} ({error})") from None
 
 
+def _alike(a: float, b: float, tie: float, fmt: str) -> bool:
+    """Within ``tie``, or printed alike: "beats" between two equal-looking numbers would read as a mistake."""
+    return abs(a - b) <= tie or fmt.format(a) == fmt.format(b)
+
+
 def versus(name_a: str, a: float, name_b: str, b: float, measure: str, higher_is_better: bool = True,
            tie: float = 0.0, fmt: str = "{:.2f}") -> str:
     """"A beats B on <measure> (0.52 against 0.47)", "B beats A ...", or "A and B tie on <measure>
-    (...)" when ``|a - b| <= tie``. Lower wins when ``higher_is_better`` is False."""
+    (...)" when ``|a - b| <= tie`` or the two print alike. Lower wins when ``higher_is_better`` is False."""
     _check(tie, fmt)
     shown = f"({fmt.format(a)} against {fmt.format(b)})"
-    if abs(a - b) <= tie:
+    if _alike(a, b, tie, fmt):
         return f"{name_a} and {name_b} tie on {measure} {shown}"
     a_wins = (a > b) == higher_is_better
     if a_wins:
@@ -35,13 +40,14 @@ def versus(name_a: str, a: float, name_b: str, b: float, measure: str, higher_is
 
 def ranking(scores: Mapping[str, float], higher_is_better: bool = True, tie: float = 0.0,
             fmt: str = "{:.2f}") -> str:
-    """The names best first, "A (0.52) > B (0.47) ≈ C (0.46)": ``≈`` between neighbours within ``tie``."""
+    """The names best first, "A (0.52) > B (0.47) ≈ C (0.46)": ``≈`` between neighbours within ``tie``
+    or printed alike."""
     _check(tie, fmt)
     if not scores:
         raise ValueError("ranking needs at least one score")
     order = sorted(scores, key=lambda name: scores[name], reverse=higher_is_better)
     text = f"{order[0]} ({fmt.format(scores[order[0]])})"
     for before, name in zip(order, order[1:]):
-        sign = "≈" if abs(scores[before] - scores[name]) <= tie else ">"
+        sign = "≈" if _alike(scores[before], scores[name], tie, fmt) else ">"
         text += f" {sign} {name} ({fmt.format(scores[name])})"
     return text
