@@ -273,7 +273,7 @@ def execute_notebook(source: Path, executed: Path, html: Path | None, timeout: i
         if bar:
             bar.close()
     seconds = time.perf_counter() - start
-    failures = [f"cell {i}: {output.get('ename', 'Error')}: {str(output.get('evalue', '')).strip()[:300]}"
+    failures = [f"cell {i}: {output.get('ename', 'Error')}: {' '.join(str(output.get('evalue', '')).split())[:300]}"
                 for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
                 for output in cell.get("outputs", []) if output.get("output_type") == "error"]
     stopped_by = error
