@@ -11,8 +11,8 @@ draws the dataset and starts every training run), with every cell run even after
   numbers, but it says which claims are seed-dependent, and the Markdown around them must not
   assume one wording.
 
-Full mode by default (what students get); it takes the whole course's time per seed (about 25 minutes
-on 2 CPU cores). Not part of CI. The report goes to ``bench/out/seeds.md``; ``--results`` also puts it
+Full mode by default (what students get); it takes the whole course's time per seed (32 to 39 minutes
+on 2 CPU cores, 2026-12-07). Not part of CI. The report goes to ``bench/out/seeds.md``; ``--results`` also puts it
 into ``bench/RESULTS.md``.
 
     python bench/seeds_bench.py                    # seeds 1 and 2, full mode
