@@ -22,13 +22,15 @@ DONE, WRONG, NOT_DONE = "✅", "❌", "⏳"
 
 @dataclass(repr=False)
 class Verdict:
-    """The outcome of one check. ``function`` is the student's when it passed, else the reference."""
+    """The outcome of one check. ``function`` is the student's when it passed, else the reference.
+    ``key`` is the checker's name in ``checks.TASKS``."""
 
     task: str
     done: bool
     passed: bool
     message: str
     function: Callable
+    key: str = ""
 
     def __str__(self) -> str:
         icon = DONE if self.passed else WRONG if self.done else NOT_DONE
@@ -118,19 +120,30 @@ def diagnose(got: Any, want: Any, mistakes: Sequence[Mistake], args: Callable[[]
                       "the formula above, line by line")
 
 
-def run_check(task: str, student: Callable, reference: Callable, body: Callable[[], None],
+class Accepted(Exception):
+    """The student's result is right under another convention than the package's; the message says which."""
+
+
+# The latest verdict of each checker run in this Python session, for the notebook's last cell (``summary``).
+LATEST: dict[str, Verdict] = {}
+
+
+def run_check(key: str, task: str, student: Callable, reference: Callable, body: Callable[[], None],
               success: str = "correct") -> Verdict:
-    """Run ``body`` (which calls the student's function and raises ``WrongAnswer`` or ``NotDone``),
-    print the verdict and return it."""
+    """Run ``body`` (which calls the student's function and raises ``WrongAnswer``, ``NotDone`` or
+    ``Accepted``), print the verdict, keep it for ``summary`` and return it."""
     try:
         body()
     except NotDone:
         verdict = Verdict(task, False, False, "not done yet. Fill in the cell above and run it, then this one; "
-                          "until then the rest of the notebook uses the package's version.", reference)
+                          "until then the rest of the notebook uses the package's version.", reference, key)
     except WrongAnswer as wrong:
         verdict = Verdict(task, True, False, f"not yet right: {wrong} (the rest of the notebook uses the package's "
-                          "version until it is)", reference)
+                          "version until it is)", reference, key)
+    except Accepted as other:
+        verdict = Verdict(task, True, True, f"correct, {other}", student, key)
     else:
-        verdict = Verdict(task, True, True, success, student)
+        verdict = Verdict(task, True, True, success, student, key)
     print(verdict)
+    LATEST[key] = verdict
     return verdict

@@ -1,53 +1,120 @@
-"""Checker for notebook 07: the guided ReLU backward rule."""
+"""Checker for notebook 07: guided backpropagation with backward hooks on every ReLU."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
-from ..explain.guided import _RuleFn
-from .core import Mistake, Verdict, call, check_shape, diagnose, run_check
-
-
-def _case() -> tuple[torch.Tensor, torch.Tensor]:
-    """Pre-activations f (zeros among them: a ReLU at exactly 0 is closed) and signals from above R."""
-    f = torch.tensor([[-1.0, 2.0, 3.0, -0.5, 1.0, 0.0, 0.7], [0.2, -2.0, 0.0, 1.5, -0.1, 4.0, 0.3]])
-    # Among them a unit closed in both ways (f < 0 and R < 0): f * R > 0 there, yet the rule drops it.
-    signal = torch.tensor([[0.5, -1.0, 2.0, 3.0, -0.2, 1.0, 0.0], [-0.4, -0.6, 2.5, -1.5, 1.0, 0.9, -3.0]])
-    return f, signal
+from ..explain.guided import GuidedBackprop
+from .cams import check_mode_and_failure, check_untouched
+from .core import Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check, same
 
 
-def reference_guided_relu(f: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
-    """The package's guided rule (the backward of its guided ReLU) for pre-activations ``f`` and signal ``signal``."""
-    f = f.detach().clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(_RuleFn.apply(f, "guided"), f, grad_outputs=signal)
-    return grad
+class _GuidedNet(nn.Module):
+    """A small seeded CNN whose ReLUs are ``nn.ReLU`` modules, not in place, one of them called twice
+    (as in a torchvision BasicBlock), with dropout before the classifier (so explaining in training
+    mode shows). Eval mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(7)
+            self.conv1, self.conv2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
+            self.conv3 = nn.Conv2d(6, 4, 3, stride=2, padding=1)
+            self.relu, self.relu2 = nn.ReLU(), nn.ReLU()
+            self.dropout, self.fc = nn.Dropout(0.5), nn.Linear(4 * 4 * 5, 5)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.conv2(self.relu(self.conv1(x))))  # the same ReLU module, twice
+        return self.fc(self.dropout(self.relu2(self.conv3(x)).flatten(1)))
 
 
-def guided_relu(student: Callable) -> Verdict:
-    """Check ``student(f, R) -> R^l``: the guided backward rule of one ReLU, (f > 0) * (R > 0) * R."""
+def _images() -> torch.Tensor:
+    return torch.randn(3, 3, 8, 10, generator=torch.Generator().manual_seed(4))
+
+
+def _hooked(net: nn.Module, x: torch.Tensor, targets=None, rule: str = "guided", which: str = "every",
+            score: str = "logit") -> torch.Tensor:
+    """The input gradient with backward hooks on ``which`` ReLUs applying ``rule``: the typical slips."""
+    relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
+    relus = {"every": relus, "first": relus[:1], "last": relus[-1:], "none": []}[which]
+
+    def hook(module, grad_input, grad_output):
+        if rule == "guided":
+            return (grad_input[0].clamp(min=0),)
+        return (grad_output[0].clamp(min=0),)  # deconvnet: the ReLU's own mask (f > 0) skipped
+
+    handles = [m.register_full_backward_hook(hook) for m in relus]
+    try:
+        x = x.detach().clone().requires_grad_(True)
+        logits = net(x)
+        scores = logits.softmax(1) if score == "probability" else logits
+        chosen = logits.argmax(1) if targets is None else torch.as_tensor(targets)
+        (gradient,) = torch.autograd.grad(scores.gather(1, chosen[:, None]).sum(), x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return gradient
+
+
+def reference_guided_backprop(model: nn.Module, x: torch.Tensor, targets=None) -> torch.Tensor:
+    """The package's guided backpropagation with the student's signature: (N, 3, H, W)."""
+    return GuidedBackprop(model)(x, targets).gradients
+
+
+def guided_backprop(student: Callable) -> Verdict:
+    """Check ``student(model, x, targets=None) -> (N, C, H, W)``: the input gradient of each image's class
+    score, every ``nn.ReLU`` passing it back by the guided rule, with every hook removed (even when the
+    forward pass fails) and the model's mode restored."""
     mistakes = [
-        Mistake("that is the ordinary backward rule (backprop): guided backprop also drops the negative signals, "
-                "(R > 0)", lambda f, r: r * (f > 0)),
-        Mistake("that is the deconvnet rule: guided backprop also keeps only the units that were open in the forward "
-                "pass, (f > 0)", lambda f, r: r.clamp(min=0)),
-        Mistake("you multiplied by the value of ReLU(f): the rule uses the 0/1 mask (f > 0), not the activation",
-                lambda f, r: r.clamp(min=0) * f.clamp(min=0)),
-        Mistake("a unit with f = 0 exactly is closed (ReLU's derivative there is taken as 0): use f > 0, not f >= 0",
-                lambda f, r: r.clamp(min=0) * (f >= 0)),
-        Mistake("you returned the signal unchanged: apply both masks to it", lambda f, r: r),
-        Mistake("you returned the mask itself: multiply the mask (f > 0) * (R > 0) by R",
-                lambda f, r: ((f > 0) & (r > 0)).float()),
-        Mistake("f * R > 0 also keeps units where both are negative: test f > 0 and R > 0 separately",
-                lambda f, r: r * (f * r > 0)),
+        Mistake("that is the plain input gradient: your hooks changed nothing. A full backward hook changes the "
+                "gradient only by *returning* the new grad_input, as a tuple: return (grad_input[0].clamp(min=0),)",
+                lambda net, x: _hooked(net, x, which="none")),
+        Mistake("you clamped grad_output, the signal from above, and returned it: that skips the ReLU's own mask "
+                "(f > 0) and is the deconvnet rule. Clamp grad_input, which already carries (f > 0)",
+                lambda net, x: _hooked(net, x, rule="deconvnet")),
+        Mistake("you hooked only the first ReLU: every nn.ReLU in model.modules() needs the hook",
+                lambda net, x: _hooked(net, x, which="first")),
+        Mistake("you hooked only the last ReLU: every nn.ReLU in model.modules() needs the hook",
+                lambda net, x: _hooked(net, x, which="last")),
+        Mistake("you differentiated the softmax probability: guided backprop, like Grad-CAM, explains the logit y^c",
+                lambda net, x: _hooked(net, x, score="probability")),
+        Mistake("you returned |gradient|: return the signed gradient (a saliency map takes |.| later, for display)",
+                lambda net, x: _hooked(net, x).abs()),
+        Mistake("you multiplied the gradient by the image (that is gradient x input): return the gradient itself",
+                lambda net, x: _hooked(net, x) * x),
     ]
 
     def body() -> None:
-        want = reference_guided_relu(*_case())
-        got = call(student, *_case())
-        check_shape(got, want, "R^l")
-        diagnose(got, want, mistakes, _case, "R^l")
+        net, x = _GuidedNet(), _images()
+        want = reference_guided_backprop(net, x)
+        got = call(student, net, x)
+        check_untouched(net)
+        if x.requires_grad or x.grad is not None:
+            raise WrongAnswer("you changed the images you were given (requires_grad or .grad): work on a copy, "
+                              "x = x.detach().clone().requires_grad_(True)")
+        if isinstance(got, torch.Tensor) and got.shape == (x.shape[0], *x.shape[2:]):
+            raise WrongAnswer("you returned one map per image (N, H, W): return the gradient for every colour "
+                              "channel, (N, C, H, W), as x is")
+        check_shape(got, want, "the gradient")
+        if got.requires_grad:
+            raise WrongAnswer("the gradient still carries an autograd graph: torch.autograd.grad gives a plain "
+                              "tensor; if you used .backward(), return x.grad.detach()")
+        diagnose(got, want, mistakes, lambda: (net, x), "the gradient")
+        predicted = net(x).argmax(1)
+        targets = [(int(p) + 1 + i) % 5 for i, p in enumerate(predicted)]  # never the predicted class
+        ignored = [
+            Mistake("you explained the predicted class although targets was given: explain targets[i] for image i",
+                    lambda: want),
+            Mistake("you explained targets[0] for every image: image i's class is targets[i]",
+                    lambda: reference_guided_backprop(net, x, [targets[0]] * len(targets))),
+        ]
+        diagnose(call(student, net, x, targets), reference_guided_backprop(net, x, targets), ignored, lambda: (),
+                 "the gradient, for the classes in targets,")
+        check_mode_and_failure(lambda images: call(student, net, images), net, x, lambda result: same(result, want))
 
-    return run_check("the guided ReLU rule", student, reference_guided_relu, body,
-                     "correct: the same as the package's guided rule")
+    return run_check("guided_backprop", "guided backpropagation with hooks", student, reference_guided_backprop,
+                     body, "correct: the same gradients as the package's GuidedBackprop, every hook removed")

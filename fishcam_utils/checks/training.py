@@ -189,5 +189,5 @@ def training_loop(student: Callable) -> Verdict:
             raise WrongAnswer(f"the loss you return ({loss:.4f}) is not the epoch's mean loss per sample "
                               f"({want_loss:.4f})")
 
-    return run_check("a training loop", student, reference_train_epoch, body,
+    return run_check("training_loop", "a training loop", student, reference_train_epoch, body,
                      "correct: the same weights and mean loss as the reference loop")
