@@ -9,8 +9,14 @@ markers, so an instructor can also grade with nbgrader:
 - in a markdown cell, the text between the same markers becomes *Your answer here.*;
 - the lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` are removed.
 
-``python -m fishcam_utils.student`` (``make student``) writes ``notebooks/student/<name>.ipynb`` for
-every notebook; a test fails when a copy is stale against its source.
+Each cell also carries nbgrader's metadata, derived from what it holds (``nbgrader_metadata``): a task
+(a code cell with a solution block) is an autograded answer; the cell that calls its checker is a locked
+autograder test worth the task's points (``checks.POINTS``), whose hidden tests fail until the task is
+right; a questionnaire answer is a manually graded answer worth 1 point, and the worked solutions of the
+exercises one manually graded answer worth a point per exercise.
+
+``python -m fishcam_utils.student`` (``make student``) puts that metadata on the source notebooks and writes
+``notebooks/student/<name>.ipynb`` for every notebook; tests fail when either is stale.
 """
 
 from __future__ import annotations
@@ -52,6 +58,51 @@ def student_source(text: str, cell_type: str, where: str = "a cell") -> str:
     return _SOLUTION.sub(ANSWER, text)
 
 
+NBGRADER_SCHEMA = 3
+_CHECK = re.compile(r"= checks\.(\w+)\(")
+_FUNCTION = re.compile(r"^def (\w+)\(", re.MULTILINE)
+_QUESTION = re.compile(r"^\*\*(\d+)\.\*\*")
+
+
+def nbgrader_metadata(cell: dict, notebook: str) -> dict | None:
+    """The nbgrader metadata ``cell`` of ``notebook`` (its file name) should carry, from what it holds; None
+    for a cell nbgrader need not know. Grade ids start with the notebook's number ("05_task_my_grad_cam")."""
+    from .checks import POINTS
+
+    text, prefix = "".join(cell.get("source", "")), notebook[:2]
+
+    def meta(grade_id: str, solution: bool, grade: bool, points: int | None = None) -> dict:
+        found = {"grade": grade, "grade_id": f"{prefix}_{grade_id}", "locked": grade and not solution,
+                 "schema_version": NBGRADER_SCHEMA, "solution": solution, "task": False}
+        return found if points is None else {**found, "points": points}
+
+    if cell["cell_type"] == "code":
+        if "### BEGIN SOLUTION" in text:
+            names = _FUNCTION.findall(text)
+            return meta(f"task_{names[0] if names else cell.get('id', 'code')}", solution=True, grade=False)
+        check = _CHECK.search(text)
+        if check:
+            return meta(f"check_{check[1]}", solution=False, grade=True, points=POINTS[check[1]])
+        return None
+    if "### BEGIN SOLUTION" not in text:
+        return None
+    question = _QUESTION.match(text)
+    if question:
+        return meta(f"question_{question[1]}", solution=True, grade=True, points=1)
+    return meta("exercises", solution=True, grade=True, points=text.count("### BEGIN SOLUTION"))
+
+
+def mark_for_nbgrader(notebook: dict, name: str) -> dict:
+    """A copy of ``notebook`` whose cells carry the nbgrader metadata ``nbgrader_metadata`` gives (and no other)."""
+    marked = copy.deepcopy(notebook)
+    for cell in marked["cells"]:
+        wanted = nbgrader_metadata(cell, name)
+        cell["metadata"].pop("nbgrader", None)
+        if wanted is not None:
+            cell["metadata"]["nbgrader"] = wanted
+    return marked
+
+
 def has_tasks(notebook: dict) -> bool:
     """True if a code cell holds a solution block: a you-write-it task with its checker (worked
     solutions of the exercises, in markdown, are not tasks)."""
@@ -80,17 +131,20 @@ def _dump(notebook: dict) -> str:
 
 
 def expected_copies(notebooks: Path | None = None) -> dict[Path, str]:
-    """Each student copy's path and the text it should hold, from the source notebooks."""
+    """Each source notebook's path and each student copy's, with the text it should hold: the source
+    marked for nbgrader, the copy made from it."""
     notebooks = notebooks or course_root() / "notebooks"
     copies = {}
     for source in sorted(notebooks.glob("*.ipynb")):
-        notebook = json.loads(source.read_text())
+        notebook = mark_for_nbgrader(json.loads(source.read_text()), source.name)
+        copies[source] = _dump(notebook)
         copies[notebooks / STUDENT_DIR / source.name] = _dump(student_notebook(notebook, source.name))
     return copies
 
 
 def write_student_copies(notebooks: Path | None = None) -> list[Path]:
-    """Write every student copy that is missing or stale; returns the ones written."""
+    """Mark every source notebook for nbgrader and write every student copy, where missing or stale; returns
+    the files written."""
     written = []
     for path, text in expected_copies(notebooks).items():
         if not path.is_file() or path.read_text() != text:
@@ -101,7 +155,8 @@ def write_student_copies(notebooks: Path | None = None) -> list[Path]:
 
 
 def stale_copies(notebooks: Path | None = None) -> list[Path]:
-    """The student copies that are missing, differ from what their sources give, or have no source."""
+    """The sources whose nbgrader metadata is stale, and the student copies that are missing, differ from
+    what their sources give, or have no source."""
     notebooks = notebooks or course_root() / "notebooks"
     expected = expected_copies(notebooks)
     orphans = [p for p in sorted((notebooks / STUDENT_DIR).glob("*.ipynb")) if p not in expected]
@@ -117,7 +172,7 @@ def main() -> int:
     written = write_student_copies()
     for path in written:
         print(f"wrote {path}")
-    print(f"{len(written)} student copies written" if written else "the student copies are up to date")
+    print(f"{len(written)} notebooks written" if written else "the nbgrader metadata and the student copies are up to date")
     return 0
 
 

@@ -30,6 +30,10 @@ NOTEBOOK_TASKS: dict[str, tuple] = {
     "08": (pointing_game, energy_share, deletion_loop, spearman, cascading_randomisation),
 }
 TASKS = {checker.__name__: checker for checkers in NOTEBOOK_TASKS.values() for checker in checkers}
+# nbgrader's points for each task's check cell, by the size of the task (the lines a student writes, and its parts).
+POINTS = {"leak_simulation": 2, "training_loop": 2, "attention_pooling": 2, "grad_cam": 3, "gradcam_pp": 2,
+          "guided_backprop": 3, "pointing_game": 1, "energy_share": 1, "deletion_loop": 2, "spearman": 1,
+          "cascading_randomisation": 2}
 
 
 def summary(notebook: str) -> list[Verdict | None]:
@@ -50,6 +54,6 @@ def summary(notebook: str) -> list[Verdict | None]:
     return verdicts
 
 
-__all__ = ["DONE", "NOTEBOOK_TASKS", "NOT_DONE", "TASKS", "WRONG", "Verdict", "attention_pooling",
+__all__ = ["DONE", "NOTEBOOK_TASKS", "NOT_DONE", "POINTS", "TASKS", "WRONG", "Verdict", "attention_pooling",
            "cascading_randomisation", "deletion_loop", "energy_share", "grad_cam", "gradcam_pp", "guided_backprop",
            "leak_simulation", "pointing_game", "spearman", "summary", "training_loop"]
