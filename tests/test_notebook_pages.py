@@ -86,13 +86,15 @@ def test_every_notebook_ends_with_a_questionnaire_answered_only_in_the_instructo
     sources = ["".join(c["source"]) for c in notebook["cells"]]
     starts = [i for i, text in enumerate(sources) if text.startswith("## Questionnaire\n")]
     assert len(starts) == 1, f"{path.name}: one cell must open with '## Questionnaire', found {len(starts)}"
-    questions = [QUESTION.match(text) for text in sources[starts[0] + 1:]]
+    # After it, only its questions; then, in a notebook with tasks, the two cells that sum them up.
+    end = len(sources) - 2 if sources[-2].startswith("## Your task") else len(sources)
+    questions = [QUESTION.match(text) for text in sources[starts[0] + 1:end]]
     assert all(questions), f"{path.name}: every cell after the questionnaire's heading is one question, " \
                            "'**N.** question', then its answer between the solution markers"
     assert 8 <= len(questions) <= 12, f"{path.name}: {len(questions)} questions (8-12 wanted)"
     assert [int(q[1]) for q in questions] == list(range(1, len(questions) + 1))
     assert all(len(q[3].split()) >= 12 for q in questions), f"{path.name}: an answer, not a word"
-    student = ["".join(c["source"]) for c in student_notebook(notebook, path.name)["cells"]][starts[0] + 1:]
+    student = ["".join(c["source"]) for c in student_notebook(notebook, path.name)["cells"]][starts[0] + 1:end]
     assert len(student) == len(questions)
     for question, copy in zip(questions, student):
         assert copy == f"**{question[1]}.** {question[2]}\n\n{ANSWER}", copy

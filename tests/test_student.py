@@ -24,9 +24,10 @@ def code_cells(path: Path) -> list[str]:
     return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
 
 
-def test_the_student_copies_are_up_to_date():
+def test_the_student_copies_and_the_nbgrader_metadata_are_up_to_date():
     stale = stale_copies(ROOT / "notebooks")
-    assert not stale, f"stale student copies {[p.name for p in stale]}: run `make student` and commit them"
+    assert not stale, (f"stale student copies or nbgrader metadata {[str(p.relative_to(ROOT)) for p in stale]}: run "
+                       "`make student` and commit them")
 
 
 def test_solutions_become_placeholders_and_hidden_tests_go():
@@ -52,11 +53,54 @@ def test_a_student_copy_holds_no_solution(path):
         assert code_cells(copy) == code_cells(path)
 
 
+def checker_calls(path: Path) -> list[str]:
+    return re.findall(r"= checks\.(\w+)\(", "\n".join(code_cells(path)))
+
+
 def test_the_course_has_its_you_write_it_tasks():
-    names = {p.name[:2] for p in WITH_TASKS}
-    assert {"02", "05", "07", "08"} <= names
-    calls = [re.findall(r"checks\.(\w+)\(", "\n".join(code_cells(p))) for p in WITH_TASKS]
-    assert sorted(c for found in calls for c in found) == sorted(checks.TASKS)  # every checker is used once
+    assert {p.name[:2] for p in WITH_TASKS} == set(checks.NOTEBOOK_TASKS)
+    for path in WITH_TASKS:  # the checkers each notebook calls, in order, are the tasks declared for it
+        assert checker_calls(path) == [c.__name__ for c in checks.NOTEBOOK_TASKS[path.name[:2]]], path.name
+        assert code_cells(path)[-1].strip() == f'checks.summary("{path.name[:2]}");', "the last cell sums up"
+    assert sorted(checks.TASKS) == sorted(checks.POINTS)
+
+
+@pytest.mark.parametrize("path", WITH_TASKS, ids=lambda p: p.name)
+def test_every_task_is_a_whole_function_with_its_contract_and_a_check_cell_of_its_own(path):
+    """A task is 8 to 25 lines the student writes, inside functions with docstrings; a hint cell comes
+    before it, and its check cell holds nothing else of the task."""
+    cells = json.loads(path.read_text())["cells"]
+    for i, cell in enumerate(cells):
+        text = "".join(cell["source"])
+        if cell["cell_type"] != "code" or "### BEGIN SOLUTION" not in text:
+            continue
+        blocks = re.findall(r"### BEGIN SOLUTION\n(.*?)\n\s*### END SOLUTION", text, re.DOTALL)
+        lines = sum(1 for block in blocks for line in block.splitlines() if line.strip())
+        assert 8 <= lines <= 25 * len(blocks), (path.name, i, lines)
+        assert text.count('"""') >= 2 * text.count("\ndef ") + 2 * text.startswith("def "), "every function has a docstring"
+        assert any("<summary><b>Hints</b>" in "".join(c["source"]) for c in cells[max(0, i - 3):i]), (path.name, i)
+        assert "checks." not in text, "the check has a cell of its own (an nbgrader test cell)"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_the_nbgrader_metadata_marks_tasks_checks_and_answers(path):
+    cells = json.loads(path.read_text())["cells"]
+    marked = [(c, c["metadata"]["nbgrader"]) for c in cells if "nbgrader" in c["metadata"]]
+    ids = [meta["grade_id"] for _, meta in marked]
+    assert len(ids) == len(set(ids)), "grade ids are unique"
+    for cell, meta in marked:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and meta["solution"]:
+            assert "### BEGIN SOLUTION" in text and not meta["grade"] and not meta["locked"]
+        elif cell["cell_type"] == "code":
+            key = re.search(r"= checks\.(\w+)\(", text)[1]
+            assert meta["grade"] and meta["locked"] and meta["points"] == checks.POINTS[key]
+            assert "### BEGIN HIDDEN TESTS" in text and "passed" in text
+        else:  # a written answer: graded by hand
+            assert meta["solution"] and meta["grade"] and meta["points"] == text.count("### BEGIN SOLUTION") >= 1
+    unmarked = [c for c in cells if "nbgrader" not in c["metadata"]]
+    assert not any("### BEGIN SOLUTION" in "".join(c["source"]) or re.search(r"= checks\.\w+\(", "".join(c["source"]))
+                   for c in unmarked)
 
 
 def _run_tasks(path: Path, blank: bool, capsys) -> list[checks.Verdict]:
@@ -64,13 +108,19 @@ def _run_tasks(path: Path, blank: bool, capsys) -> list[checks.Verdict]:
     that hold a solution or call a checker; return the verdicts."""
     source = json.loads(path.read_text())
     version = student_notebook(source, path.name) if blank else source
-    namespace = {"checks": checks, "torch": torch, "F": F, "nn": nn}
+    import copy
+
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import rankdata
+
+    namespace = {"checks": checks, "torch": torch, "F": F, "nn": nn, "np": np, "pd": pd, "copy": copy,
+                 "rankdata": rankdata}
     verdicts: dict[int, checks.Verdict] = {}
     for original, cell in zip(source["cells"], version["cells"]):
         text = "".join(original["source"])
         if original["cell_type"] == "code" and ("BEGIN SOLUTION" in text or re.search(r"= checks\.\w+\(", text)):
-            code = "".join(cell["source"]).split("# Yours (or")[0]  # what follows uses the notebook's own data
-            exec(compile(code, path.name, "exec"), namespace)  # noqa: S102
+            exec(compile("".join(cell["source"]), path.name, "exec"), namespace)  # noqa: S102
             verdicts.update({id(v): v for v in namespace.values() if isinstance(v, checks.Verdict)})
     capsys.readouterr()
     return list(verdicts.values())
@@ -79,7 +129,7 @@ def _run_tasks(path: Path, blank: bool, capsys) -> list[checks.Verdict]:
 @pytest.mark.parametrize("path", WITH_TASKS, ids=lambda p: p.name)
 def test_every_task_is_not_done_in_the_student_copy_and_right_in_the_instructors(path, capsys):
     blank = _run_tasks(path, True, capsys)
-    assert len(blank) == len(re.findall(r"checks\.\w+\(", "\n".join(code_cells(path))))  # one verdict a checker
+    assert len(blank) == len(checker_calls(path))  # one verdict a checker
     assert all(not v.done and "not done yet" in v.message for v in blank)
     solved = _run_tasks(path, False, capsys)
     assert len(solved) == len(blank) and all(v.passed for v in solved), [str(v) for v in solved]
