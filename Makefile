@@ -56,16 +56,21 @@ NUMERIC_FIRST_RUN_ONLY = not scorecam and not method_added_in_one_place and not 
 # waiting keeps the thread count, so the numbers trained are the same, and gives the cores back.
 # The student copies with you-write-it tasks run once more, tasks blank, after the rest: alone, because
 # each trains into the same run folders as its instructor copy. (Copies without tasks hold the same code
-# as their sources, which the first run covers; tests/test_student.py checks that.)
-STUDENT_TASKS = $(shell grep -l "YOUR CODE HERE" notebooks/student/*.ipynb)
+# as their sources, which the first run covers; tests/test_student.py checks that.) Those of 01 and 05 run
+# blank under nbgrader's autograde instead (tests/test_nbgrader.py, marker nbgrader), which also checks that
+# no cell but the checks' hidden tests fails there.
+AUTOGRADED = notebooks/student/01_data_exploration.ipynb notebooks/student/05_gradcam_maths.ipynb
+STUDENT_TASKS = $(filter-out $(AUTOGRADED),$(shell grep -l "YOUR CODE HERE" notebooks/student/*.ipynb))
 
 test: $(STAMP) $(IPYWIDGETS7)/.installed
 	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests notebooks --ignore=notebooks/student \
-		--nbval-lax --nbval-current-env $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
+		--nbval-lax --nbval-current-env -m "not nbgrader" $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
 	@echo "The numeric unit tests again, on the portable (non-vectorised) kernels:"
 	FISHCAM_QUICK=1 ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest tests -m numeric -q -k "$(NUMERIC_FIRST_RUN_ONLY)"
 	@echo "The student copies, every task blank:"
 	FISHCAM_QUICK=1 $(BIN)/python -m pytest $(STUDENT_TASKS) --nbval-lax --nbval-current-env -q
+	@echo "nbgrader: generate_assignment on every notebook, autograde on 05 and 01 (three submissions each):"
+	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests -m nbgrader -q $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS))
 	@echo "The CAM explorer's tests again, under Colab's ipywidgets 7.7.1:"
 	FISHCAM_QUICK=1 FISHCAM_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(IPYWIDGETS7) $(BIN)/python -m pytest tests/test_widgets.py \
 		-q -W "ignore::DeprecationWarning"

@@ -85,7 +85,7 @@ def test_the_training_loop_checker(mistake, says, capsys):
 
 def grad_cam(model, layer, x, targets=None, weights="mean", relu_on="cam", score="logit", channels="sum",
              keep_hook=False, upsample="bilinear", scale="each", ignore_targets=False, mode="restore",
-             remove="finally", gradient="autograd", detach=True):
+             remove="finally", gradient="autograd", detach=True, first_target=False):
     was_training = model.training
     store = {}
     handle = layer.register_forward_hook(lambda module, inputs, output: store.update(A=output))
@@ -93,7 +93,9 @@ def grad_cam(model, layer, x, targets=None, weights="mean", relu_on="cam", score
         if mode != "as it is":
             model.eval()
         logits = model(x)
+        given = targets is not None
         targets = logits.argmax(1) if targets is None or ignore_targets else torch.as_tensor(targets).view(-1)
+        targets = targets[:1].expand(len(targets)) if first_target and given else targets
         scores = logits.softmax(1) if score == "probability" else logits
         chosen = scores.gather(1, targets[:, None]).sum()
         if gradient == "backward":
@@ -110,7 +112,7 @@ def grad_cam(model, layer, x, targets=None, weights="mean", relu_on="cam", score
     if remove == "after":  # skipped when the forward pass raises
         handle.remove()
     alpha = {"mean": gradients.mean((2, 3), keepdim=True), "sum": gradients.sum((2, 3), keepdim=True),
-             "none": gradients}[weights]
+             "none": gradients, "batch": gradients.mean((0, 2, 3), keepdim=True)}[weights]
     weighted = alpha * store["A"]
     raw = weighted.sum(1) if channels == "sum" else weighted.mean(1)
     raw = raw.detach() if detach else raw
@@ -128,6 +130,8 @@ def grad_cam(model, layer, x, targets=None, weights="mean", relu_on="cam", score
         up = F.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     if scale in ("none", "before"):
         return raw, up
+    if scale == "max":
+        return raw, up / up.amax((1, 2), keepdim=True)
     dims = (0, 1, 2) if scale == "batch" else (1, 2)
     low, high = up.amin(dims, keepdim=True), up.amax(dims, keepdim=True)
     return raw, (up - low) / (high - low).clamp_min(1e-12)
@@ -149,6 +153,9 @@ def grad_cam(model, layer, x, targets=None, weights="mean", relu_on="cam", score
     ({"relu_on": "raw"}, "apply the ReLU to cam, not to raw"),
     ({"channels": "mean"}, "averaged over the channels"),
     ({"keep_hook": True}, "hook is still on the model"),
+    ({"weights": "batch"}, "whole batch too"),
+    ({"scale": "max"}, "divided by the maximum only"),
+    ({"first_target": True}, "targets[0] for every image"),
     # Its network has dropout, and it calls the function from training mode and with images that fail.
     ({"mode": "as it is"}, "dropout was on"),
     ({"mode": "eval"}, "in eval mode after it"),
@@ -185,7 +192,8 @@ def test_the_grad_cam_checker_wants_the_mode_restored_also_when_the_forward_pass
 def gradcam_pp(a, g, eps=0.0, guard=True, relu_g=True, total_over=(2, 3), two=2.0, weight="sum", channels="sum",
                final_relu=False, answer="map"):
     g2, g3 = g * g, g * g * g
-    denominator = two * g2 + a.sum(total_over, keepdim=True) * g3 + eps
+    third = (a * g3).sum((2, 3), keepdim=True) if total_over == "of the product" else a.sum(total_over, keepdim=True) * g3
+    denominator = two * g2 + third + eps
     if guard:
         coefficient = torch.where(denominator == 0, torch.zeros_like(g), g2 / torch.where(denominator == 0, 1.0, denominator))
     else:
@@ -194,6 +202,8 @@ def gradcam_pp(a, g, eps=0.0, guard=True, relu_g=True, total_over=(2, 3), two=2.
     w = w.sum((2, 3)) if weight == "sum" else w.mean((2, 3))
     if answer == "weights":
         return w
+    if answer == "channel maps":
+        return w[..., None, None] * a
     result = torch.einsum("nk,nkhw->nhw", w, a) if channels == "sum" else torch.einsum("nk,nkhw->nhw", w, a) / a.shape[1]
     return result.relu() if final_relu else result
 
@@ -210,6 +220,8 @@ def gradcam_pp(a, g, eps=0.0, guard=True, relu_g=True, total_over=(2, 3), two=2.
     ({"channels": "mean"}, "you averaged them"),
     ({"final_relu": True}, "before the final ReLU"),
     ({"answer": "weights"}, "channel weights"),
+    ({"answer": "channel maps"}, "one map per channel"),
+    ({"total_over": "of the product"}, "you summed A g^3"),
 ])
 def test_the_gradcam_pp_checker(mistake, says, capsys):
     assert verdict_of(checks.gradcam_pp, gradcam_pp, capsys).passed
@@ -221,7 +233,7 @@ def test_the_gradcam_pp_checker(mistake, says, capsys):
 
 
 def guided_backprop(model, x, targets=None, clamp="grad_in", relus="all", score="logit", mode="restore",
-                    remove="finally", output="signed", copy_input=True):
+                    remove="finally", output="signed", copy_input=True, gradient="autograd", first_target=False):
     found = [m for m in model.modules() if isinstance(m, nn.ReLU)]
     found = {"all": found, "first": found[:1], "last": found[-1:]}[relus]
 
@@ -240,8 +252,13 @@ def guided_backprop(model, x, targets=None, clamp="grad_in", relus="all", score=
         x = x.detach().clone().requires_grad_(True) if copy_input else x.requires_grad_(True)
         logits = model(x)
         chosen = logits.argmax(1) if targets is None else torch.as_tensor(targets)
+        chosen = chosen[:1].expand(len(chosen)) if first_target else chosen
         scores = logits.softmax(1) if score == "probability" else logits
-        (gradient,) = torch.autograd.grad(scores.gather(1, chosen[:, None]).sum(), x)
+        if gradient == "backward":
+            scores.gather(1, chosen[:, None]).sum().backward()
+            gradient = x.grad
+        else:
+            (gradient,) = torch.autograd.grad(scores.gather(1, chosen[:, None]).sum(), x)
     finally:
         if remove == "finally":
             for handle in handles:
@@ -251,7 +268,8 @@ def guided_backprop(model, x, targets=None, clamp="grad_in", relus="all", score=
     if remove == "after":
         for handle in handles:
             handle.remove()
-    return {"signed": gradient, "abs": gradient.abs(), "saliency": gradient.abs().amax(1)}[output]
+    return {"signed": gradient, "abs": gradient.abs(), "saliency": gradient.abs().amax(1),
+            "times input": gradient * x.detach()}[output]
 
 
 @pytest.mark.parametrize("mistake, says", [
@@ -269,6 +287,9 @@ def guided_backprop(model, x, targets=None, clamp="grad_in", relus="all", score=
     ({"remove": "after"}, "when the forward pass fails"),
     ({"remove": "never"}, "hook is still on the model"),
     ({"copy_input": False}, "work on a copy"),
+    ({"output": "times input"}, "gradient x input"),
+    ({"gradient": "backward"}, ".grad were filled"),
+    ({"first_target": True}, "targets[0] for every image"),
 ])
 def test_the_guided_backprop_checker(mistake, says, capsys):
     assert verdict_of(checks.guided_backprop, guided_backprop, capsys).passed
@@ -371,13 +392,16 @@ def test_the_energy_checker(mistake, says, capsys):
 
 
 def deletion(model, images, maps, targets, baseline, steps, hottest_first=True, delete=True, softmax=True,
-             target_class=True, first_point=True, ranks="scatter"):
+             target_class=True, first_point=True, ranks="scatter", count=round, fill="baseline", one_class=False,
+             graph=False):
     n, _, h, w = images.shape
     order = maps.flatten(1).argsort(1, descending=hottest_first)
     probs = []
     classes = targets if target_class else model(images).argmax(1)
+    classes = classes[:1].expand(n) if one_class else classes
+    baseline = torch.zeros_like(images) if fill == "zero" else baseline
     for step in range(0 if first_point else 1, steps + 1):
-        k = round(step / steps * h * w)
+        k = count(step / steps * h * w)
         if ranks == "scatter":
             chosen = torch.zeros(n, h * w, dtype=torch.bool)
             chosen.scatter_(1, order[:, :k], True)
@@ -385,8 +409,11 @@ def deletion(model, images, maps, targets, baseline, steps, hottest_first=True, 
             chosen = order < k
         chosen = chosen.view(n, 1, h, w)
         x = torch.where(chosen, baseline, images) if delete else torch.where(chosen, images, baseline)
-        with torch.no_grad():
+        if graph:
             scores = model(x)
+        else:
+            with torch.no_grad():
+                scores = model(x)
         scores = scores.softmax(1) if softmax else scores
         probs.append(scores[torch.arange(n), classes])
     return torch.stack(probs, 1)
@@ -399,6 +426,10 @@ def deletion(model, images, maps, targets, baseline, steps, hottest_first=True, 
     ({"target_class": False}, "predicted class"),
     ({"first_point": False}, "before anything is removed"),
     ({"ranks": "argsort"}, "argsort itself as the ranks"),
+    ({"count": int}, "you truncated"),
+    ({"fill": "zero"}, "replaced the pixels by 0"),
+    ({"one_class": True}, "targets[0] for every image"),
+    ({"graph": True}, "carry a gradient graph"),
 ])
 def test_the_deletion_loop_checker(mistake, says, capsys):
     assert verdict_of(checks.deletion_loop, deletion, capsys).passed
@@ -456,8 +487,8 @@ def cascade(model, stages, explain, seed=0, on="copy", copies="one", order="top 
 
     trained = explain(model)
     randomized = copy.deepcopy(model) if on == "copy" else model
-    if seeding == "once":
-        torch.manual_seed(seed)
+    if seeding in ("once", "zero"):
+        torch.manual_seed(0 if seeding == "zero" else seed)
     correlations, previous = [], trained
     for stage in (stages if order == "top down" else stages[::-1]):
         if copies == "fresh":
@@ -482,6 +513,7 @@ def cascade(model, stages, explain, seed=0, on="copy", copies="one", order="top 
     ({"order": "bottom up"}, "wrong order"),
     ({"seeding": "each"}, "seed once"),
     ({"seeding": "never"}, "same seed gave different"),
+    ({"seeding": "zero"}, "you seeded with 0"),
     ({"against": "previous"}, "previous stage's"),
     ({"inside": False}, "is a container"),
     ({"average": "mean"}, "nanmean"),
@@ -549,7 +581,7 @@ def test_the_leak_simulation_checker_wants_the_seed_used(capsys):
 
 def attention_pool(features, scores, present, mask="-inf", dim=1, shift=True, fused="sum", validate=True):
     if validate and not present.any(1).all():
-        raise ValueError("a fish with no view present")
+        raise (ValueError if validate is True else RuntimeError)("a fish with no view present")
     if mask == "-inf":
         scores = scores.masked_fill(~present, float("-inf"))
     elif mask == "zero":
@@ -572,6 +604,7 @@ def attention_pool(features, scores, present, mask="-inf", dim=1, shift=True, fu
     ({"shift": False}, "exp(1000)"),
     ({"fused": "mean"}, "weighted *sum*"),
     ({"validate": False}, "no view present"),
+    ({"validate": "another error"}, "raise ValueError (saying so), not RuntimeError"),
 ])
 def test_the_attention_pooling_checker(mistake, says, capsys):
     assert verdict_of(checks.attention_pooling, attention_pool, capsys).passed
