@@ -190,8 +190,10 @@ def test_the_grad_cam_checker_wants_the_mode_restored_also_when_the_forward_pass
 
 
 def gradcam_pp(a, g, eps=0.0, guard=True, relu_g=True, total_over=(2, 3), two=2.0, weight="sum", channels="sum",
-               final_relu=False, answer="map"):
+               final_relu=False, answer="map", in_place=False):
     g2, g3 = g * g, g * g * g
+    if in_place:  # ReLU(g) taken in place, after g^2 and g^3: the right numbers, the caller's gradients changed
+        relu_g, g = False, g.clamp_(min=0)
     third = (a * g3).sum((2, 3), keepdim=True) if total_over == "of the product" else a.sum(total_over, keepdim=True) * g3
     denominator = two * g2 + third + eps
     if guard:
@@ -222,6 +224,7 @@ def gradcam_pp(a, g, eps=0.0, guard=True, relu_g=True, total_over=(2, 3), two=2.
     ({"answer": "weights"}, "channel weights"),
     ({"answer": "channel maps"}, "one map per channel"),
     ({"total_over": "of the product"}, "you summed A g^3"),
+    ({"in_place": True}, "you changed the activations or the gradients"),
 ])
 def test_the_gradcam_pp_checker(mistake, says, capsys):
     assert verdict_of(checks.gradcam_pp, gradcam_pp, capsys).passed
@@ -327,10 +330,10 @@ def pointing_game(maps, masks, peak="max", plateau="all", flat_misses=True, unra
 
 @pytest.mark.parametrize("mistake, says", [
     ({"peak": "min"}, "looked for the minimum"),
-    ({"plateau": "any"}, "flat map"),
+    ({"plateau": "any"}, "when *one* top pixel lies in the mask: every one"),
     ({"plateau": "first", "unravel": "swapped"}, "swapped"),
     ({"per_image": False}, "whole batch"),
-    ({"plateau": "any", "flat_misses": False}, "plateau"),
+    ({"plateau": "any", "flat_misses": False}, "and a flat map"),
     ({"flat_misses": False}, "covers the whole image"),
 ])
 def test_the_pointing_game_checker(mistake, says, capsys):
@@ -393,9 +396,11 @@ def test_the_energy_checker(mistake, says, capsys):
 
 def deletion(model, images, maps, targets, baseline, steps, hottest_first=True, delete=True, softmax=True,
              target_class=True, first_point=True, ranks="scatter", count=round, fill="baseline", one_class=False,
-             graph=False):
+             graph=False, ties="by position"):
     n, _, h, w = images.shape
-    order = maps.flatten(1).argsort(1, descending=hottest_first)
+    order = maps.flatten(1).argsort(dim=1, descending=hottest_first, stable=True)
+    if ties == "last first":  # tied pixels taken from the end of the image
+        order = h * w - 1 - maps.flatten(1).flip(1).argsort(dim=1, descending=hottest_first, stable=True)
     probs = []
     classes = targets if target_class else model(images).argmax(1)
     classes = classes[:1].expand(n) if one_class else classes
@@ -430,6 +435,7 @@ def deletion(model, images, maps, targets, baseline, steps, hottest_first=True, 
     ({"fill": "zero"}, "replaced the pixels by 0"),
     ({"one_class": True}, "targets[0] for every image"),
     ({"graph": True}, "carry a gradient graph"),
+    ({"ties": "last first"}, "break ties by position"),
 ])
 def test_the_deletion_loop_checker(mistake, says, capsys):
     assert verdict_of(checks.deletion_loop, deletion, capsys).passed
@@ -573,7 +579,7 @@ def test_the_leak_simulation_checker(mistake, says, capsys):
 
 def test_the_leak_simulation_checker_wants_the_seed_used(capsys):
     verdict = verdict_of(checks.leak_simulation, lambda ids, shares, seed: leak_simulation(ids, shares, 0), capsys)
-    assert not verdict.passed and "another seed gave exactly the same leak" in verdict.message
+    assert not verdict.passed and "other seeds gave exactly the same leak" in verdict.message
 
 
 # ------------------------------------------------------------------ 04: attention pooling

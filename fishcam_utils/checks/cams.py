@@ -72,7 +72,8 @@ def _raw_mistakes() -> list[Mistake]:
 
 
 def _hooks_left(net: nn.Module) -> bool:
-    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in net.modules())
+    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+               for m in net.modules())
 
 
 def check_untouched(net: nn.Module) -> None:
@@ -262,7 +263,11 @@ def gradcam_pp(student: Callable) -> Verdict:
     def body() -> None:
         activations, gradients = _plus_plus_case()
         want = GradCAMPlusPlus.combine(activations, gradients)
-        got = call(student, *_plus_plus_case())
+        given = _plus_plus_case()
+        got = call(student, *given)
+        if not (torch.equal(given[0], activations) and torch.equal(given[1], gradients)):
+            raise WrongAnswer("you changed the activations or the gradients you were given (an in-place operation, "
+                              "such as clamp_ or relu_): compute new tensors and leave the inputs as they were")
         if isinstance(got, torch.Tensor) and got.shape == activations.shape[:2]:
             raise WrongAnswer("you returned the channel weights w_k (N, K): the map is the sum over k of w_k A^k, "
                               "(N, h, w)")

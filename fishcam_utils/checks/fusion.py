@@ -81,8 +81,8 @@ def attention_pooling(student: Callable) -> Verdict:
             fish = sorted({int(i) for i in (~torch.isfinite(weights)).nonzero()[:, 0]}
                           | {int(i) for i in (~torch.isfinite(fused)).nonzero()[:, 0]})
             raise WrongAnswer(f"NaN or inf for fish {fish}: fish 3's scores are near 1000, and exp(1000) is inf in "
-                              "float32 (inf / inf is NaN). Subtract each fish's largest present score before exp, "
-                              "or use torch.softmax, which does")
+                              "float32 (inf / inf is NaN). Subtract each fish's largest present score before exp: "
+                              "it does not change the softmax, and the largest exp becomes 1")
         diagnose(weights, weights_want, [Mistake(m.message, lambda *c, make=m.make: make(*c)[1]) for m in mistakes],
                  _case, "the weights")
         diagnose(fused, fused_want, [Mistake(m.message, lambda *c, make=m.make: make(*c)[0]) for m in mistakes],

@@ -101,8 +101,8 @@ def guided_backprop(student: Callable) -> Verdict:
                               "channel, (N, C, H, W), as x is")
         check_shape(got, want, "the gradient")
         if got.requires_grad:
-            raise WrongAnswer("the gradient still carries an autograd graph: torch.autograd.grad gives a plain "
-                              "tensor; if you used .backward(), return x.grad.detach()")
+            raise WrongAnswer("the gradient still carries an autograd graph: return what torch.autograd.grad(score, x) "
+                              "gives (create_graph=False, the default), or .detach() it")
         diagnose(got, want, mistakes, lambda: (net, x), "the gradient")
         predicted = net(x).argmax(1)
         targets = [(int(p) + 1 + i) % 5 for i, p in enumerate(predicted)]  # never the predicted class

@@ -8,7 +8,7 @@ import torch
 
 from ..explain.metrics import deletion_curve, energy_in_mask
 from ..explain.metrics import pointing_game as package_pointing_game
-from .core import Accepted, Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check
+from .core import Accepted, Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check, same
 
 
 def _pointing_case() -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,8 +81,11 @@ def pointing_game(student: Callable) -> Verdict:
         Mistake(lowest, lambda m, k: package_pointing_game(-m, k)),
         Mistake(lowest, lambda m, k: _first_argmax_hits(-m, k)),
         Mistake(one_pixel, _last_argmax_hits),
-        Mistake("a flat map (every pixel equal) points nowhere: it is a miss", lambda m, k: _top_pixels(m, k, "any")),
-        Mistake(one_pixel, lambda m, k: _top_pixels(m, k, "any", flat_is_miss=False)),
+        Mistake("on a plateau (several pixels at the maximum) you counted a hit when *one* top pixel lies in the mask: "
+                "every one of them must", lambda m, k: _top_pixels(m, k, "any")),
+        Mistake("on a plateau you counted a hit when *one* top pixel lies in the mask (every one must), and a flat map "
+                "(every pixel equal) points nowhere: it is a miss",
+                lambda m, k: _top_pixels(m, k, "any", flat_is_miss=False)),
         Mistake("a flat map points nowhere: it is a miss even when its mask covers the whole image",
                 lambda m, k: _top_pixels(m, k, "all", flat_is_miss=False)),
         *(Mistake(swapped, _unravelled(form, bounds, flat_is_miss)) for form in _SWAPPED
@@ -180,11 +183,12 @@ def _ranks(maps: torch.Tensor) -> torch.Tensor:
     return rank.view(n, 1, h, w)
 
 
-def _deletion_case():
+def _deletion_case(ties: bool = False):
     """The tiny network with a sharper head (so that one pixel more or less moves the probability
     visibly), three steps of 80 / 3 pixels (so rounding, truncating and rounding up differ), the blurred
     images as the baseline (not zeros, so that a baseline ignored shows) and a target per image that is
-    neither its predicted class nor the others' target."""
+    neither its predicted class nor the others' target. Maps of distinct values, or (``ties``) of four
+    values only, as a coarse or ReLU'd map has, where the order of tied pixels matters."""
     from ..explain.metrics import make_baseline
     from .cams import _images, _tiny_net
 
@@ -193,6 +197,7 @@ def _deletion_case():
         net[-1].weight.mul_(8.0)
         predicted = net(images).argmax(1)
     maps = torch.rand(images.shape[0], *images.shape[-2:], generator=torch.Generator().manual_seed(9))
+    maps = (maps * 4).floor() / 3 if ties else maps
     targets = torch.tensor([(int(p) + 1 + i) % 5 for i, p in enumerate(predicted)])
     return net, images, maps, targets, make_baseline(images, "blur"), 3
 
@@ -268,6 +273,12 @@ def deletion_loop(student: Callable) -> Verdict:
             raise WrongAnswer("your curves carry a gradient graph: run the loop under torch.no_grad(), as it only "
                               "measures (it would keep every step's activations in memory)")
         diagnose(got, want, mistakes, _deletion_case, "the curves")
+        net, images, maps, targets, baseline, steps = _deletion_case(ties=True)
+        tied = call(student, *_deletion_case(ties=True))
+        if not same(tied, deletion_curve(net, images, maps, targets, steps, baseline).probs):
+            raise WrongAnswer("right on maps of distinct values, wrong on maps with ties (a ReLU'd or upsampled map has "
+                              "many): break ties by position, argsort(dim=1, descending=True, stable=True), not topk "
+                              "or an unstable sort, whose order among equal values is anyone's guess")
 
     def reference(model, images, maps, targets, baseline, steps):
         return deletion_curve(model, images, maps, targets, steps, baseline).probs
