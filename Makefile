@@ -54,8 +54,9 @@ NUMERIC_FIRST_RUN_ONLY = not scorecam and not method_added_in_one_place and not 
 # Two test processes share two cores, each with a kernel whose torch runs two OpenMP threads. Busy-waiting
 # threads of one process then steal the core the other needs (training cells ran 2.5-4.5x slower); passive
 # waiting keeps the thread count, so the numbers trained are the same, and gives the cores back.
-# The student copies with you-write-it tasks run once more, tasks blank, after the rest: alone, because
-# each trains into the same run folders as its instructor copy. (Copies without tasks hold the same code
+# The student copies with you-write-it tasks run once more, tasks blank, after the rest: after, because each
+# trains into the same run folders as its instructor copy (two at a time, as the notebooks do: no two train
+# into the same folder, and the models they load are trained by then). (Copies without tasks hold the same code
 # as their sources, which the first run covers; tests/test_student.py checks that.) Those of 01 and 05 run
 # blank under nbgrader's autograde instead (tests/test_nbgrader.py, marker nbgrader), which also checks that
 # no cell but the checks' hidden tests fails there.
@@ -68,7 +69,8 @@ test: $(STAMP) $(IPYWIDGETS7)/.installed
 	@echo "The numeric unit tests again, on the portable (non-vectorised) kernels:"
 	FISHCAM_QUICK=1 ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest tests -m numeric -q -k "$(NUMERIC_FIRST_RUN_ONLY)"
 	@echo "The student copies, every task blank:"
-	FISHCAM_QUICK=1 $(BIN)/python -m pytest $(STUDENT_TASKS) --nbval-lax --nbval-current-env -q
+	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest $(STUDENT_TASKS) --nbval-lax --nbval-current-env -q \
+		$(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
 	@echo "nbgrader: generate_assignment on every notebook, autograde on 05 and 01 (three submissions each):"
 	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests -m nbgrader -q $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS))
 	@echo "The CAM explorer's tests again, under Colab's ipywidgets 7.7.1:"
