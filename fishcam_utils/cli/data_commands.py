@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from .messages import say_notes
-from .options import LAYOUT_CHOICES, POSITIVE, POSITIVE_INT, PROBABILITY, names, progress_option, reading_options, size
+from .options import LAYOUT_CHOICES, POSITIVE, POSITIVE_INT, PROBABILITY, names, number, progress_option, reading_options, size
 
 
 def add_make_data(commands) -> None:
@@ -29,6 +29,12 @@ def add_make_data(commands) -> None:
     make.add_argument("--shortcut", action="store_true", help="put a class-coloured sticker on training photos only")
     make.add_argument("--shortcut-rate", type=PROBABILITY, default=1.0,
                       help="share of training photos with the sticker (default 1)")
+    make.add_argument("--degraded-share", type=PROBABILITY, default=0.0,
+                      help="share of photos whose evidence is hidden or degraded: weed, another fish or glare over the "
+                           "trait, murky water, motion blur (default 0)")
+    make.add_argument("--distractors", type=number(int, 0, high=8, high_strict=False), default=0,
+                      help="the most objects with trait-like textures in the water per photo, with masks of their own "
+                           "(default 0)")
     make.add_argument("--layout", choices=["multiview", "kaggle"], default="multiview",
                       help="multiview: <split>/<class>/<fish>_<view>.png; kaggle: <Species>/<Species>/NNNNN.png side views")
     make.add_argument("--workers", type=POSITIVE_INT, help="processes to draw with (default: the number of CPU cores)")
@@ -48,6 +54,7 @@ def make_data(args: argparse.Namespace) -> int:
         size=image_size,
         fish_per_class=args.fish_per_class if args.fish_per_class is not None else base.fish_per_class,
         seed=args.seed if args.seed is not None else course_seed(), shortcut=args.shortcut, shortcut_rate=args.shortcut_rate, layout=args.layout,
+        degraded_share=args.degraded_share, distractors=args.distractors,
     )
     # The course's folder of a square size (synthetic, synthetic-224px); WIDTHxHEIGHT goes to the course size's.
     square = image_size if isinstance(image_size, int) else None

@@ -84,6 +84,46 @@ class PhotoParams:
     noise_seed: int
     marker: tuple[float, float, int] | None  # (x, y, class index) of a shortcut sticker
     marker_size: float = 0.08  # half the sticker's side, in canvas units
+    # (kind, strength in (0, 1], pick in [0, 1): which evidence pixel an occluder covers, angle): DEGRADATIONS
+    degradation: tuple[str, float, float, float] | None = None
+    # Objects in the water away from the fish: (x, y, radius, pattern index, (r, g, b), angle) each
+    distractors: tuple[tuple[float, float, float, int, tuple[float, float, float], float], ...] = ()
+
+
+# What can spoil a view's evidence in one photo. The first three hide part of the fish behind something
+# (a strand of weed, another fish passing in front, glare on the water); murk takes the contrast of the whole
+# photo, motion blur smears it along the fish's path.
+DEGRADATIONS = ("weed", "fish", "glare", "murk", "motion_blur")
+OCCLUSIONS = DEGRADATIONS[:3]
+# The textures distractors wear: a trait's kind of texture, away from the fish.
+DISTRACTOR_PATTERNS = ("stripes", "spots", "rings")
+_WEED = np.array([0.18, 0.42, 0.16], dtype=np.float32)
+_PEBBLE = np.array([0.62, 0.58, 0.52], dtype=np.float32)
+
+
+def sample_degradation(rng: np.random.Generator, share: float) -> tuple[str, float, float, float] | None:
+    """With probability ``share``, one degradation of a photo: (kind, strength, pick, angle); else None."""
+    if rng.random() >= share:
+        return None
+    kind = DEGRADATIONS[int(rng.integers(len(DEGRADATIONS)))]
+    return kind, float(rng.uniform(0.4, 1.0)), float(rng.random()), float(rng.uniform(0, np.pi))
+
+
+def sample_distractors(rng: np.random.Generator, params: PhotoParams, most: int, aspect: float = 1.0) -> tuple:
+    """0 to ``most`` objects placed away from the fish (outside a box around it), each wearing a
+    trait-like texture (``DISTRACTOR_PATTERNS``) in a dark colour."""
+    half_w, half_h = _canvas_half_extent(aspect)
+    found = []
+    for _ in range(int(rng.integers(0, most + 1))):
+        radius = float(rng.uniform(0.12, 0.2))
+        for _try in range(30):  # a few draws until one lies clear of the fish; none if the canvas is full
+            x, y = float(rng.uniform(-half_w + radius, half_w - radius)), float(rng.uniform(-half_h + radius, half_h - radius))
+            if abs(x - params.cx) > 1.3 * params.scale + radius or abs(y - params.cy) > 0.55 * params.scale + radius:
+                colour = FISH_COLOURS[rng.integers(len(FISH_COLOURS))] * float(rng.uniform(0.3, 0.5))
+                found.append((x, y, radius, int(rng.integers(len(DISTRACTOR_PATTERNS))),
+                              tuple(float(c) for c in colour), float(rng.uniform(0, np.pi))))
+                break
+    return tuple(found)
 
 
 def _canvas_half_extent(aspect: float) -> tuple[float, float]:
@@ -150,12 +190,21 @@ def sample_body_colour(rng: np.random.Generator) -> np.ndarray:
 
 @dataclass
 class RenderedPhoto:
-    """One photo: ``image`` (H, W, 3) uint8 and boolean (H, W) masks."""
+    """One photo: ``image`` (H, W, 3) uint8 and boolean (H, W) masks. ``body`` and ``evidence`` hold what
+    can be seen of the fish and its trait; ``trait_pixels`` counts the trait's pixels before an occluder hid
+    some (``visible_evidence`` is the share still seen); ``occluder`` and ``distractor`` mark those objects."""
 
     image: np.ndarray
     body: np.ndarray
     evidence: np.ndarray
     marker: np.ndarray
+    occluder: np.ndarray | None = None
+    distractor: np.ndarray | None = None
+    trait_pixels: int = 0
+
+    @property
+    def visible_evidence(self) -> float:
+        return float(self.evidence.sum()) / self.trait_pixels if self.trait_pixels else 1.0
 
 
 def _profile(view: str, u: np.ndarray) -> np.ndarray:
@@ -390,6 +439,10 @@ def render_photo(
     x, y = np.meshgrid(xs, ys)
 
     img = _background(params, x, y)
+    distractor = np.zeros(x.shape, bool)
+    for item in params.distractors:  # in the water behind the fish
+        img, drawn = _draw_distractor(img, x, y, item)
+        distractor |= drawn
 
     # The fish is drawn only inside its bounding box: most of the canvas is background.
     rows, cols = _fish_window(params, xs, ys, view)
@@ -406,15 +459,81 @@ def render_photo(
         marker = (np.abs(x - mx) < params.marker_size) & (np.abs(y - my) < params.marker_size)
         img = _paint(img, marker, MARKER_COLOURS[cls % len(MARKER_COLOURS)])
 
-    # Back to the output grid: averaging gives anti-aliased edges; a mask keeps a pixel
-    # when at least half of it is covered.
-    img = _box_downsample(img, ss)
-    body_mask = _box_downsample(fish & ~marker, ss).astype(np.float32) >= 0.5
-    evidence_mask = _box_downsample(evidence & ~marker, ss) >= 0.5
-    marker_mask = _box_downsample(marker, ss) >= 0.5
+    kind, strength = (params.degradation or (None, 0.0))[:2]
+    occluder = np.zeros_like(body)
+    if kind in OCCLUSIONS and (evidence & ~marker).any():
+        img, occluder = _occlude(img, x, y, evidence & ~marker, params)
 
+    # Back to the output grid: averaging gives anti-aliased edges; a mask keeps a pixel
+    # when at least half of it is covered. Body and evidence are what can be seen of them.
+    img = _box_downsample(img, ss)
+    hidden = marker | occluder
+    body_mask = _box_downsample(fish & ~hidden, ss).astype(np.float32) >= 0.5
+    evidence_mask = _box_downsample(evidence & ~hidden, ss) >= 0.5
+    trait_pixels = int((_box_downsample(evidence & ~marker, ss) >= 0.5).sum())
+    marker_mask = _box_downsample(marker, ss) >= 0.5
+    occluder_mask = _box_downsample(occluder, ss) >= 0.5
+    # A pixel half covered by two things goes to the one in front.
+    body_mask &= ~occluder_mask
+    evidence_mask &= ~occluder_mask
+    distractor_mask = (_box_downsample(distractor & ~fish & ~hidden, ss) >= 0.5) & ~body_mask & ~occluder_mask & ~marker_mask
+
+    if kind == "murk":  # the water between camera and fish takes the contrast
+        share = 0.45 + 0.4 * strength
+        img = img * (1 - share) + np.asarray(params.background, np.float32) * 0.85 * share
+    elif kind == "motion_blur":  # the fish (and camera) moved along the image's rows while the shutter was open
+        img = _smear(img, 2 + int(round(6 * strength)))
     image = _camera(img, params, xs, ys, ss, width, height)
-    return RenderedPhoto(image=image, body=body_mask, evidence=evidence_mask, marker=marker_mask)
+    return RenderedPhoto(image=image, body=body_mask, evidence=evidence_mask, marker=marker_mask, occluder=occluder_mask,
+                         distractor=distractor_mask, trait_pixels=trait_pixels)
+
+
+def _rotated(x: np.ndarray, y: np.ndarray, ox: float, oy: float, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates about (ox, oy), turned by ``angle``."""
+    c, s = np.cos(angle), np.sin(angle)
+    return (x - ox) * c + (y - oy) * s, -(x - ox) * s + (y - oy) * c
+
+
+def _draw_distractor(img: np.ndarray, x: np.ndarray, y: np.ndarray, item: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """A pebble-like ellipse wearing stripes, spots or rings; returns the image and its pixels."""
+    ox, oy, radius, pattern, colour, angle = item
+    u, v = _rotated(x, y, ox, oy, angle)
+    shape = (u / radius) ** 2 + (v / (0.65 * radius)) ** 2 < 1
+    name = DISTRACTOR_PATTERNS[pattern]
+    if name == "stripes":
+        texture = _periodic(u, 0.09) < 0.022
+    elif name == "spots":
+        texture = np.hypot(_periodic(u, 0.1), _periodic(v, 0.1)) < 0.028
+    else:
+        texture = _periodic(np.hypot(u, v), 0.07) < 0.016
+    img = _paint(img, shape, _PEBBLE)
+    return _paint(img, shape & texture, np.asarray(colour, np.float32)), shape
+
+
+def _occlude(img: np.ndarray, x: np.ndarray, y: np.ndarray, trait: np.ndarray, params: PhotoParams):
+    """Weed, another fish or glare over one pixel of the trait (``params.degradation``'s pick), sized by its
+    strength; returns the image and the pixels hidden."""
+    kind, strength, pick, angle = params.degradation
+    rows, cols = np.nonzero(trait)
+    k = min(int(pick * len(rows)), len(rows) - 1)
+    u, v = _rotated(x, y, float(x[rows[k], cols[k]]), float(y[rows[k], cols[k]]), angle)
+    size = params.scale * (0.15 + 0.35 * strength)  # canvas units
+    if kind == "weed":  # a strand across the whole photo, swaying
+        hidden = np.abs(u + 0.04 * np.sin(18 * v)) < 0.45 * size
+        return _paint(img, hidden, _WEED * (0.85 + 0.15 * np.sin(25 * v))[..., None]), hidden
+    if kind == "fish":  # a dark fish passing in front, side on
+        hidden = (u / size) ** 2 + (v / (0.45 * size)) ** 2 < 1
+        return _paint(img, hidden, FISH_COLOURS[2] * 0.6), hidden
+    # Glare: a bright disc whose rim fades over the outer sixth of its radius.
+    alpha = np.clip(6 * (1 - np.hypot(u, v) / size), 0, 1)[..., None]
+    return (img * (1 - alpha) + 0.97 * alpha).astype(np.float32), alpha[..., 0] > 0.5
+
+
+def _smear(img: np.ndarray, length: int) -> np.ndarray:
+    """A box blur ``length`` pixels long along each row (edges repeated): motion blur."""
+    pad = np.pad(img, ((0, 0), (length // 2, length - 1 - length // 2), (0, 0)), mode="edge")
+    total = np.cumsum(np.pad(pad, ((0, 0), (1, 0), (0, 0))), axis=1, dtype=np.float64)
+    return ((total[:, length:] - total[:, :-length]) / length).astype(np.float32)
 
 
 def _background(params: PhotoParams, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -27,7 +27,8 @@ from ..errors import DataError, listing, option
 from ..files import hold_folder
 from ..settings import course_image_size, course_seed, data_dir, quick_mode, seed_folder, size_folder
 from .images import JUNK_FILES
-from .fish_drawing import MARKER_COLOURS, render_photo, sample_body_colour, sample_marker, sample_photo_params
+from .fish_drawing import (MARKER_COLOURS, render_photo, sample_body_colour, sample_degradation, sample_distractors,
+                           sample_marker, sample_photo_params)
 from .species import SPECIES_TABLES, VIEWS, class_names, species_table
 
 FORMAT = "fishcam-synthetic"
@@ -36,7 +37,7 @@ SPLITS = ("train", "val", "test")
 OUTPUT_LAYOUTS = ("multiview", "kaggle")  # what the generator writes; layouts.LAYOUTS is what loaders read
 
 # Separate random streams, so that changing one option never reshuffles the others.
-_STREAM_SPLIT, _STREAM_FISH, _STREAM_MARKER = 1, 2, 3
+_STREAM_SPLIT, _STREAM_FISH, _STREAM_MARKER, _STREAM_QUALITY, _STREAM_DISTRACTOR = 1, 2, 3, 4, 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,10 @@ class SyntheticConfig:
     ``layout="kaggle"`` writes the side views only, with body masks only, as the Kaggle fish
     dataset has them. ``species`` names the species table: ``"course"`` (the course's nine) or
     ``"source"`` (the pretraining task of the course's stand-in weights, ``species.SOURCE_SPECIES``).
+    ``degraded_share`` of the photos, drawn view by view, have their evidence hidden or degraded (weed, another
+    fish or glare over the trait, murky water, motion blur: ``fish_drawing.DEGRADATIONS``), and each photo has
+    0 to ``distractors`` objects with trait-like textures in the water away from the fish, with masks of their
+    own. Both are off (0) unless asked for.
     """
 
     size: int | tuple[int, int] = 64
@@ -62,6 +67,8 @@ class SyntheticConfig:
     layout: str = "multiview"
     marker_size: float = 0.08  # half the sticker's side, in canvas units (the shorter side is 2): 0.08 is 5 px at 64 px
     species: str = "course"
+    degraded_share: float = 0.0
+    distractors: int = 0
 
     @property
     def table(self):
@@ -111,6 +118,10 @@ class SyntheticConfig:
             raise ValueError(f"shortcut_splits must be among {SPLITS}, got {self.shortcut_splits!r}")
         if self.layout not in OUTPUT_LAYOUTS:
             raise ValueError(f"layout must be one of {OUTPUT_LAYOUTS}, got {self.layout!r}")
+        if not 0 <= self.degraded_share <= 1:
+            raise ValueError(f"degraded_share must lie in [0, 1] (a share of the photos), got {self.degraded_share}")
+        if not (isinstance(self.distractors, int) and 0 <= self.distractors <= 8):
+            raise ValueError(f"distractors must be a whole number from 0 to 8 (the most per photo), got {self.distractors!r}")
         if self.species not in SPECIES_TABLES:
             raise ValueError(f"species must be one of {', '.join(SPECIES_TABLES)}, got {self.species!r}")
         if self.shortcut and len(self.table) > len(MARKER_COLOURS):
@@ -123,6 +134,9 @@ class SyntheticConfig:
             del values["marker_size"]  # meaningless without stickers: datasets made before it stay current
         if self.species == "course":
             del values["species"]  # the course's table: datasets made before the option stay current
+        for name in ("degraded_share", "distractors"):
+            if not values[name]:
+                del values[name]  # off: datasets made before the options stay current
         return values
 
     @classmethod
@@ -171,6 +185,7 @@ def _relative_paths(config: SyntheticConfig, species: str, split: str, fish_id: 
         "body_mask": f"masks/body/{name}",
         "evidence_mask": f"masks/evidence/{name}",
         "marker_mask": f"masks/marker/{name}",
+        "distractor_mask": f"masks/distractor/{name}",
     }
 
 
@@ -202,13 +217,23 @@ def _render_fish(job: tuple[SyntheticConfig, str, int, int, str]) -> list[dict[s
         if has_marker:
             params = dataclasses.replace(params, marker=sample_marker(marker_rng, species_index, aspect),
                                          marker_size=config.marker_size)
+        if config.degraded_share:
+            quality_rng = np.random.default_rng([config.seed, *_table_stream(config), _STREAM_QUALITY, fish_index, view_index])
+            params = dataclasses.replace(params, degradation=sample_degradation(quality_rng, config.degraded_share))
+        if config.distractors:
+            distractor_rng = np.random.default_rng(
+                [config.seed, *_table_stream(config), _STREAM_DISTRACTOR, fish_index, view_index])
+            params = dataclasses.replace(params, distractors=sample_distractors(distractor_rng, params, config.distractors,
+                                                                                aspect))
         trait = species.traits[view]
         photo = render_photo(view, trait, params, config.width, config.height)
         paths = _relative_paths(config, species.name, split, fish_id, number + 1, view)
         if not config.shortcut:
             paths.pop("marker_mask", None)
+        if not config.distractors:
+            paths.pop("distractor_mask", None)
         written = {"image": photo.image, "body_mask": photo.body, "evidence_mask": photo.evidence,
-                   "marker_mask": photo.marker}
+                   "marker_mask": photo.marker, "distractor_mask": photo.distractor}
         for key, relative in paths.items():
             _save_png(written[key], Path(root) / relative)
         rows.append(
@@ -232,9 +257,22 @@ def _render_fish(job: tuple[SyntheticConfig, str, int, int, str]) -> list[dict[s
                 "gain": round(params.gain, 4),
                 "blur": round(params.blur, 4),
                 "noise": round(params.noise, 4),
+                **_nuisance_columns(config, params, photo),
             }
         )
     return rows
+
+
+def _nuisance_columns(config: SyntheticConfig, params, photo) -> dict[str, Any]:
+    """The metadata of a photo's degradation and distractors: only for a dataset that has them."""
+    columns = {}
+    if config.degraded_share:
+        kind, strength = (params.degradation or ("", 0.0))[:2]
+        columns.update(degradation=kind, degradation_strength=round(strength, 4), trait_pixels=photo.trait_pixels,
+                       visible_evidence=round(photo.visible_evidence, 4))
+    if config.distractors:
+        columns.update(distractors=len(params.distractors), distractor_pixels=int(photo.distractor.sum()))
+    return columns
 
 
 def dataset_info(root: str | Path) -> dict[str, Any] | None:
@@ -367,7 +405,7 @@ def _draw_all(config: SyntheticConfig, tmp: Path, name: str, workers: int | None
 
 
 # The columns of metadata.csv that name files the generator wrote.
-_PATH_COLUMNS = ("image", "body_mask", "evidence_mask", "marker_mask")
+_PATH_COLUMNS = ("image", "body_mask", "evidence_mask", "marker_mask", "distractor_mask")
 
 
 def _refuse_to_delete_user_files(out_dir: Path) -> None:

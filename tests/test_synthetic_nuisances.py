@@ -1,0 +1,138 @@
+"""Photos of uneven quality and distractors in the water: seeded and byte-reproducible, off unless asked for,
+with masks that match what was drawn and metadata that matches the images."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fishcam_utils.data import make_datasets
+from fishcam_utils.data.fish_drawing import (DEGRADATIONS, OCCLUSIONS, render_photo, sample_body_colour,
+                                             sample_degradation, sample_distractors, sample_photo_params)
+from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset, load_metadata
+
+NUISANCES = dict(degraded_share=0.5, distractors=3)
+
+
+def _tree_bytes(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _png(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    config = SyntheticConfig(size=32, fish_per_class=4, seed=3, **NUISANCES)
+    return generate_dataset(tmp_path_factory.mktemp("noisy") / "data", config, workers=1, progress=False)
+
+
+def test_the_nuisances_are_seeded_and_byte_reproducible_with_any_number_of_workers(noisy, tmp_path):
+    again = generate_dataset(tmp_path / "again", SyntheticConfig(size=32, fish_per_class=4, seed=3, **NUISANCES),
+                             workers=2, progress=False)
+    a, b = _tree_bytes(noisy), _tree_bytes(again)
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    assert any(k.startswith("masks/distractor/") for k in a)
+
+
+def test_off_by_default_and_the_clean_photos_stay_as_they_were(tmp_path):
+    """Without the options nothing changes: no new columns or masks, and each photo's fish, pose and background are
+    the same with the options on, where the photo was drawn without a degradation or distractor."""
+    clean = generate_dataset(tmp_path / "clean", SyntheticConfig(size=32, fish_per_class=3), workers=1, progress=False)
+    meta = load_metadata(clean)
+    assert not {"degradation", "visible_evidence", "distractors", "distractor_mask"} & set(meta.columns)
+    assert not (clean / "masks" / "distractor").exists()
+    assert "degraded_share" not in SyntheticConfig().to_dict() and "distractors" not in SyntheticConfig().to_dict()
+    noisy = generate_dataset(tmp_path / "noisy", SyntheticConfig(size=32, fish_per_class=3, **NUISANCES), workers=1,
+                             progress=False)
+    noisy_meta = load_metadata(noisy).set_index("image")
+    untouched = [row.image for row in meta.itertuples()
+                 if noisy_meta.loc[row.image, "degradation"] == "" and noisy_meta.loc[row.image, "distractors"] == 0]
+    assert untouched, "some photos have neither"
+    for image in untouched:
+        assert np.array_equal(_png(clean / image), _png(noisy / image))
+
+
+@pytest.mark.parametrize("kind", DEGRADATIONS)
+def test_each_degradation_changes_the_photo_where_and_as_it_says(kind):
+    """Drawn without lens blur or noise, so that a change stays where it was made: an occluder changes pixels only
+    on (or next to) its mask and hides evidence; murk lowers the contrast; motion blur smears along the rows."""
+    rng = np.random.default_rng(11)
+    params = dataclasses.replace(sample_photo_params(rng, sample_body_colour(rng)), blur=0.0, noise=0.0)
+    plain = render_photo("side", "spots", params, 48, 48)
+    spoilt = render_photo("side", "spots", dataclasses.replace(params, degradation=(kind, 0.9, 0.5, 0.6)), 48, 48)
+    changed = np.abs(spoilt.image.astype(int) - plain.image.astype(int)).max(-1) > 2
+    assert plain.trait_pixels == spoilt.trait_pixels == plain.evidence.sum() > 0
+    assert not (spoilt.evidence & ~plain.evidence).any() and not (spoilt.body & ~plain.body).any()
+    if kind in OCCLUSIONS:
+        near = np.zeros_like(spoilt.occluder)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                near |= np.roll(spoilt.occluder, (dy, dx), (0, 1))
+        assert spoilt.occluder.any() and not (changed & ~near).any()
+        assert not (spoilt.evidence & spoilt.occluder).any() and spoilt.visible_evidence < 1
+        assert spoilt.visible_evidence == spoilt.evidence.sum() / plain.evidence.sum()
+    else:
+        assert not spoilt.occluder.any() and spoilt.visible_evidence == 1 and changed.mean() > 0.1
+        if kind == "murk":
+            assert spoilt.image.astype(float).std() < 0.8 * plain.image.astype(float).std()
+        else:  # smeared along the rows: less change from one column to the next, as much from row to row
+            along = lambda im: np.abs(np.diff(im.astype(float), axis=1)).mean()  # noqa: E731
+            assert along(spoilt.image) < 0.7 * along(plain.image)
+
+
+def test_distractors_lie_away_from_the_fish_and_their_masks_are_what_was_drawn():
+    rng = np.random.default_rng(12)
+    params = dataclasses.replace(sample_photo_params(rng, sample_body_colour(rng)), blur=0.0, noise=0.0)
+    items = sample_distractors(np.random.default_rng(5), params, 4)
+    assert 1 <= len(items) <= 4
+    plain = render_photo("back", "saddle", params, 64, 64)
+    busy = render_photo("back", "saddle", dataclasses.replace(params, distractors=items), 64, 64)
+    changed = np.abs(busy.image.astype(int) - plain.image.astype(int)).max(-1) > 2
+    assert busy.distractor.any() and not (busy.distractor & busy.body).any()
+    assert np.array_equal(busy.body, plain.body) and np.array_equal(busy.evidence, plain.evidence)
+    grown = busy.distractor.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            grown |= np.roll(busy.distractor, (dy, dx), (0, 1))
+    assert not (changed & ~grown).any() and changed[busy.distractor].mean() > 0.5
+
+
+def test_the_metadata_matches_the_images_and_masks(noisy):
+    meta = load_metadata(noisy)
+    assert set(meta["degradation"]) <= {"", *DEGRADATIONS}
+    for row in meta.itertuples():
+        evidence, body = _png(noisy / row.evidence_mask) > 0, _png(noisy / row.body_mask) > 0
+        distractor = _png(noisy / row.distractor_mask) > 0
+        assert evidence.sum() == row.evidence_pixels and distractor.sum() == row.distractor_pixels
+        assert not (evidence & ~body).any() and not (distractor & body).any()
+        assert math.isclose(row.visible_evidence, round(row.evidence_pixels / row.trait_pixels, 4), abs_tol=1e-9)
+        assert (row.degradation in OCCLUSIONS) or row.visible_evidence == 1
+        assert (row.degradation == "") == (row.degradation_strength == 0)
+    # A share of the photos, view by view, drawn independently: within 4.5 standard errors of it.
+    n = len(meta)
+    degraded = (meta["degradation"] != "").mean()
+    assert abs(degraded - NUISANCES["degraded_share"]) < 4.5 * math.sqrt(0.25 / n)
+    assert meta["distractors"].between(0, NUISANCES["distractors"]).all() and meta["distractors"].max() > 0
+
+
+def test_the_loaders_read_the_distractor_masks(noisy):
+    splits = make_datasets(noisy, view="side", image_size=32, augment=0, masks=["evidence", "distractor"], progress=False)
+    image, label, masks = splits.train[0]
+    assert masks["distractor"].shape == (32, 32) and masks["distractor"].dtype == np.bool_ or \
+        str(masks["distractor"].dtype) == "torch.bool"
+
+
+def test_the_options_are_checked():
+    with pytest.raises(ValueError, match="degraded_share must lie in"):
+        SyntheticConfig(degraded_share=1.5)
+    with pytest.raises(ValueError, match="distractors must be a whole number"):
+        SyntheticConfig(distractors=-1)
+    assert sample_degradation(np.random.default_rng(0), 0.0) is None
+    kinds = {sample_degradation(np.random.default_rng(i), 1.0)[0] for i in range(60)}
+    assert kinds == set(DEGRADATIONS)
