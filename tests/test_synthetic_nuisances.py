@@ -86,6 +86,17 @@ def test_each_degradation_changes_the_photo_where_and_as_it_says(kind):
             assert along(spoilt.image) < 0.7 * along(plain.image)
 
 
+def test_an_occluder_over_the_shortcut_sticker_hides_it_from_its_mask_too():
+    rng = np.random.default_rng(13)
+    params = sample_photo_params(rng, sample_body_colour(rng))
+    marked = dataclasses.replace(params, marker=(params.cx, params.cy, 1), marker_size=0.2)  # the sticker on the fish
+    photos = [render_photo("side", "band", dataclasses.replace(marked, degradation=("weed", 1.0, pick, 0.0)), 48, 48)
+              for pick in np.linspace(0, 0.99, 12)]
+    assert any((p.occluder & render_photo("side", "band", marked, 48, 48).marker).any() for p in photos)
+    for p in photos:
+        assert not (p.marker & p.occluder).any() and not (p.body & p.occluder).any()
+
+
 def test_distractors_lie_away_from_the_fish_and_their_masks_are_what_was_drawn():
     rng = np.random.default_rng(12)
     params = dataclasses.replace(sample_photo_params(rng, sample_body_colour(rng)), blur=0.0, noise=0.0)
@@ -111,8 +122,11 @@ def test_the_metadata_matches_the_images_and_masks(noisy):
         distractor = _png(noisy / row.distractor_mask) > 0
         assert evidence.sum() == row.evidence_pixels and distractor.sum() == row.distractor_pixels
         assert not (evidence & ~body).any() and not (distractor & body).any()
-        assert math.isclose(row.visible_evidence, round(row.evidence_pixels / row.trait_pixels, 4), abs_tol=1e-9)
-        assert (row.degradation in OCCLUSIONS) or row.visible_evidence == 1
+        if row.trait_pixels:
+            assert math.isclose(row.visible_evidence, round(row.evidence_pixels / row.trait_pixels, 4), abs_tol=1e-9)
+            assert (row.degradation in OCCLUSIONS) or row.visible_evidence == 1
+        else:  # a trait too small to cover a pixel: nothing to see, nothing an occluder could cover
+            assert math.isnan(row.visible_evidence) and row.degradation not in OCCLUSIONS
         assert (row.degradation == "") == (row.degradation_strength == 0)
     # A share of the photos, view by view, drawn independently: within 4.5 standard errors of it.
     n = len(meta)
@@ -123,9 +137,9 @@ def test_the_metadata_matches_the_images_and_masks(noisy):
 
 def test_the_loaders_read_the_distractor_masks(noisy):
     splits = make_datasets(noisy, view="side", image_size=32, augment=0, masks=["evidence", "distractor"], progress=False)
-    image, label, masks = splits.train[0]
-    assert masks["distractor"].shape == (32, 32) and masks["distractor"].dtype == np.bool_ or \
-        str(masks["distractor"].dtype) == "torch.bool"
+    loaded = [splits.train[i][2]["distractor"] for i in range(len(splits.train))]
+    assert all(tuple(m.shape) == (32, 32) and str(m.dtype) == "torch.bool" for m in loaded)
+    assert sum(bool(m.any()) for m in loaded) > len(loaded) / 4  # up to 3 per photo: most photos have one
 
 
 def test_the_options_are_checked():

@@ -92,7 +92,7 @@ class PhotoParams:
 
 # What can spoil a view's evidence in one photo. The first three hide part of the fish behind something
 # (a strand of weed, another fish passing in front, glare on the water); murk takes the contrast of the whole
-# photo, motion blur smears it along the fish's path.
+# photo, motion blur smears it along the image's rows. Murk and motion blur change no mask.
 DEGRADATIONS = ("weed", "fish", "glare", "murk", "motion_blur")
 OCCLUSIONS = DEGRADATIONS[:3]
 # The textures distractors wear: a trait's kind of texture, away from the fish.
@@ -110,15 +110,16 @@ def sample_degradation(rng: np.random.Generator, share: float) -> tuple[str, flo
 
 
 def sample_distractors(rng: np.random.Generator, params: PhotoParams, most: int, aspect: float = 1.0) -> tuple:
-    """0 to ``most`` objects placed away from the fish (outside a box around it), each wearing a
-    trait-like texture (``DISTRACTOR_PATTERNS``) in a dark colour."""
+    """0 to ``most`` objects placed away from the fish (outside a box around it that holds the fish at any of
+    its tilts, fins included), each wearing a trait-like texture (``DISTRACTOR_PATTERNS``) in a dark colour."""
     half_w, half_h = _canvas_half_extent(aspect)
     found = []
     for _ in range(int(rng.integers(0, most + 1))):
         radius = float(rng.uniform(0.12, 0.2))
         for _try in range(30):  # a few draws until one lies clear of the fish; none if the canvas is full
             x, y = float(rng.uniform(-half_w + radius, half_w - radius)), float(rng.uniform(-half_h + radius, half_h - radius))
-            if abs(x - params.cx) > 1.3 * params.scale + radius or abs(y - params.cy) > 0.55 * params.scale + radius:
+            # The fish is about 2.4 body units long and 0.9 high; tilted by up to 25 degrees, it fits in 1.3 x 0.95.
+            if abs(x - params.cx) > 1.3 * params.scale + radius or abs(y - params.cy) > 0.95 * params.scale + radius:
                 colour = FISH_COLOURS[rng.integers(len(FISH_COLOURS))] * float(rng.uniform(0.3, 0.5))
                 found.append((x, y, radius, int(rng.integers(len(DISTRACTOR_PATTERNS))),
                               tuple(float(c) for c in colour), float(rng.uniform(0, np.pi))))
@@ -201,10 +202,12 @@ class RenderedPhoto:
     occluder: np.ndarray | None = None
     distractor: np.ndarray | None = None
     trait_pixels: int = 0
+    degradation: str = ""  # the degradation applied ("" if none, or an occluder that found no trait to cover)
 
     @property
     def visible_evidence(self) -> float:
-        return float(self.evidence.sum()) / self.trait_pixels if self.trait_pixels else 1.0
+        """The share of the trait's pixels still seen; NaN for a photo whose trait covers no pixel."""
+        return float(self.evidence.sum()) / self.trait_pixels if self.trait_pixels else float("nan")
 
 
 def _profile(view: str, u: np.ndarray) -> np.ndarray:
@@ -459,10 +462,13 @@ def render_photo(
         marker = (np.abs(x - mx) < params.marker_size) & (np.abs(y - my) < params.marker_size)
         img = _paint(img, marker, MARKER_COLOURS[cls % len(MARKER_COLOURS)])
 
-    kind, strength = (params.degradation or (None, 0.0))[:2]
+    kind, strength = (params.degradation or ("", 0.0))[:2]
     occluder = np.zeros_like(body)
-    if kind in OCCLUSIONS and (evidence & ~marker).any():
-        img, occluder = _occlude(img, x, y, evidence & ~marker, params)
+    if kind in OCCLUSIONS:
+        if (evidence & ~marker).any():
+            img, occluder = _occlude(img, x, y, evidence & ~marker, params)
+        else:
+            kind = ""  # no trait to cover: nothing drawn
 
     # Back to the output grid: averaging gives anti-aliased edges; a mask keeps a pixel
     # when at least half of it is covered. Body and evidence are what can be seen of them.
@@ -471,8 +477,8 @@ def render_photo(
     body_mask = _box_downsample(fish & ~hidden, ss).astype(np.float32) >= 0.5
     evidence_mask = _box_downsample(evidence & ~hidden, ss) >= 0.5
     trait_pixels = int((_box_downsample(evidence & ~marker, ss) >= 0.5).sum())
-    marker_mask = _box_downsample(marker, ss) >= 0.5
     occluder_mask = _box_downsample(occluder, ss) >= 0.5
+    marker_mask = (_box_downsample(marker & ~occluder, ss) >= 0.5) & ~occluder_mask
     # A pixel half covered by two things goes to the one in front.
     body_mask &= ~occluder_mask
     evidence_mask &= ~occluder_mask
@@ -482,15 +488,16 @@ def render_photo(
         share = 0.45 + 0.4 * strength
         img = img * (1 - share) + np.asarray(params.background, np.float32) * 0.85 * share
     elif kind == "motion_blur":  # the fish (and camera) moved along the image's rows while the shutter was open
-        img = _smear(img, 2 + int(round(6 * strength)))
+        img = _smear(img, max(2, int(round((2 + 6 * strength) * width / 64))))  # as long at any size
     image = _camera(img, params, xs, ys, ss, width, height)
     return RenderedPhoto(image=image, body=body_mask, evidence=evidence_mask, marker=marker_mask, occluder=occluder_mask,
-                         distractor=distractor_mask, trait_pixels=trait_pixels)
+                         distractor=distractor_mask, trait_pixels=trait_pixels, degradation=kind)
 
 
 def _rotated(x: np.ndarray, y: np.ndarray, ox: float, oy: float, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates about (ox, oy), turned by ``angle``."""
-    c, s = np.cos(angle), np.sin(angle)
+    """Coordinates about (ox, oy), turned by ``angle``, in the grid's float32 (Python scalars keep it so)."""
+    c, s = float(np.cos(angle)), float(np.sin(angle))
+    ox, oy = float(ox), float(oy)
     return (x - ox) * c + (y - oy) * s, -(x - ox) * s + (y - oy) * c
 
 

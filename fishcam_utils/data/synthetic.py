@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -82,6 +83,7 @@ class SyntheticConfig:
         if isinstance(self.size, list):
             object.__setattr__(self, "size", tuple(self.size))
         self.validate()
+        object.__setattr__(self, "distractors", int(self.distractors))  # a numpy integer, written as JSON
 
     @property
     def width(self) -> int:
@@ -120,7 +122,8 @@ class SyntheticConfig:
             raise ValueError(f"layout must be one of {OUTPUT_LAYOUTS}, got {self.layout!r}")
         if not 0 <= self.degraded_share <= 1:
             raise ValueError(f"degraded_share must lie in [0, 1] (a share of the photos), got {self.degraded_share}")
-        if not (isinstance(self.distractors, int) and 0 <= self.distractors <= 8):
+        if not (isinstance(self.distractors, numbers.Integral) and not isinstance(self.distractors, bool)
+                and 0 <= self.distractors <= 8):
             raise ValueError(f"distractors must be a whole number from 0 to 8 (the most per photo), got {self.distractors!r}")
         if self.species not in SPECIES_TABLES:
             raise ValueError(f"species must be one of {', '.join(SPECIES_TABLES)}, got {self.species!r}")
@@ -267,9 +270,9 @@ def _nuisance_columns(config: SyntheticConfig, params, photo) -> dict[str, Any]:
     """The metadata of a photo's degradation and distractors: only for a dataset that has them."""
     columns = {}
     if config.degraded_share:
-        kind, strength = (params.degradation or ("", 0.0))[:2]
-        columns.update(degradation=kind, degradation_strength=round(strength, 4), trait_pixels=photo.trait_pixels,
-                       visible_evidence=round(photo.visible_evidence, 4))
+        strength = params.degradation[1] if photo.degradation else 0.0
+        columns.update(degradation=photo.degradation, degradation_strength=round(strength, 4),
+                       trait_pixels=photo.trait_pixels, visible_evidence=round(photo.visible_evidence, 4))
     if config.distractors:
         columns.update(distractors=len(params.distractors), distractor_pixels=int(photo.distractor.sum()))
     return columns
