@@ -337,7 +337,8 @@ def pointing_game(maps, masks, peak="max", plateau="all", flat_misses=True, unra
     ({"flat_misses": False}, "covers the whole image"),
 ])
 def test_the_pointing_game_checker(mistake, says, capsys):
-    assert verdict_of(checks.pointing_game, pointing_game, capsys).passed
+    right = verdict_of(checks.pointing_game, pointing_game, capsys)
+    assert right.passed and right.convention == ""
     verdict = verdict_of(checks.pointing_game, lambda m, k: pointing_game(m, k, **mistake), capsys)
     assert verdict.done and not verdict.passed and says in verdict.message
 
@@ -352,7 +353,7 @@ def test_the_pointing_game_checker_accepts_the_first_maximum_as_another_conventi
         return hits & (values.min(1).values < values.max(1).values) if flat_misses else hits
 
     verdict = verdict_of(checks.pointing_game, first_maximum, capsys)
-    assert verdict.passed and verdict.function is first_maximum
+    assert verdict.passed and verdict.function is first_maximum and verdict.convention == "first maximum"
     assert "convention most code uses" in verdict.message and "part on images [2" in verdict.message
 
 

@@ -23,7 +23,8 @@ DONE, WRONG, NOT_DONE = "✅", "❌", "⏳"
 @dataclass(repr=False)
 class Verdict:
     """The outcome of one check. ``function`` is the student's when it passed, else the reference.
-    ``key`` is the checker's name in ``checks.TASKS``."""
+    ``key`` is the checker's name in ``checks.TASKS``; ``convention`` names the other convention a right
+    answer followed ("" for the package's own)."""
 
     task: str
     done: bool
@@ -31,6 +32,7 @@ class Verdict:
     message: str
     function: Callable
     key: str = ""
+    convention: str = ""
 
     def __str__(self) -> str:
         icon = DONE if self.passed else WRONG if self.done else NOT_DONE
@@ -121,7 +123,12 @@ def diagnose(got: Any, want: Any, mistakes: Sequence[Mistake], args: Callable[[]
 
 
 class Accepted(Exception):
-    """The student's result is right under another convention than the package's; the message says which."""
+    """The student's result is right under another convention than the package's, named by ``convention``;
+    the message says where the two part."""
+
+    def __init__(self, convention: str, message: str) -> None:
+        super().__init__(message)
+        self.convention = convention
 
 
 # The latest verdict of each checker run in this Python session, for the notebook's last cell (``summary``).
@@ -141,7 +148,7 @@ def run_check(key: str, task: str, student: Callable, reference: Callable, body:
         verdict = Verdict(task, True, False, f"not yet right: {wrong} (the rest of the notebook uses the package's "
                           "version until it is)", reference, key)
     except Accepted as other:
-        verdict = Verdict(task, True, True, f"correct, {other}", student, key)
+        verdict = Verdict(task, True, True, f"correct, {other}", student, key, other.convention)
     else:
         verdict = Verdict(task, True, True, success, student, key)
     print(verdict)

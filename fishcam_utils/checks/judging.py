@@ -105,7 +105,7 @@ def pointing_game(student: Callable) -> Verdict:
             if torch.equal(got, common) and not torch.equal(got, want):
                 parted = (common != want).nonzero()[:, 0].tolist()
                 raise Accepted(
-                    "under the convention most code uses: a hit when the first maximum found (argmax) lies in the mask"
+                    "first maximum", "under the convention most code uses: a hit when the first maximum found (argmax) lies in the mask"
                     + (", a flat map a miss" if flat_is_miss else "") + ". This course's pointing_game is stricter: on a "
                     "plateau *every* top pixel must lie in the mask (a coarse map gets no benefit of the doubt, and the "
                     "answer does not hang on the order the pixels are scanned)" + ("" if flat_is_miss else ", and a flat "

@@ -6,7 +6,9 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
+from ..data.splits import leaked_groups
 from .core import Verdict, WrongAnswer, call, run_check
 
 SHARES = (0.7, 0.15, 0.15)
@@ -50,9 +52,7 @@ def reference_leak_simulation(fish_ids: Sequence[str], shares: Sequence[float] =
     per_fish = rng.choice(3, size=len(fish), p=shares)[photo_fish]
 
     def leak(split: np.ndarray) -> float:
-        spread = np.zeros((len(fish), 3), dtype=bool)
-        spread[photo_fish, split] = True
-        return float((spread.sum(1) > 1).mean())
+        return len(leaked_groups(pd.DataFrame({"fish_id": fish_ids, "split": split}))) / len(fish)
 
     return leak(per_photo), leak(per_fish)
 
