@@ -34,15 +34,13 @@ def reference_attention_pool(features: torch.Tensor, scores: torch.Tensor,
     return (weights[..., None] * features.masked_fill(~present[..., None], 0.0)).sum(1), weights
 
 
-def _pool(features, scores, present, mask: str = "-inf", dim: int = 1, shift: bool = True, fused: str = "sum"):
-    """Attention pooling with one step done another way (the typical slips)."""
+def _pool(features, scores, present, mask: str = "-inf", dim: int = 1, fused: str = "sum"):
+    """Attention pooling with one step done another way (the typical slips; an overflow is told by its NaN)."""
     if mask == "-inf":
         scores = scores.masked_fill(~present, float("-inf"))
     elif mask == "zero":
         scores = scores.masked_fill(~present, 0.0)
-    if shift:
-        scores = scores - scores.amax(dim, keepdim=True)
-    e = scores.exp()
+    e = (scores - scores.amax(dim, keepdim=True)).exp()
     weights = e / e.sum(dim, keepdim=True)
     if mask == "after":
         weights = weights * present

@@ -35,18 +35,14 @@ def _pearson(x: torch.Tensor, y: torch.Tensor, centre: bool = True) -> torch.Ten
     return torch.where(denominator > 0, (x * y).sum(1) / denominator.clamp_min(1e-300), torch.nan).float()
 
 
-def _ranks(x: torch.Tensor, ties: str = "average", per_map: bool = True) -> torch.Tensor:
-    flat = x.flatten(1)
-    if not per_map:
-        return torch.from_numpy(rankdata(flat.numpy(), method=ties).reshape(flat.shape))
-    if ties == "ordinal":
-        return flat.argsort(dim=1, stable=True).argsort(dim=1).double() + 1
-    return torch.from_numpy(rankdata(flat.numpy(), axis=1, method=ties))
+def _ranks(x: torch.Tensor, per_map: bool = True) -> torch.Tensor:
+    """Mean ranks of each map's pixels, or (``per_map=False``) of the whole batch's at once: (N, H*W)."""
+    flat = x.flatten(1).numpy()
+    return torch.from_numpy(rankdata(flat, axis=1) if per_map else rankdata(flat).reshape(flat.shape))
 
 
 def _shortcut(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """1 - 6 sum d^2 / (n (n^2 - 1)) of the mean ranks: Spearman's formula for maps without ties. (With
-    ranks that never tie, argsort of argsort, it is their Pearson correlation: the mistake before it.)"""
+    """1 - 6 sum d^2 / (n (n^2 - 1)) of the mean ranks: Spearman's formula for maps without ties."""
     ra, rb = _ranks(a), _ranks(b)
     n = ra.shape[1]
     return (1 - 6 * (ra - rb).pow(2).sum(1) / (n * (n * n - 1))).float()
