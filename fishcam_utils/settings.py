@@ -4,7 +4,8 @@ Quick mode (small data, few epochs) is what CI and ``make test`` use; students g
 course by default. It is switched by the environment variable ``FISHCAM_QUICK=1``.
 One seed draws the dataset and starts every training run: 0, or ``FISHCAM_SEED`` (``course_seed``;
 ``bench/seeds_bench.py`` runs the whole course under other seeds to find prose that holds for one run only).
-The photographs are 64 px a side on a CPU and 224 px on a CUDA GPU (``FISHCAM_IMAGE_SIZE``, ``course_image_size``).
+The photographs are of uneven quality, with distractors in the water; ``FISHCAM_DATA=clean`` gives the earlier,
+clean ones (``course_data``). They are 64 px a side on a CPU and 224 px on a CUDA GPU (``FISHCAM_IMAGE_SIZE``, ``course_image_size``).
 Each folder can be moved with an environment variable, and defaults to the course checkout
 (or, for a package installed elsewhere, the current directory).
 """
@@ -97,6 +98,29 @@ UNKNOWN_FILES = "error"
 # Each photo is decoded and resized once into the decode-once cache: later epochs are bound by compute,
 # not by JPEG decoding (``cache=False`` or ``--no-cache`` reads the files every epoch).
 USE_CACHE = True
+DATA_ENV = "FISHCAM_DATA"
+# The course's photographs: "uneven" (the default: some photos have a view's trait hidden or spoilt, and
+# objects with trait-like textures lie in the water) or "clean" (every trait in view, nothing else in the
+# water: the course's data before those nuisances, kept to compare with and for runs made on it).
+DATA_KINDS = ("uneven", "clean")
+
+
+def course_data() -> str:
+    """The course's kind of photographs, one of ``DATA_KINDS``: ``FISHCAM_DATA``, or "uneven" when it is unset
+    or empty. A kind other than the default gets data and checkpoint folders of its own (``run_folder``)."""
+    value = os.environ.get(DATA_ENV, "").strip().lower() or DATA_KINDS[0]
+    if value not in DATA_KINDS:
+        raise ValueError(f"{DATA_ENV}={os.environ[DATA_ENV]!r} is not a kind of course data: set it to "
+                         f"{' or '.join(DATA_KINDS)} ({DATA_KINDS[0]} is the default), or unset {DATA_ENV}")
+    return value
+
+
+def run_folder(seed: int | None = None, kind: str | None = None) -> str:
+    """The suffix of the course's data and checkpoint folders for a seed and a kind of data: empty for the
+    course's own (seed 0, uneven photos), ``-seed7`` for seed 7, ``-clean`` for the clean photos, both joined."""
+    kind = course_data() if kind is None else kind
+    return seed_folder(seed) + ("" if kind == DATA_KINDS[0] else f"-{kind}")
+
 
 SIZE_ENV = "FISHCAM_IMAGE_SIZE"
 CPU_IMAGE_SIZE = 64  # a 2-core lab runs the whole course in 30 minutes at this size

@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from fishcam_utils.data import make_datasets
-from fishcam_utils.data.fish_drawing import (DEGRADATIONS, OCCLUSIONS, render_photo, sample_body_colour,
-                                             sample_degradation, sample_distractors, sample_photo_params)
+from fishcam_utils.data.fish_drawing import (DEGRADATIONS, DISTRACTOR_RADIUS, OCCLUSIONS, render_photo,
+                                             sample_body_colour, sample_degradation, sample_distractors,
+                                             sample_photo_params)
 from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset, load_metadata
 
 NUISANCES = dict(degraded_share=0.5, distractors=3)
@@ -112,6 +113,45 @@ def test_distractors_lie_away_from_the_fish_and_their_masks_are_what_was_drawn()
         for dx in (-1, 0, 1):
             grown |= np.roll(busy.distractor, (dy, dx), (0, 1))
     assert not (changed & ~grown).any() and changed[busy.distractor].mean() > 0.5
+
+
+def _ellipse(item, width: int, height: int) -> np.ndarray:
+    """The output pixels whose centres lie in a distractor's ellipse (semi-axes radius and 0.65 radius)."""
+    x0, y0, radius, _, _, angle = item
+    unit = min(width, height) / 2
+    x, y = np.meshgrid((np.arange(width) + 0.5 - width / 2) / unit, -(np.arange(height) + 0.5 - height / 2) / unit)
+    u = (x - x0) * np.cos(angle) + (y - y0) * np.sin(angle)
+    v = -(x - x0) * np.sin(angle) + (y - y0) * np.cos(angle)
+    return (u / radius) ** 2 + (v / (0.65 * radius)) ** 2 < 1
+
+
+@pytest.mark.parametrize("aspect", [1.0, 590 / 445])
+def test_distractors_are_placed_at_the_size_they_are_drawn(aspect):
+    """Every distractor, at its drawn size, lies wholly on the canvas and clear of the fish in any view and pose
+    (checked on the drawn pixels, not on the placement's arithmetic); most of those asked for find a place."""
+    width, height = round(64 * aspect), 64
+    placed = asked = 0
+    for i in range(40):
+        rng = np.random.default_rng([7, i])
+        params = dataclasses.replace(sample_photo_params(rng, sample_body_colour(rng), aspect), blur=0.0, noise=0.0)
+        items = sample_distractors(np.random.default_rng([8, i]), params, 4, aspect)
+        asked += int(np.random.default_rng([8, i]).integers(0, 5))  # the same first draw: how many were asked for
+        placed += len(items)
+        for x, y, radius, *_ in items:
+            assert DISTRACTOR_RADIUS[0] <= radius <= DISTRACTOR_RADIUS[1]
+            half_w, half_h = max(aspect, 1.0), max(1 / aspect, 1.0)
+            assert abs(x) + radius <= half_w and abs(y) + radius <= half_h
+        for view in ("side", "back", "belly"):
+            alone = render_photo(view, "bars" if view == "side" else "saddle" if view == "back" else "red_belly",
+                                 dataclasses.replace(params, distractors=()), width, height)
+            grown = alone.body.copy()
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    grown |= np.roll(alone.body, (dy, dx), (0, 1))
+            for item in items:  # the whole ellipse, from its equation: the fish would hide where it overlaps
+                ellipse = _ellipse(item, width, height)
+                assert ellipse.any() and not (ellipse & grown).any(), "a distractor touches the fish"
+    assert placed >= 0.8 * asked > 0
 
 
 def test_the_metadata_matches_the_images_and_masks(noisy):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -29,12 +30,12 @@ def add_make_data(commands) -> None:
     make.add_argument("--shortcut", action="store_true", help="put a class-coloured sticker on training photos only")
     make.add_argument("--shortcut-rate", type=PROBABILITY, default=1.0,
                       help="share of training photos with the sticker (default 1)")
-    make.add_argument("--degraded-share", type=PROBABILITY, default=0.0,
+    make.add_argument("--degraded-share", type=PROBABILITY, default=None,
                       help="share of photos whose evidence is hidden or degraded: weed, another fish or glare over the "
-                           "trait, murky water, motion blur (default 0)")
-    make.add_argument("--distractors", type=number(int, 0, high=8, high_strict=False), default=0,
+                           "trait, murky water, motion blur (default: the course's, 0.25; 0 with FISHCAM_DATA=clean)")
+    make.add_argument("--distractors", type=number(int, 0, high=8, high_strict=False), default=None,
                       help="the most objects with trait-like textures in the water per photo, with masks of their own "
-                           "(default 0)")
+                           "(default: the course's, 4; 0 with FISHCAM_DATA=clean)")
     make.add_argument("--layout", choices=["multiview", "kaggle"], default="multiview",
                       help="multiview: <split>/<class>/<fish>_<view>.png; kaggle: <Species>/<Species>/NNNNN.png side views")
     make.add_argument("--workers", type=POSITIVE_INT, help="processes to draw with (default: the number of CPU cores)")
@@ -45,17 +46,15 @@ def add_make_data(commands) -> None:
 
 
 def make_data(args: argparse.Namespace) -> int:
-    from ..data.synthetic import DEFAULT_CONFIG, QUICK_CONFIG, SyntheticConfig, default_dataset_dir, generate_dataset, load_metadata
-    from ..settings import course_image_size, course_seed
+    from ..data.synthetic import course_config, default_dataset_dir, generate_dataset, load_metadata
+    from ..settings import course_image_size
 
-    base = QUICK_CONFIG if args.quick else DEFAULT_CONFIG
     image_size = args.size if args.size is not None else course_image_size()
-    config = SyntheticConfig(
-        size=image_size,
-        fish_per_class=args.fish_per_class if args.fish_per_class is not None else base.fish_per_class,
-        seed=args.seed if args.seed is not None else course_seed(), shortcut=args.shortcut, shortcut_rate=args.shortcut_rate, layout=args.layout,
-        degraded_share=args.degraded_share, distractors=args.distractors,
-    )
+    config = course_config(args.quick, image_size)  # the course's, then what the flags say
+    chosen = {"fish_per_class": args.fish_per_class, "seed": args.seed, "degraded_share": args.degraded_share,
+              "distractors": args.distractors}
+    config = dataclasses.replace(config, shortcut=args.shortcut, shortcut_rate=args.shortcut_rate, layout=args.layout,
+                                 **{name: value for name, value in chosen.items() if value is not None})
     # The course's folder of a square size (synthetic, synthetic-224px); WIDTHxHEIGHT goes to the course size's.
     square = image_size if isinstance(image_size, int) else None
     out = Path(args.out) if args.out else default_dataset_dir(args.quick, square)

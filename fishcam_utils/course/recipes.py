@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from ..settings import checkpoints_dir, course_image_size, course_seed, quick_mode, seed_folder, size_folder
+from ..settings import checkpoints_dir, course_image_size, course_seed, quick_mode, run_folder, size_folder
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def course_run_dir(name: str, quick: bool | None = None, size: int | None = None
     under a course seed other than 0 (``FISHCAM_SEED``) with ``-seed<n>`` at the end."""
     quick = quick_mode() if quick is None else quick
     size = course_image_size() if size is None else size
-    return checkpoints_dir() / ("quick" if quick else "") / (name + size_folder(size) + seed_folder())
+    return checkpoints_dir() / ("quick" if quick else "") / (name + size_folder(size) + run_folder())
 
 
 def course_model(name: str = "fishresnet-side", quick: bool | None = None, train: bool = True,
@@ -118,24 +118,32 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     size = course_image_size() if size is None else size
     recipe, run_dir = RECIPES[name], course_run_dir(name, quick, size)
     best = run_dir / "best.pt"
-    if best.is_file():
+    root = None
+    if best.is_file() and train:  # a checkpoint older than the photos was trained on others (a course update, FISHCAM_DATA)
+        root = ensure_synthetic(quick, progress=progress, shortcut=recipe.shortcut, size=size)
+        if best.stat().st_mtime < (root / "dataset.json").stat().st_mtime:
+            print(f"{best} was trained before the photos in {root} were drawn: training {name} again on them, as "
+                  f"notebook {recipe.notebook} does ({'quick' if quick else 'full'} mode).")
+            best = None
+    if best is not None and best.is_file():
         try:
             return load_checkpoint(best)
         except (ValueError, FileNotFoundError) as error:
             if not train:
                 raise
             print(f"{best} cannot be used ({error}); training it again.")
-    elif not train:
-        raise FileNotFoundError(f"no trained {name} at {best}; run notebook {recipe.notebook} or call "
-                                f"course_model({name!r}, train=True)")
-    print(f"No checkpoint at {best}: training {name} as notebook {recipe.notebook} does "
-          f"({'quick' if quick else 'full'} mode).")
+    elif best is not None:
+        if not train:
+            raise FileNotFoundError(f"no trained {name} at {best}; run notebook {recipe.notebook} or call "
+                                    f"course_model({name!r}, train=True)")
+        print(f"No checkpoint at {best}: training {name} as notebook {recipe.notebook} does "
+              f"({'quick' if quick else 'full'} mode).")
     multiview = recipe.model == "multiview"
     # The experts first (loaded, or trained as their own recipes say), so that their training
     # does not change the seed this model starts from.
     experts = {view: course_model(expert, quick, train, progress, size)[0] for view, expert in recipe.experts.items()}
-    splits = make_datasets(ensure_synthetic(quick, progress=progress, shortcut=recipe.shortcut, size=size),
-                           view=recipe.view, image_size=size, multiview=multiview,
+    root = root or ensure_synthetic(quick, progress=progress, shortcut=recipe.shortcut, size=size)
+    splits = make_datasets(root, view=recipe.view, image_size=size, multiview=multiview,
                            augment=recipe_augment(recipe, quick), progress=progress)
     seed = course_seed()
     seed_everything(seed)
@@ -156,4 +164,4 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     for file in partial.iterdir():
         os.replace(file, run_dir / file.name)
     shutil.rmtree(partial, ignore_errors=True)
-    return load_checkpoint(best)
+    return load_checkpoint(run_dir / "best.pt")

@@ -97,6 +97,12 @@ DEGRADATIONS = ("weed", "fish", "glare", "murk", "motion_blur")
 OCCLUSIONS = DEGRADATIONS[:3]
 # The textures distractors wear: a trait's kind of texture, away from the fish.
 DISTRACTOR_PATTERNS = ("stripes", "spots", "rings")
+# A distractor's radius (its ellipse's longer half-axis), canvas units: about as large as a fish's trait
+# region, so that a detector of textures finds as much on it as on the fish.
+DISTRACTOR_RADIUS = (0.2, 0.32)
+_DISTRACTOR_MARGIN = 0.03  # canvas units between a distractor and the fish's box: anti-aliasing and blur
+# How far the fish reaches across its body in each view (fins included), body units.
+_FISH_REACH = {"side": 0.62, "back": 0.5, "belly": 0.5}
 _WEED = np.array([0.18, 0.42, 0.16], dtype=np.float32)
 _PEBBLE = np.array([0.62, 0.58, 0.52], dtype=np.float32)
 
@@ -110,21 +116,42 @@ def sample_degradation(rng: np.random.Generator, share: float) -> tuple[str, flo
 
 
 def sample_distractors(rng: np.random.Generator, params: PhotoParams, most: int, aspect: float = 1.0) -> tuple:
-    """0 to ``most`` objects placed away from the fish (outside a box around it that holds the fish at any of
-    its tilts, fins included), each wearing a trait-like texture (``DISTRACTOR_PATTERNS``) in a dark colour."""
+    """0 to ``most`` objects in the water, each wearing a trait-like texture (``DISTRACTOR_PATTERNS``) in a dark
+    colour. Each lies wholly on the canvas and clear of the box that holds the fish (tail and fins included),
+    checked at the size it is drawn; one that finds no such place in a few draws is left out."""
     half_w, half_h = _canvas_half_extent(aspect)
     found = []
     for _ in range(int(rng.integers(0, most + 1))):
-        radius = float(rng.uniform(0.12, 0.2))
-        for _try in range(30):  # a few draws until one lies clear of the fish; none if the canvas is full
+        radius = float(rng.uniform(*DISTRACTOR_RADIUS))
+        if radius >= min(half_w, half_h):
+            continue
+        for _try in range(30):
             x, y = float(rng.uniform(-half_w + radius, half_w - radius)), float(rng.uniform(-half_h + radius, half_h - radius))
-            # The fish is about 2.4 body units long and 0.9 high; tilted by up to 25 degrees, it fits in 1.3 x 0.95.
-            if abs(x - params.cx) > 1.3 * params.scale + radius or abs(y - params.cy) > 0.95 * params.scale + radius:
+            if _clearance(params, x, y) > radius + _DISTRACTOR_MARGIN:
                 colour = FISH_COLOURS[rng.integers(len(FISH_COLOURS))] * float(rng.uniform(0.3, 0.5))
                 found.append((x, y, radius, int(rng.integers(len(DISTRACTOR_PATTERNS))),
                               tuple(float(c) for c in colour), float(rng.uniform(0, np.pi))))
                 break
     return tuple(found)
+
+
+def _fish_box(params: PhotoParams) -> tuple[tuple[float, float], float]:
+    """The box that holds the fish in any view, in its own frame (along the body, head positive after
+    the flip; across it): (along-range, half-height), body units."""
+    along = (-1.55 - _U_CENTRE, 1.05 - _U_CENTRE)
+    if params.flipped:
+        along = (-along[1], -along[0])
+    return along, max(_FISH_REACH.values())
+
+
+def _clearance(params: PhotoParams, x: float, y: float) -> float:
+    """Distance, in canvas units, from the point (x, y) to the box that holds the fish (0 inside it)."""
+    dx, dy = x - params.cx, y - params.cy
+    cos, sin = np.cos(params.angle), np.sin(params.angle)
+    a, v = (cos * dx + sin * dy) / params.scale, (-sin * dx + cos * dy) / params.scale
+    (lo, hi), reach = _fish_box(params)
+    outside_a, outside_v = max(lo - a, 0.0, a - hi), max(abs(v) - reach, 0.0)
+    return float(np.hypot(outside_a, outside_v)) * params.scale
 
 
 def _canvas_half_extent(aspect: float) -> tuple[float, float]:
@@ -343,11 +370,10 @@ def _paint(img: np.ndarray, where: np.ndarray, colour) -> np.ndarray:
 
 def _fish_window(params: PhotoParams, xs: np.ndarray, ys: np.ndarray, view: str) -> tuple[slice, slice]:
     """Rows and columns of the fine grid that can hold any part of the fish."""
-    corners_u = np.array([-1.55, 1.05, 1.05, -1.55]) - _U_CENTRE
-    reach = 0.62 if view == "side" else 0.5
+    (lo, hi), _ = _fish_box(params)
+    reach = _FISH_REACH[view]
+    corners_u = np.array([lo, hi, hi, lo])
     corners_v = np.array([-reach, -reach, reach, reach])
-    if params.flipped:
-        corners_u = -corners_u
     cos, sin = np.cos(params.angle), np.sin(params.angle)
     cx = params.cx + params.scale * (cos * corners_u - sin * corners_v)
     cy = params.cy + params.scale * (sin * corners_u + cos * corners_v)
