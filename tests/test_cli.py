@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fishcam_utils.cli import _size, build_parser, main
-from fishcam_utils.data.synthetic import dataset_info, load_metadata
+from fishcam_utils.data.synthetic import NUISANCES, dataset_info, load_metadata
 
 
 def test_help_names_every_command(capsys):
@@ -26,10 +26,25 @@ def test_make_data_then_check_data(tmp_path, capsys):
     out = tmp_path / "ds"
     assert main(["make-data", "--out", str(out), "--size", "24", "--fish-per-class", "3", "--workers", "1"]) == 0
     assert "81 images" in capsys.readouterr().out
-    assert dataset_info(out)["config"]["size"] == 24 and len(load_metadata(out)) == 81
+    config = dataset_info(out)["config"]
+    assert config["size"] == 24 and len(load_metadata(out)) == 81
+    assert config["degraded_share"] == NUISANCES["degraded_share"] and config["distractors"] == NUISANCES["distractors"]
     assert main(["check-data", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "multiview" in text and "Zebra Darter" in text and "all 243 image and mask files decode" in text
+    # Each photo with its body, evidence and distractor masks: the course's photos have things in the water.
+    assert "multiview" in text and "Zebra Darter" in text and f"all {81 * 4} image and mask files decode" in text
+
+
+@pytest.mark.parametrize("how", ["flags", "setting"])
+def test_make_data_makes_the_clean_photos_when_asked(tmp_path, monkeypatch, how):
+    out = tmp_path / "clean"
+    flags = ["--degraded-share", "0", "--distractors", "0"] if how == "flags" else []
+    if how == "setting":
+        monkeypatch.setenv("FISHCAM_DATA", "clean")
+    assert main(["make-data", "--out", str(out), "--size", "24", "--fish-per-class", "3", "--workers", "1", *flags]) == 0
+    config = dataset_info(out)["config"]
+    assert "degraded_share" not in config and "distractors" not in config  # as the course's photos were before
+    assert not (out / "masks" / "distractor").exists()
 
 
 def test_check_data_names_a_corrupt_file_and_fails(tiny_synth, tmp_path, capsys):

@@ -4,6 +4,7 @@ checked against the metric computed directly."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pandas as pd
 import pytest
@@ -97,6 +98,20 @@ def test_the_methods_by_layers_table_holds_the_metrics_of_each_pair(model, split
     curve = deletion_curve(model, batch.images[:5], maps[:5], batch.labels[:5], steps=4)
     assert row["deletion_auc"] == pytest.approx(curve.auc.mean().item(), abs=1e-6)
     assert table.attrs["curve_images"] == 5 and table.attrs["tolerance"] == 3
+
+
+def test_the_table_measures_the_heat_on_distractors_where_the_batch_has_their_masks(model, splits):
+    batch = load_evidence(splits.test)
+    plain = methods_by_layers(model, batch, ["layer2"], ["gradcam"], curve_images=2, steps=2, progress=False)
+    assert not [c for c in plain.columns if c.startswith("energy_")]
+    elsewhere = torch.zeros_like(batch.masks["evidence"])
+    elsewhere[:, :8, :] = True  # a band along the top: any mask the batch holds
+    busy = dataclasses.replace(batch, masks={**batch.masks, "distractor": elsewhere})
+    table = methods_by_layers(model, busy, ["layer2"], ["gradcam"], curve_images=2, steps=2, progress=False)
+    maps = make_cam("gradcam", model, "layer2")(batch.images, batch.labels).maps
+    assert table.iloc[0]["energy_distractor"] == pytest.approx(energy_in_mask(maps, elsewhere).mean().item(), abs=1e-6)
+    assert table.iloc[-1]["energy_distractor"] == pytest.approx(  # the edge map, a reference: measured alike
+        energy_in_mask(edge_maps(batch.images), elsewhere).mean().item(), abs=1e-6)
 
 
 def test_randomised_copies_change_only_their_stages_and_never_the_model(model):

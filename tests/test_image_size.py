@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pytest
@@ -91,12 +92,23 @@ def test_course_model_looks_for_the_run_of_its_size(monkeypatch):
         course_model("fishresnet-side", quick=True, train=False)
 
 
-def test_course_model_trains_at_the_chosen_size(monkeypatch):
+def test_course_model_trains_at_the_chosen_size_and_again_when_the_photos_are_newer(monkeypatch, capsys):
     monkeypatch.setenv(SIZE_ENV, "32")
     model, checkpoint = course_model("fishresnet-side", quick=True, progress=False)
     assert checkpoint["preprocessing"]["image_size"] == 32
-    assert (course_run_dir("fishresnet-side", True, 32) / "best.pt").is_file()
+    best = course_run_dir("fishresnet-side", True, 32) / "best.pt"
+    assert best.is_file()
     assert not course_run_dir("fishresnet-side", True, 64).exists()
+    capsys.readouterr()
+    course_model("fishresnet-side", quick=True, progress=False)  # as it is: loaded
+    assert "training" not in capsys.readouterr().out
+    # Photos drawn after the model was trained (a course update, another FISHCAM_DATA): trained again on them.
+    photos = default_dataset_dir(True, 32) / "dataset.json"
+    later = best.stat().st_mtime + 0.5  # before the training again ends
+    os.utime(photos, (later, later))
+    course_model("fishresnet-side", quick=True, progress=False)
+    assert "was trained before the photos" in capsys.readouterr().out
+    assert best.stat().st_mtime >= photos.stat().st_mtime
 
 
 def _standin_size(name: str) -> int:

@@ -128,3 +128,24 @@ def test_the_seeds_report_lists_failing_cells_and_outcomes_worded_differently(mo
     assert "- 05_gradcam_maths, *flipped*:" in text
     assert "- 05_gradcam_maths, *first wrong*:" in text and "  - seed 1: a Zebra Darter taken for a Pearlrow Chub" in text
     assert "*layers*" not in text  # the same words, other numbers
+
+
+def test_the_data_setting_picks_the_course_photos_and_their_folders(monkeypatch, tmp_path):
+    from fishcam_utils.data.synthetic import NUISANCES, course_config, default_dataset_dir
+    from fishcam_utils.settings import DATA_ENV, course_data, run_folder
+
+    monkeypatch.setenv("FISHCAM_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv(SEED_ENV, raising=False)
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    assert course_data() == "uneven" and run_folder() == ""
+    uneven = course_config(quick=True, size=64)
+    assert (uneven.degraded_share, uneven.distractors) == (NUISANCES["degraded_share"], NUISANCES["distractors"])
+    assert default_dataset_dir(quick=True, size=64) == tmp_path / "synthetic-quick"
+    monkeypatch.setenv(DATA_ENV, " Clean ")
+    assert course_data() == "clean" and run_folder() == "-clean" and run_folder(seed=7) == "-seed7-clean"
+    clean = course_config(quick=True, size=64)
+    assert (clean.degraded_share, clean.distractors) == (0, 0) and clean.fish_per_class == uneven.fish_per_class
+    assert default_dataset_dir(quick=True, size=64) == tmp_path / "synthetic-quick-clean"
+    monkeypatch.setenv(DATA_ENV, "muddy")
+    with pytest.raises(ValueError, match="FISHCAM_DATA='muddy' is not a kind of course data: set it to uneven or clean"):
+        course_data()

@@ -53,3 +53,19 @@ def test_validate_rejects_unknown_traits_and_shared_deciding_traits():
     table = (_make("A", "bars", "saddle", "red_belly", "side"), _make("B", "bars", "ladder", "midline", "back"))
     with pytest.raises(ValueError, match="shared with"):
         validate_species(table)
+
+
+def test_the_seen_ceiling_counts_a_hidden_trait_as_a_guess():
+    from fishcam_utils.data.species import seen_ceiling
+
+    everyone = list(range(len(SPECIES)))
+    for view in VIEWS:  # every trait seen, classes balanced: the clean ceiling
+        assert seen_ceiling(view, everyone, [False] * 9) == pytest.approx(single_view_ceiling(view))
+        assert seen_ceiling(view, everyone, [True] * 9) == pytest.approx(1 / 9)
+    # Zebra Darter's side bars are its own; Saddleback Grunt's side stripes are shared with Ruby Bream.
+    zebra, saddleback = 0, 3
+    assert SPECIES[saddleback].traits["side"] == SPECIES[6].traits["side"]
+    assert seen_ceiling("side", [zebra, saddleback], [False, False]) == pytest.approx((1 + 1 / 2) / 2)
+    assert seen_ceiling("side", [zebra, saddleback], [True, False]) == pytest.approx((1 / 9 + 1 / 2) / 2)
+    with pytest.raises(ValueError, match="view must be one of"):
+        seen_ceiling("top", [0], [False])

@@ -17,7 +17,7 @@ from .train_val_test import SplitDatasets, few_per_class, make_datasets
 from .images import IMAGE_EXTENSIONS, channel_stats, image_size, load_mask, load_rgb, read_image, read_mask
 from .kaggle import download_kaggle_fish, kaggle_fish_dir
 from .layouts import LAYOUTS, DatasetIndex, DataWarning, detect_layout, find_kaggle_root, group_by_fish, scan_dataset
-from .species import SPECIES, TRAITS, VIEWS, Species, class_names, single_view_ceiling, species_table
+from .species import SPECIES, TRAITS, VIEWS, Species, class_names, seen_ceiling, single_view_ceiling, species_table
 from .splits import grouped_split, leaked_groups, make_splits
 from .synthetic import (
     DEFAULT_CONFIG,
@@ -37,6 +37,6 @@ __all__ = [
     "Species", "SyntheticConfig", "class_names", "dataset_config", "dataset_info", "denormalize", "detect_layout",
     "download_kaggle_fish", "ensure_synthetic", "eval_transform", "find_kaggle_root", "generate_dataset",
     "group_by_fish", "grouped_split", "kaggle_fish_dir", "leaked_groups", "load_mask", "load_metadata", "load_rgb",
-    "SplitDatasets", "few_per_class", "make_datasets", "make_splits", "read_image", "read_mask", "scan_dataset", "single_view_ceiling", "species_table", "to_display",
+    "SplitDatasets", "few_per_class", "make_datasets", "make_splits", "read_image", "read_mask", "scan_dataset", "seen_ceiling", "single_view_ceiling", "species_table", "to_display",
     "train_transform",
 ]

@@ -105,6 +105,20 @@ def single_view_ceiling(view: str, species: tuple[Species, ...] = SPECIES) -> fl
     return len({s.traits[view] for s in species}) / len(species)
 
 
+def seen_ceiling(view: str, labels, hidden, species: tuple[Species, ...] = SPECIES) -> float:
+    """Best expected accuracy from ``view`` alone on these photos: ``labels`` (N,) species indices and ``hidden``
+    (N,) bool, True where the photo's trait is wholly hidden. A photo whose trait is seen is worth what
+    ``single_view_ceiling`` counts (1 for a trait of its own, 1/k in a group of k look-alikes); one whose trait
+    is hidden tells nothing of its species from that view: at best a guess among all of them. In [0, 1]."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+    group = {trait: sum(s.traits[view] == trait for s in species) for trait in {s.traits[view] for s in species}}
+    worth = [1 / len(species) if gone else 1 / group[species[int(k)].traits[view]] for k, gone in zip(labels, hidden)]
+    if not worth:
+        raise ValueError("seen_ceiling needs at least one photo")
+    return float(sum(worth) / len(worth))
+
+
 def validate_species(species: tuple[Species, ...] = SPECIES, traits: dict[str, tuple[str, ...]] | None = None) -> None:
     """Check a species table: known traits (``traits``, default the course's ``TRAITS``), unique
     names, and no two species alike in two views."""

@@ -121,9 +121,11 @@ def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tens
 def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[str], methods: Sequence[str] | None = None,
                       mask: str = "evidence", tolerance: float = 0, curve_images: int = 64, steps: int = 50,
                       baseline: str = "blur", progress: bool = True,
-                      references: Sequence[str] = REFERENCE_MAPS) -> pd.DataFrame:
+                      references: Sequence[str] = REFERENCE_MAPS, elsewhere: Sequence[str] = ("distractor",)) -> pd.DataFrame:
     """One row per (method, layer): ``pointing`` (hit rate), ``pointing_tol`` (hit rate within
-    ``tolerance`` px), ``energy`` (mean share of the map in the mask) over the whole batch;
+    ``tolerance`` px), ``energy`` (mean share of the map in the mask) over the whole batch, and
+    ``energy_<name>`` for each mask of ``elsewhere`` the batch holds (heat where it should not be: on the
+    distractors in the water, say);
     ``deletion_auc`` and ``insertion_auc`` (means over the first ``curve_images`` images, ``steps``
     steps, ``baseline``); ``seconds`` spent. Maps explain the true class. Then one row per reference
     map (``"random"``, ``"edges"``: no model, so their layer is ``"-"``), the scores a method must beat.
@@ -147,6 +149,8 @@ def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[s
                      "pointing": pointing_game(maps, masks).float().mean().item(),
                      "pointing_tol": pointing_game(maps, masks, tolerance).float().mean().item(),
                      "energy": energy_in_mask(maps, masks).mean().item(),
+                     **{f"energy_{name}": energy_in_mask(maps, batch.masks[name]).mean().item()
+                        for name in elsewhere if name in batch.masks},
                      "deletion_auc": deletion.auc.mean().item(), "insertion_auc": insertion.auc.mean().item(),
                      "seconds": time.perf_counter() - start})
     table = pd.DataFrame(rows)
