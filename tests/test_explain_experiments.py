@@ -59,6 +59,36 @@ def test_load_evidence_takes_each_class_in_turn(splits, tiny_synth):
         load_evidence(without_masks.test)
 
 
+class _SomeTraitsHidden(torch.utils.data.Dataset):
+    """A dataset whose evidence masks are emptied at the positions ``hidden``, as when weed covers a whole trait."""
+
+    def __init__(self, dataset, hidden):
+        self.dataset, self.hidden = dataset, set(hidden)
+        self.targets, self.classes = dataset.targets, dataset.classes
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        x, y, masks = self.dataset[i]
+        return x, y, {**masks, "evidence": masks["evidence"] & (i not in self.hidden)}
+
+
+def test_load_evidence_can_leave_out_the_images_with_nothing_to_point_at(splits):
+    first_of_class = {int(t): i for i, t in reversed(list(enumerate(splits.train.targets)))}
+    hidden = [first_of_class[0], first_of_class[4]]
+    dataset = _SomeTraitsHidden(splits.train, hidden)
+    batch = load_evidence(dataset, per_class=2, require="evidence")
+    assert not set(hidden) & set(batch.indices) and batch.masks["evidence"].flatten(1).any(1).all()
+    members = [sum(int(t) == k for t in splits.train.targets) for k in range(9)]
+    left = [m - sum(int(splits.train.targets[i]) == k for i in hidden) for k, m in enumerate(members)]
+    assert [batch.labels.tolist().count(k) for k in range(9)] == [min(2, n) for n in left]  # the next ones taken
+    everything = load_evidence(dataset, per_class=2)
+    assert set(hidden) <= set(everything.indices)
+    with pytest.raises(ValueError, match="require='trait'.*no such mask"):
+        load_evidence(dataset, per_class=1, require="trait")
+
+
 @pytest.mark.numeric
 def test_explanation_maps_are_the_methods_maps(model, splits):
     batch = load_evidence(splits.test)

@@ -66,20 +66,38 @@ class EvidenceBatch:
                              self.indices[:n], self.classes)
 
 
-def load_evidence(dataset, per_class: int | None = None) -> EvidenceBatch:
+def load_evidence(dataset, per_class: int | None = None, require: str | None = None) -> EvidenceBatch:
     """Up to ``per_class`` images of each class (all by default) of a dataset made with
-    ``make_datasets(..., masks=[...])``, interleaved class by class (a, b, c, a, b, c, ...)."""
+    ``make_datasets(..., masks=[...])``, interleaved class by class (a, b, c, a, b, c, ...). With ``require``
+    (a mask kind, e.g. ``"evidence"``), only images where that mask has a pixel: a photo whose trait is wholly
+    hidden has nothing to point at."""
     targets = [int(t) for t in dataset.targets]
     by_class: dict[int, list[int]] = {}
     for i, t in enumerate(targets):
         by_class.setdefault(t, []).append(i)
-    chosen = [members[:per_class] if per_class else members for _, members in sorted(by_class.items())]
+    loaded: dict[int, tuple] = {}
+    chosen = []
+    for _, members in sorted(by_class.items()):
+        kept = []
+        for i in members:
+            if per_class and len(kept) >= per_class:
+                break
+            item = dataset[i]
+            if len(item) < 3:
+                raise ValueError("the dataset has no masks: make it with make_datasets(..., masks=['evidence'])")
+            if require is not None:
+                if require not in item[2]:
+                    raise ValueError(f"require={require!r}: the dataset has no such mask; it has {', '.join(item[2])}")
+                if not item[2][require].any():
+                    continue
+            kept.append(i)
+            loaded[i] = item
+        chosen.append(kept)
     order = [group[r] for r in range(max(map(len, chosen), default=0)) for group in chosen if r < len(group)]
     if not order:
-        raise ValueError("the dataset is empty: load_evidence needs images with masks")
-    items = [dataset[i] for i in order]
-    if len(items[0]) < 3:
-        raise ValueError("the dataset has no masks: make it with make_datasets(..., masks=['evidence'])")
+        raise ValueError("the dataset is empty: load_evidence needs images with masks"
+                         + (f" (and a pixel of {require!r})" if require else ""))
+    items = [loaded[i] for i in order]
     masks = {k: torch.stack([item[2][k] for item in items]).bool() for k in items[0][2]}
     return EvidenceBatch(torch.stack([item[0] for item in items]), torch.tensor([int(item[1]) for item in items]),
                          masks, order, list(dataset.classes))
