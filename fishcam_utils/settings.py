@@ -31,7 +31,7 @@ SEED_ENV = "FISHCAM_SEED"
 def course_seed() -> int:
     """The course's seed, an int >= 0: ``FISHCAM_SEED``, or 0 when it is unset or empty. It draws the
     dataset (``ensure_synthetic``) and starts every course training run; a seed other than 0 gets data
-    and checkpoint folders of its own (``seed_folder``), so runs under two seeds never mix."""
+    and checkpoint folders of its own (``run_folder``), so runs under two seeds never mix."""
     value = os.environ.get(SEED_ENV, "").strip()
     if not value:
         return 0

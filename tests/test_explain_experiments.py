@@ -26,7 +26,7 @@ from fishcam_utils.course import kaggle_pointing
 from fishcam_utils.explain.metrics import deletion_curve, energy_in_mask, pointing_game, spearman
 from fishcam_utils.explain.references import edge_maps
 from fishcam_utils.models import build_model
-from fishcam_utils.training import fit
+from fishcam_utils.training import fit, load_checkpoint
 from numerics import assert_within, channel_sum_scale, float32_atol, float64, float64_atol, map_atol, network_terms
 from test_cam_methods import activations_and_gradients
 
@@ -202,6 +202,26 @@ def test_evaluate_cam_writes_the_table_as_csv(tiny_synth, tmp_path, capsys):
     assert "best pointing game" in capsys.readouterr().out
     assert main(["evaluate-cam", "--checkpoint", str(run.best_path), "--out", str(out), "--methods", "smoothgrad"]) == 2
     assert "--methods smoothgrad: the table takes methods that work at every layer, gradcam" in capsys.readouterr().err
+    assert "energy_distractor" not in table.columns  # these photos have nothing in the water
+
+
+def test_evaluate_cam_measures_the_heat_on_distractors_where_the_photos_have_them(tmp_path):
+    noisy = generate_dataset(tmp_path / "noisy", SyntheticConfig(size=SIZE, fish_per_class=4, seed=2, degraded_share=0.5,
+                                                                 distractors=3), workers=1, progress=False)
+    data = make_datasets(noisy, image_size=SIZE, cache=False, progress=False)
+    torch.manual_seed(0)
+    net = build_model("fishresnet", 9, width=4, blocks=(1, 1), weights=None, verbose=False)
+    run = fit(net, data.train, data.val, epochs=1, batch_size=8, progress=False, run_dir=tmp_path / "run")
+    out = tmp_path / "cams.csv"
+    assert main(["evaluate-cam", "--checkpoint", str(run.best_path), "--out", str(out), "--methods", "gradcam",
+                 "--layers", "layer2", "--steps", "2", "--curve-images", "3", "--no-progress"]) == 0
+    table = pd.read_csv(out)
+    checked = load_evidence(make_datasets(noisy, image_size=SIZE, cache=False, progress=False,
+                                          masks=["evidence", "distractor"]).test, require="evidence")
+    model = load_checkpoint(run.best_path)[0]
+    maps = make_cam("gradcam", model, "layer2")(checked.images, checked.labels).maps
+    assert table.loc[0, "energy_distractor"] == pytest.approx(
+        energy_in_mask(maps, checked.masks["distractor"]).mean().item(), abs=1e-6)
 
 
 def test_kaggle_pointing_scores_grad_cam_against_the_body_masks(tiny_kaggle):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import warnings
 
 import pytest
@@ -11,12 +13,14 @@ from PIL import Image
 
 from fishcam_utils.cli import main
 from fishcam_utils.data import make_datasets
-from fishcam_utils.data.synthetic import default_dataset_dir, ensure_synthetic, load_metadata
+from fishcam_utils.data.synthetic import SyntheticConfig, default_dataset_dir, ensure_synthetic, generate_dataset, load_metadata
 from fishcam_utils.models import build_model
 from fishcam_utils.models.standin import read_manifest, warn_if_other_size
 from fishcam_utils.settings import SIZE_ENV, checkpoints_dir, course_image_size, data_dir
 from fishcam_utils.training import fit
-from fishcam_utils.course.recipes import course_model, course_run_dir
+from fishcam_utils.course.recipes import course_model, course_run_dir, trained_on
+from fishcam_utils.data import synthetic
+from fishcam_utils.data.introspection import description_digest
 
 
 @pytest.mark.parametrize("value", [None, "auto", " AUTO "])
@@ -92,23 +96,36 @@ def test_course_model_looks_for_the_run_of_its_size(monkeypatch):
         course_model("fishresnet-side", quick=True, train=False)
 
 
-def test_course_model_trains_at_the_chosen_size_and_again_when_the_photos_are_newer(monkeypatch, capsys):
+def test_course_model_trains_at_the_chosen_size_and_again_on_other_photos(monkeypatch, capsys):
     monkeypatch.setenv(SIZE_ENV, "32")
     model, checkpoint = course_model("fishresnet-side", quick=True, progress=False)
     assert checkpoint["preprocessing"]["image_size"] == 32
     best = course_run_dir("fishresnet-side", True, 32) / "best.pt"
     assert best.is_file()
     assert not course_run_dir("fishresnet-side", True, 64).exists()
+    root = default_dataset_dir(True, 32)
+    assert checkpoint["data_identity"]["dataset_json"] == description_digest(root) is not None
     capsys.readouterr()
-    course_model("fishresnet-side", quick=True, progress=False)  # as it is: loaded
-    assert "training" not in capsys.readouterr().out
-    # Photos drawn after the model was trained (a course update, another FISHCAM_DATA): trained again on them.
-    photos = default_dataset_dir(True, 32) / "dataset.json"
-    later = best.stat().st_mtime + 0.5  # before the training again ends
-    os.utime(photos, (later, later))
+    shutil.rmtree(root)  # the photos deleted and drawn again alike (a fresh Colab session): the model is kept
     course_model("fishresnet-side", quick=True, progress=False)
-    assert "was trained before the photos" in capsys.readouterr().out
-    assert best.stat().st_mtime >= photos.stat().st_mtime
+    assert "training" not in capsys.readouterr().out
+    # Other photos in the same folder (a course update): trained again on them, and then kept.
+    monkeypatch.setattr(synthetic, "QUICK_CONFIG", dataclasses.replace(synthetic.QUICK_CONFIG, distractors=1))
+    _, again = course_model("fishresnet-side", quick=True, progress=False)
+    assert "was trained on other photos" in capsys.readouterr().out
+    assert again["data_identity"]["dataset_json"] == description_digest(root) != checkpoint["data_identity"]["dataset_json"]
+    course_model("fishresnet-side", quick=True, progress=False)
+    assert "training" not in capsys.readouterr().out
+
+
+def test_a_checkpoint_from_before_the_record_was_trained_on_the_clean_photos(tmp_path):
+    uneven = generate_dataset(tmp_path / "uneven", SyntheticConfig(size=16, fish_per_class=3, degraded_share=0.5),
+                              workers=1, progress=False)
+    clean = generate_dataset(tmp_path / "clean", SyntheticConfig(size=16, fish_per_class=3), workers=1, progress=False)
+    old = {"data_identity": {"data_root": str(clean)}}  # no dataset_json: written before it was recorded
+    assert trained_on(old, clean) and not trained_on(old, uneven)
+    assert trained_on({"data_identity": {"dataset_json": description_digest(uneven)}}, uneven)
+    assert not trained_on({"data_identity": {"dataset_json": description_digest(clean)}}, uneven)
 
 
 def _standin_size(name: str) -> int:

@@ -4,6 +4,7 @@ with masks that match what was drawn and metadata that matches the images."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -14,7 +15,7 @@ from fishcam_utils.data import make_datasets
 from fishcam_utils.data.fish_drawing import (DEGRADATIONS, DISTRACTOR_RADIUS, OCCLUSIONS, render_photo,
                                              sample_body_colour, sample_degradation, sample_distractors,
                                              sample_photo_params)
-from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset, load_metadata
+from fishcam_utils.data.synthetic import DISTRACTOR_VERSION, SyntheticConfig, generate_dataset, load_metadata
 
 NUISANCES = dict(degraded_share=0.5, distractors=3)
 
@@ -190,3 +191,18 @@ def test_the_options_are_checked():
     assert sample_degradation(np.random.default_rng(0), 0.0) is None
     kinds = {sample_degradation(np.random.default_rng(i), 1.0)[0] for i in range(60)}
     assert kinds == set(DEGRADATIONS)
+
+
+def test_a_dataset_of_the_earlier_distractors_is_drawn_again(tmp_path):
+    config = SyntheticConfig(size=16, fish_per_class=3, distractors=2)
+    assert config.to_dict()["distractor_version"] == DISTRACTOR_VERSION
+    assert SyntheticConfig.from_dict(config.to_dict()) == config
+    assert "distractor_version" not in SyntheticConfig(size=16).to_dict()  # clean datasets stay as they were
+    root = generate_dataset(tmp_path / "d", config, workers=1, progress=False)
+    info = json.loads((root / "dataset.json").read_text())
+    del info["config"]["distractor_version"]  # as version 1 wrote it, with smaller distractors placed otherwise
+    (root / "dataset.json").write_text(json.dumps(info))
+    before = (root / "dataset.json").read_text()
+    generate_dataset(root, config, overwrite=True, workers=1, progress=False)
+    assert (root / "dataset.json").read_text() != before
+    assert json.loads((root / "dataset.json").read_text())["config"]["distractor_version"] == DISTRACTOR_VERSION

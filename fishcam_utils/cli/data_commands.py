@@ -18,10 +18,12 @@ def add_make_data(commands) -> None:
         "make-data",
         help="generate the synthetic multi-view fish dataset (seconds, offline)",
         description="Draw the synthetic fish dataset: PNG images of 9 invented species from three views "
-        "(side, back, belly), with body and evidence masks, metadata.csv and dataset.json. "
-        "The same seed always gives the same files.",
+        "(side, back, belly), some spoilt by weed, glare, murk or motion blur, with distractors in the water, "
+        "with body, evidence and distractor masks, metadata.csv and dataset.json (FISHCAM_DATA=clean: the "
+        "earlier clean photos). The same seed always gives the same files.",
     )
-    make.add_argument("--out", help="folder to write (default: data/synthetic, or data/synthetic-quick with --quick)")
+    make.add_argument("--out", help="folder to write (default: data/synthetic, or data/synthetic-quick with --quick; "
+                      "with -clean at the end for FISHCAM_DATA=clean)")
     make.add_argument("--size", type=size, help="image size: N for NxN, or WIDTHxHEIGHT (default: $FISHCAM_IMAGE_SIZE, "
                       "else 224 with a CUDA GPU and 64 without)")
     make.add_argument("--fish-per-class", type=POSITIVE_INT, help="fish per species (default 150; 30 with --quick)")

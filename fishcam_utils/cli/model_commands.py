@@ -190,7 +190,10 @@ def evaluate_cam_command(args: argparse.Namespace) -> int:
     if checkpoint["preprocessing"].get("views"):
         raise ValueError("evaluate-cam judges single-view models; this checkpoint is a multi-view model")
     dataset = checkpoint_split(args, checkpoint, cache=False, masks=[args.mask])
-    batch = load_evidence(dataset, per_class=args.per_class)
+    if args.mask != "distractor" and "distractor" in dataset.index.mask_kinds:  # the heat in the water, measured too
+        dataset = checkpoint_split(args, checkpoint, cache=False, masks=[args.mask, "distractor"])
+    # A photo whose mask is empty (a trait wholly hidden by weed) has nothing to point at: left out.
+    batch = load_evidence(dataset, per_class=args.per_class, require=args.mask)
     methods = args.methods or table_methods()
     narrow = [m for m in methods if m not in table_methods()]
     if narrow:  # unknown names, or CAM, which works at one layer only

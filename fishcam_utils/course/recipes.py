@@ -41,8 +41,8 @@ class Recipe:
 
 _FISHRESNET_FIT = {"epochs": 20, "batch_size": 64, "lr": 3e-3, "schedule": "onecycle"}
 _FISHRESNET_QUICK = {"epochs": 10, "batch_size": 16}
-# Quick mode's 198 training photos and 8-10 epochs learn next to nothing under full augmentation: the
-# side view's test accuracy was 8-28 % over three seeds with it (chance: 11 %), 25-44 % over five without
+# Quick mode's 198 training photos and 8-10 epochs learn next to nothing under full augmentation: on the
+# clean photos of before FISHCAM_DATA (2026-12), the side view's test accuracy was 8-28 % over three seeds with it (chance: 11 %), 25-44 % over five without
 # (ResNet-18, four seeds: 14-39 % with, 25-33 % without).
 _FISHRESNET_QUICK_AUGMENT = 0.0
 
@@ -68,7 +68,7 @@ RECIPES: dict[str, Recipe] = {
         quick={"epochs": 8, "batch_size": 16}, quick_augment=0.0, notebook="03_transfer_learning"),
     # Notebook 04's fusion models: each branch starts from its view's single-view model; the fusion head
     # trains alone on branch features computed once (40 epochs in seconds), then one epoch at a small
-    # rate fine-tunes everything (two took twice the time for the same validation accuracy, 99.5-100 %). Against the earlier 1 head-only + 5 end-to-end epochs (about 6 times the
+    # rate fine-tunes everything (on the clean photos, two took twice the time for the same validation accuracy, 99.5-100 %). Against the earlier 1 head-only + 5 end-to-end epochs (about 6 times the
     # time) the attention model's test accuracy stayed at 99-100 % and its favourite view per class the
     # deciding one for 9 of 9 classes. (The head must be kept by validation loss: kept by accuracy, which
     # is 100 % after an epoch, it stopped early and the match fell to 5-7 of 9.)
@@ -90,10 +90,25 @@ def recipe_augment(recipe: Recipe, quick: bool) -> float:
 def course_run_dir(name: str, quick: bool | None = None, size: int | None = None) -> Path:
     """Where the course keeps the run ``name``: ``checkpoints/[quick/]<name>`` at 64 px and
     ``checkpoints/[quick/]<name>-<size>px`` at any other image size (default ``course_image_size()``);
-    under a course seed other than 0 (``FISHCAM_SEED``) with ``-seed<n>`` at the end."""
+    under a course seed other than 0 (``FISHCAM_SEED``) with ``-seed<n>`` at the end, and on the clean photos
+    (``FISHCAM_DATA=clean``) with ``-clean``: ``settings.run_folder``."""
     quick = quick_mode() if quick is None else quick
     size = course_image_size() if size is None else size
     return checkpoints_dir() / ("quick" if quick else "") / (name + size_folder(size) + run_folder())
+
+
+def trained_on(checkpoint: dict[str, Any], root: Path) -> bool:
+    """Whether ``checkpoint`` was trained on the photos now in the synthetic dataset ``root``: the digest of
+    their ``dataset.json`` it recorded is theirs. A checkpoint from before the record was trained on the
+    course's earlier, clean photos."""
+    from ..data.introspection import description_digest
+    from ..data.synthetic import NUISANCES, dataset_config
+
+    recorded = (checkpoint.get("data_identity") or {}).get("dataset_json")
+    if recorded is None:
+        config = dataset_config(root)
+        return not any(getattr(config, name) for name in NUISANCES)
+    return recorded == description_digest(root)
 
 
 def course_model(name: str = "fishresnet-side", quick: bool | None = None, train: bool = True,
@@ -101,8 +116,9 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     """``(model, checkpoint)`` of the course model ``name`` (one of ``RECIPES``), in eval mode on CPU,
     for photographs ``size`` pixels a side (default ``course_image_size()``: 64 on CPU, 224 on CUDA).
 
-    Loads ``best.pt`` from its run folder; if there is none (or it cannot be read) and ``train``,
-    trains it first on the course dataset with the recipe of its notebook, saying so.
+    Loads ``best.pt`` from its run folder; if there is none (or it cannot be read, or it was trained on other
+    photos than the course's dataset holds now: ``trained_on``) and ``train``, trains it first on the course
+    dataset with the recipe of its notebook, saying so.
     """
     from ..data.train_val_test import make_datasets
     from ..data.synthetic import ensure_synthetic
@@ -119,20 +135,23 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     recipe, run_dir = RECIPES[name], course_run_dir(name, quick, size)
     best = run_dir / "best.pt"
     root = None
-    if best.is_file() and train:  # a checkpoint older than the photos was trained on others (a course update, FISHCAM_DATA)
-        root = ensure_synthetic(quick, progress=progress, shortcut=recipe.shortcut, size=size)
-        if best.stat().st_mtime < (root / "dataset.json").stat().st_mtime:
-            print(f"{best} was trained before the photos in {root} were drawn: training {name} again on them, as "
-                  f"notebook {recipe.notebook} does ({'quick' if quick else 'full'} mode).")
-            best = None
-    if best is not None and best.is_file():
+    if best.is_file():
         try:
-            return load_checkpoint(best)
+            loaded = load_checkpoint(best)
         except (ValueError, FileNotFoundError) as error:
             if not train:
                 raise
             print(f"{best} cannot be used ({error}); training it again.")
-    elif best is not None:
+        else:
+            if not train:
+                return loaded
+            root = ensure_synthetic(quick, progress=progress, shortcut=recipe.shortcut, size=size)
+            if trained_on(loaded[1], root):
+                return loaded
+            # Other photos than it was trained on: a course update, or another FISHCAM_DATA in the same folders.
+            print(f"{best} was trained on other photos than those in {root} now: training {name} again on them, "
+                  f"as notebook {recipe.notebook} does ({'quick' if quick else 'full'} mode).")
+    else:
         if not train:
             raise FileNotFoundError(f"no trained {name} at {best}; run notebook {recipe.notebook} or call "
                                     f"course_model({name!r}, train=True)")
@@ -164,4 +183,4 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     for file in partial.iterdir():
         os.replace(file, run_dir / file.name)
     shutil.rmtree(partial, ignore_errors=True)
-    return load_checkpoint(run_dir / "best.pt")
+    return load_checkpoint(best)

@@ -122,9 +122,7 @@ def sample_distractors(rng: np.random.Generator, params: PhotoParams, most: int,
     half_w, half_h = _canvas_half_extent(aspect)
     found = []
     for _ in range(int(rng.integers(0, most + 1))):
-        radius = float(rng.uniform(*DISTRACTOR_RADIUS))
-        if radius >= min(half_w, half_h):
-            continue
+        radius = float(rng.uniform(*DISTRACTOR_RADIUS))  # below 1: it fits the canvas, whose shorter side is 2
         for _try in range(30):
             x, y = float(rng.uniform(-half_w + radius, half_w - radius)), float(rng.uniform(-half_h + radius, half_h - radius))
             if _clearance(params, x, y) > radius + _DISTRACTOR_MARGIN:

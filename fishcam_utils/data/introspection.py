@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -183,10 +184,19 @@ def _concatenation(dataset: ConcatDataset) -> DatasetFacts:
                         ids=joined("ids"), index=indexes[0] if same_folder else None, length=len(dataset))
 
 
+def description_digest(root: str | Path) -> str | None:
+    """A short hash (16 hex digits) of the ``dataset.json`` that describes how a dataset folder was made (the
+    synthetic generator writes one), or None where the folder has none: photos drawn again with other settings
+    get another digest, the same settings the same one."""
+    path = Path(root) / "dataset.json"
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
+
+
 def data_record(dataset: Any, facts: DatasetFacts | None = None, image_size: int | None = None) -> dict:
     """What makes ``dataset`` this data, as plain values for a checkpoint or a report: the folder and
-    how it was read, the split, view(s), image size and classes, and which samples (their number and
-    a hash of their ids, or of their labels). Two runs or reports of the same data have equal records."""
+    how it was read (with the digest of its ``dataset.json``, where it has one), the split, view(s), image size
+    and classes, and which samples (their number and a hash of their ids, or of their labels). Two runs or
+    reports of the same data have equal records."""
     facts = facts if facts is not None else dataset_facts(dataset)
     index = facts.index
     frame = index.frame if index is not None else None
@@ -197,7 +207,8 @@ def data_record(dataset: Any, facts: DatasetFacts | None = None, image_size: int
             "layout": index.layout if index is not None else None,
             "scan": dict(index.options or {}) if index is not None else None, "split": split or None,
             "view": facts.view, "views": facts.views, "image_size": image_size or facts.image_size,
-            "classes": facts.classes, "samples": facts.length, "sample_hash": digest}
+            "classes": facts.classes, "samples": facts.length, "sample_hash": digest,
+            "dataset_json": description_digest(index.root) if index is not None else None}
 
 
 def sample_image_size(dataset: Dataset) -> int | None:

@@ -34,6 +34,7 @@ from .species import SPECIES_TABLES, VIEWS, class_names, species_table
 
 FORMAT = "fishcam-synthetic"
 FORMAT_VERSION = 1
+DISTRACTOR_VERSION = 2  # how distractors are drawn; recorded in dataset.json only for a dataset that has them
 SPLITS = ("train", "val", "test")
 OUTPUT_LAYOUTS = ("multiview", "kaggle")  # what the generator writes; layouts.LAYOUTS is what loaders read
 
@@ -54,7 +55,7 @@ class SyntheticConfig:
     ``degraded_share`` of the photos, drawn view by view, have their evidence hidden or degraded (weed, another
     fish or glare over the trait, murky water, motion blur: ``fish_drawing.DEGRADATIONS``), and each photo has
     0 to ``distractors`` objects with trait-like textures in the water away from the fish, with masks of their
-    own. Both are off (0) unless asked for.
+    own. Both are 0 here; the course's datasets turn them on (``NUISANCES``, ``course_config``).
     """
 
     size: int | tuple[int, int] = 64
@@ -140,10 +141,15 @@ class SyntheticConfig:
         for name in ("degraded_share", "distractors"):
             if not values[name]:
                 del values[name]  # off: datasets made before the options stay current
+        if self.distractors:
+            # Drawn larger and placed at their drawn size since version 2: a folder of version 1 is drawn again.
+            values["distractor_version"] = DISTRACTOR_VERSION
         return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SyntheticConfig:
+        values = dict(values)
+        values.pop("distractor_version", None)  # how they were drawn, not a setting
         return cls(**values)
 
 
@@ -456,8 +462,9 @@ def _move_into_place(tmp: Path, out_dir: Path, config: SyntheticConfig) -> None:
 
 def default_dataset_dir(quick: bool | None = None, size: int | None = None) -> Path:
     """Where the course keeps its default dataset: quick mode has its own, smaller one, each image
-    size its own folder (``synthetic`` at 64 px, ``synthetic-224px`` at 224), and each course seed
-    other than 0 (``FISHCAM_SEED``) too (``synthetic-seed7``)."""
+    size its own folder (``synthetic`` at 64 px, ``synthetic-224px`` at 224), each course seed
+    other than 0 (``FISHCAM_SEED``) too (``synthetic-seed7``), and the clean photos of ``FISHCAM_DATA=clean``
+    (``synthetic-clean``): ``settings.run_folder``."""
     quick = quick_mode() if quick is None else quick
     size = course_image_size() if size is None else size
     return data_dir() / (("synthetic-quick" if quick else "synthetic") + size_folder(size) + run_folder())
@@ -479,7 +486,8 @@ def ensure_synthetic(quick: bool | None = None, progress: bool = True, shortcut:
                      size: int | None = None) -> Path:
     """The course's default dataset, generated on first use (seconds). Returns its root folder.
 
-    In quick mode (``FISHCAM_QUICK=1``) it is a smaller copy with 30 fish per class. It is drawn from
+    In quick mode (``FISHCAM_QUICK=1``) it is a smaller copy with 30 fish per class. Its photos are of uneven
+    quality, with distractors in the water (``course_config``; clean with ``FISHCAM_DATA=clean``). It is drawn from
     the course seed (``settings.course_seed()``: 0 unless ``FISHCAM_SEED`` says otherwise). Its photos are
     ``size`` pixels a side (default ``settings.course_image_size()``: 64 on a CPU, 224 on a CUDA GPU).
     ``shortcut=("train", "test")`` gives the same photos with the class-coloured marker (of

@@ -698,10 +698,11 @@ def _check_same_data(saved: dict, identity: dict, run_dir: Path) -> None:
         prep = saved.get("preprocessing") or {}
         old = {k: prep.get(k) for k in ("data_root", "view", "image_size") if prep.get(k) is not None}
         identity = {k: identity.get(k) for k in old}
-    changed = [k for k in identity if old.get(k) != identity[k]]
+    changed = [k for k in identity if k in old and old[k] != identity[k]]  # what the run recorded
     if not changed:
         return
-    names = {"data_root": option_name("data"), "samples": "training samples", "sample_hash": "which samples"}
+    names = {"data_root": option_name("data"), "samples": "training samples", "sample_hash": "which samples",
+             "dataset_json": "the photos (their dataset.json: drawn again with other settings)"}
     detail = ", ".join(f"{names.get(k, k)}: {old.get(k)!r} → {identity[k]!r}" for k in changed if k != "sample_hash")
     if changed == ["sample_hash"]:
         detail = "the same number of training samples, but other ones"
