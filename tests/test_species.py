@@ -69,3 +69,20 @@ def test_the_seen_ceiling_counts_a_hidden_trait_as_a_guess():
     assert seen_ceiling("side", [zebra, saddleback], [True, False]) == pytest.approx((1 / 9 + 1 / 2) / 2)
     with pytest.raises(ValueError, match="view must be one of"):
         seen_ceiling("top", [0], [False])
+
+
+def test_the_split_ceiling_reads_what_is_hidden_from_the_metadata(tmp_path):
+    from fishcam_utils.data.species import seen_ceiling
+    from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset, load_metadata, split_ceiling
+
+    clean = generate_dataset(tmp_path / "clean", SyntheticConfig(size=16, fish_per_class=4), workers=1, progress=False)
+    assert split_ceiling(clean, "side", "train") == pytest.approx(single_view_ceiling("side"))  # 2 train fish each
+    uneven = generate_dataset(tmp_path / "uneven", SyntheticConfig(size=16, fish_per_class=4, degraded_share=1.0),
+                              workers=1, progress=False)
+    meta = load_metadata(uneven)
+    photos = meta[(meta["view"] == "back") & (meta["split"] == "train")]
+    seen = photos["visible_evidence"].replace("", 0).astype(float)
+    expected = seen_ceiling("back", photos["label"].tolist(), (seen == 0).tolist())
+    assert split_ceiling(uneven, "back", "train") == pytest.approx(expected)
+    with pytest.raises(Exception, match="no side photo in the 'holdout' split"):
+        split_ceiling(uneven, "side", "holdout")

@@ -26,6 +26,7 @@ from .synthetic import (
     dataset_config,
     dataset_info,
     ensure_synthetic,
+    split_ceiling,
     generate_dataset,
     load_metadata,
 )
@@ -37,6 +38,6 @@ __all__ = [
     "Species", "SyntheticConfig", "class_names", "dataset_config", "dataset_info", "denormalize", "detect_layout",
     "download_kaggle_fish", "ensure_synthetic", "eval_transform", "find_kaggle_root", "generate_dataset",
     "group_by_fish", "grouped_split", "kaggle_fish_dir", "leaked_groups", "load_mask", "load_metadata", "load_rgb",
-    "SplitDatasets", "few_per_class", "make_datasets", "make_splits", "read_image", "read_mask", "scan_dataset", "seen_ceiling", "single_view_ceiling", "species_table", "to_display",
+    "SplitDatasets", "few_per_class", "make_datasets", "make_splits", "read_image", "read_mask", "scan_dataset", "seen_ceiling", "single_view_ceiling", "split_ceiling", "species_table", "to_display",
     "train_transform",
 ]

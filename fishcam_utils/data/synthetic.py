@@ -30,7 +30,7 @@ from ..settings import course_data, course_image_size, course_seed, data_dir, qu
 from .images import JUNK_FILES
 from .fish_drawing import (MARKER_COLOURS, render_photo, sample_body_colour, sample_degradation, sample_distractors,
                            sample_marker, sample_photo_params)
-from .species import SPECIES_TABLES, VIEWS, class_names, species_table
+from .species import SPECIES_TABLES, VIEWS, class_names, seen_ceiling, species_table
 
 FORMAT = "fishcam-synthetic"
 FORMAT_VERSION = 1
@@ -511,3 +511,19 @@ def load_metadata(root: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path} not found: {root} is not a synthetic dataset; make one with `fishcam make-data`.")
     return pd.read_csv(path, keep_default_na=False)
+
+
+def split_ceiling(root: str | Path, view: str, split: str = "test") -> float:
+    """The best expected accuracy from ``view`` alone on the photos of ``split`` of a synthetic dataset, in [0, 1]:
+    ``species.seen_ceiling``, a photo whose trait is wholly hidden (``visible_evidence`` 0, or empty for a trait
+    of no pixel) counted as a guess among all species. On clean photos, ``single_view_ceiling`` for balanced splits."""
+    meta = load_metadata(root)
+    photos = meta[(meta["view"] == view) & (meta["split"] == split)]
+    if photos.empty:
+        raise DataError(f"{root} has no {view} photo in the {split!r} split; splits: {sorted(set(meta['split']))}")
+    if "visible_evidence" in photos:
+        hidden = pd.to_numeric(photos["visible_evidence"], errors="coerce").fillna(0) == 0
+    else:
+        hidden = pd.Series(False, index=photos.index)
+    table = species_table(dataset_config(root).species)
+    return seen_ceiling(view, photos["label"].to_numpy(), hidden.to_numpy(), table)
