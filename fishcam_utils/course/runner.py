@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_path, atomic_write
-from ..settings import QUICK_ENV, build_dir, course_image_size, course_root
+from ..settings import QUICK_ENV, build_dir, course_data, course_image_size, course_root
 
 
 def _jsonable(value: Any) -> Any:
@@ -345,7 +345,8 @@ def run_course(
         chosen = [p for p in chosen if any(p.stem.startswith(o) for o in only)]
     start = time.perf_counter()
     size = course_image_size()  # checked here, before any kernel starts: a bad FISHCAM_IMAGE_SIZE fails at once
-    print(f"Dataset: {ensure_synthetic(quick, size=size)} ({size} px photos; FISHCAM_IMAGE_SIZE chooses)")
+    print(f"Dataset: {ensure_synthetic(quick, size=size)} ({size} px photos, {course_data()}; FISHCAM_IMAGE_SIZE "
+          f"and FISHCAM_DATA choose)")
     dataset_seconds = time.perf_counter() - start
     runs = []
     for source in chosen:
