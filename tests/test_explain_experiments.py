@@ -220,8 +220,9 @@ def test_evaluate_cam_measures_the_heat_on_distractors_where_the_photos_have_the
                                           masks=["evidence", "distractor"]).test, require="evidence")
     model = load_checkpoint(run.best_path)[0]
     maps = make_cam("gradcam", model, "layer2")(checked.images, checked.labels).maps
+    # The CSV keeps 4 decimals: half of the last one, and float32 rounding of the mean share.
     assert table.loc[0, "energy_distractor"] == pytest.approx(
-        energy_in_mask(maps, checked.masks["distractor"]).mean().item(), abs=1e-6)
+        energy_in_mask(maps, checked.masks["distractor"]).mean().item(), abs=5e-5 + 1e-6)
 
 
 def test_kaggle_pointing_scores_grad_cam_against_the_body_masks(tiny_kaggle):
