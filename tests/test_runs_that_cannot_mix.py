@@ -437,6 +437,20 @@ def test_a_report_of_an_older_version_is_replaced_and_train_checks_its_report_fi
     assert code == 2 and "--no-eval" in err and "other data" in err
 
 
+def test_a_report_of_the_same_data_that_records_less_is_replaced(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    # The run's own test data (another test evaluates the shared run on a copy of it).
+    assert run_cli(capsys, "evaluate", "--checkpoint", run / "best.pt", "--overwrite", "--no-progress")[0] == 0
+    report = run / "eval-test" / "metrics.json"
+    older = json.loads(report.read_text())
+    assert "dataset_json" in older["data"]
+    del older["data"]["dataset_json"]  # as written before the record held the digest of dataset.json
+    report.write_text(json.dumps(older))
+    assert run_cli(capsys, "evaluate", "--checkpoint", run / "best.pt", "--no-progress")[0] == 0
+    assert "dataset_json" in json.loads(report.read_text())["data"]
+
+
 @pytest.mark.parametrize("bad, says", [
     (lambda x: (x * 255).to(torch.uint8), "hold floats"),
     (lambda x: x[:, :1], "1 channels.*takes 3"),

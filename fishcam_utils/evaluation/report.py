@@ -104,7 +104,11 @@ def _refuse_other_data(metrics: Path, data: dict | None) -> None:
     if old is None or old == data:  # (a report that records no data is an older version's: replaced as before)
         return
     if isinstance(old, dict) and isinstance(data, dict):
-        changed = [k for k in data if old.get(k) != data[k] and k != "sample_hash"]
+        # What the older report recorded is compared; a key added to the record since is not held against it.
+        recorded = [k for k in data if k in old]
+        if all(old[k] == data[k] for k in recorded):
+            return
+        changed = [k for k in recorded if old[k] != data[k] and k != "sample_hash"]
         what = "; ".join(f"{k}: {old.get(k)!r} → {data[k]!r}" for k in changed) or "other samples"
     else:
         what = "data the report does not record"
