@@ -12,8 +12,8 @@ markers, so an instructor can also grade with nbgrader:
 Each cell also carries nbgrader's metadata, derived from what it holds (``nbgrader_metadata``): a task
 (a code cell with a solution block) is an autograded answer; the cell that calls its checker is a locked
 autograder test worth the task's points (``checks.POINTS``), whose hidden tests fail until the task is
-right; a questionnaire answer is a manually graded answer worth 1 point, and the worked solutions of the
-exercises one manually graded answer worth a point per exercise.
+right; a questionnaire answer is a manually graded answer worth 1 point, notebook 09's written audit one worth
+``AUDIT_POINTS``, and the worked solutions of the exercises one manually graded answer worth a point per exercise.
 
 ``python -m fishcam_utils.student`` (``make student``) puts that metadata on the source notebooks and writes
 ``notebooks/student/<name>.ipynb`` for every notebook; tests fail when either is stale.
@@ -62,6 +62,8 @@ NBGRADER_SCHEMA = 3
 _CHECK = re.compile(r"= checks\.(\w+)\(")
 _FUNCTION = re.compile(r"^def (\w+)\(", re.MULTILINE)
 _QUESTION = re.compile(r"^\*\*(\d+)\.\*\*")
+# Notebook 09's written explanation audit: one manually graded answer, marked by its rubric's total.
+AUDIT, AUDIT_POINTS = "**Your audit.**", 10
 
 
 def nbgrader_metadata(cell: dict, notebook: str) -> dict | None:
@@ -89,6 +91,8 @@ def nbgrader_metadata(cell: dict, notebook: str) -> dict | None:
     question = _QUESTION.match(text)
     if question:
         return meta(f"question_{question[1]}", solution=True, grade=True, points=1)
+    if text.startswith(AUDIT):
+        return meta("audit", solution=True, grade=True, points=AUDIT_POINTS)
     return meta("exercises", solution=True, grade=True, points=text.count("### BEGIN SOLUTION"))
 
 

@@ -35,6 +35,7 @@ def isolated_folders(tmp_path, monkeypatch):
     monkeypatch.delenv("FISHCAM_QUICK", raising=False)
     monkeypatch.delenv("FISHCAM_SEED", raising=False)  # the course's seed 0 (bench/seeds_bench.py sets others)
     monkeypatch.delenv("FISHCAM_DATA", raising=False)  # the course's own photos, whatever a developer exported
+    monkeypatch.delenv("FISHCAM_CAPSTONE_DATA", raising=False)  # notebook 09's stand-in
     # The course's image size is 224 px on a CUDA machine: tests see the CPU's 64 px everywhere.
     monkeypatch.setenv("FISHCAM_IMAGE_SIZE", "64")
 

@@ -1,5 +1,5 @@
 """`fishcam course` where it cannot run: outside a checkout of the course, or without the
-notebooks extra, it says what to do (exit code 2) instead of crashing or running nothing."""
+notebooks extra, it says what to do (exit code 2) instead of crashing or running nothing; `--list` names the notebooks."""
 
 from __future__ import annotations
 
@@ -36,3 +36,12 @@ def test_without_the_notebooks_extra_it_names_the_install_command(tmp_path, monk
 def test_in_a_checkout_it_finds_the_notebooks_in_order():
     found = check_course_runnable()
     assert [p.name[:2] for p in found] == sorted(p.name[:2] for p in found) and len(found) >= 8
+
+
+def test_the_list_names_every_notebook_with_its_title_the_capstone_included(capsys):
+    assert main(["course", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    numbers = [line[:2] for line in lines]
+    assert numbers == [f"{n:02d}" for n in range(1, len(lines) + 1)] and len(lines) >= 9
+    assert lines[8] == "09  Capstone: your own photos, from a folder to an explanation audit and a model card"
+    assert lines[0].startswith("01  ") and "·" not in lines[0]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fishcam_utils import checks
-from fishcam_utils.student import STUDENT_DIR, has_tasks, stale_copies, student_notebook, student_source
+from fishcam_utils.student import AUDIT, AUDIT_POINTS, STUDENT_DIR, has_tasks, stale_copies, student_notebook, student_source
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -96,6 +96,10 @@ def test_the_nbgrader_metadata_marks_tasks_checks_and_answers(path):
             key = re.search(r"= checks\.(\w+)\(", text)[1]
             assert meta["grade"] and meta["locked"] and meta["points"] == checks.POINTS[key]
             assert "### BEGIN HIDDEN TESTS" in text and "passed" in text
+        elif text.startswith(AUDIT):  # notebook 09's audit, graded by hand by its rubric
+            assert meta["solution"] and meta["grade"] and meta["points"] == AUDIT_POINTS
+            assert meta["grade_id"] == "09_audit" and "| part | points |" in "".join(
+                "".join(c["source"]) for c in cells)  # its rubric is in the notebook
         else:  # a written answer: graded by hand
             assert meta["solution"] and meta["grade"] and meta["points"] == text.count("### BEGIN SOLUTION") >= 1
     unmarked = [c for c in cells if "nbgrader" not in c["metadata"]]

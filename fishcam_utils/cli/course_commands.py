@@ -21,12 +21,20 @@ def add_course(commands) -> None:
     course.add_argument("--build", help="output folder (default: build/)")
     course.add_argument("--notebooks", help="the folder of the course's notebooks (default: notebooks/ of the checkout)")
     course.add_argument("--no-html", action="store_true", help="skip the HTML renderings")
+    course.add_argument("--list", action="store_true", help="list the notebooks with their titles, and run nothing")
     course.set_defaults(run=course_command, output_flag="--build")
 
 
 def course_command(args: argparse.Namespace) -> int:
     from ..course import run_course
 
+    if args.list:
+        from ..course.runner import course_notebooks, notebook_title
+
+        found = course_notebooks(args.notebooks)
+        for path in found:
+            print(f"{path.name[:2]}  {notebook_title(path)}")
+        return 0 if found else 1
     runs = run_course(quick=args.quick, only=args.only, build=args.build, html=not args.no_html,
                       notebooks=args.notebooks)
     return 0 if runs and all(r.ok for r in runs) else 1

@@ -123,6 +123,15 @@ def course_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
+def notebook_title(path: Path) -> str:
+    """A notebook's title: its first Markdown heading, without the number ("Capstone: your own photos, ...")."""
+    for cell in json.loads(Path(path).read_text(encoding="utf-8"))["cells"]:
+        text = "".join(cell["source"]).lstrip()
+        if cell["cell_type"] == "markdown" and text.startswith("# "):
+            return text.splitlines()[0][2:].split("·", 1)[-1].strip()
+    return Path(path).stem
+
+
 # What running the notebooks needs beyond the package: the `notebooks` extra.
 _NOTEBOOK_MODULES = ("nbformat", "nbclient", "nbconvert", "ipykernel", "jupyter_client")
 

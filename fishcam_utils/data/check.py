@@ -18,6 +18,7 @@ from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from .folders import Walk, files_under
 from .images import decode_in_threads, is_tiny, load_mask, load_rgb, tiny_images_message, unreadable_files_message
 from .layouts import DatasetIndex, survey
+from .splits import SPLIT_FRACTIONS, small_classes
 from .species import VIEWS
 
 
@@ -44,22 +45,43 @@ class DataReport:
         problems.raise_if_any(self.root)
 
 
-def decode_all(paths: Sequence[Path], images: set[str], progress: bool = True) -> tuple[list[str], list]:
+def decode_all(paths: Sequence[Path], images: set[str], progress: bool = True,
+               sizes: dict[str, tuple[int, int]] | None = None) -> tuple[list[str], list]:
     """Decode every file (``images`` as RGB, the rest as masks). Returns the failures' messages
-    and the tiny images as (path, (width, height))."""
+    and the tiny images as (path, (width, height)); fills ``sizes`` (path -> (width, height) as decoded)."""
     tiny: list[tuple[str, tuple[int, int]]] = []
+    sizes = {} if sizes is None else sizes
 
     def decode(i: int) -> None:
         path = paths[i]
         if str(path) not in images:
-            load_mask(path)
+            mask = load_mask(path)
+            sizes[str(path)] = (mask.shape[1], mask.shape[0])
             return
         image = load_rgb(path)
+        sizes[str(path)] = (image.shape[1], image.shape[0])
         if is_tiny(image):
             tiny.append((str(path), (image.shape[1], image.shape[0])))
 
     failures = decode_in_threads(len(paths), decode, f"Decoding {len(paths)} files", progress)
     return failures, sorted(tiny)
+
+
+def mask_size_message(index: DatasetIndex, sizes: dict[str, tuple[int, int]]) -> str | None:
+    """What is wrong when masks are of another size than their images (``sizes`` as ``decode_all`` fills it);
+    None when every mask decoded matches its image. A mask is resized with its image, so one of another shape
+    would point at other pixels."""
+    wrong = []
+    for kind in index.mask_kinds:
+        for image, mask in zip(index.frame["path"], index.frame[f"mask_{kind}"]):
+            if mask and image in sizes and mask in sizes and sizes[mask] != sizes[image]:
+                wrong.append((mask, sizes[mask], image, sizes[image]))
+    if not wrong:
+        return None
+    mask, (mw, mh), image, (iw, ih) = wrong[0]
+    return (f"{len(wrong)} mask(s) are of another size than their images, e.g. {mask} is {mw}x{mh} pixels and its "
+            f"image {image} {iw}x{ih}: a mask must cover its image pixel for pixel. Save each mask at its image's "
+            "size (resized with nearest-neighbour, so that it stays two-valued), or leave the masks out.")
 
 
 def check_dataset(
@@ -84,13 +106,22 @@ def check_dataset(
     if index is not None and len(index.classes) < 2:  # make_datasets and fishcam train refuse it too
         report.problems.append(f"one class only ({', '.join(index.classes)}): a classifier needs at least two; add a "
                                "folder per class, or check the folder above this one")
+    if index is not None and len(index.classes) >= 2 and not index.splits:
+        # make_datasets would refuse to split it: say so here, beside the other problems
+        short = small_classes(index, index.frame, SPLIT_FRACTIONS, "a train/validation/test split")
+        if short:
+            report.problems.append(short)
     if decode:
         files = files_under(walk.root, Walk(walk.root))  # every image file, wherever it lies
         images = set(index.frame["path"]) if index is not None else {str(p) for p in files}
-        failures, tiny = decode_all(files, images, progress)
+        sizes: dict[str, tuple[int, int]] = {}
+        failures, tiny = decode_all(files, images, progress, sizes)
         report.decoded, report.unreadable = len(files), failures
         if failures:
             report.problems.append(unreadable_files_message(failures))
         if tiny:
             report.warnings.append(tiny_images_message(tiny))
+        mismatch = mask_size_message(index, sizes) if index is not None else None
+        if mismatch:
+            report.problems.append(mismatch)
     return report

@@ -168,9 +168,11 @@ def sample_marker(rng: np.random.Generator, class_index: int, aspect: float = 1.
     )
 
 
-def sample_photo_params(rng: np.random.Generator, body_colour: np.ndarray, aspect: float = 1.0) -> PhotoParams:
-    """Draw the nuisance variables of one photo (no marker). ``aspect`` is width / height."""
-    scale = float(rng.uniform(0.52, 0.68))
+def sample_photo_params(rng: np.random.Generator, body_colour: np.ndarray, aspect: float = 1.0,
+                        zoom: float = 1.0) -> PhotoParams:
+    """Draw the nuisance variables of one photo (no marker). ``aspect`` is width / height; ``zoom`` scales the
+    fish (the same draws, so a photo at zoom 1 is the photo it always was)."""
+    scale = float(rng.uniform(0.52, 0.68)) * zoom
     half_w, half_h = _canvas_half_extent(aspect)
     # Keep the whole fish (about 2.4 body units long, 0.9 high) on the canvas.
     slack_x = max(half_w - 1.25 * scale - 0.05, 0.0)

@@ -15,6 +15,8 @@ import pandas as pd
 from ..errors import DataError
 from .layouts import DatasetIndex
 
+SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # train, val, test: the seeded split of a dataset without split folders
+
 
 def grouped_split(
     labels: pd.Series,
@@ -52,7 +54,7 @@ def grouped_split(
 
 def make_splits(
     index: DatasetIndex,
-    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    fractions: tuple[float, float, float] = SPLIT_FRACTIONS,
     seed: int = 0,
     overwrite: bool = False,
 ) -> DatasetIndex:
@@ -86,19 +88,25 @@ def carve_validation(index: DatasetIndex, fraction: float = 0.15, seed: int = 0)
     return replace(index, frame=frame, notes=[*index.notes, note])
 
 
-def _refuse_small_classes(index: DatasetIndex, frame: pd.DataFrame, fractions: tuple[float, ...], what: str) -> None:
-    """A class needs one fish (or image) in every split that gets a share: say which have fewer."""
+def small_classes(index: DatasetIndex, frame: pd.DataFrame, fractions: tuple[float, ...], what: str) -> str | None:
+    """What is wrong when a class has too few fish (or images) for one in every split that gets a share; None
+    when every class has enough."""
     needed = sum(1 for f in fractions if f > 0)
     counts = frame.groupby("label")["fish_id"].nunique().reindex(range(len(index.classes)), fill_value=0)
     short = [f"{index.classes[label]} has {n}" for label, n in counts.items() if n < needed]
-    if short:
-        unit = "fish" if index.views else "images"
-        names = ", ".join(s for s, f in zip(("train", "val", "test"), fractions) if f > 0)
-        raise DataError(
-            f"{len(short)} class(es) of {index.root} have too few {unit} for {what}: {'; '.join(short)}. "
+    if not short:
+        return None
+    unit = "fish" if index.views else "images"
+    names = ", ".join(s for s, f in zip(("train", "val", "test"), fractions) if f > 0)
+    return (f"{len(short)} class(es) of {index.root} have too few {unit} for {what}: {'; '.join(short)}. "
             f"Each class needs at least {needed} {unit} (one for each of {names}); add {unit} to these classes, "
-            "or leave their folders out of the dataset."
-        )
+            "or leave their folders out of the dataset.")
+
+
+def _refuse_small_classes(index: DatasetIndex, frame: pd.DataFrame, fractions: tuple[float, ...], what: str) -> None:
+    message = small_classes(index, frame, fractions, what)
+    if message:
+        raise DataError(message)
 
 
 def leaked_groups(frame: pd.DataFrame, group: str = "fish_id") -> list[str]:

@@ -36,6 +36,7 @@ FORMAT = "fishcam-synthetic"
 FORMAT_VERSION = 1
 DISTRACTOR_VERSION = 2  # how distractors are drawn; recorded in dataset.json only for a dataset that has them
 SPLITS = ("train", "val", "test")
+MAX_ZOOM = 1.35  # the largest fish (scale 0.92) still fits a 4:3 photo whole
 OUTPUT_LAYOUTS = ("multiview", "kaggle")  # what the generator writes; layouts.LAYOUTS is what loaders read
 
 # Separate random streams, so that changing one option never reshuffles the others.
@@ -55,7 +56,8 @@ class SyntheticConfig:
     ``degraded_share`` of the photos, drawn view by view, have their evidence hidden or degraded (weed, another
     fish or glare over the trait, murky water, motion blur: ``fish_drawing.DEGRADATIONS``), and each photo has
     0 to ``distractors`` objects with trait-like textures in the water away from the fish, with masks of their
-    own. Both are 0 here; the course's datasets turn them on (``NUISANCES``, ``course_config``).
+    own. Both are 0 here; the course's datasets turn them on (``NUISANCES``, ``course_config``). ``zoom`` draws
+    every fish that much larger (up to ``MAX_ZOOM``, where a fish still fits a 4:3 photo), as in a close-up.
     """
 
     size: int | tuple[int, int] = 64
@@ -71,6 +73,7 @@ class SyntheticConfig:
     species: str = "course"
     degraded_share: float = 0.0
     distractors: int = 0
+    zoom: float = 1.0
 
     @property
     def table(self):
@@ -126,6 +129,9 @@ class SyntheticConfig:
         if not (isinstance(self.distractors, numbers.Integral) and not isinstance(self.distractors, bool)
                 and 0 <= self.distractors <= 8):
             raise ValueError(f"distractors must be a whole number from 0 to 8 (the most per photo), got {self.distractors!r}")
+        if not (isinstance(self.zoom, numbers.Real) and 0.5 <= self.zoom <= MAX_ZOOM):
+            raise ValueError(f"zoom must be a number from 0.5 to {MAX_ZOOM} (how much larger the fish is drawn), "
+                             f"got {self.zoom!r}")
         if self.species not in SPECIES_TABLES:
             raise ValueError(f"species must be one of {', '.join(SPECIES_TABLES)}, got {self.species!r}")
         if self.shortcut and len(self.table) > len(MARKER_COLOURS):
@@ -138,6 +144,8 @@ class SyntheticConfig:
             del values["marker_size"]  # meaningless without stickers: datasets made before it stay current
         if self.species == "course":
             del values["species"]  # the course's table: datasets made before the option stay current
+        if values["zoom"] == 1:
+            del values["zoom"]  # datasets made before the option stay current
         for name in ("degraded_share", "distractors"):
             if not values[name]:
                 del values[name]  # off: datasets made before the options stay current
@@ -222,8 +230,8 @@ def _render_fish(job: tuple[SyntheticConfig, str, int, int, str]) -> list[dict[s
     for view in config.image_views:
         view_index = VIEWS.index(view)
         params = sample_photo_params(
-            np.random.default_rng([config.seed, *_table_stream(config), _STREAM_FISH, fish_index, view_index]), colour, aspect
-        )
+            np.random.default_rng([config.seed, *_table_stream(config), _STREAM_FISH, fish_index, view_index]), colour, aspect,
+            config.zoom)
         marker_rng = np.random.default_rng([config.seed, *_table_stream(config), _STREAM_MARKER, fish_index, view_index])
         has_marker = (
             config.shortcut and split in config.shortcut_splits and marker_rng.random() < config.shortcut_rate

@@ -1,0 +1,167 @@
+"""Notebook 09's capstone: a folder of photos, checked, split without leaks, ready to train on.
+
+The folder is named by one setting, ``FISHCAM_CAPSTONE_DATA``: a path to any folder the loaders read
+(with or without masks), ``kaggle`` for the Kaggle fish dataset (a copy on disk, else kagglehub), or
+``standin`` (the default): photos drawn by the package in the Kaggle layout, 590 x 445 with ``GT`` body
+masks and the course's nuisances, drawn once and kept.
+
+    folder = capstone_folder()
+    report = check_folder(folder)              # a bad folder stops here, with what to fix
+    splits, split_note = capstone_datasets(folder, report.index)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data.check import DataReport, check_dataset
+from ..errors import DataError
+from ..settings import course_seed, data_dir, quick_mode, run_folder
+
+CAPSTONE_ENV = "FISHCAM_CAPSTONE_DATA"
+STANDIN, KAGGLE = "standin", "kaggle"
+STANDIN_SIZE = (590, 445)  # the Kaggle photos' width and height
+# Photos per species of the stand-in (side views, each a fish of its own): full mode and quick mode (CI).
+STANDIN_PHOTOS = {"full": 50, "quick": 12}
+# Kaggle's fish fill most of the frame: at zoom 1.3 the stand-in's are 70 % of the photo's width (54 % at 1), so
+# that their marks keep a few pixels at 64 px.
+STANDIN_ZOOM = 1.3
+
+
+def standin_config(quick: bool | None = None):
+    """The stand-in's ``SyntheticConfig``: the course's nine species from the side, in the Kaggle layout at
+    590 x 445, with the course's nuisances (``FISHCAM_DATA=clean``: without) and the course seed."""
+    from ..data.synthetic import NUISANCES, SyntheticConfig, course_config
+
+    quick = quick_mode() if quick is None else quick
+    nuisances = {name: getattr(course_config(quick), name) for name in NUISANCES}  # off for FISHCAM_DATA=clean
+    return SyntheticConfig(size=STANDIN_SIZE, fish_per_class=STANDIN_PHOTOS["quick" if quick else "full"],
+                           seed=course_seed(), layout="kaggle", views=("side",), zoom=STANDIN_ZOOM, **nuisances)
+
+
+def standin_dir(quick: bool | None = None) -> Path:
+    """Where the stand-in photos are kept: ``<data>/capstone-standin[-quick]`` (and the course's seed and kind
+    of data, ``settings.run_folder``)."""
+    quick = quick_mode() if quick is None else quick
+    return data_dir() / ("capstone-standin" + ("-quick" if quick else "") + run_folder())
+
+
+def ensure_standin(quick: bool | None = None, progress: bool = True) -> Path:
+    """The stand-in photos, drawn on first use (about a minute in full mode on 2 cores) and kept: a
+    later call with the same settings returns the folder untouched. Returns its root."""
+    from ..data.synthetic import generate_dataset
+
+    return generate_dataset(standin_dir(quick), standin_config(quick), overwrite=True, progress=progress)
+
+
+def capstone_folder(setting: str | None = None, progress: bool = True) -> Path:
+    """The capstone's folder of photos from ``setting`` (default: ``$FISHCAM_CAPSTONE_DATA``, else
+    ``standin``): the stand-in (drawn if needed), the Kaggle fish dataset (``kaggle``: a copy on disk, else
+    downloaded; offline an ``OfflineError`` that says where to put a copy), or a path, which must exist."""
+    value = (os.environ.get(CAPSTONE_ENV, "") if setting is None else setting).strip()
+    if value.lower() in ("", STANDIN):
+        return ensure_standin(progress=progress)
+    if value.lower() == KAGGLE:
+        from ..data.kaggle import download_kaggle_fish
+
+        return download_kaggle_fish()
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        where = f"{CAPSTONE_ENV}={value!r}" if setting is None else f"FOLDER={value!r}"
+        raise DataError(f"{where}: there is no folder {folder.resolve()}. Give the path of your photos' folder "
+                        f"(absolute, or relative to {Path.cwd()}), '{KAGGLE}' for the Kaggle fish dataset, or "
+                        f"'{STANDIN}' for the course's stand-in photos.")
+    return folder
+
+
+def check_folder(folder: str | os.PathLike, progress: bool = True) -> DataReport:
+    """``check_dataset``'s report on ``folder`` when it can be used; otherwise a ``DataError`` listing every
+    problem with its fix, so that nothing runs on a bad folder. Bad: empty, one class, no images, masks of
+    another size than their images, a class with fewer than three photos, a file that does not decode."""
+    try:
+        report = check_dataset(folder, progress=progress)
+    except DataError as error:
+        raise DataError(f"{folder} cannot be used for the capstone: {error}") from None
+    if not report.ok:
+        listed = "\n".join(f"  {i}. {problem}" for i, problem in enumerate(report.problems, 1))
+        raise DataError(f"{folder} cannot be used for the capstone until {len(report.problems)} problem(s) are "
+                        f"fixed:\n{listed}\nFix them and run this cell again; nothing after it runs on this folder.")
+    return report
+
+
+def _is_synthetic(folder: Path) -> bool:
+    from ..data.synthetic import dataset_info
+
+    return dataset_info(folder) is not None
+
+
+def split_rule(folder: str | os.PathLike, index) -> tuple[Path, str]:
+    """Which folder to split, and why that split is leak-free (or where it may not be), in a sentence.
+
+    The Kaggle archive's 1000 photos per species are flipped and rotated copies of a few originals, with
+    nothing in their names to say which: any split of them, and any test on the originals of a model trained
+    on the copies, puts the same photo on both sides. When the archive's ``NA_Fish_Dataset`` (the originals)
+    is found, the split is made of the originals alone."""
+    from ..data.kaggle_layout import find_kaggle_root, find_originals
+
+    folder = Path(folder)
+    if index.layout == "kaggle" and not _is_synthetic(folder):
+        kaggle_root = find_kaggle_root(folder, depth=5) or folder
+        originals = find_originals(folder, kaggle_root)
+        if originals is not None:
+            return originals, (
+                f"Kaggle archive: train, validation and test are drawn from its original photos ({originals}), one "
+                "photo per fish. Its 1000 photos per species are flipped and rotated copies of these originals, with "
+                "nothing in their names to say which: a split of the copies, or a test on the originals of a model "
+                "trained on the copies, would test on photos the model has seen. The originals have no masks, so "
+                "the explanations are judged by deletion and insertion.")
+        return folder, (
+            "Kaggle layout without the archive's NA_Fish_Dataset: photos split one by one. If these are the "
+            "archive's augmented copies, copies of one photo fall on both sides and the test accuracy is "
+            "optimistic: put NA_Fish_Dataset beside Fish_Dataset to split the originals instead.")
+    if index.views:
+        return folder, "multi-view fish: split by fish, all views of a fish on one side."
+    if _is_synthetic(folder):
+        return folder, "stand-in photos: each photo shows a fish of its own, so a split by photo is leak-free."
+    if index.frame["fish_id"].nunique() < len(index.frame):
+        return folder, "photos grouped by the fish ids in their names, each fish on one side of the split."
+    return folder, ("photos split one by one. If several photos show the same fish or scene, that split leaks: "
+                    "name them <class>/<fish id>_<view>.jpg (the multi-view layout) so that they are kept together.")
+
+
+def capstone_datasets(folder: str | os.PathLike, index, image_size: int | None = None, augment: float = 1.0,
+                      seed: int = 0, progress: bool = True):
+    """``(SplitDatasets, note)``: train, validation and test sets of ``folder`` (seeded, stratified, grouped:
+    ``split_rule``), with body masks where the folder has them, and the sentence that says why the split is
+    leak-free. Images are (3, S, S) with S = ``image_size`` (the course's by default)."""
+    from ..data.train_val_test import make_datasets
+
+    root, note = split_rule(folder, index)
+    masks = ["body"] if root == Path(folder) and "body" in index.mask_kinds else []
+    view = "side" if index.views and "side" in index.views else None
+    splits = make_datasets(root, view=view, image_size=image_size, augment=augment, split_seed=seed, masks=masks,
+                           progress=progress)
+    return splits, note
+
+
+def standin_ceiling(folder: str | os.PathLike) -> float | None:
+    """The best expected accuracy on the stand-in's photos from the side (a wholly hidden trait counts as a
+    guess), in [0, 1]; None for a folder that is not a synthetic dataset."""
+    from ..data.species import seen_ceiling, species_table
+    from ..data.synthetic import dataset_config, load_metadata
+
+    if not _is_synthetic(Path(folder)):
+        return None
+    meta = load_metadata(folder)
+    labels = meta["label"].to_numpy()
+    hidden = (pd.to_numeric(meta["visible_evidence"], errors="coerce").fillna(0) == 0).to_numpy() \
+        if "visible_evidence" in meta else np.zeros(len(labels), bool)
+    return seen_ceiling("side", labels, hidden, species_table(dataset_config(folder).species))
+
+
+__all__ = ["CAPSTONE_ENV", "STANDIN_PHOTOS", "STANDIN_SIZE", "capstone_datasets", "capstone_folder", "check_folder",
+           "ensure_standin", "split_rule", "standin_ceiling", "standin_config", "standin_dir"]
