@@ -97,31 +97,52 @@ def without_fish(batch: EvidenceBatch, grow: int = 2) -> torch.Tensor:
 
 @torch.no_grad()
 def background_only(model: nn.Module, batch: EvidenceBatch) -> dict[str, float]:
-    """The shortcut test: accuracy on the photos with the fish painted out (``without_fish``) against chance
-    (1 / classes) and against the photos as they are; ``z`` is how many standard errors (of a guess at chance
-    over these photos) the background-only accuracy lies above chance."""
+    """The shortcut test: accuracy on the photos with the fish painted out (``without_fish``) against ``chance``,
+    what a model would score whose answers on them had nothing to do with the class (the sum over classes of the
+    class's share of the photos times its share of the answers: 1 / classes when both are even, the largest
+    class's share for a model that always names it), and against the photos as they are. ``z`` is how many
+    standard errors of such a guess over these photos the background-only accuracy lies above chance."""
     model.eval()
     device = next(model.parameters()).device
-    empty = without_fish(batch)
     predict = lambda x: torch.cat([model(x[i:i + 64].to(device)).argmax(1).cpu() for i in range(0, len(x), 64)])  # noqa: E731
-    labels, n = batch.labels, len(batch.labels)
-    chance = 1 / len(batch.classes)
-    accuracy = int((predict(empty) == labels).sum()) / n  # counted, so that a guess at chance gives z = 0 exactly
+    labels, n, k = batch.labels, len(batch.labels), len(batch.classes)
+    answers = predict(without_fish(batch))
+    chance = float((torch.bincount(labels, minlength=k).double() * torch.bincount(answers, minlength=k).double()).sum()
+                   / (n * n))
+    accuracy = int((answers == labels).sum()) / n  # counted, so that a guess at chance gives z = 0 exactly
     se = math.sqrt(chance * (1 - chance) / n)
     return {"photos": n, "chance": chance, "with_fish": int((predict(batch.images) == labels).sum()) / n,
-            "background_only": accuracy, "z": (accuracy - chance) / se}
+            "background_only": accuracy, "z": (accuracy - chance) / se if se > 0 else 0.0}
+
+
+@torch.no_grad()
+def layer_grids(model: nn.Module, layers: Sequence[str], size: int) -> dict[str, tuple[int, int]]:
+    """Each layer's (height, width) of map cells for ``size`` px photos: how fine its CAM can be."""
+    from ..models.inspection import eval_mode, model_device
+
+    shapes: dict[str, tuple[int, int]] = {}
+    handles = [model.get_submodule(layer).register_forward_hook(
+        lambda module, inputs, output, layer=layer: shapes.__setitem__(layer, tuple(output.shape[-2:])))
+        for layer in layers]
+    try:
+        with eval_mode(model):
+            model(torch.zeros(1, 3, size, size, device=model_device(model)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
 
 
 def shortcut_verdict(found: dict[str, float], z: float = 3.0) -> str:
     """A sentence on ``background_only``'s result: does the background alone give the class away (more than
     ``z`` standard errors above chance), and what the student should conclude."""
-    line = (f"With the fish painted out, the model names the right class for {found['background_only']:.0%} of "
-            f"{found['photos']} photos (chance {found['chance']:.0%}; with the fish {found['with_fish']:.0%}).")
+    line = (f"With the object painted out, the model names the right class for {found['background_only']:.0%} of "
+            f"{found['photos']} photos (chance {found['chance']:.0%}; with the object {found['with_fish']:.0%}).")
     if found["z"] > z:
         return line + (" The background alone gives the class away: the model can score without looking at the "
-                       "fish, and its accuracy does not show that it knows fish. Conclude that the photos of each "
-                       "class share a setting; test on photos of every class taken in the same settings (or in new "
-                       "ones) before trusting it, and photograph each species in several settings.")
+                       "object, and its accuracy does not show that it knows the objects. Conclude that the photos of "
+                       "each class share a setting; test on photos of every class taken in the same settings (or in "
+                       "new ones) before trusting it, and photograph each class in several settings.")
     return line + (" That is within chance: no sign that the background gives the class away. (A setting shared by "
                    "the photos of a class could still help the model on photos with the fish in view.)")
 
@@ -166,7 +187,7 @@ def model_card(facts: dict) -> str:
         f"- Split: {facts['split']}",
         "## Metrics (test photos)",
         f"- Accuracy {metrics['accuracy']:.1%} (95 % interval {metrics['low']:.1%}-{metrics['high']:.1%}), "
-        f"macro F1 {metrics['macro_f1']:.3f}, chance {metrics['chance']:.1%}"
+        f"macro F1 {metrics['macro_f1']:.3f}; always naming the largest class would score {metrics['chance']:.1%}"
         + (f", best possible from these photos {metrics['ceiling']:.1%}." if metrics.get("ceiling") else "."),
         "", markdown_table(facts["per_class"]),
         "## Explanation quality",

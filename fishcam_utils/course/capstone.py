@@ -7,7 +7,7 @@ masks and the course's nuisances, drawn once and kept.
 
     folder = capstone_folder()
     report = check_folder(folder)              # a bad folder stops here, with what to fix
-    splits, split_note = capstone_datasets(folder, report.index)
+    splits, note = capstone_datasets(folder, report.index)
 """
 
 from __future__ import annotations
@@ -71,17 +71,47 @@ def capstone_folder(setting: str | None = None, progress: bool = True) -> Path:
         return download_kaggle_fish()
     folder = Path(value).expanduser()
     if not folder.is_dir():
-        where = f"{CAPSTONE_ENV}={value!r}" if setting is None else f"FOLDER={value!r}"
-        raise DataError(f"{where}: there is no folder {folder.resolve()}. Give the path of your photos' folder "
-                        f"(absolute, or relative to {Path.cwd()}), '{KAGGLE}' for the Kaggle fish dataset, or "
-                        f"'{STANDIN}' for the course's stand-in photos.")
+        raise DataError(f"FOLDER (or {CAPSTONE_ENV}) is {value!r}, and there is no folder {folder.resolve()}. Give the "
+                        f"path of your photos' folder (absolute, or relative to {Path.cwd()}), '{KAGGLE}' for the "
+                        f"Kaggle fish dataset, or '{STANDIN}' for the course's stand-in photos.")
     return folder
 
 
+def _is_synthetic(folder: Path) -> bool:
+    from ..data.synthetic import dataset_info
+
+    return dataset_info(folder) is not None
+
+
+def kaggle_originals(folder: str | os.PathLike, index) -> Path | None:
+    """The Kaggle archive's ``NA_Fish_Dataset`` (the photos its 1000 per species were copied from) when ``folder``
+    is that archive, whole or flattened by a level (species folders beside their ``GT`` folders); else None."""
+    from ..data.kaggle_layout import find_kaggle_root, find_originals
+
+    folder = Path(folder)
+    copies = index.layout == "kaggle" or any(f" GT{os.sep}" in p for p in index.frame.get("mask_body", []))
+    if not copies or _is_synthetic(folder):
+        return None
+    return find_originals(folder, find_kaggle_root(folder, depth=5) or folder)
+
+
 def check_folder(folder: str | os.PathLike, progress: bool = True) -> DataReport:
-    """``check_dataset``'s report on ``folder`` when it can be used; otherwise a ``DataError`` listing every
-    problem with its fix, so that nothing runs on a bad folder. Bad: empty, one class, no images, masks of
-    another size than their images, a class with fewer than three photos, a file that does not decode."""
+    """``check_dataset``'s report on the photos the capstone will use when they can be used; otherwise a
+    ``DataError`` listing every problem with its fix, so that nothing runs on a bad folder. Bad: empty, one
+    class, no images, files that do not decode, masks of another size than their images, a class too small to
+    split (fewer than three photos). For the Kaggle archive the photos used are its originals
+    (``kaggle_originals``, ``split_rule``): they are checked after the archive, and the report is theirs."""
+    report = _checked(Path(folder), progress)
+    originals = kaggle_originals(folder, report.index)
+    if originals is None:
+        return report
+    used = _checked(originals, progress)
+    used.index.notes.insert(0, f"{folder} is Kaggle's archive: its original photos in {originals} are used (section "
+                               "3 says why); the augmented copies were checked too.")
+    return used
+
+
+def _checked(folder: Path, progress: bool) -> DataReport:
     try:
         report = check_dataset(folder, progress=progress)
     except DataError as error:
@@ -93,58 +123,56 @@ def check_folder(folder: str | os.PathLike, progress: bool = True) -> DataReport
     return report
 
 
-def _is_synthetic(folder: Path) -> bool:
-    from ..data.synthetic import dataset_info
+def masks_used(index) -> bool:
+    """Whether the capstone judges against body masks: only when every photo has one (a photo without one would
+    leave a hole in every measure)."""
+    column = index.frame.get("mask_body")
+    return column is not None and bool((column != "").all())
 
-    return dataset_info(folder) is not None
 
+def split_rule(folder: str | os.PathLike, index) -> str:
+    """Why the split of ``index`` (the photos ``check_folder`` returned for ``folder``) does not leak, or where it
+    could, in a few sentences for the notebook and the model card."""
+    from ..data.kaggle_layout import is_originals
 
-def split_rule(folder: str | os.PathLike, index) -> tuple[Path, str]:
-    """Which folder to split, and why that split is leak-free (or where it may not be), in a sentence.
-
-    The Kaggle archive's 1000 photos per species are flipped and rotated copies of a few originals, with
-    nothing in their names to say which: any split of them, and any test on the originals of a model trained
-    on the copies, puts the same photo on both sides. When the archive's ``NA_Fish_Dataset`` (the originals)
-    is found, the split is made of the originals alone."""
-    from ..data.kaggle_layout import find_kaggle_root, find_originals
-
-    folder = Path(folder)
-    if index.layout == "kaggle" and not _is_synthetic(folder):
-        kaggle_root = find_kaggle_root(folder, depth=5) or folder
-        originals = find_originals(folder, kaggle_root)
-        if originals is not None:
-            return originals, (
-                f"Kaggle archive: train, validation and test are drawn from its original photos ({originals}), one "
-                "photo per fish. Its 1000 photos per species are flipped and rotated copies of these originals, with "
+    if is_originals(Path(index.root)) and Path(index.root) != Path(folder):
+        return ("Kaggle's archive: training, validation and test photos are all drawn from its originals "
+                f"({index.root}). Its 1000 photos per species are flipped and rotated copies of these originals, with "
                 "nothing in their names to say which: a split of the copies, or a test on the originals of a model "
                 "trained on the copies, would test on photos the model has seen. The originals have no masks, so "
                 "the explanations are judged by deletion and insertion.")
-        return folder, (
-            "Kaggle layout without the archive's NA_Fish_Dataset: photos split one by one. If these are the "
-            "archive's augmented copies, copies of one photo fall on both sides and the test accuracy is "
-            "optimistic: put NA_Fish_Dataset beside Fish_Dataset to split the originals instead.")
+    if index.splits:
+        carved = " (validation carved from train/, seeded and grouped)" if "val" not in index.splits else ""
+        return (f"the folder's own split ({', '.join(index.splits)}{carved}), used as it is: it is leak-free if no "
+                "object has photos in two of its folders.")
+    if _is_synthetic(Path(index.root)) and not index.views:
+        return "stand-in photos, each of a fish of its own: a split by photo (seeded, stratified) is leak-free."
+    if index.layout == "kaggle" or any(f" GT{os.sep}" in p for p in index.frame.get("mask_body", [])):
+        return ("Kaggle's layout without the archive's NA_Fish_Dataset: photos split one by one. If these are the "
+                "archive's augmented copies, copies of one photo fall on both sides and the test accuracy is "
+                "optimistic: put NA_Fish_Dataset beside Fish_Dataset to split the originals instead.")
     if index.views:
-        return folder, "multi-view fish: split by fish, all views of a fish on one side."
-    if _is_synthetic(folder):
-        return folder, "stand-in photos: each photo shows a fish of its own, so a split by photo is leak-free."
-    if index.frame["fish_id"].nunique() < len(index.frame):
-        return folder, "photos grouped by the fish ids in their names, each fish on one side of the split."
-    return folder, ("photos split one by one. If several photos show the same fish or scene, that split leaks: "
-                    "name them <class>/<fish id>_<view>.jpg (the multi-view layout) so that they are kept together.")
+        return "multi-view fish: split by fish, all views of a fish on one side (seeded, stratified)."
+    return ("photos split one by one (seeded, stratified). If several photos show the same object or scene, that "
+            "split leaks: keep them in one of train/, val/ and test/ folders of your own.")
 
 
 def capstone_datasets(folder: str | os.PathLike, index, image_size: int | None = None, augment: float = 1.0,
                       seed: int = 0, progress: bool = True):
-    """``(SplitDatasets, note)``: train, validation and test sets of ``folder`` (seeded, stratified, grouped:
-    ``split_rule``), with body masks where the folder has them, and the sentence that says why the split is
-    leak-free. Images are (3, S, S) with S = ``image_size`` (the course's by default)."""
+    """``(SplitDatasets, note)``: train, validation and test sets of the photos ``check_folder`` returned for
+    ``folder`` (its ``index``), seeded, stratified and grouped, with body masks when every photo has one, and
+    ``split_rule``'s sentences, plus a word on masks not used. Images are (3, S, S), S = ``image_size``."""
     from ..data.train_val_test import make_datasets
 
-    root, note = split_rule(folder, index)
-    masks = ["body"] if root == Path(folder) and "body" in index.mask_kinds else []
+    note = split_rule(folder, index)
+    masks = ["body"] if masks_used(index) else []
+    if "mask_body" in index.frame and not masks:
+        have = int((index.frame["mask_body"] != "").sum())
+        note += (f" Only {have} of {len(index.frame)} photos have a body mask, so the masks are not used: give every "
+                 "photo one to judge against them.")
     view = "side" if index.views and "side" in index.views else None
-    splits = make_datasets(root, view=view, image_size=image_size, augment=augment, split_seed=seed, masks=masks,
-                           progress=progress)
+    splits = make_datasets(index.root, view=view, image_size=image_size, augment=augment, split_seed=seed,
+                           masks=masks, progress=progress, layout=index.layout)
     return splits, note
 
 
@@ -164,4 +192,5 @@ def standin_ceiling(folder: str | os.PathLike) -> float | None:
 
 
 __all__ = ["CAPSTONE_ENV", "STANDIN_PHOTOS", "STANDIN_SIZE", "capstone_datasets", "capstone_folder", "check_folder",
-           "ensure_standin", "split_rule", "standin_ceiling", "standin_config", "standin_dir"]
+           "ensure_standin", "kaggle_originals", "masks_used", "split_rule", "standin_ceiling", "standin_config",
+           "standin_dir"]

@@ -18,7 +18,7 @@ from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from .folders import Walk, files_under
 from .images import decode_in_threads, is_tiny, load_mask, load_rgb, tiny_images_message, unreadable_files_message
 from .layouts import DatasetIndex, survey
-from .splits import SPLIT_FRACTIONS, small_classes
+from .splits import split_problem
 from .species import VIEWS
 
 
@@ -106,11 +106,11 @@ def check_dataset(
     if index is not None and len(index.classes) < 2:  # make_datasets and fishcam train refuse it too
         report.problems.append(f"one class only ({', '.join(index.classes)}): a classifier needs at least two; add a "
                                "folder per class, or check the folder above this one")
-    if index is not None and len(index.classes) >= 2 and not index.splits:
-        # make_datasets would refuse to split it: say so here, beside the other problems
-        short = small_classes(index, index.frame, SPLIT_FRACTIONS, "a train/validation/test split")
-        if short:
-            report.problems.append(short)
+    if index is not None and len(index.classes) >= 2:
+        # what make_datasets would refuse when it splits: said here, beside the other problems
+        problem = split_problem(index)
+        if problem:
+            report.problems.append(problem)
     if decode:
         files = files_under(walk.root, Walk(walk.root))  # every image file, wherever it lies
         images = set(index.frame["path"]) if index is not None else {str(p) for p in files}

@@ -168,15 +168,28 @@ def sample_marker(rng: np.random.Generator, class_index: int, aspect: float = 1.
     )
 
 
+_SCALES = (0.52, 0.68)  # a fish's size on the canvas at zoom 1: the shorter side spans 2
+_PHOTO_REACH = (1.25, 1.0)  # how far the fish (tail and fins, any tilt) reaches from its centre, per unit of scale
+_PHOTO_MARGIN = 0.05
+
+
+def largest_zoom(aspect: float) -> float:
+    """The largest ``zoom`` at which the largest fish still fits whole on a canvas of ``aspect`` (width / height):
+    1.12 for a square photo, 1.40 for a 4:3 one."""
+    half_w, half_h = _canvas_half_extent(aspect)
+    return min((half_w - _PHOTO_MARGIN) / (_PHOTO_REACH[0] * _SCALES[1]),
+               (half_h - _PHOTO_MARGIN) / (_PHOTO_REACH[1] * _SCALES[1]))
+
+
 def sample_photo_params(rng: np.random.Generator, body_colour: np.ndarray, aspect: float = 1.0,
                         zoom: float = 1.0) -> PhotoParams:
     """Draw the nuisance variables of one photo (no marker). ``aspect`` is width / height; ``zoom`` scales the
     fish (the same draws, so a photo at zoom 1 is the photo it always was)."""
-    scale = float(rng.uniform(0.52, 0.68)) * zoom
+    scale = float(rng.uniform(*_SCALES)) * zoom
     half_w, half_h = _canvas_half_extent(aspect)
     # Keep the whole fish (about 2.4 body units long, 0.9 high) on the canvas.
-    slack_x = max(half_w - 1.25 * scale - 0.05, 0.0)
-    slack_y = max(half_h - 1.0 * scale - 0.05, 0.0)
+    slack_x = max(half_w - _PHOTO_REACH[0] * scale - _PHOTO_MARGIN, 0.0)
+    slack_y = max(half_h - _PHOTO_REACH[1] * scale - _PHOTO_MARGIN, 0.0)
     waves = tuple(
         (float(rng.uniform(1.0, 6.0)), float(rng.uniform(0, np.pi)), float(rng.uniform(0, 2 * np.pi)),
          float(rng.uniform(0.01, 0.05)))

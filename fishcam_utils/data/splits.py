@@ -16,6 +16,7 @@ from ..errors import DataError
 from .layouts import DatasetIndex
 
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # train, val, test: the seeded split of a dataset without split folders
+VALIDATION_SHARE = 0.15  # of each class's training fish, when a folder has train/ and test/ but no val/
 
 
 def grouped_split(
@@ -73,7 +74,7 @@ def make_splits(
     return replace(index, frame=frame, notes=list(index.notes))
 
 
-def carve_validation(index: DatasetIndex, fraction: float = 0.15, seed: int = 0) -> DatasetIndex:
+def carve_validation(index: DatasetIndex, fraction: float = VALIDATION_SHARE, seed: int = 0) -> DatasetIndex:
     """A copy of ``index`` whose folders give train and test but no val: ``fraction`` of each
     class's training fish (grouped, seeded) become the validation split, and a note says so."""
     train = index.frame["split"] == "train"
@@ -101,6 +102,24 @@ def small_classes(index: DatasetIndex, frame: pd.DataFrame, fractions: tuple[flo
     return (f"{len(short)} class(es) of {index.root} have too few {unit} for {what}: {'; '.join(short)}. "
             f"Each class needs at least {needed} {unit} (one for each of {names}); add {unit} to these classes, "
             "or leave their folders out of the dataset.")
+
+
+def split_problem(index: DatasetIndex) -> str | None:
+    """What stops ``make_datasets`` from giving ``index`` a train, validation and test split, with the fix; None
+    when nothing does: split folders other than train/val/test or train/test alone, or a class too small for
+    the seeded split (or for the validation split carved from train/)."""
+    present = set(index.splits)
+    if not present:
+        return small_classes(index, index.frame, SPLIT_FRACTIONS, "a train/validation/test split")
+    if present == {"train", "test"}:
+        return small_classes(index, index.frame[index.frame["split"] == "train"],
+                             (1 - VALIDATION_SHARE, VALIDATION_SHARE, 0.0), "a validation split from train/")
+    missing = {"train", "val", "test"} - present
+    if missing:
+        return (f"{index.root} has split folders ({', '.join(index.splits)}) but no {' or '.join(sorted(missing))} "
+                "folder: add them (train/, val/, test/, each with a folder per class), or move the images out of the "
+                "split folders so that a seeded, grouped split is made.")
+    return None
 
 
 def _refuse_small_classes(index: DatasetIndex, frame: pd.DataFrame, fractions: tuple[float, ...], what: str) -> None:

@@ -28,15 +28,14 @@ from ..errors import DataError, listing, option
 from ..files import hold_folder
 from ..settings import course_data, course_image_size, course_seed, data_dir, quick_mode, run_folder, size_folder
 from .images import JUNK_FILES
-from .fish_drawing import (MARKER_COLOURS, render_photo, sample_body_colour, sample_degradation, sample_distractors,
-                           sample_marker, sample_photo_params)
+from .fish_drawing import (MARKER_COLOURS, largest_zoom, render_photo, sample_body_colour, sample_degradation,
+                           sample_distractors, sample_marker, sample_photo_params)
 from .species import SPECIES_TABLES, VIEWS, class_names, seen_ceiling, species_table
 
 FORMAT = "fishcam-synthetic"
 FORMAT_VERSION = 1
 DISTRACTOR_VERSION = 2  # how distractors are drawn; recorded in dataset.json only for a dataset that has them
 SPLITS = ("train", "val", "test")
-MAX_ZOOM = 1.35  # the largest fish (scale 0.92) still fits a 4:3 photo whole
 OUTPUT_LAYOUTS = ("multiview", "kaggle")  # what the generator writes; layouts.LAYOUTS is what loaders read
 
 # Separate random streams, so that changing one option never reshuffles the others.
@@ -57,7 +56,8 @@ class SyntheticConfig:
     fish or glare over the trait, murky water, motion blur: ``fish_drawing.DEGRADATIONS``), and each photo has
     0 to ``distractors`` objects with trait-like textures in the water away from the fish, with masks of their
     own. Both are 0 here; the course's datasets turn them on (``NUISANCES``, ``course_config``). ``zoom`` draws
-    every fish that much larger (up to ``MAX_ZOOM``, where a fish still fits a 4:3 photo), as in a close-up.
+    every fish that much larger, as in a close-up, up to where the largest still fits the photo whole
+    (``fish_drawing.largest_zoom``: 1.12 for a square photo, 1.40 for a 4:3 one).
     """
 
     size: int | tuple[int, int] = 64
@@ -129,8 +129,10 @@ class SyntheticConfig:
         if not (isinstance(self.distractors, numbers.Integral) and not isinstance(self.distractors, bool)
                 and 0 <= self.distractors <= 8):
             raise ValueError(f"distractors must be a whole number from 0 to 8 (the most per photo), got {self.distractors!r}")
-        if not (isinstance(self.zoom, numbers.Real) and 0.5 <= self.zoom <= MAX_ZOOM):
-            raise ValueError(f"zoom must be a number from 0.5 to {MAX_ZOOM} (how much larger the fish is drawn), "
+        most = largest_zoom(self.width / self.height)
+        if not (isinstance(self.zoom, numbers.Real) and not isinstance(self.zoom, bool) and 0.5 <= self.zoom <= most):
+            raise ValueError(f"zoom must be a number from 0.5 to {most:.2f} (how much larger the fish is drawn; above "
+                             f"{most:.2f} the largest fish would not fit a {self.width}x{self.height} photo), "
                              f"got {self.zoom!r}")
         if self.species not in SPECIES_TABLES:
             raise ValueError(f"species must be one of {', '.join(SPECIES_TABLES)}, got {self.species!r}")

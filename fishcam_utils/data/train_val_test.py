@@ -16,7 +16,7 @@ from ..settings import MISSING_VIEWS, UNKNOWN_FILES, USE_CACHE, check_image_size
 from .datasets import FishImageDataset, MultiViewDataset
 from .layouts import DatasetIndex, scan_dataset
 from .species import VIEWS
-from .splits import carve_validation, make_splits
+from .splits import carve_validation, make_splits, split_problem
 from .transforms import eval_transform, train_transform
 
 
@@ -79,11 +79,9 @@ def make_datasets(
         index = make_splits(index, seed=split_seed)
     elif set(index.splits) == {"train", "test"}:
         index = carve_validation(index, seed=split_seed)
-    missing = {"train", "val", "test"} - set(index.splits)
-    if missing:
-        raise DataError(f"{index.root} has split folders ({', '.join(index.splits)}) but no {' or '.join(sorted(missing))} "
-                        "folder: add them (train/, val/, test/, each with a folder per class), or move the images out "
-                        "of the split folders so that a seeded, grouped split is made.")
+    problem = split_problem(index)
+    if problem:
+        raise DataError(problem)
     if multiview:
         kind, view = MultiViewDataset, None
     else:
