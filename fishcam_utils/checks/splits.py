@@ -95,9 +95,12 @@ def leak_simulation(student: Callable) -> Verdict:
                     raise WrongAnswer(message)
             raise WrongAnswer(f"your per-photo split leaks {per_photo:.1%} of the fish; with these shares about "
                               f"{want:.1%} should (1 - sum of p^k for a fish of k photos, averaged over the fish)")
-        again = call(student, ids, SHARES, 1)
-        if tuple(float(v) for v in again) != (per_photo, per_fish):
-            raise WrongAnswer("the same seed gave another result: draw every split from np.random.default_rng(seed)")
+        # Two unseeded draws give the same leak about once in a hundred (its count over 8000 fish spreads by about
+        # 40): three calls all agree about once in ten thousand.
+        for _ in range(2):
+            again = call(student, ids, SHARES, 1)
+            if tuple(float(v) for v in again) != (per_photo, per_fish):
+                raise WrongAnswer("the same seed gave another result: draw every split from np.random.default_rng(seed)")
         # Two seeds give the same count of leaking fish by chance about once in a hundred; three others, never.
         if all(float(call(student, ids, SHARES, seed)[0]) == per_photo for seed in (2, 3, 4)):
             raise WrongAnswer("three other seeds gave exactly the same leak: draw the splits from "
