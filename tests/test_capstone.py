@@ -220,8 +220,11 @@ def test_a_kaggle_archive_is_checked_and_split_from_its_originals(tmp_path, flat
     assert splits.test.mask_kinds == [] and set(splits.index.frame["split"]) == {"train", "val", "test"}
 
 
-def test_kaggle_originals_are_checked_too(tmp_path):
+def test_kaggle_originals_are_checked_and_the_unused_copies_are_not_read(tmp_path):
     archive = kaggle_archive(tmp_path / "kaggle")
+    copy = archive / "Fish_Dataset" / "Fish_Dataset" / "Trout" / "Trout" / "00001.png"
+    copy.write_bytes(b"a broken copy, never used")
+    assert capstone.check_folder(archive, progress=False).decoded == 9  # the originals alone
     (archive / "NA_Fish_Dataset" / "Shrimp" / "Shrimp_0.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="(?s)NA_Fish_Dataset cannot be used for the capstone.*Shrimp_0.png"):
         capstone.check_folder(archive, progress=False)
@@ -251,7 +254,8 @@ def test_a_class_folder_set_without_masks_is_split_by_photo_and_one_with_ids_by_
     index = capstone.check_folder(views, progress=False).index
     splits, note = capstone.capstone_datasets(views, index, image_size=32, progress=False)
     frame = splits.index.frame
-    assert "by fish" in note and (frame.groupby("fish_id")["split"].nunique() == 1).all()
+    assert "by fish" in note and "side view alone" in note and (frame.groupby("fish_id")["split"].nunique() == 1).all()
+    assert set(splits.train.frame["view"]) == {"side"}
 
 
 def test_a_folder_split_into_train_val_test_keeps_its_split(tmp_path):

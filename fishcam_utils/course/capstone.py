@@ -99,15 +99,18 @@ def check_folder(folder: str | os.PathLike, progress: bool = True) -> DataReport
     """``check_dataset``'s report on the photos the capstone will use when they can be used; otherwise a
     ``DataError`` listing every problem with its fix, so that nothing runs on a bad folder. Bad: empty, one
     class, no images, files that do not decode, masks of another size than their images, a class too small to
-    split (fewer than three photos). For the Kaggle archive the photos used are its originals
-    (``kaggle_originals``, ``split_rule``): they are checked after the archive, and the report is theirs."""
-    report = _checked(Path(folder), progress)
-    originals = kaggle_originals(folder, report.index)
+    split (fewer than three photos), split folders that cannot be used. For the Kaggle archive the photos used
+    are its originals (``kaggle_originals``, ``split_rule``), and only they are decoded: the report is theirs."""
+    try:  # the folders alone, to know which photos will be used; their problems are reported below
+        index = check_dataset(folder, progress=progress, decode=False).index
+    except DataError:
+        index = None
+    originals = kaggle_originals(folder, index) if index is not None else None
     if originals is None:
-        return report
+        return _checked(Path(folder), progress)
     used = _checked(originals, progress)
     used.index.notes.insert(0, f"{folder} is Kaggle's archive: its original photos in {originals} are used (section "
-                               "3 says why); the augmented copies were checked too.")
+                               "3 says why); its augmented copies are not read.")
     return used
 
 
@@ -123,11 +126,17 @@ def _checked(folder: Path, progress: bool) -> DataReport:
     return report
 
 
+def used_view(index) -> str | None:
+    """The view the capstone trains on: the side of a multi-view folder (one photo per fish, as a single-view
+    classifier needs), None for a single-view folder."""
+    return ("side" if "side" in index.views else index.views[0]) if index.views else None
+
+
 def masks_used(index) -> bool:
-    """Whether the capstone judges against body masks: only when every photo has one (a photo without one would
-    leave a hole in every measure)."""
-    column = index.frame.get("mask_body")
-    return column is not None and bool((column != "").all())
+    """Whether the capstone judges against body masks: only when every photo it uses has one (a photo without one
+    would leave a hole in every measure)."""
+    frame = index.frame if used_view(index) is None else index.frame[index.frame["view"] == used_view(index)]
+    return "mask_body" in frame and bool((frame["mask_body"] != "").all())
 
 
 def split_rule(folder: str | os.PathLike, index) -> str:
@@ -135,7 +144,7 @@ def split_rule(folder: str | os.PathLike, index) -> str:
     could, in a few sentences for the notebook and the model card."""
     from ..data.kaggle_layout import is_originals
 
-    if is_originals(Path(index.root)) and Path(index.root) != Path(folder):
+    if is_originals(Path(index.root)) and Path(index.root).resolve() != Path(folder).resolve():
         return ("Kaggle's archive: training, validation and test photos are all drawn from its originals "
                 f"({index.root}). Its 1000 photos per species are flipped and rotated copies of these originals, with "
                 "nothing in their names to say which: a split of the copies, or a test on the originals of a model "
@@ -152,7 +161,8 @@ def split_rule(folder: str | os.PathLike, index) -> str:
                 "archive's augmented copies, copies of one photo fall on both sides and the test accuracy is "
                 "optimistic: put NA_Fish_Dataset beside Fish_Dataset to split the originals instead.")
     if index.views:
-        return "multi-view fish: split by fish, all views of a fish on one side (seeded, stratified)."
+        return (f"multi-view fish: split by fish, all views of a fish on one side (seeded, stratified); the capstone "
+                f"trains on the {used_view(index)} view alone (notebook 04 fuses the views).")
     return ("photos split one by one (seeded, stratified). If several photos show the same object or scene, that "
             "split leaks: keep them in one of train/, val/ and test/ folders of your own.")
 
@@ -170,8 +180,7 @@ def capstone_datasets(folder: str | os.PathLike, index, image_size: int | None =
         have = int((index.frame["mask_body"] != "").sum())
         note += (f" Only {have} of {len(index.frame)} photos have a body mask, so the masks are not used: give every "
                  "photo one to judge against them.")
-    view = "side" if index.views and "side" in index.views else None
-    splits = make_datasets(index.root, view=view, image_size=image_size, augment=augment, split_seed=seed,
+    splits = make_datasets(index.root, view=used_view(index), image_size=image_size, augment=augment, split_seed=seed,
                            masks=masks, progress=progress, layout=index.layout)
     return splits, note
 
@@ -193,4 +202,4 @@ def standin_ceiling(folder: str | os.PathLike) -> float | None:
 
 __all__ = ["CAPSTONE_ENV", "STANDIN_PHOTOS", "STANDIN_SIZE", "capstone_datasets", "capstone_folder", "check_folder",
            "ensure_standin", "kaggle_originals", "masks_used", "split_rule", "standin_ceiling", "standin_config",
-           "standin_dir"]
+           "standin_dir", "used_view"]
