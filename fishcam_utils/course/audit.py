@@ -144,7 +144,7 @@ def shortcut_verdict(found: dict[str, float], z: float = 3.0) -> str:
                        "each class share a setting; test on photos of every class taken in the same settings (or in "
                        "new ones) before trusting it, and photograph each class in several settings.")
     return line + (" That is within chance: no sign that the background gives the class away. (A setting shared by "
-                   "the photos of a class could still help the model on photos with the fish in view.)")
+                   "the photos of a class could still help the model on photos with the object in view.)")
 
 
 def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
