@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..explain.experiments import EvidenceBatch, explanation_maps
+from ..explain.experiments import EvidenceBatch, explanation_maps, interleaved
 from ..explain.metrics import deletion_curve, dilate, energy_in_mask, insertion_curve, pointing_game
 from ..explain.references import REFERENCE_MAPS
 from ..files import atomic_write
@@ -32,8 +32,7 @@ def photo_batch(dataset, limit: int | None = None) -> EvidenceBatch:
     by_class: dict[int, list[int]] = {}
     for i, t in enumerate(targets):
         by_class.setdefault(t, []).append(i)
-    groups = [members for _, members in sorted(by_class.items())]
-    order = [g[r] for r in range(max(map(len, groups), default=0)) for g in groups if r < len(g)][:limit]
+    order = interleaved([members for _, members in sorted(by_class.items())])[:limit]
     if not order:
         raise ValueError("the dataset is empty: there is no photo to explain")
     items = [dataset[i] for i in order]

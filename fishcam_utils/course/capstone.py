@@ -15,9 +15,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from ..data.check import DataReport, check_dataset
 from ..errors import DataError
 from ..settings import course_seed, data_dir, quick_mode, run_folder
@@ -83,13 +80,18 @@ def _is_synthetic(folder: Path) -> bool:
     return dataset_info(folder) is not None
 
 
+def _gt_masks(index) -> bool:
+    """Whether the masks of ``index`` come from Kaggle-style ``<class> GT`` folders (the archive, or a copy of it)."""
+    return any(f" GT{os.sep}" in path for path in index.frame.get("mask_body", []))
+
+
 def kaggle_originals(folder: str | os.PathLike, index) -> Path | None:
     """The Kaggle archive's ``NA_Fish_Dataset`` (the photos its 1000 per species were copied from) when ``folder``
     is that archive, whole or flattened by a level (species folders beside their ``GT`` folders); else None."""
     from ..data.kaggle_layout import find_kaggle_root, find_originals
 
     folder = Path(folder)
-    copies = index.layout == "kaggle" or any(f" GT{os.sep}" in p for p in index.frame.get("mask_body", []))
+    copies = index.layout == "kaggle" or _gt_masks(index)
     if not copies or _is_synthetic(folder):
         return None
     return find_originals(folder, find_kaggle_root(folder, depth=5) or folder)
@@ -156,7 +158,7 @@ def split_rule(folder: str | os.PathLike, index) -> str:
                 "object has photos in two of its folders.")
     if _is_synthetic(Path(index.root)) and not index.views:
         return "stand-in photos, each of a fish of its own: a split by photo (seeded, stratified) is leak-free."
-    if index.layout == "kaggle" or any(f" GT{os.sep}" in p for p in index.frame.get("mask_body", [])):
+    if index.layout == "kaggle" or _gt_masks(index):
         return ("Kaggle's layout without the archive's NA_Fish_Dataset: photos split one by one. If these are the "
                 "archive's augmented copies, copies of one photo fall on both sides and the test accuracy is "
                 "optimistic: put NA_Fish_Dataset beside Fish_Dataset to split the originals instead.")
@@ -186,18 +188,11 @@ def capstone_datasets(folder: str | os.PathLike, index, image_size: int | None =
 
 
 def standin_ceiling(folder: str | os.PathLike) -> float | None:
-    """The best expected accuracy on the stand-in's photos from the side (a wholly hidden trait counts as a
-    guess), in [0, 1]; None for a folder that is not a synthetic dataset."""
-    from ..data.species import seen_ceiling, species_table
-    from ..data.synthetic import dataset_config, load_metadata
+    """The best expected accuracy on the stand-in's photos from the side (``split_ceiling`` over all of them: a
+    wholly hidden trait counts as a guess), in [0, 1]; None for a folder that is not a synthetic dataset."""
+    from ..data.synthetic import split_ceiling
 
-    if not _is_synthetic(Path(folder)):
-        return None
-    meta = load_metadata(folder)
-    labels = meta["label"].to_numpy()
-    hidden = (pd.to_numeric(meta["visible_evidence"], errors="coerce").fillna(0) == 0).to_numpy() \
-        if "visible_evidence" in meta else np.zeros(len(labels), bool)
-    return seen_ceiling("side", labels, hidden, species_table(dataset_config(folder).species))
+    return split_ceiling(folder, "side", None) if _is_synthetic(Path(folder)) else None
 
 
 __all__ = ["CAPSTONE_ENV", "STANDIN_PHOTOS", "STANDIN_SIZE", "capstone_datasets", "capstone_folder", "check_folder",

@@ -529,12 +529,13 @@ def load_metadata(root: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False)
 
 
-def split_ceiling(root: str | Path, view: str, split: str = "test") -> float:
-    """The best expected accuracy from ``view`` alone on the photos of ``split`` of a synthetic dataset, in [0, 1]:
-    ``species.seen_ceiling``, a photo whose trait is wholly hidden (``visible_evidence`` 0, or empty for a trait
-    of no pixel) counted as a guess among all species. On clean photos, ``single_view_ceiling`` for balanced splits."""
+def split_ceiling(root: str | Path, view: str, split: str | None = "test") -> float:
+    """The best expected accuracy from ``view`` alone on the photos of ``split`` (None: every photo, as in the
+    Kaggle layout, which has no splits) of a synthetic dataset, in [0, 1]: ``species.seen_ceiling``, a photo whose
+    trait is wholly hidden (``visible_evidence`` 0, or empty for a trait of no pixel) counted as a guess among all
+    species. On clean photos, ``single_view_ceiling`` for balanced splits."""
     meta = load_metadata(root)
-    photos = meta[(meta["view"] == view) & (meta["split"] == split)]
+    photos = meta[(meta["view"] == view) & ((meta["split"] == split) if split is not None else True)]
     if photos.empty:
         raise DataError(f"{root} has no {view} photo in the {split!r} split; splits: {sorted(set(meta['split']))}")
     if "visible_evidence" in photos:

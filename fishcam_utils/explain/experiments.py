@@ -66,6 +66,11 @@ class EvidenceBatch:
                              self.indices[:n], self.classes)
 
 
+def interleaved(groups: Sequence[Sequence[int]]) -> list[int]:
+    """The positions of ``groups`` (one list per class) taken in turn, a, b, c, a, b, c, ...: any first n are balanced."""
+    return [group[r] for r in range(max(map(len, groups), default=0)) for group in groups if r < len(group)]
+
+
 def load_evidence(dataset, per_class: int | None = None, require: str | None = None) -> EvidenceBatch:
     """Up to ``per_class`` images of each class (all by default) of a dataset made with
     ``make_datasets(..., masks=[...])``, interleaved class by class (a, b, c, a, b, c, ...). With ``require``
@@ -93,7 +98,7 @@ def load_evidence(dataset, per_class: int | None = None, require: str | None = N
             kept.append(i)
             loaded[i] = item
         chosen.append(kept)
-    order = [group[r] for r in range(max(map(len, chosen), default=0)) for group in chosen if r < len(group)]
+    order = interleaved(chosen)
     if not order:
         raise ValueError("the dataset is empty: load_evidence needs images with masks"
                          + (f" (and a pixel of {require!r})" if require else ""))
