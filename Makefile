@@ -78,7 +78,7 @@ test: $(STAMP) $(IPYWIDGETS7)/.installed
 		-q -W "ignore::DeprecationWarning"
 
 # Student copies (notebooks/student/): every solution blanked, hidden tests removed; and notebooks/cheat_sheet.ipynb
-# from the README. Run after editing a notebook or the README's cheat sheet, glossary or references.
+# from docs/cheat_sheet.md. Run after editing a notebook or docs/cheat_sheet.md (cheat sheet, glossary, references).
 student: $(STAMP)
 	$(BIN)/python -m fishcam_utils.student
 

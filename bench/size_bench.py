@@ -30,8 +30,8 @@ HEADING = "## Image size: 64 px against 224 px (bench/size_bench.py)"
 
 def measure(size: int, epochs: int | None) -> dict:
     from fishcam_utils import data, evaluation as ev
-    from fishcam_utils.explain.metrics import pointing_game
-    from fishcam_utils.explain.experiments import explanation_maps, load_evidence
+    from fishcam_utils.explain.judging.metrics import pointing_game
+    from fishcam_utils.explain.judging.experiments import explanation_maps, load_evidence
     from fishcam_utils.models import cam_layers
     from fishcam_utils.course import recipes
 

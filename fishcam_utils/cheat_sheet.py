@@ -1,7 +1,7 @@
 """The cheat sheet, the glossary and the references as a page in the notebooks' folder.
 
-They are written once, in the README; a student in Colab has only the notebooks' folder in front of
-her, so ``notebooks/cheat_sheet.ipynb`` carries a copy, made from the README by ``make student``
+They are written once, in ``docs/cheat_sheet.md``; a student in Colab has only the notebooks' folder in
+front of her, so ``notebooks/cheat_sheet.ipynb`` carries a copy, made from that page by ``make student``
 (a test fails when it is stale).
 """
 
@@ -14,25 +14,26 @@ from pathlib import Path
 from .files import atomic_write
 from .settings import course_root
 
+SOURCE = "docs/cheat_sheet.md"  # relative to the course's root
 SECTIONS = ("Cheat sheet: which method when", "Glossary", "References")
 PAGE = "cheat_sheet.ipynb"
 INTRO = ("# FishCAM · cheat sheet, glossary, papers\n\n"
          "Which explanation method to use when, the words the course uses, and the papers it cites: the same "
-         "text as in the course's README (written there, copied here by `make student`). Nothing to run.\n")
+         f"text as in the course's `{SOURCE}` (written there, copied here by `make student`). Nothing to run.\n")
 
 
-def readme_section(readme: str, heading: str) -> str:
-    """The text of ``## heading`` in the README, heading included, up to the next ``## `` heading."""
-    found = re.search(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", readme, re.MULTILINE | re.DOTALL)
+def source_section(text: str, heading: str) -> str:
+    """The text of ``## heading`` in ``docs/cheat_sheet.md``, heading included, up to the next ``## `` heading."""
+    found = re.search(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
     if found is None:
-        raise ValueError(f"the README has no section '## {heading}'; the cheat-sheet page copies it "
+        raise ValueError(f"{SOURCE} has no section '## {heading}'; the cheat-sheet page copies it "
                          f"({', '.join(SECTIONS)})")
     return found.group(0).strip() + "\n"
 
 
-def cheat_sheet_notebook(readme: str) -> dict:
-    """The page as nbformat JSON: an introduction, then one Markdown cell per README section."""
-    cells = [INTRO] + [readme_section(readme, heading) for heading in SECTIONS]
+def cheat_sheet_notebook(text: str) -> dict:
+    """The page as nbformat JSON: an introduction, then one Markdown cell per section of ``docs/cheat_sheet.md``."""
+    cells = [INTRO] + [source_section(text, heading) for heading in SECTIONS]
     return {"cells": [{"cell_type": "markdown", "id": f"page-{i}", "metadata": {},
                        "source": text.splitlines(keepends=True)}
                       for i, text in enumerate(cells)],
@@ -42,12 +43,12 @@ def cheat_sheet_notebook(readme: str) -> dict:
 
 
 def _expected(root: Path) -> tuple[Path, str]:
-    page = cheat_sheet_notebook((root / "README.md").read_text(encoding="utf-8"))
+    page = cheat_sheet_notebook((root / SOURCE).read_text(encoding="utf-8"))
     return root / "notebooks" / PAGE, json.dumps(page, indent=1, ensure_ascii=False) + "\n"
 
 
 def cheat_sheet_is_stale(root: Path | None = None) -> bool:
-    """True when ``notebooks/cheat_sheet.ipynb`` is missing or differs from what the README gives."""
+    """True when ``notebooks/cheat_sheet.ipynb`` is missing or differs from what ``docs/cheat_sheet.md`` gives."""
     path, text = _expected(root or course_root())
     return not path.is_file() or path.read_text(encoding="utf-8") != text
 

@@ -172,7 +172,7 @@ def main() -> int:
 
     page = write_cheat_sheet()  # first: it gets a student copy too
     if page is not None:
-        print(f"wrote {page} (from the README)")
+        print(f"wrote {page} (from docs/cheat_sheet.md)")
     written = write_student_copies()
     for path in written:
         print(f"wrote {path}")

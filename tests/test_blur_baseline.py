@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fishcam_utils.explain.metrics import make_baseline
+from fishcam_utils.explain.judging.metrics import make_baseline
 from numerics import assert_float32_close
 
 pytestmark = pytest.mark.numeric

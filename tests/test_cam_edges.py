@@ -20,7 +20,7 @@ from fishcam_utils.explain import (
     make_cam,
     saliency,
 )
-from fishcam_utils.explain.metrics import dilate
+from fishcam_utils.explain.judging.metrics import dilate
 from numerics import assert_within, channel_sum_scale, float32_atol, map_atol
 from test_cam_methods import activations_and_gradients
 
@@ -170,7 +170,7 @@ def test_unnormalised_constant_maps_keep_their_value_and_noise_is_zeros():
 
 def test_dilate_builds_its_kernel_where_the_masks_are(monkeypatch):
     """On CUDA the CPU kernel failed; a meta tensor carries the device without one."""
-    import fishcam_utils.explain.metrics as metrics
+    import fishcam_utils.explain.judging.metrics as metrics
 
     seen = []
     real = F.conv2d

@@ -326,7 +326,7 @@ def toy_methods():
 
 
 def test_a_method_added_in_one_place_is_everywhere(toy_methods, resnet, batch, tmp_path, capsys):
-    from fishcam_utils.explain.experiments import explanation_maps, table_methods
+    from fishcam_utils.explain.judging.experiments import explanation_maps, table_methods
     from fishcam_utils.widgets.maps import menu, method_key
 
     x, targets = batch

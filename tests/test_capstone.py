@@ -22,8 +22,8 @@ from fishcam_utils.data.check import check_dataset
 from fishcam_utils.data.fish_drawing import largest_zoom
 from fishcam_utils.data.synthetic import SyntheticConfig, dataset_config, generate_dataset, load_metadata
 from fishcam_utils.errors import DataError
-from fishcam_utils.explain.experiments import EvidenceBatch
-from fishcam_utils.explain.metrics import dilate, energy_in_mask, pointing_game
+from fishcam_utils.explain.judging.experiments import EvidenceBatch
+from fishcam_utils.explain.judging.metrics import dilate, energy_in_mask, pointing_game
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -321,7 +321,7 @@ def test_judge_scores_each_layer_and_the_baselines_against_independent_computati
     table = audit.judge(model, batch, ["layer1", "layer2"], tolerance=2, steps=8, curve_images=6)
     assert list(table["method"]) == ["gradcam", "gradcam", "random", "edges"]
     assert np.allclose(table["on_fish"] + table["off_fish"], 1)
-    from fishcam_utils.explain.experiments import explanation_maps
+    from fishcam_utils.explain.judging.experiments import explanation_maps
     maps = explanation_maps(model, batch.images, batch.labels, "gradcam", "layer2")
     assert table.loc[1, "pointing"] == pytest.approx(pointing_game(maps, batch.masks["body"], 2).float().mean().item())
     # A random map's share on the object is the object's share of the photo a, up to noise: uniform noise on P

@@ -546,7 +546,8 @@ def leak_simulation(fish_ids, shares=(0.7, 0.15, 0.15), seed=0, per_photo="photo
     by_photo = generator.choice(names, size=len(fish_ids), p=p)
     unique = np.unique(fish_ids)
     drawn = dict(zip(unique, generator.choice(names, size=len(unique), p=p)))
-    by_fish = np.array([drawn[f] for f in fish_ids]) if per_fish == "fish" else generator.choice(names, len(fish_ids), p=p)
+    by_fish = (np.array([drawn[f] for f in fish_ids]) if per_fish == "fish"
+               else generator.choice(names, len(fish_ids), p=p))
     if per_photo == "fish":
         by_photo = by_fish
 

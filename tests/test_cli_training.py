@@ -74,7 +74,7 @@ def _free_port() -> int:
 DRIVER = textwrap.dedent("""
     # Runs `fishcam train`, logging which process writes each checkpoint.
     import os, sys
-    from fishcam_utils.training import engine
+    from fishcam_utils.training import run_dir as engine
     from fishcam_utils.cli import main
 
     original = engine.save_checkpoint

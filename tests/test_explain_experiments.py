@@ -14,7 +14,7 @@ from fishcam_utils.cli import main
 from fishcam_utils.data import make_datasets
 from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset
 from fishcam_utils.explain import GuidedBackprop, guided_gradcam, make_cam, saliency
-from fishcam_utils.explain.experiments import (
+from fishcam_utils.explain.judging.experiments import (
     explanation_maps,
     load_evidence,
     methods_by_layers,
@@ -23,8 +23,8 @@ from fishcam_utils.explain.experiments import (
     shortcut_energy,
 )
 from fishcam_utils.course import kaggle_pointing
-from fishcam_utils.explain.metrics import deletion_curve, energy_in_mask, pointing_game, spearman
-from fishcam_utils.explain.references import edge_maps
+from fishcam_utils.explain.judging.metrics import deletion_curve, energy_in_mask, pointing_game, spearman
+from fishcam_utils.explain.judging.references import edge_maps
 from fishcam_utils.models import build_model
 from fishcam_utils.training import fit, load_checkpoint
 from numerics import assert_within, channel_sum_scale, float32_atol, float64, float64_atol, map_atol, network_terms

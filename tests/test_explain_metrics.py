@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
 
-from fishcam_utils.explain.metrics import (
+from fishcam_utils.explain.judging.metrics import (
     average_ranks,
     deletion_curve,
     dilate,

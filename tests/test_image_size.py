@@ -15,7 +15,8 @@ from fishcam_utils.cli import main
 from fishcam_utils.data import make_datasets
 from fishcam_utils.data.synthetic import SyntheticConfig, default_dataset_dir, ensure_synthetic, generate_dataset, load_metadata
 from fishcam_utils.models import build_model
-from fishcam_utils.models.standin import read_manifest, warn_if_other_size
+from fishcam_utils.standin.weights import read_manifest
+from fishcam_utils.training.engine import _warn_if_other_scale as warn_if_other_size
 from fishcam_utils.settings import SIZE_ENV, checkpoints_dir, course_image_size, data_dir
 from fishcam_utils.training import fit
 from fishcam_utils.course.recipes import course_model, course_run_dir, trained_on
@@ -135,7 +136,8 @@ def _standin_size(name: str) -> int:
 def test_the_stand_in_warns_when_trained_at_another_size():
     model = build_model("convnext_nano", 9, weights="course", verbose=False)
     pretrained = _standin_size("convnext_nano")
-    with pytest.warns(UserWarning, match=rf"pretrained on {pretrained} px photographs.*on {2 * pretrained} px"):
+    assert model.fishcam_pretrained_size == pretrained  # build_model records what the weights source says
+    with pytest.warns(UserWarning, match=rf"course weights pretrained on {pretrained} px photographs.*on {2 * pretrained} px"):
         warn_if_other_size(model, 2 * pretrained)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -147,7 +149,7 @@ def test_fit_warns_for_a_stand_in_at_another_size(tiny_synth):
     splits = make_datasets(tiny_synth, view="side", image_size=32, augment=0, progress=False)
     model = build_model("convnext_nano", len(splits.classes), weights="course", verbose=False)
     assert _standin_size("convnext_nano") != 32
-    with pytest.warns(UserWarning, match="starts from the course's stand-in"):
+    with pytest.warns(UserWarning, match="starts from course weights pretrained on"):
         fit(model, splits.train, splits.val, epochs=1, batch_size=16, progress=False)
 
 

@@ -31,7 +31,8 @@ def test_class_folders_labels_are_alphabetical_and_counted(tmp_path):
     assert index.layout == "class_folders" == detect_layout(root)
     assert index.classes == ["bass", "carp", "trout"]
     assert index.counts()["all"].tolist() == [2, 1, 3]
-    assert set(index.frame["fish_id"]) == {f"{c}/img{i}" for c, n in {"trout": 3, "bass": 2, "carp": 1}.items() for i in range(n)}
+    assert set(index.frame["fish_id"]) == {f"{c}/img{i}" for c, n in {"trout": 3, "bass": 2, "carp": 1}.items()
+                                           for i in range(n)}
     assert (index.frame["split"] == "").all() and index.views == ()
 
 
@@ -231,7 +232,8 @@ def test_labels_from_file_names(tmp_path):
     assert detect_layout(root) == "filename"
     index = scan_dataset(root, classes=["sea_bass", "trout"])
     assert dict(zip(index.frame["relpath"], index.frame["class_name"])) == {
-        "trout_001.jpg": "trout", "trout_002.jpg": "trout", "sea_bass_001.JPG": "sea_bass", "sea_bass_002.png": "sea_bass"}
+        "trout_001.jpg": "trout", "trout_002.jpg": "trout", "sea_bass_001.JPG": "sea_bass",
+        "sea_bass_002.png": "sea_bass"}
     assert index.classes == ["sea_bass", "trout"]
     guessed = scan_dataset(root)  # without a list: everything before the last underscore
     assert set(guessed.classes) == {"sea_bass", "trout"}
@@ -290,7 +292,8 @@ def test_labels_in_file_names_inside_split_folders(tmp_path):
     named = scan_dataset(root, classes=["rose", "tulip", "daisy"])  # a leading number indexes the class list
     assert dict(zip(named.frame["relpath"], named.frame["class_name"]))["val/2_vala.jpg"] == "daisy"
     write_image(root / "test" / "7_stray.jpg")
-    with pytest.raises(DataError, match=r"1 file\(s\): the leading number is not a position in the class list \(0 to 2.*\n.*7_stray.jpg"):
+    with pytest.raises(DataError, match=r"1 file\(s\): the leading number is not a position in the class list "
+                                        r"\(0 to 2.*\n.*7_stray.jpg"):
         scan_dataset(root, classes=["rose", "tulip", "daisy"])
 
 
@@ -360,7 +363,8 @@ def test_the_kaggle_originals_and_stray_files_are_said_and_offered(tiny_kaggle, 
     index = scan_dataset(archive)
     assert index.layout == "kaggle" and len(index) == 36
     originals = next(n for n in index.notes if "NA_Fish_Dataset" in n)
-    assert "3 images" in originals and "leak-free" in originals and f"--data '{archive / 'NA_Fish_Dataset'}'" in originals
+    assert "3 images" in originals and "leak-free" in originals
+    assert f"--data '{archive / 'NA_Fish_Dataset'}'" in originals
     assert any("license.txt" in n for n in index.notes)
     assert scan_dataset(archive / "NA_Fish_Dataset").layout == "class_folders"  # the offer works as said
 

@@ -102,7 +102,7 @@ def test_bad_arguments_are_named():
         build_model("resnet9", 9)
     with pytest.raises(ValueError, match="num_classes"):
         build_model("resnet18", 1, weights=None)
-    with pytest.raises(ValueError, match="head must be one of"):
+    with pytest.raises(ValueError, match="unknown head .deep.; choose one of linear, mlp"):
         build_model("resnet18", 9, head="deep", weights=None)
     with pytest.raises(ValueError, match="no ImageNet weights"):
         build_model("fishresnet", 9, weights="imagenet")

@@ -100,31 +100,33 @@ def test_every_notebook_ends_with_a_questionnaire_answered_only_in_the_instructo
         assert copy == f"**{question[1]}.** {question[2]}\n\n{ANSWER}", copy
 
 
-def test_the_cheat_sheet_page_is_the_readmes_and_up_to_date():
-    from fishcam_utils.cheat_sheet import PAGE, SECTIONS, cheat_sheet_is_stale, readme_section
+def test_the_cheat_sheet_page_is_docs_cheat_sheet_and_up_to_date():
+    from fishcam_utils.cheat_sheet import PAGE, SECTIONS, SOURCE, cheat_sheet_is_stale, source_section
 
-    assert not cheat_sheet_is_stale(ROOT), f"notebooks/{PAGE} is stale against the README: run `make student`"
+    assert SOURCE == "docs/cheat_sheet.md"
+    assert not cheat_sheet_is_stale(ROOT), f"notebooks/{PAGE} is stale against {SOURCE}: run `make student`"
     page = "".join("".join(c["source"]) for c in json.loads((ROOT / "notebooks" / PAGE).read_text())["cells"])
-    readme = (ROOT / "README.md").read_text()
+    source = (ROOT / SOURCE).read_text()
     for heading in SECTIONS:
-        assert readme_section(readme, heading) in page
+        assert source_section(source, heading) in page
     assert "| you want | use |" in page and "Selvaraju" in page  # the table and the papers, not headings alone
+    assert f"`{SOURCE}`" in page  # the page says where it is copied from
     with pytest.raises(ValueError, match="no section '## Glossary'"):
-        readme_section(readme.replace("## Glossary", "## Words"), "Glossary")
+        source_section(source.replace("## Glossary", "## Words"), "Glossary")
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
-def test_every_notebook_names_its_papers_and_the_readme_lists_them(path):
+def test_every_notebook_names_its_papers_and_the_references_list_them(path):
     summary = section(markdown(json.loads(path.read_text())), "Summary")
     papers = re.search(r"^\*\*Papers\.\*\* (.+?)(?:\n\n|\Z)", summary, re.MULTILINE | re.DOTALL)
     assert papers, f"{path.name}: the summary has no '**Papers.**' paragraph"
     cited = " ".join(papers[1].split())
-    references = section([(ROOT / "README.md").read_text()], "References")
+    references = section([(ROOT / "docs" / "cheat_sheet.md").read_text()], "References")
     # The first author of each work cited, as "Name et al.", "Name & Other" or "Name, Other, ...".
     firsts = re.findall(r"(?:^|; |,? and )([A-Z][\w'-]+)(?:,| &| et al\.?| \d{4})", cited)
     assert len(firsts) >= 2, cited
     missing = [name for name in firsts if f"- {name}," not in references and f"- {name} " not in references]
-    assert not missing, f"{path.name} cites {missing}, whom the README's references do not list"
+    assert not missing, f"{path.name} cites {missing}, whom the references of docs/cheat_sheet.md do not list"
 
 
 def test_the_readmes_lab_table_states_each_notebooks_own_student_time():

@@ -9,9 +9,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from fishcam_utils.explain.experiments import explanation_maps
-from fishcam_utils.explain.metrics import energy_in_mask, pointing_game
-from fishcam_utils.explain.references import REFERENCE_MAPS, edge_maps, random_maps, reference_maps
+from fishcam_utils.explain.judging.experiments import explanation_maps
+from fishcam_utils.explain.judging.metrics import energy_in_mask, pointing_game
+from fishcam_utils.explain import LayerFreeExplainer, make_cam, normalize_maps, registry
+from fishcam_utils.explain.judging.references import edge_maps, random_maps, reference_names
 from numerics import float32_atol
 
 
@@ -47,12 +48,66 @@ def test_random_maps_are_seeded_uniform_and_leave_the_global_generator_alone():
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
-def test_reference_maps_need_no_model_and_refuse_unknown_kinds():
+def _tiny(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+
+
+def test_reference_maps_ignore_the_model_and_refuse_unknown_kinds():
     images = torch.rand(2, 3, 8, 8)
-    for kind in REFERENCE_MAPS:
-        maps = explanation_maps(None, images, torch.tensor([0, 1]), kind)
-        assert maps.shape == (2, 8, 8) and torch.equal(maps, reference_maps(kind, images))
-    with pytest.raises(ValueError, match="unknown reference map 'noise'; choose one of random, edges"):
-        reference_maps("noise", images)
+    assert reference_names() == ["random", "edges"]
+    # The explainer's maps are min-max normalised, as every explainer's (edges are already).
+    expected = {"random": normalize_maps(random_maps((2, 8, 8), seed=0)), "edges": edge_maps(images)}
+    for kind in reference_names():
+        for model in (_tiny(0), _tiny(1)):  # other weights, the same maps
+            maps = explanation_maps(model, images, torch.tensor([0, 1]), kind)
+            assert maps.shape == (2, 8, 8)
+            torch.testing.assert_close(maps, expected[kind], rtol=0, atol=float32_atol(1.0, terms=3))
+    with pytest.raises(ValueError, match="unknown explanation method 'noise'; choose one of gradcam, .*random, edges"):
+        make_cam("noise", _tiny(0))
+    with pytest.raises(ValueError, match="edges needs no target layer|Sobel edges needs no target layer"):
+        registry.lookup("edges").cls(_tiny(0), "0")
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         edge_maps(torch.rand(8, 8))
+
+
+def test_a_map_that_needs_no_layer_is_one_registered_class():
+    """The protocol's promise: one class with one method, and every table of methods takes it."""
+
+    @registry.register
+    class CentreMap(LayerFreeExplainer):
+        name, label = "centre", "centre prior"
+
+        def image_maps(self, images: torch.Tensor) -> torch.Tensor:
+            n, _, h, w = images.shape
+            ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+            return (-((ys - (h - 1) / 2) ** 2 + (xs - (w - 1) / 2) ** 2)).float().expand(n, h, w)
+
+    try:
+        model, images = _tiny(0), torch.rand(3, 3, 9, 9)
+        assert "centre" in registry.method_names(needs_layer=False) and "centre" in reference_names()
+        maps = explanation_maps(model, images, torch.tensor([0, 1, 2]), "centre", layer="ignored")
+        assert maps.shape == (3, 9, 9) and bool((maps.flatten(1).argmax(1) == 4 * 9 + 4).all())
+        assert maps.min() == 0 and maps.max() == 1  # min-max normalised by the protocol
+        result = make_cam("centre", model)(images, targets=2)
+        assert result.explained.tolist() == [2, 2, 2] and result.logits.shape == (3, 3)
+        from fishcam_utils.explain.judging import EvidenceBatch, methods_by_layers
+
+        masks = torch.zeros(3, 9, 9, dtype=torch.bool)
+        masks[:, 3:6, 3:6] = True
+        batch = EvidenceBatch(images, torch.tensor([0, 1, 2]), {"evidence": masks}, [0, 1, 2], ["a", "b", "c"])
+        table = methods_by_layers(model, batch, ["0"], methods=["gradcam"], steps=3, progress=False)
+        row = table[table["method"] == "centre"]
+        assert list(row["layer"]) == ["-"] and float(row["pointing"].iloc[0]) == 1.0
+    finally:
+        registry.unregister("centre")
+    assert "centre" not in registry.method_names()
+
+
+def test_register_refuses_a_class_that_is_not_an_explainer():
+    class Loose:
+        name = "loose"
+
+    with pytest.raises(TypeError, match="not an Explainer: derive it from"):
+        registry.register(Loose)

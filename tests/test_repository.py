@@ -110,11 +110,12 @@ def test_every_checkpoint_load_uses_weights_only():
                 assert "weights_only=True" in line, f"{path}: {line.strip()}"
 
 
-def test_the_readme_cites_the_papers_the_course_teaches():
-    readme = (ROOT / "README.md").read_text()
-    references = readme[readme.index("## References"):]
+def test_the_cheat_sheet_cites_the_papers_the_course_teaches():
+    cheat_sheet = (ROOT / "docs" / "cheat_sheet.md").read_text()
+    references = cheat_sheet[cheat_sheet.index("## References"):]
     for author, year in (("Zhou", 2016), ("Selvaraju", 2017), ("Chattopadhay", 2018), ("Draelos", 2020),
                          ("Jiang", 2021), ("Wang", 2020), ("Springenberg", 2015), ("Adebayo", 2018),
                          ("Zhang", 2018), ("Petsiuk", 2018)):
         assert re.search(rf"^- {author}\b.*\({year}\)", references, re.MULTILINE), author
-    assert "## Cheat sheet: which method when" in readme and "## Glossary" in readme
+    assert "## Cheat sheet: which method when" in cheat_sheet and "## Glossary" in cheat_sheet
+    assert "(docs/cheat_sheet.md)" in (ROOT / "README.md").read_text()  # and the README leads there

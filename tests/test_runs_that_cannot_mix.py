@@ -203,10 +203,12 @@ def test_fit_and_make_datasets_name_an_argument_of_the_wrong_type(tiny_synth):
         make_datasets(tiny_synth, image_size=33.5, progress=False)
 
 
-# ------------------------------------------------------------------ what the README says exists, and checkpoints
+# ------------------------------------------------------------------ what the docs say exists, and checkpoints
 
 
-def test_the_readmes_export_cams_call_works_on_a_subset(tiny_run, tiny_synth, tmp_path):
+def test_the_docs_export_cams_call_works_on_a_subset(tiny_run, tiny_synth, tmp_path):
+    docs = " ".join((Path(__file__).resolve().parent.parent / "docs" / "explanations.md").read_text().split())
+    assert 'explain.export_cams(make_cam("gradcam", model, "layer2"), splits.test, "build/gradcam", limit=50)' in docs
     model, checkpoint = load_checkpoint(tiny_run / "best.pt")
     splits = make_datasets(tiny_synth, image_size=32, progress=False, classes=checkpoint["classes"])
     summary = explain.export_cams(make_cam("gradcam", model, "layer2"), Subset(splits.test, [0, 3]), tmp_path / "cams",
@@ -317,7 +319,7 @@ def test_checkpoint_paths_and_fields_of_the_wrong_kind_are_named(tiny_run, tmp_p
 
 def test_prediction_and_explanation_inputs_of_the_wrong_kind_are_named(tiny_run, tiny_synth, model_and_images):
     from fishcam_utils.evaluation import predict
-    from fishcam_utils.explain.metrics import deletion_curve, energy_in_mask
+    from fishcam_utils.explain.judging.metrics import deletion_curve, energy_in_mask
     from fishcam_utils.explain.overlay import overlay_heatmap
     from fishcam_utils.training.engine import evaluate
 

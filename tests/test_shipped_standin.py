@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from fishcam_utils.models import build_model
-from fishcam_utils.models.standin import MANIFEST, sha256_of
-from fishcam_utils.standin_recipes import STANDIN_RECIPES
+from fishcam_utils.standin.weights import MANIFEST, sha256_of
+from fishcam_utils.standin.recipes import STANDIN_RECIPES
 
 FOLDER = Path(__file__).resolve().parents[1] / "checkpoints" / "standin"
 BUDGET = 25_000_000  # bytes, all shipped weights together

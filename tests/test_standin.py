@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from fishcam_utils.models import build_model
-from fishcam_utils.models.standin import MANIFEST, read_manifest, sha256_of, standin_state_dict
-from fishcam_utils.training.pretrain import STANDIN_RECIPES, pretrain
+from fishcam_utils.standin.weights import MANIFEST, read_manifest, sha256_of, standin_state_dict
+from fishcam_utils.standin.pretrain import STANDIN_RECIPES, pretrain
 
 TINY = {"build": {"width": 4, "blocks": [1, 1]}, "data": {"fish_per_class": 3, "seed": 5, "size": 32},
         "fit": {"epochs": 1, "batch_size": 16, "lr": 3e-3, "schedule": "none"}, "augment": 0.0}
@@ -88,7 +88,7 @@ def test_a_damaged_or_missing_stand_in_is_refused_with_the_fix(standin, tmp_path
 
 def test_fishcam_pretrain_writes_the_stand_in_and_says_where(tmp_path, monkeypatch, capsys):
     from fishcam_utils import cli
-    from fishcam_utils.training import pretrain as pretraining
+    from fishcam_utils.standin import pretrain as pretraining
 
     monkeypatch.setitem(pretraining.STANDIN_RECIPES, "fishresnet", TINY)  # the command's recipe, made tiny
     assert cli.main(["pretrain", "--backbone", "fishresnet", "--out", str(tmp_path / "w"), "--device", "cpu",
@@ -116,7 +116,7 @@ def test_view_none_mixes_every_view_each_photo_a_sample(tiny_synth):
 def test_shipping_keeps_what_fp16_cannot_hold_and_a_second_save_replaces_only_its_own_entry(tmp_path):
     from torch import nn
 
-    from fishcam_utils.models.standin import save_standin, shippable, unshipped
+    from fishcam_utils.standin.weights import save_standin, shippable, unshipped
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2))
@@ -147,7 +147,7 @@ def test_the_command_line_lists_the_recipes_without_importing_torch():
     import sys
 
     code = ("import sys; from fishcam_utils.cli import build_parser; build_parser(); "
-            "from fishcam_utils.standin_recipes import STANDIN_RECIPES; "
+            "from fishcam_utils.standin.recipes import STANDIN_RECIPES; "
             "print('torch' in sys.modules, sorted(STANDIN_RECIPES))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("False") and "resnet18" in out and "convnext_nano" in out
@@ -168,8 +168,7 @@ def test_pretrain_refuses_a_bad_device_before_making_any_data(tmp_path, monkeypa
 
 
 def test_pretrained_takes_imagenet_when_it_can_else_the_stand_in_and_says_so(standin, monkeypatch, capsys):
-    import fishcam_utils.models.factory as factory
-    import fishcam_utils.models.standin as standin_module
+    import fishcam_utils.models.weights as sources
     from fishcam_utils.errors import OfflineError
 
     folder, _ = standin
@@ -179,16 +178,16 @@ def test_pretrained_takes_imagenet_when_it_can_else_the_stand_in_and_says_so(sta
 
     reference = build_model("resnet18", 9, weights=None, verbose=False).state_dict()
     marked = {k: v + 1 if v.is_floating_point() else v for k, v in reference.items()}
-    monkeypatch.setattr(factory, "imagenet_state_dict", lambda *a, **k: marked)
+    monkeypatch.setattr(sources, "imagenet_state_dict", lambda *a, **k: marked)
     online = build_model("resnet18", 9, weights="pretrained", verbose=False)
     assert online.fishcam_weights == "imagenet" and torch.equal(online.conv1.weight, marked["conv1.weight"])
 
     def offline(*args, **kwargs):
         raise OfflineError("no internet here")
 
-    monkeypatch.setattr(factory, "imagenet_state_dict", offline)
-    monkeypatch.setattr(standin_module, "standin_entry", lambda name, folder=None: {"build": {}})
-    monkeypatch.setattr(standin_module, "standin_state_dict", lambda name, folder=None: reference)
+    monkeypatch.setattr(sources, "imagenet_state_dict", offline)
+    monkeypatch.setattr(sources, "standin_entry", lambda name, folder=None: {"build": {}})
+    monkeypatch.setattr(sources, "standin_state_dict", lambda name, folder=None: reference)
     fallback = build_model("resnet18", 9, weights="pretrained")
     assert fallback.fishcam_weights == "course" and torch.equal(fallback.conv1.weight, reference["conv1.weight"])
     assert "ImageNet weights unavailable (offline" in capsys.readouterr().out

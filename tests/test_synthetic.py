@@ -41,7 +41,8 @@ def test_same_seed_gives_byte_identical_files_with_any_number_of_workers(tmp_pat
     a, b = _tree_bytes(one), _tree_bytes(two)
     assert a.keys() == b.keys() and len(a) == 9 * 8 * 3 * 3 + 2
     assert all(a[k] == b[k] for k in a)
-    other = generate_dataset(tmp_path / "other", SyntheticConfig(size=24, fish_per_class=8, seed=6), workers=1, progress=False)
+    other = generate_dataset(tmp_path / "other", SyntheticConfig(size=24, fish_per_class=8, seed=6), workers=1,
+                             progress=False)
     c = _tree_bytes(other)
     images = [k for k in a if k.startswith("train/")]
     assert sum(a[k] != c.get(k) for k in images) > 0.9 * len(images)

@@ -177,7 +177,8 @@ def test_the_metadata_matches_the_images_and_masks(noisy):
 
 
 def test_the_loaders_read_the_distractor_masks(noisy):
-    splits = make_datasets(noisy, view="side", image_size=32, augment=0, masks=["evidence", "distractor"], progress=False)
+    splits = make_datasets(noisy, view="side", image_size=32, augment=0, masks=["evidence", "distractor"],
+                           progress=False)
     loaded = [splits.train[i][2]["distractor"] for i in range(len(splits.train))]
     assert all(tuple(m.shape) == (32, 32) and str(m.dtype) == "torch.bool" for m in loaded)
     assert sum(bool(m.any()) for m in loaded) > len(loaded) / 4  # up to 3 per photo: most photos have one

@@ -269,7 +269,7 @@ def test_tensorboard_logs_the_history(splits, tmp_path):
 
 
 def test_the_device_is_picked_cuda_then_mps_then_cpu(monkeypatch):
-    from fishcam_utils.training import devices
+    from fishcam_utils import runtime as devices
 
     monkeypatch.setattr(devices.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(devices, "mps_available", lambda: False)
@@ -345,7 +345,7 @@ def test_a_run_folder_holding_an_earlier_runs_outputs_is_refused_or_cleared_and_
 
 
 def test_an_unknown_device_name_is_a_clear_error():
-    from fishcam_utils.training.devices import pick_device
+    from fishcam_utils.runtime import pick_device
 
     with pytest.raises(ValueError, match="'foo' is not a device; use 'cpu', 'cuda'"):
         pick_device("foo")

@@ -38,7 +38,8 @@ def test_denormalize_inverts_the_normalisation():
     out = eval_transform(40)(image)
     # There and back in float32: the 5 roundings above, then times std and plus mean (and their float32
     # values), of terms up to 1 + mean.
-    np.testing.assert_allclose(to_display(out), image / 255, rtol=0, atol=float32_atol(1 + max(IMAGENET_MEAN), terms=5 + 4))
+    np.testing.assert_allclose(to_display(out), image / 255, rtol=0,
+                               atol=float32_atol(1 + max(IMAGENET_MEAN), terms=5 + 4))
     batch = torch.stack([out, out])
     assert to_display(batch).shape == (2, 40, 40, 3)
     assert denormalize(torch.full((3, 2, 2), 100.0)).max() == 1.0

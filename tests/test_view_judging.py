@@ -13,7 +13,7 @@ import torch
 from fishcam_utils.data import WithoutViews, make_datasets
 from fishcam_utils.evaluation.attention import synthetic_deciding_views
 from fishcam_utils.explain import GradCAM
-from fishcam_utils.explain.view_judging import judge_views, views_by_class
+from fishcam_utils.explain.judging.view_judging import judge_views, views_by_class
 from fishcam_utils.models import MultiViewNet
 from numerics import float32_atol, network_terms
 

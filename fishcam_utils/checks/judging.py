@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..explain.metrics import deletion_curve, energy_in_mask
-from ..explain.metrics import pointing_game as package_pointing_game
+from ..explain.judging.metrics import deletion_curve, energy_in_mask
+from ..explain.judging.metrics import pointing_game as package_pointing_game
 from .core import Accepted, Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check, same
 
 
@@ -189,7 +189,7 @@ def _deletion_case(ties: bool = False):
     images as the baseline (not zeros, so that a baseline ignored shows) and a target per image that is
     neither its predicted class nor the others' target. Maps of distinct values, or (``ties``) of four
     values only, as a coarse or ReLU'd map has, where the order of tied pixels matters."""
-    from ..explain.metrics import make_baseline
+    from ..explain.judging.metrics import make_baseline
     from .cams import _images, _tiny_net
 
     net, images = _tiny_net(), _images()

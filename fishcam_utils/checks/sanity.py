@@ -10,8 +10,8 @@ from scipy.stats import rankdata
 from torch import nn
 
 from ..explain.cam import GradCAM
-from ..explain.experiments import randomized_copies
-from ..explain.metrics import spearman as package_spearman
+from ..explain.judging.experiments import randomized_copies
+from ..explain.judging.metrics import spearman as package_spearman
 from .core import Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check, same
 
 def _case() -> tuple[torch.Tensor, torch.Tensor]:

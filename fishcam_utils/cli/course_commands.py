@@ -41,7 +41,7 @@ def course_command(args: argparse.Namespace) -> int:
 
 
 def add_pretrain(commands) -> None:
-    from ..standin_recipes import STANDIN_RECIPES
+    from ..standin.recipes import STANDIN_RECIPES
 
     pretrain = commands.add_parser(
         "pretrain",
@@ -58,7 +58,7 @@ def add_pretrain(commands) -> None:
 
 
 def pretrain_command(args: argparse.Namespace) -> int:
-    from ..training.pretrain import pretrain
+    from ..standin.pretrain import pretrain
 
     entry = pretrain(args.backbone, Path(args.out) if args.out else None, device=args.device,
                      progress=not args.no_progress)

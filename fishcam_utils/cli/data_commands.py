@@ -10,7 +10,18 @@ from pathlib import Path
 
 from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from .messages import say_notes
-from .options import LAYOUT_CHOICES, POSITIVE, POSITIVE_INT, PROBABILITY, names, number, progress_option, reading_options, size
+from .options import (
+    LAYOUT_CHOICES,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    names,
+    number,
+    progress_option,
+    reading_options,
+    scan_options,
+    size,
+)
 
 
 def add_make_data(commands) -> None:
@@ -39,7 +50,8 @@ def add_make_data(commands) -> None:
                       help="the most objects with trait-like textures in the water per photo, with masks of their own "
                            "(default: the course's, 4; 0 with FISHCAM_DATA=clean)")
     make.add_argument("--layout", choices=["multiview", "kaggle"], default="multiview",
-                      help="multiview: <split>/<class>/<fish>_<view>.png; kaggle: <Species>/<Species>/NNNNN.png side views")
+                      help="multiview: <split>/<class>/<fish>_<view>.png; kaggle: <Species>/<Species>/NNNNN.png "
+                           "side views")
     make.add_argument("--workers", type=POSITIVE_INT, help="processes to draw with (default: the number of CPU cores)")
     make.add_argument("--quick", action="store_true", help="the small dataset quick mode uses")
     make.add_argument("--force", "--overwrite", dest="force", action="store_true",
@@ -89,18 +101,17 @@ def add_check_data(commands) -> None:
 
 def check_data(args: argparse.Namespace) -> int:
     from ..data.check import check_dataset
-    from ..data.species import VIEWS
 
-    report = check_dataset(args.root, args.layout, classes=args.classes, views=args.views or VIEWS,
-                           missing_views=args.missing_views, unknown_files=args.unknown_files,
-                           decode=not args.no_decode, progress=not args.no_progress)
+    report = check_dataset(args.root, classes=args.classes, scan=scan_options(args), decode=not args.no_decode,
+                           progress=not args.no_progress)
     index = report.index
     if index is not None:
         print(index)
         say_notes(index.notes)
         print(index.counts().to_string())
         if index.mask_kinds:
-            print("masks:", ", ".join(f"{k} ({(index.frame['mask_' + k] != '').sum()} images)" for k in index.mask_kinds))
+            print("masks:", ", ".join(f"{k} ({(index.frame['mask_' + k] != '').sum()} images)"
+                                      for k in index.mask_kinds))
     for warning in report.warnings:
         print("warning:", warning, file=sys.stderr)
     if report.decoded and not report.unreadable:

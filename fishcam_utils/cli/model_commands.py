@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .messages import say_notes
-from .options import NONNEGATIVE, POSITIVE_INT, PROBABILITY, Help, checkpoint_options, progress_option, wrap
+from .options import (NONNEGATIVE, POSITIVE_INT, PROBABILITY, Help, checkpoint_options, progress_option, scan_options,
+                      wrap)
+
+if TYPE_CHECKING:  # the data package imports torch: the commands import it when they run
+    from ..data.dataset_index import ScanOptions
 
 
 def checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, masks: Sequence[str] = ()):
     """The split ``args.split`` of the checkpoint's dataset (or ``--data``), read the way the model
     was trained: same image size, class order and view (or all views, for a multi-view model)."""
     from ..data.train_val_test import make_datasets
-    from ..data.species import VIEWS
     from ..errors import DataError
-    from ..settings import MISSING_VIEWS, UNKNOWN_FILES, check_image_size
+    from ..settings import check_image_size
 
     missing = [k for k in ("classes", "preprocessing") if not checkpoint.get(k)]
     if missing:
@@ -28,15 +32,14 @@ def checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, ma
         raise ValueError(f"{args.checkpoint} does not record its dataset; pass --data DIR")
     multiview = bool(prep.get("views"))
     view = None if multiview else (args.view or prep.get("view") or "side")
-    scan = prep.get("scan") or {}  # how the training data was read, unless the flags say otherwise
-    reading = {"layout": scan.get("layout", "auto") if not args.data else "auto",
-               "views": args.views or scan.get("views") or VIEWS,
-               "missing_views": args.missing_views or scan.get("missing_views", MISSING_VIEWS),
-               "unknown_files": args.unknown_files or scan.get("unknown_files", UNKNOWN_FILES)}
+    saved = dict(prep.get("scan") or {})  # how the training data was read, unless the flags say otherwise
+    if args.data:
+        saved.pop("layout", None)  # another folder: its layout is detected
+    reading = scan_options(args, saved)
     try:
-        data = make_datasets(root, view=view, image_size=check_image_size(prep.get("image_size")), augment=0, cache=cache,
-                             split_seed=args.split_seed, classes=checkpoint["classes"], multiview=multiview,
-                             masks=masks, progress=False, **reading)
+        data = make_datasets(root, view=view, image_size=check_image_size(prep.get("image_size")), augment=0,
+                             cache=cache, split_seed=args.split_seed, classes=checkpoint["classes"],
+                             multiview=multiview, masks=masks, progress=False, scan=reading)
     except DataError:
         _raise_if_other_classes(args, checkpoint, root, reading)
         raise
@@ -44,12 +47,12 @@ def checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, ma
     return getattr(data, args.split)
 
 
-def _raise_if_other_classes(args: argparse.Namespace, checkpoint: dict, root, reading: dict) -> None:
+def _raise_if_other_classes(args: argparse.Namespace, checkpoint: dict, root, reading: ScanOptions) -> None:
     """The class list is the checkpoint's, not a flag: say so when the data's classes differ."""
     from ..data.layouts import survey
     from ..errors import DataError
 
-    found = survey(root, classes=checkpoint["classes"], **reading)[1].classes
+    found = survey(root, classes=checkpoint["classes"], scan=reading)[1].classes
     if set(found) != set(checkpoint["classes"]):
         raise DataError(f"{root} has the classes {found}, but {args.checkpoint} was trained on "
                         f"{checkpoint['classes']}: give --data a dataset of the model's classes.") from None
@@ -179,7 +182,7 @@ def add_evaluate_cam(commands) -> None:
 
 
 def evaluate_cam_command(args: argparse.Namespace) -> int:
-    from ..explain.experiments import load_evidence, methods_by_layers, table_methods
+    from ..explain.judging.experiments import load_evidence, methods_by_layers, table_methods
     from ..files import atomic_write
     from ..models import cam_layers
     from ..training import load_checkpoint, pick_device

@@ -11,9 +11,12 @@ import argparse
 import importlib
 import re
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import Field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the data package imports torch: read only by type checkers here
+    from ..data.dataset_index import ScanOptions
 
 
 class Help(argparse.RawDescriptionHelpFormatter):
@@ -60,7 +63,7 @@ class Registered(Sequence):
 
 
 MODEL_CHOICES = Registered("fishcam_utils.models.backbones", lambda m: m.backbone_names())
-LAYOUT_CHOICES = Registered("fishcam_utils.data.layouts", lambda m: m.layout_names(), first=["auto"])
+LAYOUT_CHOICES = Registered("fishcam_utils.data.layout_readers", lambda m: m.layout_names(), first=["auto"])
 FUSION_CHOICES = Registered("fishcam_utils.models.fusion", lambda m: list(m.FUSIONS))
 SPLITS = ["train", "val", "test"]
 
@@ -140,6 +143,18 @@ def reading_options(parser, missing_views: str | None = None, unknown_files: str
                         help="what to do with a multi-view fish that lacks a view" + ("" if missing_views else saved))
     parser.add_argument("--unknown-files", default=unknown_files, choices=["error", "skip"],
                         help="what to do with files that are not images" + ("" if unknown_files else saved))
+
+
+def scan_options(args: argparse.Namespace, saved: Mapping[str, Any] | None = None) -> ScanOptions:
+    """The one ``data.ScanOptions`` that the reading flags say (``--layout`` where the command has it,
+    ``--views``, ``--unknown-files``, ``--missing-views``): each flag given replaces the ``saved`` record's
+    value (a checkpoint's ``preprocessing["scan"]``); one left out (None) keeps it, or the default."""
+    from dataclasses import replace
+
+    from ..data.dataset_index import ScanOptions  # imports torch: only when a command runs
+
+    flags = {name: getattr(args, name, None) for name in ("layout", "views", "unknown_files", "missing_views")}
+    return replace(ScanOptions.from_dict(saved), **{name: value for name, value in flags.items() if value is not None})
 
 
 def checkpoint_options(parser, checkpoint_help: str = "a best.pt or last.pt written by fishcam train or fit()",

@@ -157,12 +157,11 @@ def _default_run_dir(name: str) -> Path:
 
 def _datasets(args: argparse.Namespace, main_process: bool):
     from ..data.train_val_test import make_datasets
-    from ..data.species import VIEWS
+    from .options import scan_options
 
     return make_datasets(args.data, view=args.view, image_size=args.image_size, augment=args.augment,
-                         cache=not args.no_cache, split_seed=args.split_seed, layout=args.layout,
-                         multiview=args.fusion is not None, classes=args.classes, views=args.views or VIEWS,
-                         missing_views=args.missing_views, unknown_files=args.unknown_files,
+                         cache=not args.no_cache, split_seed=args.split_seed, scan=scan_options(args),
+                         multiview=args.fusion is not None, classes=args.classes,
                          progress=main_process and not args.no_progress)
 
 

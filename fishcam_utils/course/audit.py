@@ -17,9 +17,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..explain.experiments import EvidenceBatch, explanation_maps, interleaved
-from ..explain.metrics import deletion_curve, dilate, energy_in_mask, insertion_curve, pointing_game
-from ..explain.references import REFERENCE_MAPS
+from ..explain.judging.experiments import EvidenceBatch, explanation_maps, interleaved
+from ..explain.judging.metrics import deletion_curve, dilate, energy_in_mask, insertion_curve, pointing_game
+from ..explain.judging.references import reference_names
 from ..files import atomic_write
 
 MASK = "body"
@@ -51,7 +51,7 @@ def judge(model: nn.Module, batch: EvidenceBatch, layers: Sequence[str], toleran
     energy on the fish) and ``off_fish`` (1 - on_fish). Maps explain the true class."""
     rows = []
     curve = batch.head(curve_images)
-    for method, layer in [("gradcam", layer) for layer in layers] + [(r, "-") for r in REFERENCE_MAPS]:
+    for method, layer in [("gradcam", layer) for layer in layers] + [(r, "-") for r in reference_names()]:
         maps = explanation_maps(model, batch.images, batch.labels, method, None if layer == "-" else layer)
         row = {"method": method, "layer": layer}
         if MASK in batch.masks:

@@ -14,7 +14,7 @@ def kaggle_pointing(root, image_size: int | None = None, epochs: int = 8, per_cl
     at ``layer`` against the body masks of ``per_class`` test images per class. Returns
     (``pointing_by_class`` table, model)."""
     from ..data.train_val_test import make_datasets
-    from ..explain.experiments import load_evidence, pointing_by_class
+    from ..explain.judging.experiments import load_evidence, pointing_by_class
     from ..models import build_model
     from ..training import fit
     from ..training.seeding import seed_everything

@@ -12,11 +12,11 @@ Typical use::
 
 from .cache import DecodedCache
 from .check import DataReport, check_dataset
+from .dataset_index import DatasetIndex, ScanOptions
 from .datasets import FishImageDataset, MultiViewDataset, WithoutViews
-from .train_val_test import SplitDatasets, few_per_class, make_datasets
 from .images import IMAGE_EXTENSIONS, channel_stats, image_size, load_mask, load_rgb, read_image, read_mask
 from .kaggle import download_kaggle_fish, kaggle_fish_dir
-from .layouts import LAYOUTS, DatasetIndex, DataWarning, detect_layout, find_kaggle_root, group_by_fish, scan_dataset
+from .layouts import LAYOUTS, DataWarning, detect_layout, find_kaggle_root, group_by_fish, scan_dataset
 from .species import SPECIES, TRAITS, VIEWS, Species, class_names, seen_ceiling, single_view_ceiling, species_table
 from .splits import grouped_split, leaked_groups, make_splits
 from .synthetic import (
@@ -26,18 +26,20 @@ from .synthetic import (
     dataset_config,
     dataset_info,
     ensure_synthetic,
-    split_ceiling,
     generate_dataset,
     load_metadata,
+    split_ceiling,
 )
+from .train_val_test import SplitDatasets, few_per_class, make_datasets
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, eval_transform, to_display, train_transform
 
 __all__ = [
-    "DEFAULT_CONFIG", "DataReport", "channel_stats", "check_dataset", "image_size", "IMAGENET_MEAN", "IMAGENET_STD", "IMAGE_EXTENSIONS", "LAYOUTS", "QUICK_CONFIG", "SPECIES",
-    "TRAITS", "VIEWS", "DataWarning", "DatasetIndex", "DecodedCache", "FishImageDataset", "MultiViewDataset", "WithoutViews",
-    "Species", "SyntheticConfig", "class_names", "dataset_config", "dataset_info", "denormalize", "detect_layout",
+    "DEFAULT_CONFIG", "DataReport", "channel_stats", "check_dataset", "image_size", "IMAGENET_MEAN", "IMAGENET_STD",
+    "IMAGE_EXTENSIONS", "LAYOUTS", "QUICK_CONFIG", "SPECIES", "TRAITS", "VIEWS", "DataWarning", "DatasetIndex",
+    "DecodedCache", "FishImageDataset", "MultiViewDataset", "WithoutViews", "ScanOptions", "Species",
+    "SyntheticConfig", "class_names", "dataset_config", "dataset_info", "denormalize", "detect_layout",
     "download_kaggle_fish", "ensure_synthetic", "eval_transform", "find_kaggle_root", "generate_dataset",
     "group_by_fish", "grouped_split", "kaggle_fish_dir", "leaked_groups", "load_mask", "load_metadata", "load_rgb",
-    "SplitDatasets", "few_per_class", "make_datasets", "make_splits", "read_image", "read_mask", "scan_dataset", "seen_ceiling", "single_view_ceiling", "split_ceiling", "species_table", "to_display",
-    "train_transform",
+    "SplitDatasets", "few_per_class", "make_datasets", "make_splits", "read_image", "read_mask", "scan_dataset",
+    "seen_ceiling", "single_view_ceiling", "split_ceiling", "species_table", "to_display", "train_transform",
 ]

@@ -84,7 +84,8 @@ class DecodedCache:
             try:
                 st = os.stat(path)
             except FileNotFoundError:
-                raise DataError(f"{path} does not exist: the dataset changed since it was scanned; scan it again.") from None
+                raise DataError(f"{path} does not exist: the dataset changed since it was scanned; "
+                                "scan it again.") from None
             stats.append((st.st_size, st.st_mtime_ns))
         key = _digest([self._family(), stats])
         h, w = self.size
@@ -190,7 +191,7 @@ class DecodedCache:
 
 
 def _no_space(folder: Path, needed: int, free: int) -> NoSpaceError:
-    return NoSpaceError(f"not enough space in {folder} for the decode-once cache: it needs {needed / 2**20:.1f} MiB and "
-                        f"{free / 2**20:.1f} MiB are free. Free some space, point FISHCAM_CACHE_DIR at a larger disk, "
-                        f"or read the files without the cache ({option('cache', False)}).")
+    return NoSpaceError(f"not enough space in {folder} for the decode-once cache: it needs {needed / 2**20:.1f} MiB "
+                        f"and {free / 2**20:.1f} MiB are free. Free some space, point FISHCAM_CACHE_DIR at a larger "
+                        f"disk, or read the files without the cache ({option('cache', False)}).")
 

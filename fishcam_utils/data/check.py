@@ -15,11 +15,12 @@ from pathlib import Path
 
 from ..errors import Problems
 from ..settings import MISSING_VIEWS, UNKNOWN_FILES
+from .dataset_index import DatasetIndex, ScanOptions
 from .folders import Walk, files_under
 from .images import decode_in_threads, is_tiny, load_mask, load_rgb, tiny_images_message, unreadable_files_message
-from .layouts import DatasetIndex, survey
-from .splits import split_problem
+from .layouts import survey
 from .species import VIEWS
+from .splits import split_problem
 
 
 @dataclass
@@ -94,14 +95,16 @@ def check_dataset(
     unknown_files: str = UNKNOWN_FILES,
     decode: bool = True,
     progress: bool = True,
+    scan: ScanOptions | None = None,
 ) -> DataReport:
     """Scan and (with ``decode``) decode the dataset at ``root``, collecting every problem.
 
-    Arguments as ``scan_dataset``. A folder that cannot be read at all (missing, empty) still
-    raises a ``DataError``; every other problem is listed in the report.
+    Arguments as ``scan_dataset`` (``scan``: the reading options as one ``ScanOptions``). A folder that
+    cannot be read at all (missing, empty) still raises a ``DataError``; every other problem is listed in
+    the report.
     """
     index, walk = survey(root, layout, classes=classes, views=views, missing_views=missing_views,
-                         unknown_files=unknown_files)
+                         unknown_files=unknown_files, scan=scan)
     report = DataReport(root=walk.root, index=index, problems=list(walk.problems.messages))
     if index is not None and len(index.classes) < 2:  # make_datasets and fishcam train refuse it too
         report.problems.append(f"one class only ({', '.join(index.classes)}): a classifier needs at least two; add a "

@@ -22,8 +22,9 @@ from torch.utils.data import Dataset
 from ..errors import ArgumentError
 from ..settings import USE_CACHE, check_image_size
 from .cache import DecodedCache
+from .dataset_index import DatasetIndex
 from .images import read_image, read_mask
-from .layouts import DatasetIndex, group_by_fish
+from .layouts import group_by_fish
 from .transforms import eval_transform, masks_to_tv
 
 
@@ -65,8 +66,9 @@ class _ImageFiles(Dataset):
         progress: bool = True,
     ) -> None:
         if not isinstance(index, DatasetIndex):
-            raise ArgumentError(f"index must be a DatasetIndex (index = scan_dataset(root), then index.subset(split=..., "
-                                f"view=...)), got {type(index).__name__}; for a folder, make_datasets(root) does it all")
+            raise ArgumentError("index must be a DatasetIndex (index = scan_dataset(root), then "
+                                f"index.subset(split=..., view=...)), got {type(index).__name__}; for a folder, "
+                                "make_datasets(root) does it all")
         self.index = index
         self.frame = index.frame.reset_index(drop=True)
         self.classes = list(index.classes)
@@ -78,7 +80,8 @@ class _ImageFiles(Dataset):
         self._image_cache: DecodedCache | None = None
         self._mask_caches: dict[str, DecodedCache] = {}
         if cache and len(self.frame):
-            self._image_cache = DecodedCache(self.frame["path"], image_size, "rgb", cache_dir, progress=progress).build()
+            self._image_cache = DecodedCache(self.frame["path"], image_size, "rgb", cache_dir,
+                                             progress=progress).build()
             self._mask_caches = {
                 k: DecodedCache(p, image_size, "mask", cache_dir, progress=progress).build()
                 for k, p in self._mask_paths.items()
@@ -167,7 +170,8 @@ class MultiViewDataset(_ImageFiles):
         masks: dict[str, list[torch.Tensor]] = {k: [] for k in self.mask_kinds}
         for row in self._rows[i]:
             if row < 0:
-                image, view_masks = torch.zeros(3, size, size), {k: torch.zeros(size, size, dtype=torch.bool) for k in masks}
+                image = torch.zeros(3, size, size)
+                view_masks = {k: torch.zeros(size, size, dtype=torch.bool) for k in masks}
             else:
                 image, view_masks = self._transformed(row)
             views.append(image)

@@ -80,7 +80,8 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
 
 def _open_failure(path: Path, error: Exception) -> DataError:
     if isinstance(error, FileNotFoundError):
-        return DataError(f"{path} does not exist: was it moved or deleted after the dataset was scanned? Scan it again.")
+        return DataError(f"{path} does not exist: was it moved or deleted after the dataset was scanned? "
+                         "Scan it again.")
     return DataError(
         f"cannot read {path} as an image ({type(error).__name__}: {error}). The file is corrupt, truncated "
         "or not an image: download or export it again, or delete it from the dataset "

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset, TensorDataset
 
-from .layouts import DatasetIndex
+from .dataset_index import DatasetIndex
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def data_record(dataset: Any, facts: DatasetFacts | None = None, image_size: int
     digest = hashlib.sha1("\n".join(map(str, samples)).encode()).hexdigest()[:16] if samples is not None else None
     return {"data_root": str(index.root) if index is not None else None,
             "layout": index.layout if index is not None else None,
-            "scan": dict(index.options or {}) if index is not None else None, "split": split or None,
+            "scan": index.options.to_dict() if index is not None else None, "split": split or None,
             "view": facts.view, "views": facts.views, "image_size": image_size or facts.image_size,
             "classes": facts.classes, "samples": facts.length, "sample_hash": digest,
             "dataset_json": description_digest(index.root) if index is not None else None}

@@ -85,12 +85,13 @@ def download_kaggle_fish(timeout: float = 5.0) -> Path:
             "(pip install kagglehub, or pip install -e '.[kaggle]'). " + _manual_instructions()
         ) from None
     if not network_available(timeout=timeout):
-        raise OfflineError(f"the Kaggle fish dataset is not on disk and {KAGGLE_HOST} cannot be reached{route(KAGGLE_HOST)} (offline?). "
-                           + _manual_instructions())
+        raise OfflineError(f"the Kaggle fish dataset is not on disk and {KAGGLE_HOST} cannot be reached"
+                           f"{route(KAGGLE_HOST)} (offline?). " + _manual_instructions())
     try:
         downloaded = Path(kagglehub.dataset_download(KAGGLE_HANDLE))
     except Exception as error:  # kagglehub raises many kinds: credentials, HTTP, disk
-        raise OfflineError(f"kagglehub could not download {KAGGLE_HANDLE}: {error}. " + _manual_instructions()) from error
+        raise OfflineError(f"kagglehub could not download {KAGGLE_HANDLE}: {error}. "
+                           + _manual_instructions()) from error
     root = find_kaggle_root(downloaded, depth=5)
     if root is None:
         raise OfflineError(f"kagglehub downloaded {downloaded}, but no <Species>/<Species>/ folders were found in it. "

@@ -12,7 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError
-from .folders import DATASET_FILES, MASKS_DIR, Walk, breadth_first, class_files, files_under, has_images, visible_children
+from .folders import (
+    DATASET_FILES,
+    MASKS_DIR,
+    Walk,
+    breadth_first,
+    class_files,
+    files_under,
+    has_images,
+    visible_children,
+)
 from .images import is_image_file
 
 GT_SUFFIX = " GT"

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .layouts import DatasetIndex
+from .dataset_index import DatasetIndex
 
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # train, val, test: the seeded split of a dataset without split folders
 VALIDATION_SHARE = 0.15  # of each class's training fish, when a folder has train/ and test/ but no val/
@@ -33,7 +33,8 @@ def grouped_split(
     Returns a Series aligned to ``labels``.
     """
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"fractions must be three non-negative shares (train, val, test) summing to 1, got {fractions}")
+        raise ValueError("fractions must be three non-negative shares (train, val, test) summing to 1, "
+                         f"got {fractions}")
     table = pd.DataFrame({"label": labels.to_numpy(), "group": groups.to_numpy()})
     per_group = table.groupby("group", sort=True)["label"].agg(["nunique", "first"])
     mixed = per_group[per_group["nunique"] > 1]

@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 
 from ..errors import ArgumentError, DataError
 from ..settings import MISSING_VIEWS, UNKNOWN_FILES, USE_CACHE, check_image_size
+from .dataset_index import DatasetIndex, ScanOptions
 from .datasets import FishImageDataset, MultiViewDataset
-from .layouts import DatasetIndex, scan_dataset
+from .layouts import scan_dataset
 from .species import VIEWS
 from .splits import carve_validation, make_splits, split_problem
 from .transforms import eval_transform, train_transform
@@ -53,6 +54,7 @@ def make_datasets(
     unknown_files: str = UNKNOWN_FILES,
     views: Sequence[str] = VIEWS,
     progress: bool = True,
+    scan: ScanOptions | None = None,
 ) -> SplitDatasets:
     """Datasets for training (augmented with ``train_transform(image_size, augment)``),
     validation and test (``eval_transform``), as (3, S, S) normalised images and int labels;
@@ -63,15 +65,18 @@ def make_datasets(
     ``multiview=True`` gives whole fish instead. ``classes`` fixes the class order (a
     checkpoint's); ``cache`` decodes each file once into the decode-once cache.
     ``missing_views``: a fish lacking a view is refused (``"error"``, the default everywhere, as
-    ``check_dataset`` does), kept with the view marked missing (``"keep"``) or left out (``"drop"``). ``unknown_files`` and ``views`` are passed to
-    ``scan_dataset``. Split folders are used as they are; train and test folders without val
-    give a val split carved from train (said in ``index.notes``).
+    ``check_dataset`` does), kept with the view marked missing (``"keep"``) or left out (``"drop"``).
+    ``layout``, ``unknown_files`` and ``views`` are passed to ``scan_dataset``, as is ``scan``: the four
+    reading options as one ``ScanOptions`` (a keyword other than its default replaces its field). Split
+    folders are used as they are; train and test folders without val give a val split carved from train
+    (said in ``index.notes``).
     """
     image_size = check_image_size(image_size)
     if isinstance(augment, bool) or not isinstance(augment, (int, float)) or augment < 0:
-        raise ArgumentError(f"augment must be a number >= 0 (the augmentation's strength; 0 turns it off), got {augment!r}")
+        raise ArgumentError("augment must be a number >= 0 (the augmentation's strength; 0 turns it off), "
+                            f"got {augment!r}")
     index = scan_dataset(root, layout, classes=list(classes) if classes is not None else None,
-                         missing_views=missing_views, unknown_files=unknown_files, views=views)
+                         missing_views=missing_views, unknown_files=unknown_files, views=views, scan=scan)
     if len(index.classes) < 2:
         raise DataError(f"{index.root} holds one class only ({', '.join(index.classes)}): a classifier needs at least "
                         "two. Add a folder per class, or point at the folder above this one.")
@@ -99,7 +104,8 @@ def make_datasets(
     return SplitDatasets(index=index, **parts)
 
 
-def few_per_class(dataset: FishImageDataset | MultiViewDataset, n: int, seed: int = 0) -> FishImageDataset | MultiViewDataset:
+def few_per_class(dataset: FishImageDataset | MultiViewDataset, n: int,
+                  seed: int = 0) -> FishImageDataset | MultiViewDataset:
     """The same dataset with only ``n`` fish of each class, drawn with ``seed`` (all views of a fish
     stay together). Its transform and decode size are the dataset's; for few-label experiments."""
     frame = dataset.frame

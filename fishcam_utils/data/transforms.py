@@ -95,7 +95,8 @@ def train_transform(size: int = 64, strength: float = 1.0) -> Callable:
     ]
     if s > 0:
         steps += [
-            RandomResizedCrop(size, scale=(max(0.05, 1 - 0.3 * s), 1.0), ratio=(1 - 0.15 * s, 1 + 0.15 * s), antialias=True),
+            RandomResizedCrop(size, scale=(max(0.05, 1 - 0.3 * s), 1.0), ratio=(1 - 0.15 * s, 1 + 0.15 * s),
+                              antialias=True),
             v2.RandomHorizontalFlip(),
             v2.RandomRotation(10 * s),
             v2.ColorJitter(brightness=0.25 * s, contrast=0.25 * s, saturation=0.2 * s),

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..data.introspection import dataset_facts
 from ..models.inspection import check_finite, check_images, check_model, eval_mode, logits_of, model_device, view_weights_of
-from ..training.devices import move_to, pick_device
+from ..runtime import call_model, move_to, pick_device
 
 
 @dataclass
@@ -245,7 +245,7 @@ def _run(model: nn.Module, loader: DataLoader, device: torch.device,
                 check_images(x, model, name="the data's images")
             check_finite(x, "data", first=seen)
             seen += len(y)
-            output = model(*x) if isinstance(x, (tuple, list)) else model(x)
+            output = call_model(model, x)
             all_logits.append(logits_of(output).detach().float().cpu())
             weights = view_weights_of(output)
             if weights is not None:

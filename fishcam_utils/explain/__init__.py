@@ -1,4 +1,4 @@
-"""Explanations, written from scratch: the CAM family, guided backpropagation, overlays.
+"""Explanations, written from scratch: the CAM family, guided backpropagation, overlays, and judging them.
 
 Typical use::
 
@@ -8,8 +8,14 @@ Typical use::
     every = cam.all_classes(images)       # maps (N, K, H, W): every class from one backward pass
     plot_cam(image_rgb, result.maps[0])
 
-For a multi-view model, ``explain_fish(model, dataset, [0, 1, 2], "layer2")`` gives every view's
-map of the fused logit from one backward pass, and ``plot_fish_cams`` shows them with the view weights.
+Every method, layer-bound or not, follows one protocol (``Explainer``) and is made by name with
+``make_cam(name, model, layer)``; ``method_names()`` lists them. For a multi-view model,
+``explain_fish(model, dataset, [0, 1, 2], "layer2")`` gives every view's map of the fused logit from one
+backward pass. ``fishcam_utils.explain.judging`` measures them (notebook 08).
+
+Floors, each importing only those below: ``maps``, ``targets`` → ``explainer`` → ``registry`` →
+``cam`` (``core`` → ``gradient``, ``gradient_free``), ``guided`` → ``overlay``, ``export``, ``multiview`` →
+``judging``.
 """
 
 from . import registry
@@ -17,25 +23,24 @@ from .cam import (
     CAM,
     AblationCAM,
     BaseCAM,
-    CAMResult,
     EigenCAM,
     EigenGradCAM,
-    FlatMapWarning,
     GradCAM,
     GradCAMPlusPlus,
     HiResCAM,
-    LayerCapture,
     LayerCAM,
+    LayerCapture,
     ScoreCAM,
     XGradCAM,
-    make_cam,
-    normalize_maps,
     resolve_layer,
-    upsample,
 )
+from .explainer import CAMResult, Explainer, LayerFreeExplainer
+from .export import export_cams
 from .guided import (
     RULES,
+    GradientMap,
     GuidedBackprop,
+    GuidedBackpropMap,
     GuidedGradCAM,
     GuidedResult,
     GuidedRuleWarning,
@@ -43,17 +48,21 @@ from .guided import (
     guided_gradcam,
     saliency,
 )
-from .export import export_cams
-from .registry import method_names, register
-from .targets import Targets, resolve_targets
+from .maps import FlatMapWarning, check_normalize, normalize_maps, upsample
 from .multiview import FishExplanation, explain_fish, plot_fish_cams
 from .overlay import COLORMAPS, heatmap_to_rgb, overlay_heatmap, plot_cam, save_cam_images
+from .registry import make_cam, method_names, register
+from .targets import Targets, resolve_targets
+
+from . import judging  # noqa: E402  (last: it registers the reference maps, and builds on everything above)
+from .judging import EdgeMap, RandomMap
 
 __all__ = [
-    "CAM", "COLORMAPS", "FishExplanation", "explain_fish", "plot_fish_cams", "RULES", "GuidedBackprop", "GuidedGradCAM",
-    "GuidedResult", "GuidedRuleWarning", "gradient_to_image", "guided_gradcam", "saliency", "AblationCAM",
-    "BaseCAM", "CAMResult", "EigenCAM", "EigenGradCAM", "export_cams", "FlatMapWarning", "GradCAM", "GradCAMPlusPlus", "HiResCAM",
-    "LayerCAM", "LayerCapture", "ScoreCAM", "Targets", "XGradCAM", "heatmap_to_rgb", "make_cam", "method_names",
-    "normalize_maps", "overlay_heatmap", "plot_cam", "register", "registry", "resolve_layer", "resolve_targets",
-    "save_cam_images", "upsample",
+    "CAM", "COLORMAPS", "RULES", "AblationCAM", "BaseCAM", "CAMResult", "EdgeMap", "EigenCAM", "EigenGradCAM",
+    "Explainer", "FishExplanation", "FlatMapWarning", "GradCAM", "GradCAMPlusPlus", "GradientMap", "GuidedBackprop",
+    "GuidedBackpropMap", "GuidedGradCAM", "GuidedResult", "GuidedRuleWarning", "HiResCAM", "LayerCAM",
+    "LayerCapture", "LayerFreeExplainer", "RandomMap", "ScoreCAM", "Targets", "XGradCAM", "check_normalize",
+    "explain_fish", "export_cams", "gradient_to_image", "guided_gradcam", "heatmap_to_rgb", "judging", "make_cam",
+    "method_names", "normalize_maps", "overlay_heatmap", "plot_cam", "plot_fish_cams", "register", "registry",
+    "resolve_layer", "resolve_targets", "saliency", "save_cam_images", "upsample",
 ]

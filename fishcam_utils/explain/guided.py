@@ -36,7 +36,10 @@ import torch
 from torch import nn
 
 from ..models.inspection import check_images, check_logits, eval_mode, frozen_parameters, logits_of
-from .cam import CAMResult, GradCAM, LayerCapture, normalize_maps
+from ..runtime import call_model
+from .cam import GradCAM, LayerCapture
+from .explainer import CAMResult, Explainer, LayerFreeExplainer
+from .maps import check_normalize
 from .registry import register
 from .targets import check_target_count as _check_target_count
 from .targets import resolve_score_targets as _resolve_targets
@@ -191,7 +194,7 @@ class GuidedBackprop:
                 with torch.inference_mode(False), torch.enable_grad():
                     x = images.detach().clone().requires_grad_(True)
                     args = (x, *inputs[1:]) if multi else (x,)
-                    logits = logits_of(self.model(*args))
+                    logits = logits_of(call_model(self.model, args))
                     check_logits(logits)
                     chosen = _resolve_targets(targets, logits)
                     score = chosen.scores(logits).sum()
@@ -270,7 +273,7 @@ def _warn_without_relus(model: nn.Module, rule: str) -> None:
 
 
 @register
-class GuidedGradCAM:
+class GuidedGradCAM(Explainer):
     """Guided Grad-CAM (Selvaraju et al. 2017): guided-backprop input gradients times the Grad-CAM
     map at ``layer``, both of the same targets, as ``BaseCAM``'s calls take them.
 
@@ -295,7 +298,7 @@ class GuidedGradCAM:
         """As ``BaseCAM.__call__``; ``normalize=None`` leaves the saliency unscaled (max over colour of
         |product|). ``guided``: guided-backprop gradients of these targets already computed (same shape
         as the images), else one guided pass is made."""
-        normalize_maps(torch.zeros(1, 1, 1), normalize)  # a bad choice fails before any work
+        check_normalize(normalize)  # a bad choice fails before any work
         cam = self.cam(inputs, targets, normalize=None)
         if guided is None:  # a second forward, of the same model in eval mode: the same targets
             guided = self.guided(inputs, targets).gradients
@@ -307,7 +310,7 @@ class GuidedGradCAM:
 
     def from_capture(self, capture: LayerCapture, normalize: str | None = "minmax", inputs: Any = None) -> CAMResult:
         """Every class's maps from a Grad-CAM ``capture`` and the ``inputs`` it was made of."""
-        normalize_maps(torch.zeros(1, 1, 1), normalize)
+        check_normalize(normalize)
         if inputs is None:
             raise ValueError("guided Grad-CAM needs the inputs as well as the capture: from_capture(capture, inputs=...)")
         cam = self.cam.from_capture(capture, normalize=None)  # (N, K, [V,] H, W)
@@ -330,3 +333,37 @@ class GuidedGradCAM:
             product, maps = product.unflatten(0, guided.shape[:2]), maps.unflatten(0, guided.shape[:2])
         return CAMResult(maps=maps, raw=cam.raw, logits=cam.logits, explained=cam.explained,
                          view_weights=cam.view_weights, flat=cam.flat, pixels=product)
+
+
+class _InputGradientMap(LayerFreeExplainer):
+    """The saliency of input gradients under one ReLU rule: max over colour of |gradient|, scaled per
+    image to [0, 1] by its peak (``normalize=None``: unscaled). No target layer."""
+
+    family = "input-gradient"
+    needs_gradients = True
+    rule = "guided"
+
+    def explain(self, inputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        result = GuidedBackprop(self.model, self.rule)(inputs, targets)
+        return result.gradients.abs().amax(dim=-3), result.logits, result.explained
+
+    def __call__(self, inputs: Any, targets: Any = None, normalize: str | None = "minmax") -> CAMResult:
+        check_normalize(normalize)
+        result = super().__call__(inputs, targets, normalize=None)
+        if normalize is not None:  # by the peak, as ``saliency``: zero gradient stays zero
+            result.maps = saliency(result.maps[:, None])
+        return result
+
+
+@register
+class GuidedBackpropMap(_InputGradientMap):
+    """Guided backpropagation's saliency (Springenberg et al. 2015), the ``"guided"`` rule."""
+
+    name, label, rule = "guided-backprop", "guided backprop", "guided"
+
+
+@register
+class GradientMap(_InputGradientMap):
+    """The plain gradient's saliency (Simonyan et al. 2014), the ``"backprop"`` rule."""
+
+    name, label, rule = "gradient", "gradient", "backprop"

@@ -1,7 +1,7 @@
 """The networks ``build_model`` knows, one entry each: how to build it, where its head is, its
 sensible Grad-CAM layers, its ImageNet weights and its own build options.
 
-Adding a network is one entry (``register_backbone``); ``build_model``, ``MultiViewNet``,
+Adding a network is one entry (``BACKBONES.register``, or ``register_backbone``); ``build_model``, ``MultiViewNet``,
 ``cam_layers``, checkpoints, the stand-in pretraining and ``fishcam train --model`` read this table.
 """
 
@@ -15,6 +15,7 @@ from typing import Any, Callable
 from torch import nn
 from torchvision import models as tvm
 
+from ..registry import Registry
 from .fishresnet import FishResNet
 
 
@@ -63,7 +64,7 @@ def _fishresnet(num_classes: int, width: int, blocks: list[int]) -> nn.Module:
 _RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 _CONVNEXT_LAYERS = ("features.1", "features.3", "features.5", "features.7")
 
-_BACKBONES: dict[str, Backbone] = {
+BACKBONES: Registry[Backbone] = Registry("model", {
     "fishresnet": Backbone(_fishresnet, "fc", ("stem", "layer1", "layer2"),
                            options=MappingProxyType({"width": 32, "blocks": (2, 2)}), from_scratch=True),
     "resnet18": Backbone(_torchvision("resnet18"), "fc", _RESNET_LAYERS, tvm.ResNet18_Weights.IMAGENET1K_V1.url),
@@ -72,31 +73,24 @@ _BACKBONES: dict[str, Backbone] = {
     "convnext_tiny": Backbone(_torchvision("convnext_tiny"), "classifier.2", _CONVNEXT_LAYERS,
                               tvm.ConvNeXt_Tiny_Weights.IMAGENET1K_V1.url),
     "convnext_nano": Backbone(_convnext_nano, "classifier.2", _CONVNEXT_LAYERS),
-}
-BACKBONES: Mapping[str, Backbone] = MappingProxyType(_BACKBONES)  # read-only: add with register_backbone
+}, hint="the backbones of fishcam_utils.models.BACKBONES; register_backbone adds one")
 
 
 def register_backbone(name: str, backbone: Backbone) -> Backbone:
     """Make ``name`` buildable everywhere (``build_model``, ``MultiViewNet``, ``--model``); returns ``backbone``."""
-    if name in _BACKBONES:
-        raise ValueError(f"a backbone named {name!r} exists already; choose another name or unregister_backbone it")
-    _BACKBONES[name] = backbone
-    return backbone
+    return BACKBONES.register(name, backbone)
 
 
 def unregister_backbone(name: str) -> None:
     """Forget a backbone added with ``register_backbone`` (tests, experiments)."""
-    _BACKBONES.pop(name, None)
+    BACKBONES.unregister(name)
 
 
 def backbone_names() -> list[str]:
     """The names ``build_model`` accepts, in table order."""
-    return list(_BACKBONES)
+    return BACKBONES.names()
 
 
 def get_backbone(name: str) -> Backbone:
     """The entry for ``name``; an unknown name is a ``ValueError`` that lists the known ones."""
-    if name not in _BACKBONES:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(_BACKBONES)} (the backbones "
-                         f"of fishcam_utils.models.BACKBONES; register_backbone adds one)")
-    return _BACKBONES[name]
+    return BACKBONES.lookup(name)

@@ -14,10 +14,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..errors import OfflineError, option
-from .backbones import BACKBONES, Backbone, get_backbone
+from ..registry import Registry
+from ..runtime import unwrap
+from .backbones import BACKBONES, get_backbone
 from .heads import make_head
-from .pretrained import imagenet_state_dict, read_state_dict
+from .weights import Request, load_weights
 
 
 def _set_submodule(model: nn.Module, dotted: str, module: nn.Module) -> None:
@@ -43,7 +44,7 @@ def build_model(
     ``weights``: ``"imagenet"`` (torchvision's, from the torch cache or downloaded; offline it
     raises ``OfflineError`` within ``timeout`` s), ``"auto"`` (ImageNet when available, else random
     initialisation, printed in one line), ``"course"`` (the course's stand-in, pretrained on another
-    synthetic task and shipped in ``checkpoints/standin``: see ``models.standin``), ``"pretrained"``
+    synthetic task and shipped in ``checkpoints/standin``: see ``fishcam_utils.standin``), ``"pretrained"``
     (ImageNet when available, else the course's stand-in, printed in one line; an error when neither
     exists), ``None`` (random) or a path to a state dict.
     ``head``: ``"linear"`` or ``"mlp"`` (``hidden`` sizes, ``dropout``). ``options``: the network's own
@@ -59,94 +60,15 @@ def build_model(
         config.update(hidden=[int(h) for h in hidden], dropout=float(dropout))
     model = arch.build(num_classes, **built)
     in_features = model.get_submodule(arch.head).in_features
-    source = _load_weights(name, arch, weights, timeout, verbose, config)
-    if source[1] is not None:
-        _load_backbone(model, arch.head, source[1], source[0])
+    loaded = load_weights(weights, Request(name, arch, config, timeout, verbose))
+    if loaded.state is not None:
+        _load_backbone(model, arch.head, loaded.state, loaded.description)
     # The head is replaced after loading, so it starts fresh whatever the weights held.
     _set_submodule(model, arch.head, make_head(head, in_features, num_classes, hidden, dropout))
     model.fishcam = config
-    model.fishcam_weights = source[0]
+    model.fishcam_weights = loaded.description
+    model.fishcam_pretrained_size = loaded.pretrained_size  # fit warns when it trains at another size
     return model
-
-
-def _load_weights(name: str, arch: Backbone, weights, timeout: float, verbose: bool,
-                  config: dict[str, Any]) -> tuple[str, dict | None]:
-    """(description, state dict or None) for the ``weights`` argument."""
-    if weights is None or weights == "random":
-        return "random", None
-    if weights == "pretrained":
-        return _pretrained(name, arch, timeout, verbose, config)
-    if weights in ("imagenet", "auto"):
-        if arch.weights_url is None:
-            if weights == "imagenet":
-                raise ValueError(f"{name} has no ImageNet weights (it is one of the course's own networks); "
-                                 f"use {option('weights', 'course')} for the course's pretrained stand-in, or "
-                                 f"{option('weights', None)}")
-            if verbose and not arch.from_scratch:
-                print(f"{name}: no ImageNet weights exist for it; starting from random initialisation "
-                      f"({option('weights', 'course')} loads the course's pretrained stand-in).")
-            return "random", None
-        try:
-            return "imagenet", imagenet_state_dict(name, arch.weights_url, timeout=timeout, progress=verbose)
-        except Exception as error:
-            if weights == "imagenet":
-                raise
-            if verbose:
-                reason = _unavailable(error)
-                print(f"{name}: ImageNet weights unavailable ({reason}); starting from random initialisation "
-                      f"({option('weights', 'imagenet')} explains how to add them).")
-            return "random", None
-    if weights == "course":
-        from .standin import standin_state_dict
-
-        _check_standin_build(name, config)
-        return "course", standin_state_dict(name)
-    if isinstance(weights, (str, os.PathLike)):
-        return f"file:{os.fspath(weights)}", read_state_dict(weights)
-    raise ValueError(f"weights must be 'auto', 'imagenet', 'course', 'pretrained', None or a file path, got {weights!r}")
-
-
-def _unavailable(error: Exception) -> str:
-    """Why ImageNet weights could not be had, in a few words for a one-line message."""
-    return "offline and not in the torch cache" if isinstance(error, OfflineError) else str(error)[:120]
-
-
-def _pretrained(name: str, arch: Backbone, timeout: float, verbose: bool, config: dict[str, Any]) -> tuple[str, dict]:
-    """ImageNet weights when they can be had, else the course's stand-in: the same notebook cell
-    transfers online and offline, and says which it used."""
-    from ..standin_recipes import STANDIN_RECIPES
-    from .standin import standin_state_dict
-
-    reason = "it has none"
-    if arch.weights_url is not None:
-        try:
-            return "imagenet", imagenet_state_dict(name, arch.weights_url, timeout=timeout, progress=verbose)
-        except Exception as error:
-            if name not in STANDIN_RECIPES:
-                raise
-            reason = _unavailable(error)
-    if name not in STANDIN_RECIPES:
-        raise ValueError(f"{name} has neither ImageNet weights nor a course stand-in; use "
-                         f"{option('weights', None)} to train it from scratch")
-    _check_standin_build(name, config)
-    state = standin_state_dict(name)
-    if verbose:
-        print(f"{name}: ImageNet weights unavailable ({reason}); using the course's pretrained stand-in "
-              f"(another synthetic task, checkpoints/standin).")
-    return "course", state
-
-
-def _check_standin_build(name: str, config: dict[str, Any]) -> None:
-    """The stand-in was pretrained with some build arguments (a FishResNet's width and blocks): ask for those."""
-    from .standin import standin_entry
-
-    built = standin_entry(name).get("build", {})
-    differ = {k: v for k, v in built.items() if k in config and config[k] != v}
-    if differ:
-        asked = ", ".join(f"{k}={config[k]!r}" for k in differ)
-        needed = ", ".join(f"{k}={v!r}" for k, v in differ.items())
-        raise ValueError(f"the course stand-in for {name} was pretrained with {needed}, not {asked}: "
-                         f"build it with {needed}, or pass {option('weights', None)} to start from random initialisation")
 
 
 def _load_backbone(model: nn.Module, head: str, state: dict[str, torch.Tensor], source: str) -> None:
@@ -183,29 +105,19 @@ def rebuild_model(config: dict[str, Any]) -> nn.Module:
         name, num_classes = config.pop("name"), config.pop("num_classes")
     except KeyError as missing:
         raise ValueError(f"model config {config} lacks {missing}") from None
-    if name not in BACKBONES and name in _EXTRA_BUILDERS:
-        return _EXTRA_BUILDERS[name](num_classes=num_classes, **config)
+    if name not in BACKBONES and name in EXTRA_BUILDERS:
+        return EXTRA_BUILDERS[name](num_classes=num_classes, **config)
     return build_model(name, num_classes, weights=None, verbose=False, **config)
 
 
 # Other model families (the multi-view networks) register their builders here.
-_EXTRA_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+EXTRA_BUILDERS: Registry[Callable[..., nn.Module]] = Registry("model family")
 
 
 def register_builder(name: str, builder: Callable[..., nn.Module]) -> None:
     """Let ``rebuild_model`` rebuild models named ``name`` with ``builder(num_classes=..., **config)``."""
-    _EXTRA_BUILDERS[name] = builder
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside DataParallel / DistributedDataParallel (or ``torch.compile``), else itself."""
-    while True:
-        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
+    EXTRA_BUILDERS.unregister(name)  # registered again (its module reloaded): the new builder replaces the old
+    EXTRA_BUILDERS.register(name, builder)
 
 
 def head_name(model: nn.Module) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-FUSIONS = ("attention", "mean", "concat", "gated")
+from ..registry import Registry
 
 
 def check_present(present: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -124,9 +124,10 @@ class GatedFusion(ViewFusion):
         return gates / gates.sum(1, keepdim=True)
 
 
+FUSIONS: Registry[type[ViewFusion]] = Registry("fusion", {"attention": AttentionFusion, "mean": MeanFusion,
+                                                         "concat": ConcatFusion, "gated": GatedFusion})
+
+
 def make_fusion(name: str, num_views: int, num_features: int) -> ViewFusion:
     """The fusion ``name`` (one of ``FUSIONS``) for ``num_views`` vectors of ``num_features``."""
-    kinds = {"attention": AttentionFusion, "mean": MeanFusion, "concat": ConcatFusion, "gated": GatedFusion}
-    if name not in kinds:
-        raise ValueError(f"unknown fusion {name!r}; choose one of {', '.join(FUSIONS)}")
-    return kinds[name](num_views, num_features)
+    return FUSIONS.lookup(name)(num_views, num_features)

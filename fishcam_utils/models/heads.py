@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import nn
 
-HEADS = ("linear", "mlp")
+from ..registry import Registry
 
 
 class MLPHead(nn.Sequential):
@@ -25,10 +25,13 @@ class MLPHead(nn.Sequential):
         super().__init__(*layers)
 
 
-def make_head(kind: str, in_features: int, num_classes: int, hidden: Sequence[int] = (512, 256), dropout: float = 0.3) -> nn.Module:
-    """``"linear"``: one Linear layer; ``"mlp"``: ``MLPHead``. (B, in_features) → (B, num_classes)."""
-    if kind == "linear":
-        return nn.Linear(in_features, num_classes)
-    if kind == "mlp":
-        return MLPHead(in_features, num_classes, hidden, dropout)
-    raise ValueError(f"head must be one of {HEADS}, got {kind!r}")
+HEADS: Registry[Callable[..., nn.Module]] = Registry("head", {
+    "linear": lambda in_features, num_classes, hidden, dropout: nn.Linear(in_features, num_classes),
+    "mlp": MLPHead,
+})
+
+
+def make_head(kind: str, in_features: int, num_classes: int, hidden: Sequence[int] = (512, 256),
+              dropout: float = 0.3) -> nn.Module:
+    """``"linear"``: one Linear layer; ``"mlp"``: ``MLPHead`` (any name of ``HEADS``). (B, in_features) → (B, num_classes)."""
+    return HEADS.lookup(kind)(in_features, num_classes, hidden, dropout)

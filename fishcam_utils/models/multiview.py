@@ -23,7 +23,8 @@ from torch import nn
 
 from ..data.species import VIEWS
 from .backbones import get_backbone
-from .factory import _set_submodule, build_model, register_builder, unwrap
+from ..runtime import unwrap
+from .factory import _set_submodule, build_model, register_builder
 from .fusion import FUSIONS, check_present, make_fusion
 
 
@@ -103,8 +104,7 @@ class MultiViewNet(nn.Module):
         if len(views) < 1 or len(set(views)) != len(views):
             raise ValueError(f"views must be distinct view names, e.g. {list(VIEWS)}; got {views}")
         options = get_backbone(backbone).build_options(backbone, backbone_options)
-        if fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+        FUSIONS.lookup(fusion)  # an unknown name fails before the branches are built
         if not 0.0 <= view_dropout < 1.0:
             raise ValueError(f"view_dropout is a probability in [0, 1), got {view_dropout}")
         if aux_weight < 0 or entropy_weight < 0:

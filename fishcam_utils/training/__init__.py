@@ -14,11 +14,12 @@ from .config import MONITORS, OPTIMIZERS, SCHEDULES, TrainConfig, make_config
 # `fishcam` command builds its train flags from TrainConfig and must answer --help at once.
 _HOMES = {
     "checkpoints": ["check_compatible", "load_checkpoint", "load_model_state", "read_checkpoint", "save_checkpoint"],
-    "devices": ["autocast", "move_to", "pick_device"],
+    ".runtime": ["autocast", "move_to", "pick_device"],  # the package's plumbing, one floor down
     "distributed": ["cleanup_distributed", "init_distributed", "is_main_process"],
     "early_stopping": ["EarlyStopping"],
-    "engine": ["FitResult", "check_run_dir", "class_weights_for", "evaluate", "fit", "forward", "history_frame",
-               "make_optimizer", "make_scheduler", "train_one_epoch"],
+    "engine": ["FitResult", "evaluate", "fit", "forward", "train_one_epoch"],
+    "optim": ["class_weights_for", "make_optimizer", "make_scheduler"],
+    "run_dir": ["RUN_OUTPUTS", "check_run_dir", "history_frame"],
     "fusion_head": ["fit_fusion_head", "view_features"],
     "finetune": ["freeze_backbone", "frozen_batchnorm_to_eval", "parameter_groups", "unfreeze"],
     "seeding": ["epoch_seed", "seed_everything"],

@@ -18,9 +18,10 @@ from torch import nn
 from .. import __version__
 from ..files import atomic_write
 from ..errors import ArgumentError
-from ..models.factory import rebuild_model, unwrap
+from ..models.factory import rebuild_model
+from ..runtime import unwrap
 from ..models.inspection import check_model
-from .devices import pick_device
+from ..runtime import pick_device
 
 FORMAT = "fishcam-checkpoint"
 VERSION = 1

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Sampler
+from torch import nn
+from torch.utils.data import Dataset, RandomSampler, Sampler
+from torch.utils.data.distributed import DistributedSampler
 
 
 def launched_by_torchrun() -> bool:
@@ -82,3 +84,27 @@ class ShardSampler(Sampler[int]):
 def cleanup_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def sampler_for(dataset: Dataset, train: bool, seed: int, generator: torch.Generator | None) -> Sampler:
+    """Training: a random order drawn from ``generator`` in one process, ``DistributedSampler`` (seeded,
+    one shard per process) under torchrun. Evaluation: ``ShardSampler``, every sample exactly once."""
+    world, here = world_size(), rank()
+    if not train:
+        return ShardSampler(len(dataset), here, world)
+    if world > 1:
+        return DistributedSampler(dataset, num_replicas=world, rank=here, shuffle=True, seed=seed)
+    return RandomSampler(dataset, generator=generator)
+
+
+def wrap_ddp(inner: nn.Module, device: torch.device) -> nn.Module:
+    """``inner`` in DistributedDataParallel, on its GPU under CUDA."""
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(inner, device_ids=ids)
+
+
+def sync_buffers(inner: nn.Module) -> None:
+    """Give every process rank 0's BatchNorm statistics, so that all evaluate the model rank 0 saves."""
+    if is_distributed():
+        for buffer in inner.buffers():
+            torch.distributed.broadcast(buffer, src=0)

@@ -10,10 +10,9 @@ its shuffling, augmentation and dropout from ``epoch_seed(seed, epoch)``, so a r
 
 from __future__ import annotations
 
-import contextlib
 import math
-import warnings
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,31 +20,28 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from ..data.introspection import DatasetFacts, data_record, dataset_facts, sample_image_size
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.introspection import data_record, dataset_facts
 from ..errors import ArgumentError, TrainingDiverged, option, option_name
-from ..files import atomic_write, describe, earlier_outputs, hold_folder, remove_abandoned, remove_all
-from ..models.factory import unwrap
-from ..models.standin import warn_if_other_size
-from ..models.inspection import check_model, eval_mode, kind_of, logits_of
+from ..models.inspection import eval_mode, logits_of
+from ..runtime import autocast, call_model, move_to, pick_device, unwrap
 from . import distributed as ddp
+from .checkpoints import load_model_state, read_checkpoint
 from .config import TrainConfig, make_config
-from .checkpoints import load_model_state, read_checkpoint, save_checkpoint
-from .devices import autocast, move_to, pick_device
 from .early_stopping import EarlyStopping
-from .finetune import freeze_backbone, frozen_batchnorm_to_eval, parameter_groups, unfreeze
+from .finetune import freeze_backbone, frozen_batchnorm_to_eval, unfreeze
+from .inputs import check_arguments, check_data, dataset_info, num_classes_of
+from .optim import Steps, make_criterion
+from .run_dir import (check_same_data, check_same_run, hold_run_dir, history_frame, log_epoch, open_tensorboard,
+                      prepare_run_dir, save_epoch)
 from .seeding import epoch_seed, seed_everything, seed_worker
 
 # A cross-entropy this large means the true class gets e^-100 of the probability: no healthy run gets there
 # (a uniform guess scores ln(classes), about 2.2 for nine), a diverging learning rate does, with finite numbers.
 DIVERGING_LOSS = 100.0
-
-# Options that may change when a run is resumed: where and how it runs, not what it computes.
-_RESUMABLE_CHANGES = {"device", "num_workers", "progress", "tensorboard"}
 
 
 @dataclass
@@ -79,14 +75,9 @@ class FitResult:
 # The pieces of an epoch
 
 
-def model_output(model: nn.Module, inputs: Any) -> Any:
-    """The model's output for one batch of inputs: a tensor, or a tuple of tensors for multi-view models."""
-    return model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
-
-
 def forward(model: nn.Module, inputs: Any) -> torch.Tensor:
     """Logits for one batch of inputs."""
-    return logits_of(model_output(model, inputs))
+    return logits_of(call_model(model, inputs))
 
 
 def training_loss(model: nn.Module, output: Any, labels: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
@@ -95,48 +86,6 @@ def training_loss(model: nn.Module, output: Any, labels: torch.Tensor, criterion
     loss = criterion(logits_of(output).float(), labels)
     auxiliary = getattr(unwrap(model), "auxiliary_loss", None)
     return loss if auxiliary is None else loss + auxiliary(output, labels, criterion)
-
-
-def class_weights_for(config: TrainConfig, targets: list[int], num_classes: int) -> torch.Tensor | None:
-    """``"balanced"``: n / (C * n_c) for each class c (0 for a class with no sample); a list is used as given."""
-    if config.class_weights is None:
-        return None
-    if config.class_weights == "balanced":
-        counts = torch.bincount(torch.as_tensor(targets, dtype=torch.long), minlength=num_classes).double()
-        weights = torch.where(counts > 0, counts.sum() / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
-        return weights.float()
-    weights = torch.as_tensor(config.class_weights, dtype=torch.float32)
-    if weights.shape != (num_classes,) or (weights < 0).any():
-        raise ValueError(f"class_weights must hold {num_classes} non-negative numbers (one per class), got {config.class_weights}")
-    return weights
-
-
-def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr)
-    return torch.optim.AdamW(groups, lr=config.lr)
-
-
-def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int):
-    """The LR schedule of one stage. Cosine and one-cycle move every batch (``per_batch=True``);
-    plateau looks at the validation metric once per epoch."""
-    total = max(1, epochs * steps_per_epoch)
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total)
-    if config.schedule == "plateau":
-        mode = "min" if "loss" in config.monitor else "max"
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.1, patience=2)
-    return None
-
-
-def _grad_scaler(enabled: bool):
-    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler("cuda", enabled=enabled)
-    return torch.cuda.amp.GradScaler(enabled=enabled)  # torch < 2.3
 
 
 def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, device, config: TrainConfig, bar=None,
@@ -150,7 +99,7 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, devi
     for number, batch in enumerate(loader, 1):
         inputs, labels = move_to(batch[0], device), batch[1].to(device)
         with autocast(device, use_amp):
-            output = model_output(model, inputs)
+            output = call_model(model, inputs)
             logits, loss = logits_of(output), training_loss(model, output, labels, criterion)
         if not torch.isfinite(loss):  # .item() below syncs every batch anyway
             raise TrainingDiverged(_divergence(loss, inputs, logits, config, epoch, number, len(loader)))
@@ -223,51 +172,13 @@ def _stages(config: TrainConfig) -> list[tuple[str, int, int]]:
 
 
 def _loader(dataset: Dataset, config: TrainConfig, train: bool, generator: torch.Generator | None) -> DataLoader:
-    world, rank = ddp.world_size(), ddp.rank()
-    if train:
-        if world > 1:
-            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
-        else:
-            sampler = RandomSampler(dataset, generator=generator)
-    else:
-        sampler = ddp.ShardSampler(len(dataset), rank, world)
+    sampler = ddp.sampler_for(dataset, train, config.seed, generator)
     # A last batch of one breaks BatchNorm in training; dropping one sample of an epoch is harmless.
-    per_process = math.ceil(len(dataset) / world) if train else 0
+    per_process = math.ceil(len(dataset) / ddp.world_size()) if train else 0
     drop_last = train and per_process % config.batch_size == 1 and per_process > 1
     return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=drop_last,
                       num_workers=config.num_workers, worker_init_fn=seed_worker, generator=generator,
                       persistent_workers=False, pin_memory=False)
-
-
-def _dataset_info(dataset: Dataset, facts: DatasetFacts, num_classes: int,
-                  preprocessing: dict | None) -> tuple[list[str], dict]:
-    """The class names and preprocessing a checkpoint records, read through ``Subset`` and the like:
-    names "0".."K-1" and the first sample's size where the dataset does not say them."""
-    classes = facts.classes if facts.classes is not None else [str(k) for k in range(num_classes)]
-    image_size = facts.image_size if facts.image_size is not None else sample_image_size(dataset)
-    info = {"image_size": image_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
-    if facts.views is not None:
-        info["views"] = list(facts.views)  # a multi-view dataset: whole fish, in this view order
-    if facts.view is not None:
-        info["view"] = facts.view  # the one view a single-view model was trained on
-    if facts.index is not None:
-        info["data_root"] = str(facts.index.root)
-        info["layout"] = facts.index.layout
-        info["scan"] = dict(facts.index.options or {})  # how the folder was read, to read it alike
-    info.update(preprocessing or {})
-    return classes, info
-
-
-def _open_tensorboard(run_dir: Path | None, enabled: bool):
-    if not enabled:
-        return None
-    if run_dir is None:
-        raise ValueError(f"{option('tensorboard')} needs a run folder ({option_name('run_dir')}) to write its logs to")
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as error:
-        raise ImportError(f"{option('tensorboard')} needs the tensorboard package: pip install tensorboard") from error
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
 def _head_lr(optimizer: torch.optim.Optimizer) -> float:
@@ -330,23 +241,15 @@ def fit(
     ``callback(row)`` is called after each epoch with its history row. The model ends in eval
     mode, with the best epoch's weights when ``restore_best`` and there is validation data.
     """
-    _check_arguments(model, train_data, val_data)
+    check_arguments(model, train_data, val_data)
     if resume and run_dir is None:
         raise ValueError(f"{option('resume')} continues the run saved in a run folder: pass its "
                          f"{option_name('run_dir')} too")
     config = make_config(config, **options)
-    _check_data(config, train_data, val_data)
+    check_data(config, train_data, val_data)
     device = pick_device(config.device)  # an unavailable device is said before any global state changes
-    with _holding(run_dir):
+    with hold_run_dir(run_dir):
         return _fit(model, train_data, val_data, config, device, run_dir, resume, overwrite, preprocessing, callback)
-
-
-def _holding(run_dir: str | Path | None):
-    """The run folder held for this process while it trains (by rank 0 under torchrun): a second
-    ``fit`` or ``fishcam train`` into it is refused by name instead of mixing its files in."""
-    if run_dir is None or not ddp.is_main_process():
-        return contextlib.nullcontext()
-    return hold_folder(run_dir, "a training run")
 
 
 def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config: TrainConfig, device: torch.device,
@@ -359,7 +262,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     if 0 < config.freeze_epochs >= config.epochs:  # said, as a quick run may mean it; never silent
         run.say(f"{option('freeze_epochs', config.freeze_epochs)} >= {option('epochs', config.epochs)}: only the head "
                 f"trains, the backbone never does")
-    run.writer = _open_tensorboard(run.run_dir, config.tensorboard and run.main)
+    run.writer = open_tensorboard(run.run_dir, config.tensorboard and run.main)
     trainable_on_entry = [p.requires_grad for p in run.inner.parameters()]
     started, interrupted = time.perf_counter(), False
     try:
@@ -384,35 +287,6 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     return _finish(run, interrupted, time.perf_counter() - started)
 
 
-def _check_arguments(model: Any, train_data: Any, val_data: Any) -> None:
-    """``fit``'s model and datasets are what it can train with, or an error that says what to pass."""
-    check_model(model)
-    for name, data in (("train_data", train_data), ("val_data", val_data)):
-        if data is None and name == "val_data":
-            continue
-        if isinstance(data, torch.Tensor):
-            raise ArgumentError(f"{name} must be a Dataset of (input, label) samples, got a tensor {tuple(data.shape)}; "
-                            f"wrap images and labels as TensorDataset(images, labels), or use make_datasets(...)")
-        if isinstance(data, DataLoader):
-            raise ArgumentError(f"{name} must be a Dataset, got a DataLoader; pass its dataset ({name}=loader.dataset): "
-                            f"fit makes its own loaders (batch_size=..., num_workers=...)")
-        if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, (str, bytes, Path)):
-            raise ArgumentError(f"{name} must be a Dataset of (input, label) samples, got {kind_of(data)}; for a folder, "
-                            f"use make_datasets(folder).train (and .val)")
-
-
-def _check_data(config: TrainConfig, train_data: Dataset, val_data: Dataset | None) -> None:
-    if val_data is not None and len(val_data) == 0:
-        raise ValueError("val_data is empty, so there is nothing to pick the best epoch or stop early by; pass a "
-                         "split with samples, or val_data=None to train without validation (then best.pt is last.pt)")
-    if config.patience is not None and val_data is None:
-        raise ValueError(f"early stopping ({option_name('patience')}) needs validation data: pass val_data")
-    if config.schedule == "plateau" and val_data is None:
-        raise ValueError(f"{option('schedule', 'plateau')} follows a validation metric: pass val_data")
-    if len(train_data) == 0:
-        raise ValueError("train_data is empty; check the split and view you selected")
-
-
 def _start_or_resume(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config: TrainConfig,
                      device: torch.device, run_dir: str | Path | None, resume: bool, overwrite: bool,
                      preprocessing: dict | None) -> _Run:
@@ -420,22 +294,22 @@ def _start_or_resume(model: nn.Module, train_data: Dataset, val_data: Dataset | 
     run_dir = Path(run_dir) if run_dir is not None else None
     inner = unwrap(model).to(device)
     facts = dataset_facts(train_data)
-    num_classes = _num_classes(inner, facts)
-    classes, info = _dataset_info(train_data, facts, num_classes, preprocessing)
+    num_classes = num_classes_of(inner, facts)
+    classes, info = dataset_info(train_data, facts, num_classes, preprocessing)
     identity = data_record(train_data, facts, info["image_size"])  # a resumed run must train on the same
-    warn_if_other_size(inner, info["image_size"])
+    _warn_if_other_scale(inner, info["image_size"])
     main = ddp.is_main_process()
     run = _Run(inner=inner, config=config, device=device, run_dir=run_dir, main=main,
                train_loader=None, val_loader=None, generator=torch.Generator(),
-               criterion=_criterion(config, train_data, facts, num_classes, device),
-               saved=_prepare_run_dir(run_dir, resume, overwrite, main, config.progress),
+               criterion=make_criterion(config, train_data, facts, num_classes, device),
+               saved=prepare_run_dir(run_dir, resume, overwrite, main, config.progress),
                checkpoint_fields={"classes": classes, "preprocessing": info, "train_config": asdict(config),
                                   "data_identity": identity},
                stopper=EarlyStopping(config.monitor, patience=config.patience, min_delta=config.min_delta))
     if run.saved is not None:
         saved = run.saved
-        _check_same_run(saved, config, run_dir)
-        _check_same_data(saved, identity, run_dir)
+        check_same_run(saved, config, run_dir)
+        check_same_data(saved, identity, run_dir)
         load_model_state(inner, saved, str(run_dir / "last.pt"))
         run.history, run.start_epoch, run.stopped_early = list(saved["history"]), int(saved["epoch"]), bool(saved["stopped_early"])
         run.stopper.load_state_dict(saved["stopper"])
@@ -447,60 +321,21 @@ def _start_or_resume(model: nn.Module, train_data: Dataset, val_data: Dataset | 
     return run
 
 
-def _num_classes(inner: nn.Module, facts: DatasetFacts) -> int:
-    """The model's class count (from its build arguments, else its last layer's outputs), after
-    checking that the data's classes and labels fit it."""
-    declared, classes = getattr(inner, "fishcam", {}).get("num_classes"), facts.classes
-    if classes is not None and len(classes) < 2:
-        raise ValueError(f"the training data has one class only ({', '.join(classes)}): a classifier needs at least "
-                         f"two; add images of another class")
-    if classes and declared and len(classes) != declared:
-        raise ValueError(f"the model predicts {declared} classes but the training data has {len(classes)} "
-                         f"({', '.join(classes)}); build the model with num_classes={len(classes)}")
-    known = declared or len(classes or [])
-    num_classes = known or _output_width(inner) or 0
-    targets = facts.targets or []
-    if targets and known and not 0 <= min(targets) <= max(targets) < num_classes:
-        raise ValueError(f"the training labels run from {min(targets)} to {max(targets)}, but the model predicts "
-                         f"{num_classes} classes (labels 0 to {num_classes - 1}); build the model with "
-                         f"num_classes={max(targets) + 1}, or check the labels")
-    return num_classes
-
-
-def _output_width(inner: nn.Module) -> int | None:
-    """The out_features of the model's last Linear layer, or None when it has none."""
-    linears = [m for m in inner.modules() if isinstance(m, nn.Linear)]
-    return linears[-1].out_features if linears else None
-
-
-def _criterion(config: TrainConfig, train_data: Dataset, facts: DatasetFacts, num_classes: int,
-               device: torch.device) -> nn.Module:
-    """Cross-entropy with the run's label smoothing and class weights; "balanced" weights count the
-    labels actually trained on (those of a ``Subset``, not of the dataset under it)."""
-    targets = facts.targets
-    if config.class_weights == "balanced" and targets is None:
-        targets = [int(train_data[i][1]) for i in tqdm(range(len(train_data)), desc="reading the labels",
-                                                       disable=not config.progress, leave=False)]
-    weights = class_weights_for(config, targets or [], num_classes)
-    return nn.CrossEntropyLoss(weight=None if weights is None else weights.to(device),
-                               label_smoothing=config.label_smoothing)
-
-
 def _train_stage(run: _Run, stage: str, first: int, end: int) -> None:
     """Epochs ``first``..``end - 1`` of one stage ("head": backbone frozen, or "all"), each saved
     and logged; stops early when the stopper says so."""
     config, inner = run.config, run.inner
     if config.freeze_epochs > 0:
         freeze_backbone(inner) if stage == "head" else unfreeze(inner)
-    steps = _Steps.make(run, stage, first, end)
-    net = _wrap_ddp(inner, run.device) if ddp.is_distributed() else inner
+    steps = Steps.make(run, stage, first, end)
+    net = ddp.wrap_ddp(inner, run.device) if ddp.is_distributed() else inner
     try:
         for epoch in range(max(first, run.start_epoch), end):
             row = _run_epoch(run, net, epoch, stage, steps)
             improved = _record(run, row)
             if run.main and run.run_dir is not None:
-                _save(run, epoch, stage, steps, improved)
-            _log(run, row, epoch)
+                save_epoch(run, epoch, stage, steps, improved)
+            log_epoch(run, row, epoch)
             ddp.barrier()
             if run.callback is not None:
                 run.callback(row)
@@ -512,31 +347,6 @@ def _train_stage(run: _Run, stage: str, first: int, end: int) -> None:
         del net  # a stage's DDP wrapper must go before the next one hooks the parameters
 
 
-@dataclass
-class _Steps:
-    """What takes the steps of one stage: the optimiser, its schedule and the AMP scaler."""
-
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    scaler: Any
-
-    @classmethod
-    def make(cls, run: _Run, stage: str, first: int, end: int) -> _Steps:
-        """Fresh for the stage, or as saved when the run resumes inside it."""
-        config = run.config
-        backbone_lr = config.lr * (config.backbone_lr_scale if stage == "all" else 1.0)
-        optimizer = make_optimizer(config, parameter_groups(run.inner, config.lr, backbone_lr, config.weight_decay))
-        steps = cls(optimizer, make_scheduler(config, optimizer, end - first, len(run.train_loader)),
-                    _grad_scaler(config.amp and run.device.type == "cuda"))
-        saved = run.saved
-        if saved is not None and saved["stage"] == stage and first <= run.start_epoch < end:
-            steps.optimizer.load_state_dict(saved["optimizer_state"])
-            if steps.scheduler is not None:
-                steps.scheduler.load_state_dict(saved["scheduler_state"])
-            steps.scaler.load_state_dict(saved["scaler_state"])
-        return steps
-
-
 def _record(run: _Run, row: dict) -> bool:
     """Add the epoch's row to the history and tell the stopper; True when validation improved."""
     run.history.append(row)
@@ -545,29 +355,6 @@ def _record(run: _Run, row: dict) -> bool:
         run.best_state = {k: v.detach().cpu().clone() for k, v in run.inner.state_dict().items()}
     run.stopped_early = run.stopper.should_stop
     return improved
-
-
-def _save(run: _Run, epoch: int, stage: str, steps: _Steps, improved: bool) -> None:
-    """``last.pt`` (and ``best.pt`` when validation improved) and ``history.csv``, atomically."""
-    stopper = run.stopper
-    state = {**run.checkpoint_fields, "epoch": epoch + 1, "stage": stage, "history": run.history,
-             "optimizer_state": steps.optimizer.state_dict(),
-             "scheduler_state": steps.scheduler.state_dict() if steps.scheduler is not None else {},
-             "scaler_state": steps.scaler.state_dict(), "stopper": stopper.state_dict(),
-             "best": {"monitor": run.config.monitor, "value": stopper.best, "epoch": stopper.best_epoch},
-             "stopped_early": run.stopped_early, "finished": run.stopped_early or epoch + 1 == run.config.epochs,
-             "world_size": ddp.world_size()}
-    if improved:
-        save_checkpoint(run.run_dir / "best.pt", run.inner, **state)
-    save_checkpoint(run.run_dir / "last.pt", run.inner, **state)
-    _write_history(run.run_dir, run.history)
-
-
-def _log(run: _Run, row: dict, epoch: int) -> None:
-    if run.writer is not None:
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
-            if row.get(key) is not None and not math.isnan(row[key]):
-                run.writer.add_scalar(key, row[key], epoch + 1)
 
 
 def _finish(run: _Run, interrupted: bool, seconds: float) -> FitResult:
@@ -585,52 +372,7 @@ def _finish(run: _Run, interrupted: bool, seconds: float) -> FitResult:
     )
 
 
-# What a run leaves in its folder: fit's checkpoints and history, and the reports written beside them.
-RUN_OUTPUTS = ("best.pt", "last.pt", "history.csv", "tensorboard", "eval-*")
-
-
-def check_run_dir(run_dir: str | Path, resume: bool = False, overwrite: bool = False) -> list[Path]:
-    """What a new run in ``run_dir`` would remove: nothing when it resumes from ``last.pt``; an
-    earlier run's outputs (checkpoints, history, TensorBoard logs, ``eval-*`` reports) with
-    ``overwrite``. Without it, such outputs raise ``FileExistsError``, which says what to pass."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise FileExistsError(f"{run_dir} is a file, not a run folder: choose another {option_name('run_dir')}")
-    if resume and (run_dir / "last.pt").is_file():
-        return []
-    old = earlier_outputs(run_dir, RUN_OUTPUTS)
-    if old and not overwrite:
-        if resume:
-            raise FileExistsError(f"{run_dir} has no last.pt to resume from, but holds an earlier run's {describe(old)}; "
-                                  f"pass {option('overwrite')} to replace them, or another {option_name('run_dir')}")
-        raise FileExistsError(f"{run_dir} already holds a training run ({describe(old)}); pass {option('resume')} to "
-                              f"continue it, {option('overwrite')} to start it again, or another {option_name('run_dir')}")
-    return old
-
-
-def _prepare_run_dir(run_dir: Path | None, resume: bool, overwrite: bool, main: bool, progress: bool) -> dict | None:
-    """The checkpoint to resume from (None for a new run), after making ``run_dir`` safe to start
-    in (``check_run_dir``): the earlier outputs it allows to replace are removed and named, and
-    temporary files of saves that were killed are cleared."""
-    if run_dir is None:
-        return None
-    if main:
-        stale = [t for name in ("best.pt", "last.pt", "history.csv") for t in remove_abandoned(run_dir, f"{name}.*")]
-        if stale:
-            print(f"removed {len(stale)} temporary file(s) in {run_dir} left by an interrupted save")
-    old = check_run_dir(run_dir, resume, overwrite)
-    if resume and (run_dir / "last.pt").is_file():
-        return read_checkpoint(run_dir / "last.pt")
-    if resume and main:  # said even without progress bars: the user asked for something else
-        print(f"nothing to resume in {run_dir} (no last.pt); starting a new run")
-    if old and main:
-        names = describe(old)
-        remove_all(old)
-        print(f"{option('overwrite')}: removed the earlier run's {names} from {run_dir}")
-    return None
-
-
-def _run_epoch(run: _Run, net: nn.Module, epoch: int, stage: str, steps: _Steps) -> dict:
+def _run_epoch(run: _Run, net: nn.Module, epoch: int, stage: str, steps: Steps) -> dict:
     """Train one epoch with its own seed, then validate; returns the epoch's history row."""
     config, loader = run.config, run.train_loader
     seed = epoch_seed(config.seed, epoch, ddp.rank())
@@ -651,7 +393,7 @@ def _run_epoch(run: _Run, net: nn.Module, epoch: int, stage: str, steps: _Steps)
                           f"try a tenth of it) or clip the gradients ({option('grad_clip', 1.0)})", stacklevel=2)
         shown = {"loss": f"{train_loss:.3f}", "acc": f"{train_acc:.3f}"}
         if run.val_loader is not None:
-            _sync_buffers(run.inner)
+            ddp.sync_buffers(run.inner)
             val_loss, val_acc = evaluate(run.inner, run.val_loader, run.device)
             if not math.isfinite(val_loss):  # finite logits always give a finite cross-entropy
                 raise TrainingDiverged(
@@ -669,56 +411,17 @@ def _run_epoch(run: _Run, net: nn.Module, epoch: int, stage: str, steps: _Steps)
             "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - started}
 
 
-def _wrap_ddp(inner: nn.Module, device: torch.device) -> nn.Module:
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(inner, device_ids=ids)
 
 
-def _sync_buffers(inner: nn.Module) -> None:
-    """Give every process rank 0's BatchNorm statistics, so that all evaluate the model rank 0 saves."""
-    if ddp.is_distributed():
-        for buffer in inner.buffers():
-            torch.distributed.broadcast(buffer, src=0)
-
-
-def _check_same_run(saved: dict, config: TrainConfig, run_dir: Path) -> None:
-    old, new = saved["train_config"], asdict(config)
-    changed = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k) != new[k]]
-    if changed:
-        detail = ", ".join(f"{k}: {old.get(k)!r} → {new[k]!r}" for k in changed)
-        raise ValueError(f"cannot resume {run_dir} with other settings ({detail}); resume with the run's settings, "
-                         f"or start a new run (another {option_name('run_dir')}, or {option('overwrite')})")
-
-
-def _check_same_data(saved: dict, identity: dict, run_dir: Path) -> None:
-    """Refuse to resume on other data than the run started with (checkpoints from before this
-    was recorded are not checked)."""
-    old = saved.get("data_identity")
-    if old is None:  # a run started before the record existed: compare what its preprocessing says
-        prep = saved.get("preprocessing") or {}
-        old = {k: prep.get(k) for k in ("data_root", "view", "image_size") if prep.get(k) is not None}
-        identity = {k: identity.get(k) for k in old}
-    changed = [k for k in identity if k in old and old[k] != identity[k]]  # what the run recorded
-    if not changed:
+def _warn_if_other_scale(model: nn.Module, image_size: int | None) -> None:
+    """Warn when ``model`` starts from weights pretrained on photos of another size than ``image_size``
+    (``build_model`` records it, ``pretrained_size``): its filters learnt fish at another scale."""
+    pretrained = getattr(model, "fishcam_pretrained_size", None)
+    if pretrained is None or image_size is None or int(pretrained) == int(image_size):
         return
-    names = {"data_root": option_name("data"), "samples": "training samples", "sample_hash": "which samples",
-             "dataset_json": "the photos (their dataset.json: drawn again with other settings)"}
-    detail = ", ".join(f"{names.get(k, k)}: {old.get(k)!r} → {identity[k]!r}" for k in changed if k != "sample_hash")
-    if changed == ["sample_hash"]:
-        detail = "the same number of training samples, but other ones"
-    flag = option_name("data")
-    where = f"{flag} {old.get('data_root')}" if flag.startswith("--") else f"the data in {old.get('data_root')}"
-    root = f" ({where})" if old.get("data_root") and "data_root" in changed else ""
-    raise ValueError(f"cannot resume {run_dir} on other data than it started with ({detail}); resume with the run's "
-                     f"data{root}, or start a new run (another {option_name('run_dir')}, or {option('overwrite')})")
-
-
-def history_frame(history: list[dict]) -> pd.DataFrame:
-    """The history rows as a DataFrame: epoch, stage, lr, train_loss, train_acc, val_loss, val_acc, seconds."""
-    columns = ["epoch", "stage", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
-    return pd.DataFrame(history, columns=columns)
-
-
-def _write_history(run_dir: Path, history: list[dict]) -> None:
-    with atomic_write(run_dir / "history.csv", "w", newline="") as handle:
-        history_frame(history).to_csv(handle, index=False)
+    name = getattr(model, "fishcam", {}).get("name", type(model).__name__)
+    warnings.warn(f"{name} starts from {getattr(model, 'fishcam_weights', 'weights')} weights pretrained on {pretrained} "
+                  f"px photographs, and is trained here on {image_size} px ones: its filters learnt fish at another "
+                  f"scale and transfer less well. At {image_size} px use {option('weights', 'imagenet')} (online); "
+                  f"offline, photographs of {pretrained} px (FISHCAM_IMAGE_SIZE={pretrained}) match them.",
+                  UserWarning, stacklevel=3)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..models.factory import backbone_parameters, head_parameters, unwrap
+from ..models.factory import backbone_parameters, head_parameters
+from ..runtime import unwrap
 
 _BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 

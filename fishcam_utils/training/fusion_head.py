@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .devices import pick_device
+from ..runtime import pick_device
 from .seeding import seed_everything
 
 

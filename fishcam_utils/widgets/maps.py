@@ -37,8 +37,8 @@ from ..models.inspection import model_device
 
 
 def menu() -> dict[str, str]:
-    """The method menu: label → name of every registered method that works at any layer."""
-    return {m.label: m.name for m in registry.methods(any_layer=True)}
+    """The method menu: label → name of every registered method that explains at a layer and works at any layer."""
+    return {m.label: m.name for m in registry.methods(any_layer=True, needs_layer=True)}
 
 
 @dataclass
@@ -92,6 +92,9 @@ class _LRU(OrderedDict):
 def method_key(method: str) -> str:
     """A method given by its menu label ("Grad-CAM++") or name ("gradcam++") → its name."""
     found = registry.lookup(method)
+    if not found.needs_layer:
+        raise ValueError(f"{found.label} needs no layer, and the explorer shows maps at a layer; choose one of "
+                         f"{', '.join(menu())}")
     if not found.any_layer:
         raise ValueError(f"{found.label} works only at the layer before the head, and the explorer moves across "
                          f"layers; choose one of {', '.join(menu())}")

@@ -1,7 +1,7 @@
 """How the course's pretrained stand-in weights are made: one recipe per backbone, declared once.
 
 Plain data (no torch), so that the command line can list the backbones without importing torch.
-``training.pretrain`` runs a recipe; the manifest of ``checkpoints/standin`` records it.
+``standin.pretrain`` runs a recipe; the manifest of ``checkpoints/standin`` records it.
 """
 
 from __future__ import annotations

@@ -23,24 +23,22 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..models.inspection import model_device
-from . import registry
-from .cam import make_cam
-from .guided import GuidedBackprop, saliency
+from ...models.inspection import model_device
+from .. import registry
+from ..guided import GuidedBackprop
+from ..registry import make_cam
 from .metrics import deletion_curve, energy_in_mask, insertion_curve, per_class, pointing_game, spearman
-from .references import REFERENCE_MAPS, reference_maps
-
+from .references import reference_names
 
 
 def table_methods() -> list[str]:
-    """Methods of the methods x layers table: every registered method that works at any layer (the
-    CAM family and guided Grad-CAM, by its saliency), in the registry's order."""
-    return registry.method_names(any_layer=True)
+    """Methods of the methods x layers table: every registered method that explains at a layer and works
+    at any layer (the CAM family and guided Grad-CAM, by its saliency), in the registry's order."""
+    return registry.method_names(any_layer=True, needs_layer=True)
 
 
 # Methods of the sanity check: maps that need a layer, and input-gradient maps that do not.
 SANITY_METHODS = ("gradcam", "guided-gradcam", "guided-backprop", "gradient")
-_INPUT_GRADIENTS = {"guided-backprop": "guided", "gradient": "backprop"}
 
 
 @dataclass
@@ -119,45 +117,46 @@ def _guided_gradients(model: nn.Module, images: torch.Tensor, targets: torch.Ten
 def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str,
                      layer: str | None = None, batch_size: int = 64, guided: torch.Tensor | None = None,
                      progress: bool | None = None) -> torch.Tensor:
-    """(N, H, W) maps in [0, 1] of ``targets`` by ``method``: a CAM method at ``layer``,
-    ``"guided-gradcam"`` (saliency of guided gradients times the Grad-CAM map at ``layer``),
-    ``"guided-backprop"`` or ``"gradient"`` (saliency of the input gradients; no layer), or a
-    reference map that ignores the model, ``"random"`` or ``"edges"`` (``references``; no layer).
-    ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed. ``progress``: the bar of
-    slow methods (Score-CAM, Ablation-CAM; None: only for long work)."""
-    if method in REFERENCE_MAPS:
-        return reference_maps(method, images).cpu().float()
+    """(N, H, W) maps in [0, 1] of ``targets`` by any registered ``method`` (``registry.method_names()``),
+    ``batch_size`` images at a time: a CAM method or ``"guided-gradcam"`` at ``layer``; a method that needs
+    no layer (``"guided-backprop"``, ``"gradient"``, the references ``"random"`` and ``"edges"``) ignores it.
+    ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed, for guided Grad-CAM.
+    ``progress``: the bar of slow methods (Score-CAM, Ablation-CAM; None: only for long work)."""
+    entry = registry.lookup(method)
+    explainer = make_cam(method, model, None if layer == "-" else layer, progress=progress)
     device = model_device(model)
     targets = torch.as_tensor(targets).long()
     out = []
     for start in range(0, len(images), batch_size):
         x, t = images[start:start + batch_size].to(device), targets[start:start + batch_size].to(device)
-        if method in _INPUT_GRADIENTS:
-            out.append(saliency(GuidedBackprop(model, _INPUT_GRADIENTS[method])(x, t).gradients))
-        elif guided is not None and registry.lookup(method).family == "guided":
-            out.append(make_cam(method, model, layer)(x, t, guided=guided[start:start + batch_size].to(device)).maps)
+        if guided is not None and entry.family == "guided":
+            out.append(explainer(x, t, guided=guided[start:start + batch_size].to(device)).maps)
         else:
-            out.append(make_cam(method, model, layer, progress=progress)(x, t).maps)
+            out.append(explainer(x, t).maps)
     return torch.cat(out).cpu().float()
 
 
 def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[str], methods: Sequence[str] | None = None,
                       mask: str = "evidence", tolerance: float = 0, curve_images: int = 64, steps: int = 50,
                       baseline: str = "blur", progress: bool = True,
-                      references: Sequence[str] = REFERENCE_MAPS, elsewhere: Sequence[str] = ("distractor",)) -> pd.DataFrame:
+                      references: Sequence[str] | None = None,
+                      elsewhere: Sequence[str] = ("distractor",)) -> pd.DataFrame:
     """One row per (method, layer): ``pointing`` (hit rate), ``pointing_tol`` (hit rate within
     ``tolerance`` px), ``energy`` (mean share of the map in the mask) over the whole batch, and
     ``energy_<name>`` for each mask of ``elsewhere`` the batch holds (heat where it should not be: on the
     distractors in the water, say);
     ``deletion_auc`` and ``insertion_auc`` (means over the first ``curve_images`` images, ``steps``
-    steps, ``baseline``); ``seconds`` spent. Maps explain the true class. Then one row per reference
-    map (``"random"``, ``"edges"``: no model, so their layer is ``"-"``), the scores a method must beat.
+    steps, ``baseline``); ``seconds`` spent. Maps explain the true class. A method that needs no layer
+    gets one row, layer ``"-"``. Then one row per reference map (``references``, default
+    ``reference_names()``: ``"random"``, ``"edges"``, no model), the scores a method must beat.
     ``methods`` default: ``table_methods()``."""
     methods = table_methods() if methods is None else list(methods)
+    references = reference_names() if references is None else list(references)
     masks = batch.masks[mask]
     guided = None
     rows = []
-    jobs = [(m, layer) for m in methods for layer in layers] + [(r, "-") for r in references]
+    jobs = [(m, layer) for m in methods for layer in (layers if registry.lookup(m).needs_layer else ["-"])]
+    jobs += [(r, "-") for r in references]
     for method, layer in tqdm(jobs, desc="methods x layers", disable=not progress):
         start = time.perf_counter()
         if guided is None and layer != "-" and registry.lookup(method).family == "guided":  # computed once for all layers

@@ -8,6 +8,9 @@ A measure of explanations means something only where a method beats maps made wi
 * ``edge_maps``: the Sobel gradient magnitude of the image, an edge detector. The traits of our fish
   are painted patterns with sharp borders, so edges find them without any model: a method that does
   no better than edges is showing the image, not the decision.
+
+Both are registered explainers that need no layer (``"random"``, ``"edges"``, family ``"reference"``), so
+``make_cam("edges", model)`` and every table of methods take them like any other method.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .cam import normalize_maps
-
-REFERENCE_MAPS = ("random", "edges")
+from ..explainer import LayerFreeExplainer
+from ..maps import normalize_maps
+from ..registry import method_names, register
 
 # Sobel's derivative along x (columns); its transpose is the derivative along y.
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
@@ -41,11 +44,32 @@ def edge_maps(images: torch.Tensor) -> torch.Tensor:
     return normalize_maps(torch.hypot(gx, gy))
 
 
-def reference_maps(kind: str, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """(N, H, W) maps of ``kind`` (one of ``REFERENCE_MAPS``) for a batch of images (N, C, H, W)."""
-    if kind == "random":
+@register
+class RandomMap(LayerFreeExplainer):
+    """Uniform noise (``random_maps``), drawn from a generator of its own seeded once: successive calls
+    continue the draw, so batches of one explainer are independent, and the same ``seed`` gives the same maps."""
+
+    name, label = "random", "random map"
+
+    def __init__(self, model, layer=None, progress: bool | None = None, seed: int = 0) -> None:
+        super().__init__(model, layer, progress)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def image_maps(self, images: torch.Tensor) -> torch.Tensor:
         n, _, h, w = images.shape
-        return random_maps((n, h, w), seed)
-    if kind == "edges":
+        return torch.rand((n, h, w), generator=self.generator).to(images.device)
+
+
+@register
+class EdgeMap(LayerFreeExplainer):
+    """The Sobel edges of the image (``edge_maps``): what a method that shows the image, not the decision, draws."""
+
+    name, label = "edges", "Sobel edges"
+
+    def image_maps(self, images: torch.Tensor) -> torch.Tensor:
         return edge_maps(images)
-    raise ValueError(f"unknown reference map {kind!r}; choose one of {', '.join(REFERENCE_MAPS)}")
+
+
+def reference_names() -> list[str]:
+    """The registered maps that ignore the model (family ``"reference"``): the scores a method must beat."""
+    return method_names(family="reference")

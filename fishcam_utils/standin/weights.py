@@ -5,7 +5,7 @@ that transfer learning can be taught offline.
 The weights live in ``checkpoints/standin/`` (fp16 where fp16 holds them) beside a ``manifest.json``
 that records, for each backbone, the file, its sha256, the build arguments, the recipe and data seed that made it, and the
 source task's test accuracy. ``build_model(name, k, weights="course")`` loads them, checking the hash
-and reading with ``weights_only=True``. ``fishcam pretrain`` (``training.pretrain``) makes them again.
+and reading with ``weights_only=True``. ``fishcam pretrain`` (``standin.pretrain``) makes them again.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import io
 import json
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from torch import nn
 from ..errors import option
 from ..files import atomic_write
 from ..settings import course_root
+from .recipes import STANDIN_RECIPES
 
 MANIFEST = "manifest.json"
 STANDIN_ENV = "FISHCAM_STANDIN_DIR"
@@ -60,17 +60,15 @@ def read_manifest(folder: Path | None = None) -> dict[str, Any]:
 def standin_entry(name: str, folder: Path | None = None) -> dict[str, Any]:
     """The manifest entry of backbone ``name``, or a ``FileNotFoundError`` that says how to make it."""
     folder = folder or standin_dir()
-    from ..standin_recipes import STANDIN_RECIPES
-
     entry = read_manifest(folder).get(name)
     if entry is None and name not in STANDIN_RECIPES:
         raise FileNotFoundError(f"the course has no stand-in for {name}; there are stand-ins for "
-                                f"{', '.join(STANDIN_RECIPES)} (STANDIN_RECIPES in fishcam_utils/standin_recipes.py), "
+                                f"{', '.join(STANDIN_RECIPES)} (STANDIN_RECIPES in fishcam_utils/standin/recipes.py), "
                                 f"or use {option('weights', 'imagenet')} where ImageNet weights can be downloaded")
     if entry is None:
         raise FileNotFoundError(f"no course stand-in weights for {name} in {folder}: make them with "
                                 f"`fishcam pretrain --backbone {name}` (its recipe is STANDIN_RECIPES[{name!r}] in "
-                                f"fishcam_utils/standin_recipes.py), or use {option('weights', 'imagenet')} where ImageNet "
+                                f"fishcam_utils/standin/recipes.py), or use {option('weights', 'imagenet')} where ImageNet "
                                 f"weights can be downloaded")
     return entry
 
@@ -90,20 +88,6 @@ def standin_state_dict(name: str, folder: Path | None = None) -> dict[str, torch
                          f"{entry['sha256'][:12]}...): the file is damaged or was replaced; restore it from git or "
                          f"run `fishcam pretrain --backbone {name}`")
     return unshipped(torch.load(path, map_location="cpu", weights_only=True))
-
-
-def warn_if_other_size(model: nn.Module, image_size: int | None) -> None:
-    """Warn when ``model`` starts from a stand-in pretrained on photos of another size than
-    ``image_size`` (its filters learnt fish at another scale, so they transfer less well)."""
-    if getattr(model, "fishcam_weights", None) != "course" or image_size is None:
-        return
-    name = getattr(model, "fishcam", {}).get("name")
-    pretrained = read_manifest().get(name, {}).get("image_size")
-    if pretrained and int(pretrained) != int(image_size):
-        warnings.warn(f"{name} starts from the course's stand-in, pretrained on {pretrained} px photographs, and is "
-                      f"trained here on {image_size} px ones: its filters learnt fish at another scale and transfer "
-                      f"less well. At {image_size} px use {option('weights', 'imagenet')} (online); offline, photographs of "
-                      f"{pretrained} px (FISHCAM_IMAGE_SIZE={pretrained}) match the stand-in.", UserWarning, stacklevel=3)
 
 
 # fp16 keeps the files small; a tensor fp16 cannot hold (BatchNorm statistics, ConvNeXt's layer scales

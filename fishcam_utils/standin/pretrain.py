@@ -1,6 +1,6 @@
 """Making the course's pretrained stand-in: a backbone trained on the *source* task (species table
 ``"source"``: twelve other invented fish, all three views mixed), saved small in
-``checkpoints/standin`` with its manifest (``models.standin``). ``fishcam pretrain`` runs it.
+``checkpoints/standin`` with its manifest (``standin.weights``). ``fishcam pretrain`` runs it.
 
 The recipe is declared once, in ``STANDIN_RECIPES``; the manifest records it with the data seed and
 the source task's test accuracy, so the shipped weights can be made again and checked.
@@ -14,7 +14,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from ..standin_recipes import STANDIN_RECIPES
+from .recipes import STANDIN_RECIPES
 
 
 def pretrain(name: str, folder: Path | None = None, recipe: dict[str, Any] | None = None, device: str | None = None,
@@ -29,11 +29,11 @@ def pretrain(name: str, folder: Path | None = None, recipe: dict[str, Any] | Non
     from ..evaluation.predict import predict
     from ..models.backbones import get_backbone
     from ..models.factory import build_model
-    from ..models.standin import read_manifest, save_standin, shippable, unshipped
     from ..settings import data_dir
-    from .devices import pick_device
-    from .engine import fit
-    from .seeding import seed_everything
+    from ..runtime import pick_device
+    from ..training.engine import fit
+    from ..training.seeding import seed_everything
+    from .weights import read_manifest, save_standin, shippable, unshipped
 
     if recipe is None:
         if name not in STANDIN_RECIPES:

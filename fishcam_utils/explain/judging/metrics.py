@@ -25,7 +25,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from torch import nn
 
-from ..models.inspection import eval_mode, logits_of
+from ...models.inspection import eval_mode, logits_of
 
 
 def _check_maps(maps: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:

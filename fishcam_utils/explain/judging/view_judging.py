@@ -26,9 +26,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..evaluation.attention import top_view
-from ..models.inspection import eval_mode, logits_of, model_device
-from .cam import make_cam
+from ...evaluation.attention import top_view
+from ...models.inspection import eval_mode, logits_of, model_device
+from ..registry import make_cam
 
 MEASURES = ("weight", "heat", "alone", "drop")
 # The measures that should rank the deciding view first; ``drop`` need not (redundant views).
@@ -84,7 +84,7 @@ def judge_views(model: nn.Module, dataset, indices: Sequence[int], deciding: Map
     the columns ``weight_v``, ``heat_v`` (each summing to 1 over a fish's views), ``alone_v`` (p_true
     with only v) and ``drop_v`` (p_true with every view minus p_true without v). Maps explain the true
     class at branch layer ``layer`` (default: the last CAM layer); ``batch_size`` fish at a time."""
-    from ..models.factory import cam_layers
+    from ...models.factory import cam_layers
 
     indices = [int(i) for i in indices]
     samples = [dataset[i] for i in indices]
