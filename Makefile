@@ -2,6 +2,8 @@
 #   make course            run the whole course headless (full mode); QUICK=1 for quick mode
 #   make test              unit tests and every notebook under nbval, in quick mode; then the
 #                          explorer's tests again under ipywidgets 7.7.1 (Colab's)
+#   make test-unit         the unit tests alone, without notebooks, the browser and the slow ones (under 3 minutes)
+#   make lint              ruff's checks (pyproject.toml [tool.ruff]); CI runs them before make test
 #   make lab               JupyterLab on the notebooks
 #   make student           write the student copies (notebooks/student/) after editing a notebook
 #   make repoint REPO=URL  point the Colab badges and install cells at a fork (https://github.com/you/fishcam)
@@ -17,7 +19,7 @@ TORCH ?=
 JOBS ?= 2
 STAMP := $(VENV)/.fishcam-installed
 
-.PHONY: course test lab install data clean student repoint
+.PHONY: course test test-unit lint lab install data clean student repoint
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "FishCAM needs Python 3.10 or newer; $(PYTHON) is " + sys.version.split()[0] + ". Run make with PYTHON=python3.11 (or newer).")'
@@ -57,8 +59,8 @@ NUMERIC_FIRST_RUN_ONLY = not scorecam and not method_added_in_one_place and not 
 # The student copies with you-write-it tasks run once more, tasks blank, after the rest: after, because each
 # trains into the same run folders as its instructor copy (two at a time, as the notebooks do: no two train
 # into the same folder, and the models they load are trained by then). (Copies without tasks hold the same code
-# as their sources, which the first run covers; tests/test_student.py checks that.) Those of 01 and 05 run
-# blank under nbgrader's autograde instead (tests/test_nbgrader.py, marker nbgrader), which also checks that
+# as their sources, which the first run covers; tests/course/test_student.py checks that.) Those of 01 and 05
+# run blank under nbgrader's autograde instead (tests/course/test_nbgrader.py, marker nbgrader), which also checks that
 # no cell but the checks' hidden tests fails there.
 AUTOGRADED = notebooks/student/01_data_exploration.ipynb notebooks/student/05_gradcam_maths.ipynb
 STUDENT_TASKS = $(filter-out $(AUTOGRADED),$(shell grep -l "YOUR CODE HERE" notebooks/student/*.ipynb))
@@ -74,8 +76,17 @@ test: $(STAMP) $(IPYWIDGETS7)/.installed
 	@echo "nbgrader: generate_assignment on every notebook, autograde on 05 and 01 (three submissions each):"
 	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests -m nbgrader -q $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS))
 	@echo "The CAM explorer's tests again, under Colab's ipywidgets 7.7.1:"
-	FISHCAM_QUICK=1 FISHCAM_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(IPYWIDGETS7) $(BIN)/python -m pytest tests/test_widgets.py \
+	FISHCAM_QUICK=1 FISHCAM_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(IPYWIDGETS7) $(BIN)/python -m pytest tests/widgets/test_widgets.py \
 		-q -W "ignore::DeprecationWarning"
+
+# The unit tests alone (tests/ mirrors the package's folders), for a quick answer while editing: notebooks, the
+# real browser and the slow tests (markers notebook, browser, slow, nbgrader) are left to make test.
+test-unit: $(STAMP)
+	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests -q \
+		-m "not notebook and not browser and not slow and not nbgrader" $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # Student copies (notebooks/student/): every solution blanked, hidden tests removed; and notebooks/cheat_sheet.ipynb
 # from docs/cheat_sheet.md. Run after editing a notebook or docs/cheat_sheet.md (cheat sheet, glossary, references).

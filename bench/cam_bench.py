@@ -37,10 +37,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from peers import require
 from torchvision.models import resnet18
 
 from fishcam_utils.explain.cam import GradCAM, make_cam, normalize_maps, upsample
-from peers import require
 
 HERE = Path(__file__).resolve().parent
 NUM_CLASSES = 9
@@ -155,7 +155,8 @@ def check_outputs(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> l
 
 # --- 2. timings ----------------------------------------------------------------------------------
 
-def methods(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:
+def methods(model: torch.nn.Module, x: torch.Tensor,
+            t: torch.Tensor) -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:
     """The timed callables (everything built once, outside the timing) and a clean-up."""
     from captum.attr import GuidedBackprop as CaptumGuided
     from captum.attr import LayerGradCam
@@ -290,7 +291,8 @@ def peer_calls(model: torch.nn.Module, x: torch.Tensor) -> tuple[dict[str, tuple
         twin = copy.deepcopy(model)
         theirs = getattr(pgc, cls)(model=twin, target_layers=[twin.get_submodule(PEER_LAYER)], **options)
         objects.append(theirs)
-        calls[name] = (lambda ours=ours: ours(x, predicted), lambda theirs=theirs: theirs(input_tensor=x, targets=targets))
+        calls[name] = (lambda ours=ours: ours(x, predicted),
+                       lambda theirs=theirs: theirs(input_tensor=x, targets=targets))
     return calls, lambda: [o.activations_and_grads.release() for o in objects]
 
 
@@ -313,7 +315,8 @@ def time_peers(calls, rounds: int) -> dict[str, list[float]]:
         ours(), theirs()  # warm-up
         for r in range(rounds):
             seconds = {}
-            for who, fn in ((("ours", ours), ("theirs", theirs)) if r % 2 == 0 else (("theirs", theirs), ("ours", ours))):
+            for who, fn in ((("ours", ours), ("theirs", theirs)) if r % 2 == 0
+                            else (("theirs", theirs), ("ours", ours))):
                 start = time.perf_counter()
                 fn()
                 seconds[who] = time.perf_counter() - start
@@ -325,7 +328,8 @@ def time_peers(calls, rounds: int) -> dict[str, list[float]]:
 
 def peer_report(checks, ratios) -> list[str]:
     lines = ["### The methods peers offer (batch 1, `layer4`, the predicted class)", "",
-             "| method | max abs diff of maps | pytorch-grad-cam / ours, median | range | goal | met |", "|---|---|---|---|---|---|"]
+             "| method | max abs diff of maps | pytorch-grad-cam / ours, median | range | goal | met |",
+             "|---|---|---|---|---|---|"]
     for (what, diff, _, _), (name, values) in zip(checks, ratios.items()):
         med = statistics.median(values)
         lines.append(f"| {name} | {diff:.1e} | {med:.2f} | {min(values):.2f}-{max(values):.2f} | >= 1 | "
@@ -384,7 +388,8 @@ def report(info, checks, timings, elapsed) -> str:
             if test is not None and test(med) != test(round(med, 2)):
                 met += f" ({med:.4f})"  # the rounded figure alone would look like the other verdict
             best = min(r[num] for r in rounds) / min(r[den] for r in rounds)
-            lines.append(f"| {measure} | {batch} | {fmt_ratio(med)} | {fmt_ratio(min(ratios))}-{fmt_ratio(max(ratios))} "
+            lines.append(f"| {measure} | {batch} | {fmt_ratio(med)} | "
+                         f"{fmt_ratio(min(ratios))}-{fmt_ratio(max(ratios))} "
                          f"| {goal} | {met} | {fmt_ratio(best)} |")
     lines += ["", "Goals are judged on the median ratio. The last column (each method's fastest round, divided) is "
               "a cross-check that ignores rounds slowed by other work on the machine.", ""]

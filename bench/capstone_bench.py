@@ -38,7 +38,8 @@ def run(out: Path, label: str) -> dict:
 def describe(runs: list[dict], quick: bool, device: str) -> str:
     values = runs[0]["report"]["values"]
     judged, best = values.get("judged", {}), values.get("chosen layer")
-    lines = [f"Notebook 09, {'quick' if quick else 'full'} mode, {device}; {platform.machine()}, {os.cpu_count()} cores; "
+    lines = [f"Notebook 09, {'quick' if quick else 'full'} mode, {device}; "
+             f"{platform.machine()}, {os.cpu_count()} cores; "
              f"{datetime.datetime.now():%Y-%m-%d %H:%M}.", "", "| run | ran | minutes |", "|---|---|---:|"]
     lines += [f"| {r['label']} | {'ok' if r['ok'] else r['error']} | {r['minutes']:.1f} |" for r in runs]
     if values:

@@ -35,14 +35,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from peers import require
 from torch.utils.data import Dataset
 from torchvision.models import resnet18
 
 from fishcam_utils.explain import GradCAM, overlay_heatmap
-from fishcam_utils.widgets import explore, read_png
 from fishcam_utils.explain.overlay import to_uint8
+from fishcam_utils.widgets import explore, read_png
 from fishcam_utils.widgets.pictures import png_bytes
-from peers import require
 
 HERE = Path(__file__).resolve().parent
 SIZE, NUM_CLASSES, LAYER = 224, 9, "layer4"

@@ -73,17 +73,20 @@ def report_text(runs: dict[int, dict], quick: bool, started: str) -> str:
     seeds = sorted(runs)
     notebooks = sorted({name for found in runs.values() for name in found})
     lines = [HEADING, "",
-             f"{'Quick' if quick else 'Full'} mode, seeds {', '.join(map(str, seeds))}, each from empty data, checkpoint "
+             f"{'Quick' if quick else 'Full'} mode, seeds {', '.join(map(str, seeds))}, "
+             f"each from empty data, checkpoint "
              f"and cache folders; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
              f"started {started}.", "",
-             "| notebook | " + " | ".join(f"seed {s}: failing cells | seed {s}: minutes" for s in seeds) + " | outcomes worded differently |",
+             "| notebook | " + " | ".join(f"seed {s}: failing cells | seed {s}: minutes" for s in seeds)
+             + " | outcomes worded differently |",
              "|---|" + "---:|---:|" * len(seeds) + "---:|"]
     changed = []
     for name in notebooks:
         cells = []
         for s in seeds:
             got = runs[s].get(name)
-            cells += ["not run", ""] if got is None else [str(len(got["failures"]) + bool(got["error"])), str(got["minutes"])]
+            cells += (["not run", ""] if got is None
+                      else [str(len(got["failures"]) + bool(got["error"])), str(got["minutes"])])
         # Wordings are compared where every seed ran the notebook (a stopped bench leaves some unrun).
         ran_all = all(name in runs[s] for s in seeds)
         keys = sorted({k for s in seeds for k in runs[s].get(name, {}).get("outcomes", {})}) if ran_all else []
@@ -93,7 +96,8 @@ def report_text(runs: dict[int, dict], quick: bool, started: str) -> str:
             if len({wording(v) if v is not None else None for v in said.values()}) > 1:
                 differing.append(key)
                 changed.append((name, key, said))
-        lines.append(f"| {name} | " + " | ".join(cells) + (f" | {len(differing)} of {len(keys)} |" if ran_all else " | |"))
+        lines.append(f"| {name} | " + " | ".join(cells)
+                     + (f" | {len(differing)} of {len(keys)} |" if ran_all else " | |"))
     lines += ["", "**Failing cells** (an assert that fails under a seed is a claim that holds for some runs only):", ""]
     failing = [(s, name, " ".join(f.split())) for s in seeds for name, got in runs[s].items()
                for f in got["failures"] + [got["error"]] if f]
@@ -110,7 +114,8 @@ def report_text(runs: dict[int, dict], quick: bool, started: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="course seeds to run (default: 1 2)")
-    parser.add_argument("--quick", action="store_true", help="quick mode (a smoke test; the prose is read in full mode)")
+    parser.add_argument("--quick", action="store_true",
+                        help="quick mode (a smoke test; the prose is read in full mode)")
     parser.add_argument("--only", nargs="+", metavar="NN", help="these notebooks only (by number)")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--results", action="store_true", help="also write the report into bench/RESULTS.md")

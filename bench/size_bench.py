@@ -29,11 +29,12 @@ HEADING = "## Image size: 64 px against 224 px (bench/size_bench.py)"
 
 
 def measure(size: int, epochs: int | None) -> dict:
-    from fishcam_utils import data, evaluation as ev
-    from fishcam_utils.explain.judging.metrics import pointing_game
-    from fishcam_utils.explain.judging.experiments import explanation_maps, load_evidence
-    from fishcam_utils.models import cam_layers
+    from fishcam_utils import data
+    from fishcam_utils import evaluation as ev
     from fishcam_utils.course import recipes
+    from fishcam_utils.explain.judging.experiments import explanation_maps, load_evidence
+    from fishcam_utils.explain.judging.metrics import pointing_game
+    from fishcam_utils.models import cam_layers
 
     row: dict = {"size": size}
     start = time.perf_counter()
@@ -74,7 +75,8 @@ def table(rows: list[dict]) -> str:
         for key in keys:
             value = row.get(key, "")
             if isinstance(value, float):
-                value = f"{value:.1%}" if ("pointing" in key and "(s)" not in key) or key == "test accuracy" else f"{value:.0f}"
+                value = (f"{value:.1%}" if ("pointing" in key and "(s)" not in key) or key == "test accuracy"
+                         else f"{value:.0f}")
             cells.append(str(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

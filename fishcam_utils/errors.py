@@ -26,7 +26,8 @@ class OfflineError(FishCAMError, RuntimeError):
 
 
 class NoSpaceError(FishCAMError, OSError):
-    """A disk is too full, or a folder cannot be written, for what must be saved there; the message says where and what to do."""
+    """A disk is too full, or a folder cannot be written, for what must be saved there; the message says where
+    and what to do."""
 
 
 class ArgumentError(FishCAMError, TypeError, ValueError):

@@ -220,7 +220,8 @@ def _acquire(path: Path, folder: Path, what: str, wait_if_same: bool) -> IO:
                 continue
             handle.close()
             raise FolderBusyError(f"{folder} is being written by {holder or 'another process'}; wait for it to "
-                                  f"finish, or use another folder. (Its lock is {path}; it goes when that process ends.)")
+                                  f"finish, or use another folder. (Its lock is {path}; it goes when that process "
+                                  f"ends.)")
         # The holder before us may have removed the file after we opened it: lock the file that is there.
         try:
             same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))

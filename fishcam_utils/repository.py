@@ -35,7 +35,8 @@ if "google.colab" in sys.modules:
             subprocess.run(git + ["clone", "-q", "--depth", "1", REPOSITORY, COURSE], check=True)
     else:  # a clone from earlier in this session: brought to this notebook's version, your changes kept
         fetched = subprocess.run(git + ["-C", COURSE, "fetch", "-q", "--depth", "1", "origin", "tag", VERSION])
-        moved = fetched.returncode == 0 and subprocess.run(git + ["-C", COURSE, "checkout", "-q", VERSION]).returncode == 0
+        moved = (fetched.returncode == 0
+                 and subprocess.run(git + ["-C", COURSE, "checkout", "-q", VERSION]).returncode == 0)
         if not moved:
             print(f"kept {{COURSE}} as it is (no tag {{VERSION}}, or files you changed there); "
                   f"`git -C {{COURSE}} status` shows what")
@@ -59,7 +60,8 @@ def colab_cell(repository: str = COURSE_REPOSITORY, version: str = __version__) 
 
 def colab_link(notebook: str, repository: str = COURSE_REPOSITORY) -> str:
     """The "Open in Colab" address of ``notebook`` (a path inside the repository) on its main branch."""
-    return repository.replace("https://github.com/", "https://colab.research.google.com/github/") + f"/blob/main/{notebook}"
+    return (repository.replace("https://github.com/", "https://colab.research.google.com/github/")
+            + f"/blob/main/{notebook}")
 
 
 def _github(url: str) -> str:

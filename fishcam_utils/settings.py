@@ -5,7 +5,8 @@ course by default. It is switched by the environment variable ``FISHCAM_QUICK=1`
 One seed draws the dataset and starts every training run: 0, or ``FISHCAM_SEED`` (``course_seed``;
 ``bench/seeds_bench.py`` runs the whole course under other seeds to find prose that holds for one run only).
 The photographs are of uneven quality, with distractors in the water; ``FISHCAM_DATA=clean`` gives the earlier,
-clean ones (``course_data``). They are 64 px a side on a CPU and 224 px on a CUDA GPU (``FISHCAM_IMAGE_SIZE``, ``course_image_size``).
+clean ones (``course_data``). They are 64 px a side on a CPU and 224 px on a CUDA GPU (``FISHCAM_IMAGE_SIZE``,
+``course_image_size``).
 Each folder can be moved with an environment variable, and defaults to the course checkout
 (or, for a package installed elsewhere, the current directory).
 """

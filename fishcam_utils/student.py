@@ -176,7 +176,8 @@ def main() -> int:
     written = write_student_copies()
     for path in written:
         print(f"wrote {path}")
-    print(f"{len(written)} notebooks written" if written else "the nbgrader metadata and the student copies are up to date")
+    print(f"{len(written)} notebooks written" if written
+          else "the nbgrader metadata and the student copies are up to date")
     return 0
 
 

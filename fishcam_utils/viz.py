@@ -30,7 +30,8 @@ def as_float_image(image: np.ndarray) -> np.ndarray:
     return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
-def overlay_mask(image: np.ndarray, mask: np.ndarray, colour: str | Sequence[float] = "red", alpha: float = 0.5) -> np.ndarray:
+def overlay_mask(image: np.ndarray, mask: np.ndarray, colour: str | Sequence[float] = "red",
+                 alpha: float = 0.5) -> np.ndarray:
     """Tint the pixels of ``mask`` (H, W) bool in ``image`` with ``colour``.
 
     Returns float (H, W, 3) in [0, 1]; pixels outside the mask are unchanged.
@@ -74,7 +75,8 @@ def show_images(
         raise ValueError("no images to show")
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
+                             squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, image in enumerate(images):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import warnings
 
@@ -12,16 +11,21 @@ import torch
 from PIL import Image
 
 from fishcam_utils.cli import main
-from fishcam_utils.data import make_datasets
-from fishcam_utils.data.synthetic import SyntheticConfig, default_dataset_dir, ensure_synthetic, generate_dataset, load_metadata
-from fishcam_utils.models import build_model
-from fishcam_utils.standin.weights import read_manifest
-from fishcam_utils.training.engine import _warn_if_other_scale as warn_if_other_size
-from fishcam_utils.settings import SIZE_ENV, checkpoints_dir, course_image_size, data_dir
-from fishcam_utils.training import fit
 from fishcam_utils.course.recipes import course_model, course_run_dir, trained_on
-from fishcam_utils.data import synthetic
+from fishcam_utils.data import make_datasets, synthetic
 from fishcam_utils.data.introspection import description_digest
+from fishcam_utils.data.synthetic import (
+    SyntheticConfig,
+    default_dataset_dir,
+    ensure_synthetic,
+    generate_dataset,
+    load_metadata,
+)
+from fishcam_utils.models import build_model
+from fishcam_utils.settings import SIZE_ENV, checkpoints_dir, course_image_size, data_dir
+from fishcam_utils.standin.weights import read_manifest
+from fishcam_utils.training import fit
+from fishcam_utils.training.engine import _warn_if_other_scale as warn_if_other_size
 
 
 @pytest.mark.parametrize("value", [None, "auto", " AUTO "])
@@ -96,6 +100,7 @@ def test_course_model_looks_for_the_run_of_its_size(monkeypatch):
     with pytest.raises(FileNotFoundError, match="fishresnet-side-224px"):
         course_model("fishresnet-side", quick=True, train=False)
 
+@pytest.mark.slow
 
 def test_course_model_trains_at_the_chosen_size_and_again_on_other_photos(monkeypatch, capsys):
     monkeypatch.setenv(SIZE_ENV, "32")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from numerics import MAP_TERMS, assert_float32_close, assert_within
 from torch import nn
 
 from fishcam_utils.numerics import EPS32, EPS64, SAFETY, allclose_by_rounding, float32_atol, float64_atol, network_terms
-from numerics import MAP_TERMS, assert_float32_close, assert_within
 
 pytestmark = pytest.mark.numeric
 

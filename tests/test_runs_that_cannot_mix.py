@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_cli as cli_result
 from torch.utils.data import Subset
-
-from test_cli_errors import run_cli as cli_result
 
 from fishcam_utils import explain
 from fishcam_utils.cli import main

@@ -20,8 +20,8 @@ from fishcam_utils.errors import TrainingDiverged
 from fishcam_utils.evaluation import predict
 from fishcam_utils.models import build_model
 from fishcam_utils.training import fit, load_checkpoint
-from fishcam_utils.training.optim import class_weights_for
 from fishcam_utils.training.config import TrainConfig
+from fishcam_utils.training.optim import class_weights_for
 
 QUIET = {"epochs": 1, "batch_size": 8, "progress": False}
 

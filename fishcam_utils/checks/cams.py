@@ -11,7 +11,6 @@ from torch import nn
 from ..explain.cam import GradCAM, GradCAMPlusPlus
 from .core import Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check, same
 
-
 TARGET = 3  # the layer the checks explain: the second ReLU of the tiny network, at half the input's resolution
 
 
@@ -141,7 +140,8 @@ def grad_cam(student: Callable) -> Verdict:
         diagnose(raw, raw_want, _raw_mistakes(), lambda: (net, x), "raw")
         if isinstance(maps, torch.Tensor) and maps.shape == raw_want.shape:
             raise WrongAnswer(f"maps are at the layer's resolution {tuple(raw_want.shape[-2:])}, not the image's "
-                              f"{tuple(x.shape[-2:])}: upsample cam with F.interpolate(cam[:, None], size=x.shape[-2:], "
+                              f"{tuple(x.shape[-2:])}: upsample cam with "
+                              f"F.interpolate(cam[:, None], size=x.shape[-2:], "
                               f"mode='bilinear', align_corners=False)[:, 0]")
         check_shape(maps, maps_want, "maps")
         diagnose(maps, maps_want, _maps_mistakes(raw_want, x), lambda: (), "maps")
@@ -205,8 +205,9 @@ def reference_grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, targ
 def _plus_plus_case() -> tuple[torch.Tensor, torch.Tensor]:
     """Activations and gradients (3, 5, 4, 6) where every part of the formula shows: image 0 after a ReLU,
     image 1 signed (a layer before its ReLU), image 2 with gradients near 1e-3 (so g^2 is near 1e-6 and
-    an epsilon added to the denominator shows) and activations near 1e3; exact zeros in the gradients, and a channel of image 0
-    whose denominator 2 g^2 + sum(A) g^3 is exactly 0 at a nonzero gradient (sum(A) = 4, g = -0.5)."""
+    an epsilon added to the denominator shows) and activations near 1e3; exact zeros in the gradients, and a
+    channel of image 0 whose denominator 2 g^2 + sum(A) g^3 is exactly 0 at a nonzero gradient (sum(A) = 4,
+    g = -0.5)."""
     generator = torch.Generator().manual_seed(12)
     activations = torch.randn(3, 5, 4, 6, generator=generator)
     activations[0] = activations[0].relu()

@@ -92,7 +92,8 @@ def pointing_game(student: Callable) -> Verdict:
           for bounds in (True, False) for flat_is_miss in (True, False)),
         Mistake("you compared |map|: the game points at the *highest* value, and a negative one is evidence against",
                 lambda m, k: package_pointing_game(m.abs(), k)),
-        Mistake("a hit is a top pixel *inside* the mask; you tested outside it", lambda m, k: package_pointing_game(m, ~k)),
+        Mistake("a hit is a top pixel *inside* the mask; you tested outside it",
+                lambda m, k: package_pointing_game(m, ~k)),
     ]
 
     def body() -> None:
@@ -105,11 +106,13 @@ def pointing_game(student: Callable) -> Verdict:
             if torch.equal(got, common) and not torch.equal(got, want):
                 parted = (common != want).nonzero()[:, 0].tolist()
                 raise Accepted(
-                    "first maximum", "under the convention most code uses: a hit when the first maximum found (argmax) lies in the mask"
-                    + (", a flat map a miss" if flat_is_miss else "") + ". This course's pointing_game is stricter: on a "
-                    "plateau *every* top pixel must lie in the mask (a coarse map gets no benefit of the doubt, and the "
-                    "answer does not hang on the order the pixels are scanned)" + ("" if flat_is_miss else ", and a flat "
-                    "map is a miss") + f". On the checker's {len(want)} maps the two conventions part on images {parted}; "
+                    "first maximum",
+                    "under the convention most code uses: a hit when the first maximum found (argmax) lies in the mask"
+                    + (", a flat map a miss" if flat_is_miss else "") + ". This course's pointing_game is stricter: "
+                    "on a plateau *every* top pixel must lie in the mask (a coarse map gets no benefit of the doubt, "
+                    "and the answer does not hang on the order the pixels are scanned)"
+                    + ("" if flat_is_miss else ", and a flat map is a miss")
+                    + f". On the checker's {len(want)} maps the two conventions part on images {parted}; "
                     "the notebook keeps yours and counts where they part on the fish")
         diagnose(got, want, mistakes, _pointing_case, "hits")
 
@@ -213,14 +216,16 @@ def _curve_variant(order: str = "hottest", replace: str = "hottest", score: str 
             rank = maps.flatten(1).argsort(dim=1, descending=True, stable=True).view(n, 1, h, w)
         chosen = {"target": targets, "first target": targets[:1].expand(n)}.get(which)
         shares = torch.linspace(0, 1, steps + 1) * h * w
-        ks = {"round": torch.round(shares), "floor": torch.floor(shares + 1e-6), "ceil": torch.ceil(shares - 1e-6)}[counts]
+        ks = {"round": torch.round(shares), "floor": torch.floor(shares + 1e-6),
+              "ceil": torch.ceil(shares - 1e-6)}[counts]
         fill_with = baseline if fill == "baseline" else torch.zeros_like(images)
         probs = []
         with torch.no_grad():
             original = model(images)
             for k in ks.long().tolist():
                 removed = rank < k if compare == "<" else rank <= k
-                x = torch.where(removed, fill_with, images) if replace == "hottest" else torch.where(removed, images, fill_with)
+                x = (torch.where(removed, fill_with, images) if replace == "hottest"
+                     else torch.where(removed, images, fill_with))
                 out = model(x) if model_on == "removed" else original
                 scores = {"probability": out.softmax(1), "over the batch": out.softmax(0), "logit": out}[score]
                 classes = chosen if chosen is not None else (original if which == "predicted" else out).argmax(1)
@@ -253,11 +258,12 @@ def deletion_loop(student: Callable) -> Verdict:
                 _curve_variant(compare="<=")),
         Mistake("you replaced the pixels by 0: use the baseline you are given, torch.where(rank < k, baseline, images)",
                 _curve_variant(fill="zero")),
-        Mistake("take the softmax over the classes (dim=1), not over the batch", _curve_variant(score="over the batch")),
+        Mistake("take the softmax over the classes (dim=1), not over the batch",
+                _curve_variant(score="over the batch")),
         Mistake("you ran the model on the original images at every step: run it on the images with the pixels removed",
                 _curve_variant(model_on="original")),
-        Mistake("you used the argsort itself as the ranks: order[i] is the *index* of the i-th hottest pixel, not pixel "
-                "i's place. Invert it: rank.scatter_(1, order, torch.arange(h * w).expand(n, -1))",
+        Mistake("you used the argsort itself as the ranks: order[i] is the *index* of the i-th hottest pixel, not "
+                "pixel i's place. Invert it: rank.scatter_(1, order, torch.arange(h * w).expand(n, -1))",
                 _curve_variant(ranks="order")),
     ]
 
@@ -276,9 +282,9 @@ def deletion_loop(student: Callable) -> Verdict:
         net, images, maps, targets, baseline, steps = _deletion_case(ties=True)
         tied = call(student, *_deletion_case(ties=True))
         if not same(tied, deletion_curve(net, images, maps, targets, steps, baseline).probs):
-            raise WrongAnswer("right on maps of distinct values, wrong on maps with ties (a ReLU'd or upsampled map has "
-                              "many): break ties by position, argsort(dim=1, descending=True, stable=True), not topk "
-                              "or an unstable sort, whose order among equal values is anyone's guess")
+            raise WrongAnswer("right on maps of distinct values, wrong on maps with ties (a ReLU'd or upsampled map "
+                              "has many): break ties by position, argsort(dim=1, descending=True, stable=True), not "
+                              "topk or an unstable sort, whose order among equal values is anyone's guess")
 
     def reference(model, images, maps, targets, baseline, steps):
         return deletion_curve(model, images, maps, targets, steps, baseline).probs

@@ -14,6 +14,7 @@ from ..explain.judging.experiments import randomized_copies
 from ..explain.judging.metrics import spearman as package_spearman
 from .core import Mistake, Verdict, WrongAnswer, call, check_shape, diagnose, run_check, same
 
+
 def _case() -> tuple[torch.Tensor, torch.Tensor]:
     """Four pairs of 5 x 6 maps: after a ReLU (many ties at 0), without ties, one whose second map is
     constant (no ranking: NaN), and two coarse maps (blocks of equal values, as an upsampled CAM has)."""

@@ -88,8 +88,8 @@ def leak_simulation(student: Callable) -> Verdict:
                  "the leak is counted in fish: the share of fish whose photos sit in more than one split"),
                 (expected_leak(counts, shares=(1 / 3,) * 3)[0], "you drew the three splits with equal chances: draw "
                  "them with the shares given (p=shares)"),
-                (expected_leak(counts, singles=False)[0], "you left out the fish with a single photo: they cannot leak, "
-                 "but they are fish of the dataset, so they count in the share"),
+                (expected_leak(counts, singles=False)[0], "you left out the fish with a single photo: they cannot "
+                 "leak, but they are fish of the dataset, so they count in the share"),
             ):
                 if abs(per_photo - value) <= tolerance:
                     raise WrongAnswer(message)
@@ -100,7 +100,8 @@ def leak_simulation(student: Callable) -> Verdict:
         for _ in range(2):
             again = call(student, ids, SHARES, 1)
             if tuple(float(v) for v in again) != (per_photo, per_fish):
-                raise WrongAnswer("the same seed gave another result: draw every split from np.random.default_rng(seed)")
+                raise WrongAnswer("the same seed gave another result: draw every split from "
+                                  "np.random.default_rng(seed)")
         # Two seeds give the same count of leaking fish by chance about once in a hundred; three others, never.
         if all(float(call(student, ids, SHARES, seed)[0]) == per_photo for seed in (2, 3, 4)):
             raise WrongAnswer("three other seeds gave exactly the same leak: draw the splits from "

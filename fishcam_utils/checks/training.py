@@ -172,15 +172,16 @@ def training_loop(student: Callable) -> Verdict:
         loss = float(loss)
         tolerance = _loss_tolerance()
         batches = _batch_losses()
-        total = sum(l * n for l, n in batches)
+        total = sum(mean * n for mean, n in batches)
         for value, message in (
             (total, "you returned the sum of the losses: divide by the number of samples"),
             (total / len(batches), "you divided the summed loss by the number of batches: divide by the number of "
              "samples"),
-            (sum(l for l, _ in batches), "you added up the batch means: weight each by its batch size "
+            (sum(mean for mean, _ in batches), "you added up the batch means: weight each by its batch size "
              "(loss.item() * len(labels)) and divide by the number of samples"),
-            (sum(l for l, _ in batches) / len(batches), "you averaged the batch means: the last batch is smaller, "
-             "so weight each batch's loss by its size (loss.item() * len(labels)) and divide by the number of samples"),
+            (sum(mean for mean, _ in batches) / len(batches), "you averaged the batch means: the last batch is "
+             "smaller, so weight each batch's loss by its size (loss.item() * len(labels)) and divide by the number "
+             "of samples"),
             (batches[-1][0], "you returned the last batch's loss only: return the mean over the whole epoch"),
         ):
             if abs(loss - value) <= tolerance and abs(loss - want_loss) > tolerance:

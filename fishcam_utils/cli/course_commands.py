@@ -19,7 +19,8 @@ def add_course(commands) -> None:
     course.add_argument("--quick", action="store_true", help="quick mode: small data, few epochs (what CI runs)")
     course.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (by number, e.g. 01 03)")
     course.add_argument("--build", help="output folder (default: build/)")
-    course.add_argument("--notebooks", help="the folder of the course's notebooks (default: notebooks/ of the checkout)")
+    course.add_argument("--notebooks",
+                        help="the folder of the course's notebooks (default: notebooks/ of the checkout)")
     course.add_argument("--no-html", action="store_true", help="skip the HTML renderings")
     course.add_argument("--list", action="store_true", help="list the notebooks with their titles, and run nothing")
     course.set_defaults(run=course_command, output_flag="--build")

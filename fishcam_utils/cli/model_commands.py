@@ -8,8 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .messages import say_notes
-from .options import (NONNEGATIVE, POSITIVE_INT, PROBABILITY, Help, checkpoint_options, progress_option, scan_options,
-                      wrap)
+from .options import (
+    NONNEGATIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    Help,
+    checkpoint_options,
+    progress_option,
+    scan_options,
+    wrap,
+)
 
 if TYPE_CHECKING:  # the data package imports torch: the commands import it when they run
     from ..data.dataset_index import ScanOptions
@@ -69,9 +77,11 @@ def add_evaluate(commands) -> None:
     )
     checkpoint_options(evaluate)
     evaluate.add_argument("--out", help="output folder")
-    evaluate.add_argument("--overwrite", action="store_true", help="replace a report of other data in the output folder")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace a report of other data in the output folder")
     evaluate.add_argument("--batch-size", type=POSITIVE_INT, default=128, help="images per forward pass")
-    evaluate.add_argument("--no-cache", action="store_true", help="decode the files instead of using the decode-once cache")
+    evaluate.add_argument("--no-cache", action="store_true",
+                          help="decode the files instead of using the decode-once cache")
     progress_option(evaluate)
     evaluate.set_defaults(run=evaluate_command, output_flag="--out", uses_cache=True)
 
@@ -104,7 +114,8 @@ def add_gradcam(commands) -> None:
         "correct_samples/<true class>/ and incorrect_samples/<true class>/, with summary.csv listing each "
         "image's true and predicted class, confidence and files (fishcam_utils.explain.export_cams does the same "
         "in Python)."),
-        epilog="example:\n  fishcam gradcam --checkpoint checkpoints/fishresnet-side/best.pt --out build/gradcam --limit 50",
+        epilog="example:\n  fishcam gradcam --checkpoint checkpoints/fishresnet-side/best.pt "
+        "--out build/gradcam --limit 50",
     )
     checkpoint_options(gradcam)
     gradcam.add_argument("--out", required=True, help="output folder")
@@ -149,9 +160,9 @@ def gradcam_command(args: argparse.Namespace) -> int:
     samples = summary.drop_duplicates("id") if len(summary) else summary
     right = int(samples["correct"].sum()) if len(samples) else 0
     out, kind = Path(args.out), "fish" if getattr(dataset, "views", None) else "images"
-    print(f"{cam.name} at {cam.layer_name}: {len(samples)} {args.split} {kind}, {right} correct, {len(samples) - right} "
-          f"incorrect; original, heatmap and overlay of each in {out}/correct_samples and {out}/incorrect_samples, "
-          f"summary in {out / 'summary.csv'}")
+    print(f"{cam.name} at {cam.layer_name}: {len(samples)} {args.split} {kind}, {right} correct, "
+          f"{len(samples) - right} incorrect; original, heatmap and overlay of each in {out}/correct_samples "
+          f"and {out}/incorrect_samples, summary in {out / 'summary.csv'}")
     return 0
 
 
@@ -162,7 +173,8 @@ def add_evaluate_cam(commands) -> None:
         description="For every method at every layer: pointing game and energy against the masks "
         "(the synthetic data's evidence masks by default), deletion and insertion areas. Maps explain "
         "each image's true class.",
-        epilog="example:\n  fishcam evaluate-cam --checkpoint checkpoints/resnet18-linear-side/best.pt --out build/cam_table.csv",
+        epilog="example:\n  fishcam evaluate-cam --checkpoint checkpoints/resnet18-linear-side/best.pt "
+        "--out build/cam_table.csv",
     )
     checkpoint_options(judge, "a best.pt or last.pt of a single-view model",
                        "dataset folder with masks (default: the one the model was trained on)")
@@ -176,7 +188,8 @@ def add_evaluate_cam(commands) -> None:
     judge.add_argument("--steps", type=POSITIVE_INT, default=50, help="deletion/insertion steps (default 50)")
     judge.add_argument("--curve-images", type=POSITIVE_INT, default=64,
                        help="images per deletion/insertion curve (default 64)")
-    judge.add_argument("--baseline", default="blur", choices=["blur", "mean", "zero"], help="what deleted pixels become")
+    judge.add_argument("--baseline", default="blur", choices=["blur", "mean", "zero"],
+                       help="what deleted pixels become")
     progress_option(judge, "no progress bar")
     judge.set_defaults(run=evaluate_cam_command, output_flag="--out")
 
@@ -188,7 +201,8 @@ def evaluate_cam_command(args: argparse.Namespace) -> int:
     from ..training import load_checkpoint, pick_device
 
     if Path(args.out).is_dir():  # said before the table's minutes of work, not after
-        raise ValueError(f"--out {args.out} is a folder: give the table a file name, e.g. {Path(args.out) / 'cam_table.csv'}")
+        raise ValueError(f"--out {args.out} is a folder: give the table a file name, "
+                         f"e.g. {Path(args.out) / 'cam_table.csv'}")
     model, checkpoint = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     if checkpoint["preprocessing"].get("views"):
         raise ValueError("evaluate-cam judges single-view models; this checkpoint is a multi-view model")

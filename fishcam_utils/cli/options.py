@@ -164,7 +164,8 @@ def checkpoint_options(parser, checkpoint_help: str = "a best.pt or last.pt writ
     parser.add_argument("--data", help=data_help)
     parser.add_argument("--split", default="test", choices=SPLITS, help="which split")
     parser.add_argument("--view", help="view, for single-view models (default: the training view)")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the split, for datasets without split folders")
     parser.add_argument("--device", type=device, help="cpu, cuda, cuda:N or mps (default: the best available)")
     reading_options(parser)
 

@@ -45,9 +45,9 @@ def add_train(commands) -> None:
         "train", formatter_class=Help, epilog=_EXAMPLES,
         help="train a classifier on a dataset folder; checkpoints and a test report in a run folder",
         description=wrap("Train a model on one view of a dataset (any layout fishcam check-data reads). Splits come "
-        "from the dataset's folders, or a seeded fish-grouped split. Each epoch writes best.pt, last.pt and history.csv "
-        "to the run folder (atomically, so Ctrl-C loses nothing: --resume continues). At the end the best model is "
-        "evaluated on the test split (eval-test/ in the run folder). Under torchrun it trains with "
+        "from the dataset's folders, or a seeded fish-grouped split. Each epoch writes best.pt, last.pt and "
+        "history.csv to the run folder (atomically, so Ctrl-C loses nothing: --resume continues). At the end the "
+        "best model is evaluated on the test split (eval-test/ in the run folder). Under torchrun it trains with "
         "DistributedDataParallel: torchrun --nproc-per-node 2 $(which fishcam) train ..."),
     )
     _data_group(train.add_argument_group("data"))
@@ -66,15 +66,18 @@ def add_train(commands) -> None:
 
 
 def _data_group(group) -> None:
-    group.add_argument("--data", required=True, help="dataset folder, e.g. data/synthetic (make it with fishcam make-data)")
-    group.add_argument("--view", default="side", help="the view to train on, for multi-view datasets (side, back, belly)")
+    group.add_argument("--data", required=True,
+                       help="dataset folder, e.g. data/synthetic (make it with fishcam make-data)")
+    group.add_argument("--view", default="side",
+                       help="the view to train on, for multi-view datasets (side, back, belly)")
     group.add_argument("--image-size", type=IMAGE_SIZE, default=None,
                        help="images are resized to this many pixels a side (default: $FISHCAM_IMAGE_SIZE, else 224 "
                             "with a CUDA GPU and 64 without)")
     group.add_argument("--augment", type=NONNEGATIVE, default=1.0, help="augmentation strength (0 turns it off)")
     group.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES, metavar="LAYOUT",
                        help="dataset layout: %(choices)s (auto detects it)")
-    group.add_argument("--split-seed", type=int, default=0, help="seed of the split, for datasets without split folders")
+    group.add_argument("--split-seed", type=int, default=0,
+                       help="seed of the split, for datasets without split folders")
     group.add_argument("--no-cache", action="store_true", help="decode the files every epoch instead of once")
     reading_options(group, missing_views=MISSING_VIEWS, unknown_files=UNKNOWN_FILES)
     group.add_argument("--classes", type=names, help="class names in label order, separated by commas (default: "
@@ -86,15 +89,19 @@ def _model_group(group) -> None:
                        help="architecture: %(choices)s (fishcam_utils.models.BACKBONES)")
     group.add_argument("--head", default="linear", choices=["linear", "mlp"], help="classifier head")
     group.add_argument("--weights", type=weights, default="auto",
-                       help="auto (ImageNet if available, else random, said plainly), imagenet, course (the stand-in of "
-                       "`fishcam pretrain`), pretrained (ImageNet if available, else the stand-in), none, or a .pth file")
-    group.add_argument("--width", type=POSITIVE_INT, default=32, help="channels, for a model that takes a width (FishResNet)")
+                       help="auto (ImageNet if available, else random, said plainly), imagenet, course (the "
+                       "stand-in of `fishcam pretrain`), pretrained (ImageNet if available, else the stand-in), "
+                       "none, or a .pth file")
+    group.add_argument("--width", type=POSITIVE_INT, default=32,
+                       help="channels, for a model that takes a width (FishResNet)")
 
 
 def _multiview_group(group) -> None:
     group.add_argument("--fusion", choices=FUSION_CHOICES, metavar="FUSION",
-                       help="%(choices)s: train a multi-view model with this fusion and --model branches (default: single view)")
-    group.add_argument("--shared", action="store_true", help="one backbone shared by all views instead of one per view")
+                       help="%(choices)s: train a multi-view model with this fusion and --model branches "
+                       "(default: single view)")
+    group.add_argument("--shared", action="store_true",
+                       help="one backbone shared by all views instead of one per view")
     group.add_argument("--view-dropout", type=FRACTION, default=0.0,
                        help="while training, drop each view with this probability (at least one is kept)")
     group.add_argument("--aux-weight", type=NONNEGATIVE, default=0.5, help="weight of the per-view auxiliary losses")

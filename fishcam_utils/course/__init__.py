@@ -1,6 +1,7 @@
 """The course itself, beside the library: running the notebooks headless and what each leaves
 behind (``runner``), the models the notebooks share, trained once and loaded after
-(``recipes``), outcome sentences worded from a run's values (``wording``), notebook 08's experiment on the Kaggle photos (``kaggle_experiment``), and notebook 09's capstone: a folder of
+(``recipes``), outcome sentences worded from a run's values (``wording``), notebook 08's experiment
+on the Kaggle photos (``kaggle_experiment``), and notebook 09's capstone: a folder of
 photos checked and split (``capstone``), judged and written up (``audit``).
 
     from fishcam_utils.course import Report, course_model

@@ -176,7 +176,8 @@ def model_card(facts: dict) -> str:
         f"# Model card: {facts['title']}",
         "## Model",
         f"- {model['backbone']} with a {model['head']} head, backbone weights: {model['weights']}.",
-        f"- Photos resized to {model['image_size']} x {model['image_size']} px; trained {model['epochs_run']} of at most "
+        f"- Photos resized to {model['image_size']} x {model['image_size']} px; "
+        f"trained {model['epochs_run']} of at most "
         f"{model['epochs']} epochs (early stopping, patience {model['patience']}); kept the weights of epoch "
         f"{model['best_epoch']} (best validation accuracy {model['best_val_acc']:.1%}).",
         "## Data",

@@ -44,8 +44,8 @@ _FISHRESNET_FIT = {"epochs": 20, "batch_size": 64, "lr": 3e-3, "schedule": "onec
 # 11 %), 28 % and 28 % after 15, 31 % and 25 % after 20; on the clean photos 10 epochs had been enough.
 _FISHRESNET_QUICK = {"epochs": 15, "batch_size": 16}
 # Quick mode's 198 training photos and 8-10 epochs learn next to nothing under full augmentation: on the
-# clean photos of before FISHCAM_DATA (2026-12), the side view's test accuracy was 8-28 % over three seeds with it (chance: 11 %), 25-44 % over five without
-# (ResNet-18, four seeds: 14-39 % with, 25-33 % without).
+# clean photos of before FISHCAM_DATA (2026-12), the side view's test accuracy was 8-28 % over three seeds
+# with it (chance: 11 %), 25-44 % over five without (ResNet-18, four seeds: 14-39 % with, 25-33 % without).
 _FISHRESNET_QUICK_AUGMENT = 0.0
 
 RECIPES: dict[str, Recipe] = {
@@ -61,8 +61,9 @@ RECIPES: dict[str, Recipe] = {
     # sticker whose colour gives the class away (the test photos carry it too, to measure CAM energy on it),
     # and no augmentation: random crops cut the corner sticker off, which hides the shortcut. Half the
     # epochs: the sticker is the easiest cue there is, and the lesson is that the model takes it.
-    "fishresnet-side-marker": Recipe("fishresnet", {"width": 32}, {**_FISHRESNET_FIT, "epochs": 10}, quick=_FISHRESNET_QUICK,
-                                     notebook="08_judging_explanations", shortcut=("train", "test"), augment=0.0),
+    "fishresnet-side-marker": Recipe("fishresnet", {"width": 32}, {**_FISHRESNET_FIT, "epochs": 10},
+                                     quick=_FISHRESNET_QUICK, notebook="08_judging_explanations",
+                                     shortcut=("train", "test"), augment=0.0),
     # Notebook 03's pretrained ResNet-18: ImageNet weights online, the course's stand-in offline.
     "resnet18-linear-side": Recipe(
         "resnet18", {"head": "linear", "weights": "pretrained"},
@@ -70,7 +71,8 @@ RECIPES: dict[str, Recipe] = {
         quick={"epochs": 8, "batch_size": 16}, quick_augment=0.0, notebook="03_transfer_learning"),
     # Notebook 04's fusion models: each branch starts from its view's single-view model; the fusion head
     # trains alone on branch features computed once (40 epochs in seconds), then one epoch at a small
-    # rate fine-tunes everything (on the clean photos, two took twice the time for the same validation accuracy, 99.5-100 %). Against the earlier 1 head-only + 5 end-to-end epochs (about 6 times the
+    # rate fine-tunes everything (on the clean photos, two took twice the time for the same validation
+    # accuracy, 99.5-100 %). Against the earlier 1 head-only + 5 end-to-end epochs (about 6 times the
     # time) the attention model's test accuracy stayed at 99-100 % and its favourite view per class the
     # deciding one for 9 of 9 classes. (The head must be kept by validation loss: kept by accuracy, which
     # is 100 % after an epoch, it stopped early and the match fell to 5-7 of 9.)
@@ -122,8 +124,8 @@ def course_model(name: str = "fishresnet-side", quick: bool | None = None, train
     photos than the course's dataset holds now: ``trained_on``) and ``train``, trains it first on the course
     dataset with the recipe of its notebook, saying so.
     """
-    from ..data.train_val_test import make_datasets
     from ..data.synthetic import ensure_synthetic
+    from ..data.train_val_test import make_datasets
     from ..models.factory import build_model
     from ..models.multiview import MultiViewNet
     from ..training.checkpoints import load_checkpoint

@@ -226,7 +226,8 @@ class CellProgress:
         if getattr(cell, "cell_type", "code") != "code":  # nbclient calls the hooks for markdown cells too
             return
         first = next((line for line in str(getattr(cell, "source", "")).splitlines() if line.strip()), "")
-        self.bar.set_description_str(f"{self.name}: cell {min(self.bar.n + 1, self.cells)} of {self.cells}", refresh=False)
+        self.bar.set_description_str(f"{self.name}: cell {min(self.bar.n + 1, self.cells)} of {self.cells}",
+                                     refresh=False)
         self.bar.set_postfix_str(first[:48], refresh=True)
 
     def executed(self, cell=None, **_: Any) -> None:
@@ -313,8 +314,10 @@ def time_table(runs: list[NotebookRun], dataset_seconds: float | None = None) ->
     return "\n".join(rows)
 
 
-def format_summary(runs: list[NotebookRun], quick: bool, build: Path, dataset_seconds: float | None = None) -> str:
-    lines = [f"FishCAM course ({'quick' if quick else 'full'} mode): {sum(r.ok for r in runs)}/{len(runs)} notebooks ran"]
+def format_summary(runs: list[NotebookRun], quick: bool, build: Path,
+                   dataset_seconds: float | None = None) -> str:
+    lines = [f"FishCAM course ({'quick' if quick else 'full'} mode): "
+             f"{sum(r.ok for r in runs)}/{len(runs)} notebooks ran"]
     for run in runs:
         status = "ok" if run.ok else "FAILED"
         lines.append(f"  {run.name:<32} {status:<7} {run.seconds:7.1f} s   {len(run.figures)} figure(s)")
@@ -369,7 +372,8 @@ def run_course(
         report = read_report(source.stem, build)
         run.values, run.figures, run.outcomes = report["values"], report["figures"], report["outcomes"]
         runs.append(run)
-        print(f"  {'done' if run.ok else 'FAILED'} in {run.seconds:.1f} s" + (f": {run.error}" if run.error else ""), flush=True)
+        print(f"  {'done' if run.ok else 'FAILED'} in {run.seconds:.1f} s" + (f": {run.error}" if run.error else ""),
+              flush=True)
     summary = format_summary(runs, quick, build, dataset_seconds)
     (build / "summary.txt").write_text(summary + "\n")
     print(summary)

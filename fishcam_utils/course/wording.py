@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 def _check(tie: float, fmt: str) -> None:
     if not tie >= 0:
-        raise ValueError(f"tie must be a number >= 0 (the difference below which two values count as equal), not {tie!r}")
+        raise ValueError(f"tie must be a number >= 0 (the difference below which two values count as equal), "
+                         f"not {tie!r}")
     try:
         fmt.format(0.5)
     except (ValueError, IndexError, KeyError) as error:

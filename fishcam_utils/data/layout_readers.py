@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 from ..errors import ArgumentError, DataError, listing, option
+from ..registry import Registry
 from .folders import DATASET_FILES, Walk, class_dirs, class_files, files_under, has_images, split_dirs, visible_children
 from .images import is_image_file, is_junk_file
 from .kaggle_layout import (
@@ -239,7 +239,7 @@ class Layout:
     by_fish: bool = False  # rows carry a fish ID and a view (the multi-view layout)
 
 
-_LAYOUTS: dict[str, Layout] = {
+LAYOUTS: Registry[Layout] = Registry("layout", {
     "kaggle": Layout("the Kaggle fish dataset", "<Species>/<Species>/00001.png",
                      lambda root, views: find_kaggle_root(root) is not None, _read_kaggle),
     "multiview": Layout("multi-view", "root/<split>/<class>/<fishID>_<view>.png", _detect_multiview,
@@ -248,31 +248,23 @@ _LAYOUTS: dict[str, Layout] = {
                             lambda walk, classes, views: _read_folders(walk, None)),
     "filename": Layout("labels in file names", "root/<label>_<id>.jpg, or root/<split>/<label>_<id>.jpg",
                        _detect_filename, lambda walk, classes, views: (_read_filename(walk, classes), {})),
-}
-LAYOUTS: Mapping[str, Layout] = MappingProxyType(_LAYOUTS)  # in detection order; add with register_layout
+}, hint="register_layout adds one")  # in detection order
 
 
 def register_layout(name: str, layout: Layout, before: str | None = None) -> Layout:
     """Make ``scan_dataset`` (and ``--layout``) read ``name``. Detection tries it just before the
     layout ``before`` (at the end by default; ``"filename"`` recognises any folder of images)."""
-    if name in _LAYOUTS or name == "auto":
-        raise ValueError(f"a layout named {name!r} exists already; choose another name")
-    if before is not None and before not in _LAYOUTS:
-        raise ValueError(f"before={before!r} is not a layout; the layouts are {', '.join(_LAYOUTS)}")
-    entries = list(_LAYOUTS.items())
-    at = len(entries) if before is None else [n for n, _ in entries].index(before)
-    entries.insert(at, (name, layout))
-    _LAYOUTS.clear()
-    _LAYOUTS.update(entries)
-    return layout
+    if name == "auto":
+        raise ValueError("'auto' means \"detect the layout\"; choose another name")
+    return LAYOUTS.register(name, layout, before=before)
 
 
 def unregister_layout(name: str) -> None:
     """Forget a layout added with ``register_layout`` (tests, experiments)."""
-    _LAYOUTS.pop(name, None)
+    LAYOUTS.unregister(name)
 
 
 def layout_names() -> list[str]:
     """The layout names ``scan_dataset`` reads, in detection order."""
-    return list(_LAYOUTS)
+    return LAYOUTS.names()
 

@@ -66,8 +66,8 @@ def top_view(weights: pd.Series) -> str | None:
 def deciding_view_report(predictions: Predictions, deciding: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Per class: mean weight of each view, ``top_view`` (largest mean weight), ``deciding_view``
     (from ``deciding``, default the synthetic species') and ``match`` (True/False; NaN where the
-    class's deciding view is unknown, or no view's weight is the largest, as with a mean fusion). ``report["match"].mean()`` is the share of classes whose
-    top view is the deciding one."""
+    class's deciding view is unknown, or no view's weight is the largest, as with a mean fusion).
+    ``report["match"].mean()`` is the share of classes whose top view is the deciding one."""
     means = class_view_weights(predictions)
     deciding = synthetic_deciding_views() if deciding is None else dict(deciding)
     report = means.copy()

@@ -5,7 +5,7 @@ float in [0, 1]. Undefined values (a class never predicted, a class with no samp
 for precision/recall/F1 and NaN for ROC AUC / average precision, and never print warnings.
 
 The confusion matrix and precision/recall/F1 are written out in NumPy because notebook 02 reads
-them as the definitions; tests/test_metrics_vs_sklearn.py checks them against scikit-learn's.
+them as the definitions; tests/evaluation/test_metrics_vs_sklearn.py checks them against scikit-learn's.
 ROC and PR curves come from scikit-learn.
 """
 
@@ -45,13 +45,15 @@ def _pair(targets, preds, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     return t, p
 
 
-def confusion_matrix(targets: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
+def confusion_matrix(targets: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray,
+                     num_classes: int) -> np.ndarray:
     """Counts of (true, predicted) pairs: (C, C) int64, true class on rows, predicted on columns.
 
     targets, preds: (N,) int in [0, C).
     """
     t, p = _pair(targets, preds, num_classes)
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes).astype(np.int64)
+    return (np.bincount(t * num_classes + p, minlength=num_classes * num_classes)
+            .reshape(num_classes, num_classes).astype(np.int64))
 
 
 def normalize_rows(cm: np.ndarray) -> np.ndarray:
@@ -71,7 +73,8 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
 
 
-def per_class_metrics(targets: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+def per_class_metrics(targets: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray,
+                      classes: Sequence[str]) -> pd.DataFrame:
     """Precision, recall, F1 (float in [0, 1], 0 where undefined) and support (int) per class.
 
     targets, preds: (N,) int in [0, C); classes: C names, the index of the result.
@@ -89,7 +92,8 @@ def per_class_metrics(targets: Sequence[int] | np.ndarray, preds: Sequence[int] 
     return table
 
 
-def summary_metrics(targets: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+def summary_metrics(targets: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray,
+                    classes: Sequence[str]) -> dict[str, float]:
     """accuracy, macro_f1 and weighted_f1 (floats in [0, 1]; NaN when there are no samples)."""
     table = per_class_metrics(targets, preds, classes)
     t, p = np.asarray(targets), np.asarray(preds)

@@ -20,7 +20,8 @@ from ..viz import as_float_image
 from .metrics import normalize_rows
 from .predict import Predictions, dataset_ids
 
-HISTORY_PANELS = (("loss", "train_loss", "val_loss"), ("accuracy", "train_acc", "val_acc"), ("learning rate", "lr", None))
+HISTORY_PANELS = (("loss", "train_loss", "val_loss"), ("accuracy", "train_acc", "val_acc"),
+                  ("learning rate", "lr", None))
 
 
 def _numeric(history: pd.DataFrame, column: str | None) -> pd.Series | None:
@@ -82,7 +83,8 @@ def plot_history(history: pd.DataFrame, title: str | None = None) -> Figure:
     return fig
 
 
-def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], normalize: bool = False, title: str | None = None) -> Figure:
+def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str], normalize: bool = False,
+                          title: str | None = None) -> Figure:
     """Heatmap of ``cm`` (C, C) counts, true class on the y axis, predicted on the x axis.
 
     Cells show the counts, or with ``normalize=True`` the share of each true class (rows
@@ -129,7 +131,8 @@ def plot_roc_pr(curves: dict, title: str | None = None) -> Figure:
         auc_text = "n/a" if np.isnan(auc) else f"{auc:.3f}"
         ap_text = "n/a" if np.isnan(ap) else f"{ap:.3f}"
         roc_ax.plot(entry["fpr"], entry["tpr"], color=colour, linewidth=1.3, label=f"{name} (AUC={auc_text})")
-        pr_ax.step(entry["recall"], entry["precision"], where="post", color=colour, linewidth=1.3, label=f"{name} (AP={ap_text})")
+        pr_ax.step(entry["recall"], entry["precision"], where="post", color=colour, linewidth=1.3,
+                   label=f"{name} (AP={ap_text})")
     roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (one vs rest)",
                xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
     pr_ax.set(xlabel="recall", ylabel="precision", title="precision-recall (one vs rest)",
@@ -200,7 +203,8 @@ def plot_misclassified(dataset, predictions: Predictions, n: int = 16, ncols: in
     return fig
 
 
-def plot_reliability(runs: dict[str, tuple[np.ndarray, np.ndarray]], bins: int = 15, title: str | None = None) -> Figure:
+def plot_reliability(runs: dict[str, tuple[np.ndarray, np.ndarray]], bins: int = 15,
+                     title: str | None = None) -> Figure:
     """Reliability diagram: accuracy against confidence per bin, a line per run (name → (targets,
     probs)), the diagonal where a model is calibrated; each run's ECE in the legend."""
     from .metrics import calibration_bins, expected_calibration_error

@@ -17,7 +17,15 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSample
 from tqdm.auto import tqdm
 
 from ..data.introspection import dataset_facts
-from ..models.inspection import check_finite, check_images, check_model, eval_mode, logits_of, model_device, view_weights_of
+from ..models.inspection import (
+    check_finite,
+    check_images,
+    check_model,
+    eval_mode,
+    logits_of,
+    model_device,
+    view_weights_of,
+)
 from ..runtime import call_model, move_to, pick_device
 
 
@@ -147,7 +155,8 @@ def _in_order(loader: DataLoader) -> bool:
     batches = loader.batch_sampler
     if batches is None:  # batch_size=None: samples one by one through loader.sampler
         return isinstance(loader.sampler, SequentialSampler)
-    return isinstance(batches, BatchSampler) and isinstance(batches.sampler, SequentialSampler) and not batches.drop_last
+    return (isinstance(batches, BatchSampler) and isinstance(batches.sampler, SequentialSampler)
+            and not batches.drop_last)
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,7 +19,14 @@ from matplotlib.figure import Figure
 from ..data.introspection import data_record
 from ..errors import option
 from ..files import atomic_path
-from .metrics import classification_report_text, confusion_matrix, normalize_rows, per_class_metrics, roc_pr_curves, summary_metrics
+from .metrics import (
+    classification_report_text,
+    confusion_matrix,
+    normalize_rows,
+    per_class_metrics,
+    roc_pr_curves,
+    summary_metrics,
+)
 from .plots import plot_confusion_matrix, plot_history, plot_misclassified, plot_roc_pr
 from .predict import Predictions
 
@@ -139,7 +146,8 @@ def write_evaluation(
     other data already in ``run_dir`` raises ``FileExistsError`` unless ``overwrite``.
     """
     if not isinstance(predictions, Predictions):
-        raise ValueError(f"predictions must be a Predictions (from predict(model, data)), got {type(predictions).__name__}.")
+        raise ValueError(f"predictions must be a Predictions (from predict(model, data)), "
+                         f"got {type(predictions).__name__}.")
     run_dir = Path(run_dir)
     data = check_report_folder(run_dir, dataset, data=data, prefix=prefix, overwrite=overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -166,7 +174,8 @@ def write_evaluation(
     put("classification_report.txt", _text(classification_report_text(p.targets, p.preds, p.classes)))
     put("per_class.csv", _csv(per_class_metrics(p.targets, p.preds, p.classes), index=True))
     put("confusion_matrix.csv", _csv(pd.DataFrame(cm, index=labels, columns=columns), index=True))
-    put("confusion_matrix_normalized.csv", _csv(pd.DataFrame(normalize_rows(cm), index=labels, columns=columns), index=True))
+    put("confusion_matrix_normalized.csv",
+        _csv(pd.DataFrame(normalize_rows(cm), index=labels, columns=columns), index=True))
     put("predictions.csv", _csv(p.frame(), index=False))
     put("roc_pr.csv", _csv(curves["summary"], index=False))
     put_figure("confusion_matrix.png", plot_confusion_matrix(cm, p.classes))

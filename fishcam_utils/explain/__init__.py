@@ -54,6 +54,7 @@ from .overlay import COLORMAPS, heatmap_to_rgb, overlay_heatmap, plot_cam, save_
 from .registry import make_cam, method_names, register
 from .targets import Targets, resolve_targets
 
+# isort: split
 from . import judging  # noqa: E402  (last: it registers the reference maps, and builds on everything above)
 from .judging import EdgeMap, RandomMap
 

@@ -36,12 +36,14 @@ class CAMResult:
     resolution, before ReLU, (N, h, w) or (N, K, h, w). When the target layer runs once per view
     (a multi-view model), a view dimension V follows: (N, V, H, W) or (N, K, V, H, W), and the views
     of one image are normalised together, so that they compare. ``logits``: (N, K). ``explained``: (N,) long
-    (the classes explained, what the call's ``targets`` asked for; for ``all_classes``, every class). ``view_weights``: (N, V), the view
-    weights a multi-view model returned in the same forward pass (``view_weights_of``), else None.
+    (the classes explained, what the call's ``targets`` asked for; for ``all_classes``, every class).
+    ``view_weights``: (N, V), the view weights a multi-view model returned in the same forward pass
+    (``view_weights_of``), else None.
     A target given as a function is -1 in ``explained``. ``flat``: bool of ``maps.shape[:-2]``, True for a
     map with no spatial information (constant at the layer's resolution, or varying only at rounding-noise
-    level), which is zeros in ``maps`` (with ``normalize=None`` a constant map keeps its value). ``pixels``: guided Grad-CAM's signed input-space product
-    (N, 3, H, W) (multi-view (N, V, 3, H, W); all classes (N, K, ...)), else None.
+    level), which is zeros in ``maps`` (with ``normalize=None`` a constant map keeps its value).
+    ``pixels``: guided Grad-CAM's signed input-space product (N, 3, H, W) (multi-view (N, V, 3, H, W); all
+    classes (N, K, ...)), else None.
     """
 
     maps: torch.Tensor

@@ -20,9 +20,8 @@ from tqdm.auto import tqdm
 
 from ..data.introspection import dataset_facts, sample_source
 from ..data.transforms import to_display
-from ..errors import ArgumentError
+from ..errors import ArgumentError, option, option_name
 from ..files import atomic_write, describe, earlier_outputs, remove_all
-from ..errors import option, option_name
 from ..models.inspection import model_device
 from .guided import gradient_to_image
 from .overlay import save_cam_images, save_picture
@@ -56,7 +55,8 @@ def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = Non
     if isinstance(cam, str) or not callable(cam) or not hasattr(cam, "layer_name"):
         raise ArgumentError(f"cam must be an explainer, e.g. make_cam({cam!r}, model, layer), got "
                             f"{type(cam).__name__}" if isinstance(cam, str) else
-                            f"cam must be an explainer such as make_cam('gradcam', model, layer), got {type(cam).__name__}")
+                            f"cam must be an explainer such as make_cam('gradcam', model, layer), "
+                            f"got {type(cam).__name__}")
     if isinstance(dataset, torch.Tensor) or not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
         raise ArgumentError(f"dataset must be a Dataset of (image, label) samples, got {type(dataset).__name__}; "
                             f"e.g. splits.test (for bare tensors, TensorDataset(images, labels))")
@@ -64,7 +64,8 @@ def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = Non
         raise ValueError("dataset is empty: there is nothing to explain")
     for name, value in (("batch_size", batch_size), ("limit", limit)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
-            raise ArgumentError(f"{name} must be a whole number >= 1" + (" (or None for all)" if name == "limit" else "")
+            raise ArgumentError(f"{name} must be a whole number >= 1"
+                                + (" (or None for all)" if name == "limit" else "")
                                 + f", got {value!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -95,7 +96,8 @@ def _export_batch(cam, dataset, facts, indices: range, out: Path, explain: str, 
     multiview, classes = facts.views is not None, facts.classes
     items = [dataset[i] for i in indices]
     labels = [int(item[1]) for item in items]
-    result = cam(_stack_inputs([item[0] for item in items], multiview, cam), targets=labels if explain == "true" else None)
+    result = cam(_stack_inputs([item[0] for item in items], multiview, cam),
+                 targets=labels if explain == "true" else None)
     predicted = result.logits.argmax(1).cpu().tolist()
     probs = torch.softmax(result.logits.float(), 1).cpu()
     ids = facts.ids if facts.ids is not None else [str(i) for i in range(len(dataset))]

@@ -25,11 +25,10 @@ passes (ReLU'd Grad-CAM before normalisation, as captum defines it); ``gradient_
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import warnings
 
 import numpy as np
 import torch
@@ -264,7 +263,8 @@ def _warn_without_relus(model: nn.Module, rule: str) -> None:
     relus = sum(isinstance(m, nn.ReLU) for m in model.modules())
     others = sorted({type(m).__name__ for m in model.modules() if isinstance(m, _OTHER_ACTIVATIONS)})
     if relus == 0:
-        warnings.warn(f"{type(model).__name__} has no nn.ReLU modules{' (it uses ' + ', '.join(others) + ')' if others else ''}, "
+        warnings.warn(f"{type(model).__name__} has no nn.ReLU modules"
+                      f"{' (it uses ' + ', '.join(others) + ')' if others else ''}, "
                       f"so the {rule} rule changes nothing: these are plain gradients (rule='backprop'). "
                       f"A guided rule is defined for ReLU only.", GuidedRuleWarning, stacklevel=3)
     elif others:
@@ -312,7 +312,8 @@ class GuidedGradCAM(Explainer):
         """Every class's maps from a Grad-CAM ``capture`` and the ``inputs`` it was made of."""
         check_normalize(normalize)
         if inputs is None:
-            raise ValueError("guided Grad-CAM needs the inputs as well as the capture: from_capture(capture, inputs=...)")
+            raise ValueError("guided Grad-CAM needs the inputs as well as the capture: "
+                             "from_capture(capture, inputs=...)")
         cam = self.cam.from_capture(capture, normalize=None)  # (N, K, [V,] H, W)
         n, k = cam.logits.shape
         multi = isinstance(inputs, (tuple, list))
@@ -327,7 +328,8 @@ class GuidedGradCAM(Explainer):
     @staticmethod
     def _product(cam: CAMResult, guided: torch.Tensor, normalize: str | None) -> CAMResult:
         views = guided.ndim == 5  # (N, V, 3, H, W): one product per view
-        product = guided_gradcam(guided.flatten(0, 1) if views else guided, cam.maps.flatten(0, 1) if views else cam.maps)
+        product = guided_gradcam(guided.flatten(0, 1) if views else guided,
+                                 cam.maps.flatten(0, 1) if views else cam.maps)
         maps = saliency(product) if normalize is not None else product.abs().amax(dim=1)
         if views:
             product, maps = product.unflatten(0, guided.shape[:2]), maps.unflatten(0, guided.shape[:2])

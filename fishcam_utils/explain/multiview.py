@@ -21,8 +21,8 @@ from torch import nn
 from ..data.introspection import dataset_facts
 from ..data.transforms import to_display
 from ..models.inspection import model_device
-from .registry import make_cam
 from .overlay import overlay_heatmap
+from .registry import make_cam
 
 
 @dataclass

@@ -53,7 +53,8 @@ def _convnext_nano(num_classes: int) -> nn.Module:
     stand-in's ConvNeXt (1.8 MB in fp16)."""
     from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 
-    stages = [CNBlockConfig(24, 48, 2), CNBlockConfig(48, 96, 2), CNBlockConfig(96, 192, 2), CNBlockConfig(192, None, 2)]
+    stages = [CNBlockConfig(24, 48, 2), CNBlockConfig(48, 96, 2), CNBlockConfig(96, 192, 2),
+              CNBlockConfig(192, None, 2)]
     return ConvNeXt(stages, stochastic_depth_prob=0.05)
 
 

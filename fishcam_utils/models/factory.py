@@ -83,7 +83,8 @@ def _load_backbone(model: nn.Module, head: str, state: dict[str, torch.Tensor], 
         raise ValueError(
             f"the weights ({source}) do not fit {type(model).__name__}: "
             f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
-            f"{len(wrong_shape)} of another shape (e.g. {wrong_shape[:3]}). Pass weights saved from the same architecture."
+            f"{len(wrong_shape)} of another shape (e.g. {wrong_shape[:3]}). "
+            f"Pass weights saved from the same architecture."
         )
     model.load_state_dict({k: v for k, v in state.items() if not is_head(k) or own[k].shape == v.shape}, strict=False)
 

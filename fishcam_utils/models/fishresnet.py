@@ -57,7 +57,8 @@ class FishResNet(nn.Module):
     A 64 px image leaves stage 2 as a 16x16 map: fine enough for Grad-CAM to be readable.
     """
 
-    def __init__(self, num_classes: int, width: int = 32, blocks: tuple[int, int] = (2, 2), dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: int, width: int = 32, blocks: tuple[int, int] = (2, 2),
+                 dropout: float = 0.0) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")

@@ -15,7 +15,8 @@ class MLPHead(nn.Sequential):
     training, so the training engine drops a last batch of one.
     """
 
-    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (512, 256), dropout: float = 0.3) -> None:
+    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (512, 256),
+                 dropout: float = 0.3) -> None:
         layers: list[nn.Module] = []
         size = in_features
         for width in hidden:
@@ -33,5 +34,6 @@ HEADS: Registry[Callable[..., nn.Module]] = Registry("head", {
 
 def make_head(kind: str, in_features: int, num_classes: int, hidden: Sequence[int] = (512, 256),
               dropout: float = 0.3) -> nn.Module:
-    """``"linear"``: one Linear layer; ``"mlp"``: ``MLPHead`` (any name of ``HEADS``). (B, in_features) → (B, num_classes)."""
+    """``"linear"``: one Linear layer; ``"mlp"``: ``MLPHead`` (any name of ``HEADS``). (B, in_features) →
+    (B, num_classes)."""
     return HEADS.lookup(kind)(in_features, num_classes, hidden, dropout)

@@ -20,7 +20,8 @@ def logits_of(output: Any) -> torch.Tensor:
     logits = output[0] if isinstance(output, (tuple, list)) and len(output) else output
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"the model must return (batch, classes) logits, or a tuple whose first item they are; got {shape}")
+        raise ValueError(f"the model must return (batch, classes) logits, or a tuple whose first item they are; "
+                         f"got {shape}")
     return logits
 
 
@@ -89,15 +90,17 @@ def check_images(inputs: Any, model: nn.Module | None = None, name: str = "input
                          f"add the batch dimension: image[None]")
     if images.shape[0] == 0:
         raise ArgumentError(f"{name} is an empty batch (shape {tuple(images.shape)}): pass at least one image")
-    first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None) if model is not None else None
+    first = (next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+             if model is not None else None)
     conv = first if isinstance(first, nn.Conv2d) else None
     if conv is not None and images.ndim < 4:
         raise ArgumentError(f"{name} must be a batch of images (N, C, H, W) for this convolutional model, got shape "
                             f"{tuple(images.shape)}; for one image, add the batch dimension: image[None]")
     if conv is not None and images.shape[-3] != conv.in_channels:
-        raise ArgumentError(f"{name} has {images.shape[-3]} channels (shape {tuple(images.shape)}) but the model's first "
-                            f"convolution takes {conv.in_channels}; give images as (N, {conv.in_channels}, H, W)"
-                            + (" (a grey picture: repeat it 3 times, image.expand(-1, 3, -1, -1))" if images.shape[-3] == 1 else ""))
+        raise ArgumentError(f"{name} has {images.shape[-3]} channels (shape {tuple(images.shape)}) but the model's "
+                            f"first convolution takes {conv.in_channels}; give images as (N, {conv.in_channels}, H, W)"
+                            + (" (a grey picture: repeat it 3 times, image.expand(-1, 3, -1, -1))"
+                               if images.shape[-3] == 1 else ""))
     if first is not None and images.dtype != first.weight.dtype and not torch.is_autocast_enabled():
         raise ArgumentError(f"{name} holds {images.dtype} but the model's weights are {first.weight.dtype}; convert "
                             f"the images: {name}.to({first.weight.dtype})")
@@ -126,8 +129,9 @@ def check_logits(logits: torch.Tensor) -> None:
     """Raise ``ValueError`` naming the images whose logits are NaN or inf (a model whose weights diverged)."""
     broken = (~torch.isfinite(logits.detach())).any(1)
     if broken.any():
-        raise ArgumentError(f"the model's outputs for image(s) {broken.nonzero().flatten().tolist()[:20]} are NaN or inf: "
-                         f"its weights are broken (a training that diverged?); load a good checkpoint")
+        raise ArgumentError(f"the model's outputs for image(s) {broken.nonzero().flatten().tolist()[:20]} "
+                            f"are NaN or inf: its weights are broken (a training that diverged?); "
+                            f"load a good checkpoint")
 
 
 def kind_of(value: Any) -> str:
@@ -139,6 +143,6 @@ def kind_of(value: Any) -> str:
 def check_model(model: Any, name: str = "model") -> nn.Module:
     """``model`` itself if it is a torch module; else an ``ArgumentError`` naming ``name`` and how to get one."""
     if not isinstance(model, nn.Module):
-        raise ArgumentError(f"{name} must be a torch nn.Module, got {kind_of(model)}; build one with build_model(...), or load "
-                            f"a trained one with model, checkpoint = load_checkpoint(path)")
+        raise ArgumentError(f"{name} must be a torch nn.Module, got {kind_of(model)}; build one with "
+                            f"build_model(...), or load a trained one with model, checkpoint = load_checkpoint(path)")
     return model

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ..data.species import VIEWS
-from .backbones import get_backbone
 from ..runtime import unwrap
+from .backbones import get_backbone
 from .factory import _set_submodule, build_model, register_builder
 from .fusion import FUSIONS, check_present, make_fusion
 

@@ -38,7 +38,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated download, or a pickled whole model
         raise ValueError(
-            f"cannot read weights from {path}: {error}. It must be a state dict saved with torch.save(model.state_dict(), ...); "
+            f"cannot read weights from {path}: {error}. "
+            f"It must be a state dict saved with torch.save(model.state_dict(), ...); "
             f"if it is a partial download, delete it and fetch it again."
         ) from error
     if isinstance(state, dict) and isinstance(state.get("model_state"), dict):
@@ -60,10 +61,11 @@ def imagenet_state_dict(name: str, url: str, timeout: float = 5.0, progress: boo
         return read_state_dict(cached)
     parsed = urlparse(url)
     host = parsed.hostname or ""
-    if parsed.scheme != "file" and not _reachable(host, parsed.port or (80 if parsed.scheme == "http" else 443), timeout):
+    if parsed.scheme != "file" and not _reachable(host, parsed.port or (80 if parsed.scheme == "http" else 443),
+                                                  timeout):
         raise OfflineError(
-            f"ImageNet weights for {name} are not in the torch cache and {host} cannot be reached{route(host)} (offline?). "
-            f"On a machine with internet, download {url} and copy it to {cached} "
+            f"ImageNet weights for {name} are not in the torch cache and {host} cannot be reached{route(host)} "
+            f"(offline?). On a machine with internet, download {url} and copy it to {cached} "
             f"(or set TORCH_HOME to a folder holding hub/checkpoints/{filename}); "
             f"or pass {option('weights', None)} to train from random initialisation."
         )
@@ -82,7 +84,8 @@ def _download(name: str, url: str, cached: Path, timeout: float, progress: bool)
                                        progress=progress)
     except RuntimeError as error:  # torch.hub's "invalid hash value": the file was removed
         raise OfflineError(f"the download of the ImageNet weights for {name} from {url} is not the file it "
-                           f"should be ({error}); it was deleted. Try again, or copy the file to {cached} by hand.") from error
+                           f"should be ({error}); it was deleted. Try again, or copy the file to {cached} "
+                           f"by hand.") from error
     except OSError as error:
         raise OfflineError(f"downloading ImageNet weights for {name} from {url} failed: {error}. "
                            f"Copy the file to {cached} by hand, or pass {option('weights', None)}.") from error

@@ -56,7 +56,8 @@ def _random(request: Request) -> Loaded:
 def _imagenet(request: Request) -> Loaded:
     if request.arch.weights_url is None:
         raise ValueError(f"{request.name} has no ImageNet weights (it is one of the course's own networks); use "
-                         f"{option('weights', 'course')} for the course's pretrained stand-in, or {option('weights', None)}")
+                         f"{option('weights', 'course')} for the course's pretrained stand-in, "
+                         f"or {option('weights', None)}")
     return Loaded("imagenet", imagenet_state_dict(request.name, request.arch.weights_url, timeout=request.timeout,
                                                   progress=request.verbose))
 

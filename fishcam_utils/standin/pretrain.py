@@ -20,17 +20,18 @@ from .recipes import STANDIN_RECIPES
 def pretrain(name: str, folder: Path | None = None, recipe: dict[str, Any] | None = None, device: str | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Pretrain backbone ``name`` on the source task with ``recipe`` (default ``STANDIN_RECIPES[name]``)
-    on ``device`` (None: the best available) and save it as the course stand-in in ``folder`` (default ``checkpoints/standin``). Returns the
-    manifest entry written (recipe, data seed, sha256, ``source_test_accuracy`` in [0, 1])."""
+    on ``device`` (None: the best available) and save it as the course stand-in in ``folder`` (default
+    ``checkpoints/standin``). Returns the manifest entry written (recipe, data seed, sha256,
+    ``source_test_accuracy`` in [0, 1])."""
     import torch
 
-    from ..data.train_val_test import make_datasets
     from ..data.synthetic import SyntheticConfig, generate_dataset
+    from ..data.train_val_test import make_datasets
     from ..evaluation.predict import predict
     from ..models.backbones import get_backbone
     from ..models.factory import build_model
-    from ..settings import data_dir
     from ..runtime import pick_device
+    from ..settings import data_dir
     from ..training.engine import fit
     from ..training.seeding import seed_everything
     from .weights import read_manifest, save_standin, shippable, unshipped

@@ -3,8 +3,8 @@
 that transfer learning can be taught offline.
 
 The weights live in ``checkpoints/standin/`` (fp16 where fp16 holds them) beside a ``manifest.json``
-that records, for each backbone, the file, its sha256, the build arguments, the recipe and data seed that made it, and the
-source task's test accuracy. ``build_model(name, k, weights="course")`` loads them, checking the hash
+that records, for each backbone, the file, its sha256, the build arguments, the recipe and data seed that made
+it, and the source task's test accuracy. ``build_model(name, k, weights="course")`` loads them, checking the hash
 and reading with ``weights_only=True``. ``fishcam pretrain`` (``standin.pretrain``) makes them again.
 """
 
@@ -54,7 +54,8 @@ def read_manifest(folder: Path | None = None) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); restore it from git or run `fishcam pretrain`") from error
+        raise ValueError(f"{path} is not valid JSON ({error}); restore it from git or run "
+                         f"`fishcam pretrain`") from error
 
 
 def standin_entry(name: str, folder: Path | None = None) -> dict[str, Any]:
@@ -68,8 +69,8 @@ def standin_entry(name: str, folder: Path | None = None) -> dict[str, Any]:
     if entry is None:
         raise FileNotFoundError(f"no course stand-in weights for {name} in {folder}: make them with "
                                 f"`fishcam pretrain --backbone {name}` (its recipe is STANDIN_RECIPES[{name!r}] in "
-                                f"fishcam_utils/standin/recipes.py), or use {option('weights', 'imagenet')} where ImageNet "
-                                f"weights can be downloaded")
+                                f"fishcam_utils/standin/recipes.py), or use {option('weights', 'imagenet')} where "
+                                f"ImageNet weights can be downloaded")
     return entry
 
 

@@ -24,5 +24,6 @@ _HOMES = {
     "finetune": ["freeze_backbone", "frozen_batchnorm_to_eval", "parameter_groups", "unfreeze"],
     "seeding": ["epoch_seed", "seed_everything"],
 }
-__all__, __getattr__, __dir__ = lazy_names(__name__, _HOMES, eager=["MONITORS", "OPTIMIZERS", "SCHEDULES",
-                                                                   "TrainConfig", "make_config"])
+# The names imported above, re-exported as they are; lazy_names adds those of _HOMES.
+__all__ = ["MONITORS", "OPTIMIZERS", "SCHEDULES", "TrainConfig", "make_config"]
+__all__, __getattr__, __dir__ = lazy_names(__name__, _HOMES, eager=__all__)

@@ -16,12 +16,11 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..files import atomic_write
 from ..errors import ArgumentError
+from ..files import atomic_write
 from ..models.factory import rebuild_model
-from ..runtime import unwrap
 from ..models.inspection import check_model
-from ..runtime import pick_device
+from ..runtime import pick_device, unwrap
 
 FORMAT = "fishcam-checkpoint"
 VERSION = 1
@@ -55,7 +54,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **fields: Any) ->
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise NotADirectoryError(f"{parent} is a file, so {path} cannot be written below it: choose another path")
+                raise NotADirectoryError(f"{parent} is a file, so {path} cannot be written below it: "
+                                         f"choose another path")
             break
     path.parent.mkdir(parents=True, exist_ok=True)
     inner = unwrap(model)
@@ -86,9 +86,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if path.is_dir():
         inside = [p.name for p in sorted(path.glob("*.pt"))]
         hint = f"; it holds {', '.join(inside)}" if inside else "; it holds no .pt file"
-        raise IsADirectoryError(f"{path} is a folder, not a checkpoint: pass the file, e.g. {path / 'best.pt'}{hint}")
+        raise IsADirectoryError(f"{path} is a folder, not a checkpoint: "
+                                f"pass the file, e.g. {path / 'best.pt'}{hint}")
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train a model first (fit(..., run_dir=...) or `fishcam train`)")
+        raise FileNotFoundError(f"no checkpoint at {path}; "
+                                f"train a model first (fit(..., run_dir=...) or `fishcam train`)")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
@@ -102,10 +104,12 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"{path} is not a FishCAM checkpoint (no 'format': {FORMAT!r}); for a plain state dict, "
                          f"use build_model(..., weights=path)")
     if checkpoint.get("version", 0) > VERSION:
-        raise ValueError(f"{path} was written by a newer fishcam_utils (format version {checkpoint['version']}); upgrade the package")
+        raise ValueError(f"{path} was written by a newer fishcam_utils (format version {checkpoint['version']}); "
+                         f"upgrade the package")
     missing = [k for k in REQUIRED_FIELDS if k not in checkpoint]
     if missing or not isinstance(checkpoint["model_state"], dict):
-        what = f"has no {' and no '.join(repr(k) for k in missing)}" if missing else "has no weights ('model_state' is no dict)"
+        what = (f"has no {' and no '.join(repr(k) for k in missing)}" if missing
+                else "has no weights ('model_state' is no dict)")
         raise ValueError(f"{path} claims to be a FishCAM checkpoint but {what}: it was changed or written by another "
                          f"program. Use the run's other checkpoint (best.pt / last.pt), or train again.")
     return checkpoint
@@ -145,7 +149,8 @@ def load_model_state(model: nn.Module, checkpoint: dict[str, Any] | str | os.Pat
         unwrap(model).load_state_dict(strip_module_prefix(checkpoint["model_state"]))
     except RuntimeError as error:  # the recorded build arguments and the weights disagree
         detail = str(error).strip().splitlines()
-        raise ValueError(f"{source}: its weights do not fit the architecture it records ({' '.join(detail[:2])[:300]}). "
+        raise ValueError(f"{source}: its weights do not fit the architecture it records "
+                         f"({' '.join(detail[:2])[:300]}). "
                          "The file was changed, or written by another program: use the run's other checkpoint "
                          "(best.pt / last.pt), or train again.") from None
     return model

@@ -7,8 +7,8 @@ reads this module without waiting for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
 import numbers
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 OPTIMIZERS = ("sgd", "adam", "adamw")

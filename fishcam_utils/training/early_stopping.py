@@ -14,7 +14,8 @@ class EarlyStopping:
     ``patience`` is None). A NaN value never counts as an improvement.
     """
 
-    def __init__(self, monitor: str = "val_acc", mode: str | None = None, patience: int | None = 5, min_delta: float = 0.0) -> None:
+    def __init__(self, monitor: str = "val_acc", mode: str | None = None, patience: int | None = 5,
+                 min_delta: float = 0.0) -> None:
         mode = mode or ("min" if "loss" in monitor else "max")
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -48,4 +49,5 @@ class EarlyStopping:
         return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch, self.bad_epochs = float(state["best"]), int(state["best_epoch"]), int(state["bad_epochs"])
+        self.best, self.best_epoch, self.bad_epochs = (float(state["best"]), int(state["best_epoch"]),
+                                                       int(state["bad_epochs"]))

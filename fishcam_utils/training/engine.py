@@ -35,8 +35,16 @@ from .early_stopping import EarlyStopping
 from .finetune import freeze_backbone, frozen_batchnorm_to_eval, unfreeze
 from .inputs import check_arguments, check_data, dataset_info, num_classes_of
 from .optim import Steps, make_criterion
-from .run_dir import (check_same_data, check_same_run, hold_run_dir, history_frame, log_epoch, open_tensorboard,
-                      prepare_run_dir, save_epoch)
+from .run_dir import (
+    check_same_data,
+    check_same_run,
+    history_frame,
+    hold_run_dir,
+    log_epoch,
+    open_tensorboard,
+    prepare_run_dir,
+    save_epoch,
+)
 from .seeding import epoch_seed, seed_everything, seed_worker
 
 # A cross-entropy this large means the true class gets e^-100 of the probability: no healthy run gets there
@@ -132,9 +140,11 @@ def _divergence(loss: torch.Tensor, inputs: Any, logits: torch.Tensor, config: T
         cause = "the batch's images hold NaN or inf values: check the image files and the transform"
     elif not torch.isfinite(logits).all():
         cause = (f"the model's outputs are no longer finite, so the weights diverged: the learning rate is likely too "
-                 f"high ({option('lr', config.lr)}; try a tenth of it), or clip the gradients ({option('grad_clip', 1.0)})")
+                 f"high ({option('lr', config.lr)}; try a tenth of it), "
+                 f"or clip the gradients ({option('grad_clip', 1.0)})")
     else:
-        cause = (f"the outputs are finite but the loss is not: check the class weights ({option('class_weights', config.class_weights)}) "
+        cause = (f"the outputs are finite but the loss is not: "
+                 f"check the class weights ({option('class_weights', config.class_weights)}) "
                  f"and the labels")
     return f"the training loss became {loss.item()} at {where}, so training stopped: {cause}."
 
@@ -272,7 +282,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     except KeyboardInterrupt:
         interrupted = True
         if run.main:
-            where = f"; the last checkpoint is {run.run_dir / 'last.pt'} ({option('resume')} continues)" if run.run_dir else ""
+            where = (f"; the last checkpoint is {run.run_dir / 'last.pt'} ({option('resume')} continues)"
+                     if run.run_dir else "")
             print(f"interrupted after {len(run.history)} completed epoch(s){where}")
     except TrainingDiverged as error:
         kept = (f" {run.run_dir / 'last.pt'} keeps epoch {len(run.history)}, the last good one."
@@ -311,7 +322,8 @@ def _start_or_resume(model: nn.Module, train_data: Dataset, val_data: Dataset | 
         check_same_run(saved, config, run_dir)
         check_same_data(saved, identity, run_dir)
         load_model_state(inner, saved, str(run_dir / "last.pt"))
-        run.history, run.start_epoch, run.stopped_early = list(saved["history"]), int(saved["epoch"]), bool(saved["stopped_early"])
+        run.history, run.start_epoch, run.stopped_early = (list(saved["history"]), int(saved["epoch"]),
+                                                           bool(saved["stopped_early"]))
         run.stopper.load_state_dict(saved["stopper"])
         if (run_dir / "best.pt").is_file():
             run.best_state = read_checkpoint(run_dir / "best.pt")["model_state"]
@@ -420,8 +432,9 @@ def _warn_if_other_scale(model: nn.Module, image_size: int | None) -> None:
     if pretrained is None or image_size is None or int(pretrained) == int(image_size):
         return
     name = getattr(model, "fishcam", {}).get("name", type(model).__name__)
-    warnings.warn(f"{name} starts from {getattr(model, 'fishcam_weights', 'weights')} weights pretrained on {pretrained} "
-                  f"px photographs, and is trained here on {image_size} px ones: its filters learnt fish at another "
-                  f"scale and transfer less well. At {image_size} px use {option('weights', 'imagenet')} (online); "
-                  f"offline, photographs of {pretrained} px (FISHCAM_IMAGE_SIZE={pretrained}) match them.",
+    warnings.warn(f"{name} starts from {getattr(model, 'fishcam_weights', 'weights')} weights pretrained on "
+                  f"{pretrained} px photographs, and is trained here on {image_size} px ones: its filters learnt "
+                  f"fish at another scale and transfer less well. At {image_size} px use "
+                  f"{option('weights', 'imagenet')} (online); offline, photographs of {pretrained} px "
+                  f"(FISHCAM_IMAGE_SIZE={pretrained}) match them.",
                   UserWarning, stacklevel=3)

@@ -39,7 +39,8 @@ def frozen_batchnorm_to_eval(model: nn.Module) -> int:
     return switched
 
 
-def parameter_groups(model: nn.Module, lr: float, backbone_lr: float | None = None, weight_decay: float = 0.0) -> list[dict]:
+def parameter_groups(model: nn.Module, lr: float, backbone_lr: float | None = None,
+                     weight_decay: float = 0.0) -> list[dict]:
     """Optimizer groups: the head at ``lr``, the backbone at ``backbone_lr`` (default ``lr``).
 
     Frozen parameters are left out. Biases and normalisation weights get no weight decay.

@@ -18,6 +18,7 @@ from ..errors import ArgumentError, option, option_name
 from ..models.inspection import check_model, kind_of
 from .config import TrainConfig
 
+
 def check_arguments(model: Any, train_data: Any, val_data: Any) -> None:
     """``fit``'s model and datasets are what it can train with, or an error that says what to pass."""
     check_model(model)
@@ -25,14 +26,15 @@ def check_arguments(model: Any, train_data: Any, val_data: Any) -> None:
         if data is None and name == "val_data":
             continue
         if isinstance(data, torch.Tensor):
-            raise ArgumentError(f"{name} must be a Dataset of (input, label) samples, got a tensor {tuple(data.shape)}; "
-                            f"wrap images and labels as TensorDataset(images, labels), or use make_datasets(...)")
+            raise ArgumentError(f"{name} must be a Dataset of (input, label) samples, got a tensor "
+                                f"{tuple(data.shape)}; wrap images and labels as TensorDataset(images, labels), "
+                                f"or use make_datasets(...)")
         if isinstance(data, DataLoader):
-            raise ArgumentError(f"{name} must be a Dataset, got a DataLoader; pass its dataset ({name}=loader.dataset): "
-                            f"fit makes its own loaders (batch_size=..., num_workers=...)")
+            raise ArgumentError(f"{name} must be a Dataset, got a DataLoader; pass its dataset "
+                                f"({name}=loader.dataset): fit makes its own loaders (batch_size=..., num_workers=...)")
         if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or isinstance(data, (str, bytes, Path)):
-            raise ArgumentError(f"{name} must be a Dataset of (input, label) samples, got {kind_of(data)}; for a folder, "
-                            f"use make_datasets(folder).train (and .val)")
+            raise ArgumentError(f"{name} must be a Dataset of (input, label) samples, got {kind_of(data)}; "
+                                f"for a folder, use make_datasets(folder).train (and .val)")
 
 
 def check_data(config: TrainConfig, train_data: Dataset, val_data: Dataset | None) -> None:

@@ -16,6 +16,7 @@ from ..data.introspection import DatasetFacts
 from .config import TrainConfig
 from .finetune import parameter_groups
 
+
 def class_weights_for(config: TrainConfig, targets: list[int], num_classes: int) -> torch.Tensor | None:
     """``"balanced"``: n / (C * n_c) for each class c (0 for a class with no sample); a list is used as given."""
     if config.class_weights is None:
@@ -26,7 +27,8 @@ def class_weights_for(config: TrainConfig, targets: list[int], num_classes: int)
         return weights.float()
     weights = torch.as_tensor(config.class_weights, dtype=torch.float32)
     if weights.shape != (num_classes,) or (weights < 0).any():
-        raise ValueError(f"class_weights must hold {num_classes} non-negative numbers (one per class), got {config.class_weights}")
+        raise ValueError(f"class_weights must hold {num_classes} non-negative numbers (one per class), "
+                         f"got {config.class_weights}")
     return weights
 
 
@@ -45,7 +47,8 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, epochs
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                                   total_steps=total)
     if config.schedule == "plateau":
         mode = "min" if "loss" in config.monitor else "max"
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.1, patience=2)

@@ -40,10 +40,12 @@ def check_run_dir(run_dir: str | Path, resume: bool = False, overwrite: bool = F
     old = earlier_outputs(run_dir, RUN_OUTPUTS)
     if old and not overwrite:
         if resume:
-            raise FileExistsError(f"{run_dir} has no last.pt to resume from, but holds an earlier run's {describe(old)}; "
-                                  f"pass {option('overwrite')} to replace them, or another {option_name('run_dir')}")
+            raise FileExistsError(f"{run_dir} has no last.pt to resume from, but holds an earlier run's "
+                                  f"{describe(old)}; pass {option('overwrite')} to replace them, "
+                                  f"or another {option_name('run_dir')}")
         raise FileExistsError(f"{run_dir} already holds a training run ({describe(old)}); pass {option('resume')} to "
-                              f"continue it, {option('overwrite')} to start it again, or another {option_name('run_dir')}")
+                              f"continue it, {option('overwrite')} to start it again, "
+                              f"or another {option_name('run_dir')}")
     return old
 
 

@@ -273,7 +273,8 @@ class CamExplorer:
         self.overlay_panel.value = png_bytes(overlay_heatmap(image, heat, opacity, self.colormap.value))
         name = html.escape(self.target.value)
         note = " · <i>flat: no spatial information</i>" if flat else ""
-        self.captions[1].value = _caption(f"<b>{html.escape(self.method.value)}</b> at {html.escape(self.layer.value)}{note}")
+        self.captions[1].value = _caption(f"<b>{html.escape(self.method.value)}</b> "
+                                          f"at {html.escape(self.layer.value)}{note}")
         self.captions[2].value = _caption(f"<b>overlay</b> · {name}")
         self.probability.value = f"p({name}) = {self.maps.probs[c]:.3f}"
         self.info.value = self._info_html(self.maps)

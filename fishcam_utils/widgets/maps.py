@@ -25,15 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.transforms import to_display
 from ..data.introspection import dataset_facts
+from ..data.transforms import to_display
 from ..evaluation.predict import predict
-from ..models.inspection import check_model
 from ..explain import registry
 from ..explain.cam import LayerCapture, make_cam
 from ..explain.guided import gradient_to_image
 from ..models.factory import cam_layers
-from ..models.inspection import model_device
+from ..models.inspection import check_model, model_device
 
 
 def menu() -> dict[str, str]:

@@ -11,8 +11,16 @@ arithmetic in ``explain.maps``; both are re-exported here.
 """
 
 from ..explainer import CAMResult, Explainer
-from ..maps import FLAT_ROUNDING_ERRORS, NORMALIZATIONS, FlatMapWarning, check_normalize, flat_maps, normalize_maps
-from ..maps import principal_projection, upsample
+from ..maps import (
+    FLAT_ROUNDING_ERRORS,
+    NORMALIZATIONS,
+    FlatMapWarning,
+    check_normalize,
+    flat_maps,
+    normalize_maps,
+    principal_projection,
+    upsample,
+)
 from ..registry import make_cam
 from .core import BaseCAM, LayerCapture
 from .gradient import EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM

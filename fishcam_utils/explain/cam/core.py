@@ -31,7 +31,7 @@ from ...runtime import call_model
 from ..explainer import CAMResult, Explainer
 from ..maps import FlatMapWarning, check_normalize, flat_maps, normalize_maps, upsample
 from ..targets import Targets, all_class_targets, check_target_count, resolve_score_targets
-from .session import _ordinary, _Session, all_class_gradients, resolve_layer, _branch_layers
+from .session import _branch_layers, _ordinary, _Session, all_class_gradients, resolve_layer
 
 
 @dataclass

@@ -16,9 +16,8 @@ import torch
 from torch import nn
 
 from ...models.factory import cam_layers
-from ...runtime import unwrap
 from ...models.inspection import eval_mode, frozen_parameters
-
+from ...runtime import unwrap
 
 # What PyTorch says when a backward op cannot run batched (``is_grads_batched`` vmaps the backward):
 # "Batching rule not implemented for aten::...", "vmap: ... is not supported", "...batched...".

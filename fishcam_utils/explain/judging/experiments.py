@@ -65,7 +65,8 @@ class EvidenceBatch:
 
 
 def interleaved(groups: Sequence[Sequence[int]]) -> list[int]:
-    """The positions of ``groups`` (one list per class) taken in turn, a, b, c, a, b, c, ...: any first n are balanced."""
+    """The positions of ``groups`` (one list per class) taken in turn, a, b, c, a, b, c, ...: any first n are
+    balanced."""
     return [group[r] for r in range(max(map(len, groups), default=0)) for group in groups if r < len(group)]
 
 
@@ -106,8 +107,10 @@ def load_evidence(dataset, per_class: int | None = None, require: str | None = N
                          masks, order, list(dataset.classes))
 
 
-def _guided_gradients(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Guided-backprop input gradients (N, 3, H, W) of ``targets``, on the CPU, ``batch_size`` images at a time."""
+def _guided_gradients(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                      batch_size: int = 64) -> torch.Tensor:
+    """Guided-backprop input gradients (N, 3, H, W) of ``targets``, on the CPU, ``batch_size`` images at a
+    time."""
     device = model_device(model)
     targets = torch.as_tensor(targets).long()
     return torch.cat([GuidedBackprop(model)(images[i:i + batch_size].to(device), targets[i:i + batch_size].to(device))
@@ -136,9 +139,9 @@ def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tens
     return torch.cat(out).cpu().float()
 
 
-def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[str], methods: Sequence[str] | None = None,
-                      mask: str = "evidence", tolerance: float = 0, curve_images: int = 64, steps: int = 50,
-                      baseline: str = "blur", progress: bool = True,
+def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[str],
+                      methods: Sequence[str] | None = None, mask: str = "evidence", tolerance: float = 0,
+                      curve_images: int = 64, steps: int = 50, baseline: str = "blur", progress: bool = True,
                       references: Sequence[str] | None = None,
                       elsewhere: Sequence[str] = ("distractor",)) -> pd.DataFrame:
     """One row per (method, layer): ``pointing`` (hit rate), ``pointing_tol`` (hit rate within
@@ -159,7 +162,8 @@ def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[s
     jobs += [(r, "-") for r in references]
     for method, layer in tqdm(jobs, desc="methods x layers", disable=not progress):
         start = time.perf_counter()
-        if guided is None and layer != "-" and registry.lookup(method).family == "guided":  # computed once for all layers
+        # computed once for all layers
+        if guided is None and layer != "-" and registry.lookup(method).family == "guided":
             guided = _guided_gradients(model, batch.images, batch.labels)
         maps = explanation_maps(model, batch.images, batch.labels, method, layer, guided=guided,
                                 progress=None if progress else False)

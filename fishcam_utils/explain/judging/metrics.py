@@ -117,7 +117,8 @@ def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return TF.gaussian_blur(rows, [1, ky], [sigma, sigma])
 
 
-def make_baseline(images: torch.Tensor, baseline: str | torch.Tensor = "blur", sigma: float | None = None) -> torch.Tensor:
+def make_baseline(images: torch.Tensor, baseline: str | torch.Tensor = "blur",
+                  sigma: float | None = None) -> torch.Tensor:
     """What a removed pixel becomes, (N, C, H, W): ``"blur"`` a Gaussian blur of the image (sigma
     ``W / 8`` by default), ``"mean"`` each image's mean colour, ``"zero"`` zeros (the normalised
     mean colour of the training data), or a tensor broadcastable to the images."""
@@ -179,7 +180,8 @@ def _curve(kind: str, model: nn.Module, images: torch.Tensor, maps: torch.Tensor
                 logits = logits_of(model(x[start:start + size])).float()
                 if s == 0 and start == 0:
                     _check_classes(targets, logits.shape[1])
-                probs[start:start + size, s] = logits.softmax(1).gather(1, targets[start:start + size, None])[:, 0].cpu()
+                probs[start:start + size, s] = (logits.softmax(1)
+                                                .gather(1, targets[start:start + size, None])[:, 0].cpu())
     auc = torch.trapezoid(probs, fractions, dim=1)
     return Curve(kind, fractions, probs, auc)
 
