@@ -72,7 +72,8 @@ def small_disk(tmp_path):
         where = tmp_path / f"disk{len(mounts)}"
         where.mkdir()
         options = f"size={size}" + (",ro" if readonly else "")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                              capture_output=True, text=True)
         if done.returncode != 0:
             pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}); this test needs root")
         mounts.append(where)

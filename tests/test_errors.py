@@ -11,7 +11,8 @@ def test_options_read_as_keywords_in_python_and_as_flags_on_the_command_line():
     cases = [(("unknown_files", "skip"), "unknown_files='skip'", "--unknown-files skip"),
              (("views", ["side", "top"]), "views=['side', 'top']", "--views side,top"),
              (("resume",), "resume=True", "--resume"), (("weights", None), "weights=None", "--weights none"),
-             (("cache", False), "cache=False", "--no-cache"), (("classes", ...), "classes=[...]", "--classes A,B,..."), (("data", "my fish"), "data='my fish'", "--data 'my fish'")]
+             (("cache", False), "cache=False", "--no-cache"), (("classes", ...), "classes=[...]", "--classes A,B,..."),
+             (("data", "my fish"), "data='my fish'", "--data 'my fish'")]
     for args, python, command_line in cases:
         assert option(*args) == python
         with on_command_line():

@@ -42,8 +42,8 @@ class TinyNet(nn.Module):
 
 @pytest.fixture
 def tinynet():
-    register_backbone("tinynet", Backbone(lambda num_classes, channels: TinyNet(channels), head="out", cam_layers=("features",),
-                                          options={"channels": 4}, from_scratch=True))
+    register_backbone("tinynet", Backbone(lambda num_classes, channels: TinyNet(channels), head="out",
+                                          cam_layers=("features",), options={"channels": 4}, from_scratch=True))
     yield "tinynet"
     unregister_backbone("tinynet")
 

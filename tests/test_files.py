@@ -59,7 +59,8 @@ def _renames(path: Path) -> list[int]:
     """Lines of ``path`` calling ``os.replace`` or ``os.rename``."""
     calls = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("replace", "rename"):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("replace", "rename")):
             if isinstance(node.func.value, ast.Name) and node.func.value.id == "os":
                 calls.append(node.lineno)
     return calls

@@ -119,7 +119,8 @@ def test_course_model_trains_at_the_chosen_size_and_again_on_other_photos(monkey
     monkeypatch.setattr(synthetic, "QUICK_CONFIG", dataclasses.replace(synthetic.QUICK_CONFIG, distractors=1))
     _, again = course_model("fishresnet-side", quick=True, progress=False)
     assert "was trained on other photos" in capsys.readouterr().out
-    assert again["data_identity"]["dataset_json"] == description_digest(root) != checkpoint["data_identity"]["dataset_json"]
+    assert (again["data_identity"]["dataset_json"] == description_digest(root)
+            != checkpoint["data_identity"]["dataset_json"])
     course_model("fishresnet-side", quick=True, progress=False)
     assert "training" not in capsys.readouterr().out
 
@@ -142,7 +143,8 @@ def test_the_stand_in_warns_when_trained_at_another_size():
     model = build_model("convnext_nano", 9, weights="course", verbose=False)
     pretrained = _standin_size("convnext_nano")
     assert model.fishcam_pretrained_size == pretrained  # build_model records what the weights source says
-    with pytest.warns(UserWarning, match=rf"course weights pretrained on {pretrained} px photographs.*on {2 * pretrained} px"):
+    with pytest.warns(UserWarning,
+                      match=rf"course weights pretrained on {pretrained} px photographs.*on {2 * pretrained} px"):
         warn_if_other_size(model, 2 * pretrained)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -17,7 +17,8 @@ from fishcam_utils.errors import OfflineError
 from fishcam_utils.models import pretrained
 from fishcam_utils.network import can_connect, proxy_for
 
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy",
+                   "ALL_PROXY", "all_proxy")
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +71,8 @@ def test_the_offline_message_names_the_proxy(monkeypatch, tmp_path):
     dead = _closed_port()
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{dead}")
     with pytest.raises(OfflineError, match=f"through the proxy 127.0.0.1:{dead}"):
-        pretrained.imagenet_state_dict("resnet18", "https://download.pytorch.org/models/resnet18-f37072fd.pth", timeout=1)
+        pretrained.imagenet_state_dict("resnet18", "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+                                       timeout=1)
 
 
 @pytest.fixture

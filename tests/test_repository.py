@@ -70,7 +70,8 @@ def test_the_colab_cell_clones_the_repository_the_badges_point_to():
 
     first = nbformat.read(NOTEBOOKS[0], as_version=4).cells[0].source
     assert COURSE_REPOSITORY in first
-    assert COURSE_REPOSITORY.replace("https://github.com/", "colab.research.google.com/github/") in (ROOT / "README.md").read_text()
+    assert (COURSE_REPOSITORY.replace("https://github.com/", "colab.research.google.com/github/")
+            in (ROOT / "README.md").read_text())
 
 
 def test_pyproject_uses_lower_bounds_only_and_declares_the_command():

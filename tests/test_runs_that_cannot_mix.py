@@ -80,7 +80,8 @@ def test_a_second_training_run_into_a_folder_in_use_is_refused_by_name(tiny_synt
     finally:
         holder.kill()
     # A killed holder leaves no lock behind: the folder is free at once.
-    code, _ = run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, "--no-eval", *TINY_TRAIN)
+    code, _ = run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, "--no-eval",
+                      *TINY_TRAIN)
     assert code == 0 and (run / "last.pt").is_file() and not lock_path(run).exists()
 
 
@@ -116,7 +117,8 @@ def test_a_process_may_hold_its_own_folder_again(tmp_path):
 
 def test_resume_with_other_data_is_refused(tiny_synth, synth_copy, tmp_path, capsys):
     run = tmp_path / "run"
-    assert run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, "--no-eval", *TINY_TRAIN)[0] == 0
+    assert run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, "--no-eval",
+                   *TINY_TRAIN)[0] == 0
     code, err = run_cli(capsys, "train", "--data", synth_copy, "--epochs", "1", "--run-dir", run, "--resume",
                         "--no-eval", *TINY_TRAIN)
     assert code == 2 and "other data" in err and f"(--data {tiny_synth})" in err
@@ -346,7 +348,8 @@ def test_prediction_and_explanation_inputs_of_the_wrong_kind_are_named(tiny_run,
     with pytest.raises(ValueError, match="masks must be True/False.*masks > 0"):
         energy_in_mask(maps, (torch.rand(3, 32, 32) > 0.5).to(torch.uint8) * 255)
     with pytest.raises(ValueError, match=r"maps \[1\] hold NaN"):
-        energy_in_mask(torch.stack([maps[0], torch.full((32, 32), float("nan")), maps[2]]), torch.ones(3, 32, 32, dtype=torch.bool))
+        energy_in_mask(torch.stack([maps[0], torch.full((32, 32), float("nan")), maps[2]]),
+                       torch.ones(3, 32, 32, dtype=torch.bool))
     with pytest.raises(ValueError, match="targets must be classes of the model, 0 to 8; got"):
         deletion_curve(model, x, maps, 99, steps=2)
     with pytest.raises(ValueError, match=r"\(3, H, W\).*to_display"):

@@ -84,7 +84,8 @@ def test_fit_on_a_subset_with_balanced_weights_trains_on_finite_losses_and_recor
     subset = Subset(splits.train, rows)
     # Before, the weights came from the Subset's (absent) targets: all zero, a 0/0 loss, NaN for every epoch.
     result = fit(small_model(), subset, splits.val, class_weights="balanced", run_dir=tmp_path / "run", **QUIET)
-    assert result.history["train_loss"].notna().all() and torch.isfinite(torch.tensor(result.history["train_loss"])).all()
+    assert (result.history["train_loss"].notna().all()
+            and torch.isfinite(torch.tensor(result.history["train_loss"])).all())
     model, checkpoint = load_checkpoint(result.last_path)
     assert checkpoint["classes"] == splits.classes and checkpoint["preprocessing"]["image_size"] == 32
     assert checkpoint["preprocessing"]["data_root"] == str(splits.index.root)
@@ -94,7 +95,8 @@ def test_fit_on_a_subset_with_balanced_weights_trains_on_finite_losses_and_recor
     n0, n1 = labels.count(0), labels.count(1)
     assert n0 > n1 > 0 and dataset_facts(subset).targets == labels
     weights = class_weights_for(TrainConfig(class_weights="balanced"), dataset_facts(subset).targets, 9)
-    assert weights[0].item() == pytest.approx(len(rows) / (9 * n0)) and weights[1].item() == pytest.approx(len(rows) / (9 * n1))
+    assert (weights[0].item() == pytest.approx(len(rows) / (9 * n0))
+            and weights[1].item() == pytest.approx(len(rows) / (9 * n1)))
     assert (weights[2:] == 0).all()
     p = predict(model, Subset(splits.test, [0, 2, 4]), progress=False)
     assert p.classes == splits.classes and p.ids == [splits.test.frame["relpath"].iat[i] for i in (0, 2, 4)]
@@ -180,7 +182,8 @@ def test_every_reader_and_command_shares_one_missing_views_unknown_files_and_cac
     commands = build_parser()._subparsers._group_actions[0].choices
     for name in ("check-data", "train"):
         defaults = {a.dest: a.default for a in commands[name]._actions}
-        assert defaults["missing_views"] == settings.MISSING_VIEWS and defaults["unknown_files"] == settings.UNKNOWN_FILES
+        assert (defaults["missing_views"] == settings.MISSING_VIEWS
+                and defaults["unknown_files"] == settings.UNKNOWN_FILES)
 
 
 def test_the_image_size_defaults_to_the_courses_everywhere(tiny_synth, monkeypatch):
@@ -202,7 +205,8 @@ def test_check_data_and_train_agree_on_a_folder_with_a_fish_missing_a_view(synth
     refused = capsys.readouterr().err
     assert "--missing-views keep" in checked and "--missing-views keep" in refused
     assert main(["check-data", str(synth_copy), "--no-decode", "--missing-views", "keep"]) == 0
-    assert main(["train", "--data", str(synth_copy), "--run-dir", str(tmp_path / "b"), "--missing-views", "keep", *tiny]) == 0
+    assert main(["train", "--data", str(synth_copy), "--run-dir", str(tmp_path / "b"), "--missing-views", "keep",
+                 *tiny]) == 0
 
 
 def test_the_weight_decay_help_says_what_each_optimiser_does():

@@ -41,7 +41,8 @@ def test_make_data_makes_the_clean_photos_when_asked(tmp_path, monkeypatch, how)
     flags = ["--degraded-share", "0", "--distractors", "0"] if how == "flags" else []
     if how == "setting":
         monkeypatch.setenv("FISHCAM_DATA", "clean")
-    assert main(["make-data", "--out", str(out), "--size", "24", "--fish-per-class", "3", "--workers", "1", *flags]) == 0
+    assert main(["make-data", "--out", str(out), "--size", "24", "--fish-per-class", "3", "--workers", "1",
+                 *flags]) == 0
     config = dataset_info(out)["config"]
     assert "degraded_share" not in config and "distractors" not in config  # as the course's photos were before
     assert not (out / "masks" / "distractor").exists()

@@ -26,7 +26,8 @@ TINY_TRAIN = ["--model", "fishresnet", "--width", "4", "--image-size", "32", "--
 def tiny_run(tiny_synth, tmp_path_factory) -> Path:
     """A one-epoch run of a width-4 FishResNet on the tiny dataset. Read-only."""
     run = tmp_path_factory.mktemp("run") / "run"
-    assert main(["train", "--data", str(tiny_synth), "--epochs", "1", "--run-dir", str(run), "--no-eval", *TINY_TRAIN]) == 0
+    assert main(["train", "--data", str(tiny_synth), "--epochs", "1", "--run-dir", str(run), "--no-eval",
+                 *TINY_TRAIN]) == 0
     return run
 
 
@@ -36,7 +37,8 @@ def tiny_run(tiny_synth, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("flag, value, says", [
     ("--image-size", "0", "at least 16"), ("--image-size", "-5", "at least 16"), ("--epochs", "0", "at least 1"),
     ("--batch-size", "0", "at least 1"), ("--lr", "-1", "above 0"), ("--workers", "-1", "at least 0"),
-    ("--view-dropout", "2", "below 1"), ("--device", "foo", "cpu, cuda, cuda:N or mps"), ("--width", "x", "whole number"),
+    ("--view-dropout", "2", "below 1"), ("--device", "foo", "cpu, cuda, cuda:N or mps"),
+    ("--width", "x", "whole number"),
 ])
 def test_bad_training_arguments_are_refused_up_front(tiny_synth, tmp_path, capsys, flag, value, says):
     code, out, err = run_cli(capsys, "train", "--data", tiny_synth, "--run-dir", tmp_path / "run", flag, value)
@@ -94,7 +96,8 @@ def test_a_decode_cache_on_a_full_disk_is_an_error_not_a_bus_error(tiny_synth, s
     disk = small_disk("256k")  # the 128 px training images need about 0.9 MB
     env = {**os.environ, "FISHCAM_CACHE_DIR": str(disk / "cache")}
     done = subprocess.run([sys.executable, "-m", "fishcam_utils.cli", "train", "--data", str(tiny_synth), "--epochs",
-                           "1", "--run-dir", str(tmp_path / "run"), "--no-eval", "--image-size", "128", "--no-progress"],
+                           "1", "--run-dir", str(tmp_path / "run"), "--no-eval", "--image-size", "128",
+                           "--no-progress"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])  # a bus error is -7
     assert "not enough space" in done.stderr and str(disk / "cache") in done.stderr and "--no-cache" in done.stderr
@@ -171,8 +174,8 @@ def test_temp_files_of_killed_saves_are_cleared_and_checkpoints_keep_the_umask(t
     (run / f".best.pt.{files._HOST}-999999999-0a1b2c3d.tmp").write_bytes(b"half")  # a process that is gone
     previous = os.umask(0o027)
     try:
-        code, out, err = run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run, "--overwrite",
-                                 "--no-eval", *TINY_TRAIN)
+        code, out, err = run_cli(capsys, "train", "--data", tiny_synth, "--epochs", "1", "--run-dir", run,
+                                 "--overwrite", "--no-eval", *TINY_TRAIN)
     finally:
         os.umask(previous)
     assert code == 0, err

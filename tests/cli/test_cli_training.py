@@ -39,7 +39,8 @@ def test_train_writes_a_run_folder_and_evaluate_reproduces_its_test_accuracy(tin
     again = json.loads((out_dir / "metrics.json").read_text())
     assert again["accuracy"] == pytest.approx(trained)
     predictions = pd.read_csv(out_dir / "predictions.csv")
-    assert len(predictions) == again["n"] and (predictions["true"] == predictions["pred"]).mean() == pytest.approx(trained)
+    assert (len(predictions) == again["n"]
+            and (predictions["true"] == predictions["pred"]).mean() == pytest.approx(trained))
     # The confusion matrix's diagonal holds the correct predictions.
     matrix = pd.read_csv(out_dir / "confusion_matrix.csv", index_col=0)
     assert matrix.to_numpy().trace() == (predictions["true"] == predictions["pred"]).sum()
@@ -120,9 +121,10 @@ def test_multiview_training_under_torchrun(tiny_synth, tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     run, log = tmp_path / "run", tmp_path / "saves.log"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
-               str(driver), "train", "--data", str(tiny_synth), "--fusion", "attention", "--view-dropout", "0.3",
-               *TINY_TRAIN, "--epochs", "2", "--batch-size", "4", "--no-eval", "--run-dir", str(run)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+               str(_free_port()), str(driver), "train", "--data", str(tiny_synth), "--fusion", "attention",
+               "--view-dropout", "0.3", *TINY_TRAIN, "--epochs", "2", "--batch-size", "4", "--no-eval",
+               "--run-dir", str(run)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SAVE_LOG": str(log)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,5 +1,6 @@
 """`fishcam course` where it cannot run: outside a checkout of the course, or without the
-notebooks extra, it says what to do (exit code 2) instead of crashing or running nothing; `--list` names the notebooks."""
+notebooks extra, it says what to do (exit code 2) instead of crashing or running nothing;
+`--list` names the notebooks."""
 
 from __future__ import annotations
 

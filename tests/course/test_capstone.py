@@ -122,7 +122,8 @@ def test_the_setting_names_the_folder(monkeypatch, tmp_path):
     monkeypatch.setenv(capstone.CAPSTONE_ENV, str(tmp_path))
     assert capstone.capstone_folder() == tmp_path
     monkeypatch.setenv(capstone.CAPSTONE_ENV, str(tmp_path / "nowhere"))
-    with pytest.raises(DataError, match=f"FOLDER \\(or {capstone.CAPSTONE_ENV}\\) is .*nowhere.*there is no folder.*'kaggle'"):
+    with pytest.raises(DataError,
+                       match=f"FOLDER \\(or {capstone.CAPSTONE_ENV}\\) is .*nowhere.*there is no folder.*'kaggle'"):
         capstone.capstone_folder()
     with pytest.raises(DataError, match="there is no folder"):
         capstone.capstone_folder(str(tmp_path / "nowhere"))
@@ -235,7 +236,8 @@ def test_kaggle_copies_without_their_originals_are_split_with_a_warning(tmp_path
     shutil.rmtree(archive / "NA_Fish_Dataset")
     index = capstone.check_folder(archive, progress=False).index
     note = capstone.split_rule(archive, index)
-    assert index.root == archive / "Fish_Dataset" / "Fish_Dataset" and "optimistic" in note and "NA_Fish_Dataset" in note
+    assert (index.root == archive / "Fish_Dataset" / "Fish_Dataset"
+            and "optimistic" in note and "NA_Fish_Dataset" in note)
 
 
 def test_a_class_folder_set_without_masks_is_split_by_photo_and_one_with_ids_by_object(tmp_path):
@@ -328,7 +330,8 @@ def test_judge_scores_each_layer_and_the_baselines_against_independent_computati
     # pixels gives a share of variance a(1 - a) Var(u) / (P E[u]^2) = a(1 - a) / (3P); the mean of 12 photos.
     area = batch.masks["body"].flatten(1).float().mean().item()
     assert abs(table.loc[2, "on_fish"] - area) < 6 * math.sqrt(area * (1 - area) / (3 * 1024 * 12))
-    assert ((table[["deletion_auc", "insertion_auc"]] >= 0) & (table[["deletion_auc", "insertion_auc"]] <= 1)).all().all()
+    assert ((table[["deletion_auc", "insertion_auc"]] >= 0)
+            & (table[["deletion_auc", "insertion_auc"]] <= 1)).all().all()
     unmasked = audit.judge(model, tiny_batch(masks=False), ["layer2"], steps=8, curve_images=6)
     assert "pointing" not in unmasked and unmasked["deletion_auc"].notna().all()
 
@@ -408,7 +411,8 @@ def test_the_wilson_interval_is_scipys(hits, n):
 
 
 def facts(masks: bool = True) -> dict:
-    table = pd.DataFrame({"pointing": [0.8, 0.2], "deletion_auc": [0.1, 0.3]}, index=pd.Index(["Grad-CAM layer2", "random"], name="map"))
+    table = pd.DataFrame({"pointing": [0.8, 0.2], "deletion_auc": [0.1, 0.3]},
+                         index=pd.Index(["Grad-CAM layer2", "random"], name="map"))
     per_class = pd.DataFrame({"recall": [0.5, 1.0], "support": [4, 3]}, index=pd.Index(["trout", "bass"], name="class"))
     return {"title": "resnet18 on my fish",
             "data": {"folder": "/x/my fish", "layout": "class folders", "classes": ["trout", "bass"], "masks": masks,
@@ -416,7 +420,8 @@ def facts(masks: bool = True) -> dict:
             "split": "photos split one by one.",
             "model": {"backbone": "resnet18", "head": "linear", "weights": "imagenet", "image_size": 64, "epochs": 15,
                       "epochs_run": 9, "patience": 5, "best_epoch": 4, "best_val_acc": 0.75},
-            "metrics": {"accuracy": 0.7143, "low": 0.359, "high": 0.918, "macro_f1": 0.7, "chance": 0.5, "ceiling": None},
+            "metrics": {"accuracy": 0.7143, "low": 0.359, "high": 0.918, "macro_f1": 0.7, "chance": 0.5,
+                        "ceiling": None},
             "per_class": per_class, "explanations": {"summary": "deletion: Grad-CAM layer2 (0.10) > random (0.30)",
                                                      "table": table},
             "shortcuts": {"verdict": "No masks: nothing measured.", "by_class": None},

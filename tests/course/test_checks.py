@@ -58,11 +58,11 @@ def train_epoch(model, loader, optimizer, loss_fn, zero_grad=True, train=True, s
         losses.append(loss.item())
         sizes.append(len(labels))
     if mean == "samples":
-        return sum(l * n for l, n in zip(losses, sizes)) / sum(sizes)
+        return sum(loss * n for loss, n in zip(losses, sizes)) / sum(sizes)
     if mean == "batches":
         return sum(losses) / len(losses)
     if mean == "sum":
-        return sum(l * n for l, n in zip(losses, sizes))
+        return sum(loss * n for loss, n in zip(losses, sizes))
     return losses[-1]
 
 
@@ -194,10 +194,12 @@ def gradcam_pp(a, g, eps=0.0, guard=True, relu_g=True, total_over=(2, 3), two=2.
     g2, g3 = g * g, g * g * g
     if in_place:  # ReLU(g) taken in place, after g^2 and g^3: the right numbers, the caller's gradients changed
         relu_g, g = False, g.clamp_(min=0)
-    third = (a * g3).sum((2, 3), keepdim=True) if total_over == "of the product" else a.sum(total_over, keepdim=True) * g3
+    third = ((a * g3).sum((2, 3), keepdim=True) if total_over == "of the product"
+             else a.sum(total_over, keepdim=True) * g3)
     denominator = two * g2 + third + eps
     if guard:
-        coefficient = torch.where(denominator == 0, torch.zeros_like(g), g2 / torch.where(denominator == 0, 1.0, denominator))
+        coefficient = torch.where(denominator == 0, torch.zeros_like(g),
+                                  g2 / torch.where(denominator == 0, 1.0, denominator))
     else:
         coefficient = g2 / denominator
     w = coefficient * (torch.relu(g) if relu_g else g)
@@ -206,7 +208,8 @@ def gradcam_pp(a, g, eps=0.0, guard=True, relu_g=True, total_over=(2, 3), two=2.
         return w
     if answer == "channel maps":
         return w[..., None, None] * a
-    result = torch.einsum("nk,nkhw->nhw", w, a) if channels == "sum" else torch.einsum("nk,nkhw->nhw", w, a) / a.shape[1]
+    result = (torch.einsum("nk,nkhw->nhw", w, a) if channels == "sum"
+              else torch.einsum("nk,nkhw->nhw", w, a) / a.shape[1])
     return result.relu() if final_relu else result
 
 

@@ -24,7 +24,8 @@ from fishcam_utils.repository import colab_cell, colab_link, repoint
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("**/[0-9][0-9]_*.ipynb"))
-GIT = ["git", "-c", "user.name=FishCAM test", "-c", "user.email=test@fishcam.invalid", "-c", "advice.detachedHead=false"]
+GIT = ["git", "-c", "user.name=FishCAM test", "-c", "user.email=test@fishcam.invalid",
+       "-c", "advice.detachedHead=false"]
 
 pytestmark = pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the course's git repository")
 

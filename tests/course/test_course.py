@@ -72,7 +72,8 @@ def test_run_course_executes_in_order_and_summarises(tmp_path, capsys):
     assert table[4].startswith("| 01_ok | ok | ") and table[5].startswith("| 02_broken | FAILED | ")
     assert table[6].startswith("| **total** | 1/2 | **")
     total, dataset = float(table[6].split("**")[-2]), float(table[3].split("|")[3])
-    assert total == pytest.approx(dataset + sum(r.seconds for r in runs) / 60, abs=0.11) and "answer: 42" in summary and "FAILED" in summary
+    assert (total == pytest.approx(dataset + sum(r.seconds for r in runs) / 60, abs=0.11)
+            and "answer: 42" in summary and "FAILED" in summary)
     assert summary.rstrip().endswith((build / "summary.txt").read_text().rstrip())  # the printed summary, kept
 
 

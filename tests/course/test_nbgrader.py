@@ -103,8 +103,8 @@ def check_cell_outputs(notebook: Path) -> dict[str, str]:
 
 AUTOGRADED = [
     # (notebook, the wrong line, what replaces it, the task it breaks, what its checker then says)
-    ("05_gradcam_maths.ipynb", "raw = (alpha * store[\"A\"]).sum(1).detach()", "raw = (alpha * store[\"A\"]).mean(1).detach()",
-     "grad_cam", "you averaged over the channels"),
+    ("05_gradcam_maths.ipynb", "raw = (alpha * store[\"A\"]).sum(1).detach()",
+     "raw = (alpha * store[\"A\"]).mean(1).detach()", "grad_cam", "you averaged over the channels"),
     ("01_data_exploration.ipynb", "per_fish = np.array([split_of[f] for f in fish_ids])",
      "per_fish = rng.choice(names, size=len(fish_ids), p=shares)", "leak_simulation", "per-fish split still leaks"),
 ]

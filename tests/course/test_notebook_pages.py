@@ -40,7 +40,8 @@ def test_a_notebook_opens_with_objectives_prerequisites_and_run_time_and_has_a_s
     assert "quick mode" in top.lower() and "full mode" in top.lower(), f"{path.name}: run time for both modes"
     # A lab is about 60 minutes of a student's time: a longer notebook marks a core and an extension.
     minutes = re.search(r"\*\*Student time[.:]\*\* about (\d+) minutes", top)
-    assert minutes and int(minutes[1]) <= 60, f"{path.name}: the student time (of the core) must be at most about 60 minutes"
+    assert minutes and int(minutes[1]) <= 60, (f"{path.name}: the student time (of the core) "
+                                                "must be at most about 60 minutes")
     marked = sum(text.count("> **Extension.**") for text in cells)
     if "extension" in top.split("**Student time", 1)[1].split("**Machine time", 1)[0]:
         assert marked >= 1, f"{path.name}: the header names an extension, but no section is marked '> **Extension.**'"
@@ -132,6 +133,7 @@ def test_every_notebook_names_its_papers_and_the_references_list_them(path):
 def test_the_readmes_lab_table_states_each_notebooks_own_student_time():
     readme = (ROOT / "README.md").read_text()
     rows = dict(re.findall(r"^\| (\d\d) \| about (\d+) min \|", readme, re.MULTILINE))
-    headers = {path.name[:2]: re.search(r"\*\*Student time[.:]\*\* about (\d+) minutes", markdown(json.loads(path.read_text()))[0])[1]
+    headers = {path.name[:2]: re.search(r"\*\*Student time[.:]\*\* about (\d+) minutes",
+                                        markdown(json.loads(path.read_text()))[0])[1]
                for path in SOURCES}
     assert rows == headers, "the README's table of labs and the notebooks' headers disagree on student time"

@@ -93,7 +93,8 @@ def test_with_allow_errors_every_failing_cell_is_listed(tmp_path):
     source = tmp_path / "01_claims.ipynb"
     nbformat.write(nb, source)
     run = execute_notebook(source, tmp_path / "out.ipynb", None, progress=False, allow_errors=True)
-    assert not run.ok and run.failures == ["cell 1: AssertionError: a claim for one run only", "cell 3: AssertionError: "]
+    assert not run.ok and run.failures == ["cell 1: AssertionError: a claim for one run only",
+                                           "cell 3: AssertionError: "]
     assert "still running" in json.dumps(nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[2].outputs)
     stopped = execute_notebook(source, tmp_path / "out2.ipynb", None, progress=False)
     assert not stopped.ok and "a claim for one run only" in stopped.error
@@ -126,7 +127,8 @@ def test_the_seeds_report_lists_failing_cells_and_outcomes_worded_differently(mo
     assert "- seed 2, 05_gradcam_maths, cell 47: AssertionError: 0.8" in text
     assert "- seed 2, 05_gradcam_maths, DeadKernelError: Kernel died" in text  # a stopped run is said too
     assert "- 05_gradcam_maths, *flipped*:" in text
-    assert "- 05_gradcam_maths, *first wrong*:" in text and "  - seed 1: a Zebra Darter taken for a Pearlrow Chub" in text
+    assert ("- 05_gradcam_maths, *first wrong*:" in text
+            and "  - seed 1: a Zebra Darter taken for a Pearlrow Chub" in text)
     assert "*layers*" not in text  # the same words, other numbers
 
 
@@ -147,5 +149,6 @@ def test_the_data_setting_picks_the_course_photos_and_their_folders(monkeypatch,
     assert (clean.degraded_share, clean.distractors) == (0, 0) and clean.fish_per_class == uneven.fish_per_class
     assert default_dataset_dir(quick=True, size=64) == tmp_path / "synthetic-quick-clean"
     monkeypatch.setenv(DATA_ENV, "muddy")
-    with pytest.raises(ValueError, match="FISHCAM_DATA='muddy' is not a kind of course data: set it to uneven or clean"):
+    with pytest.raises(ValueError,
+                       match="FISHCAM_DATA='muddy' is not a kind of course data: set it to uneven or clean"):
         course_data()

@@ -41,7 +41,8 @@ def test_the_student_copies_and_the_nbgrader_metadata_are_up_to_date():
 def test_solutions_become_placeholders_and_hidden_tests_go():
     source = ("def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n\n"
               "check(f)\n### BEGIN HIDDEN TESTS\nassert f(1) == 2\n### END HIDDEN TESTS\nprint('done')\n")
-    assert student_source(source, "code") == ("def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    assert student_source(source, "code") == ("def f(x):\n    y = 1\n    # YOUR CODE HERE\n"
+                                              "    raise NotImplementedError()\n"
                                               "\ncheck(f)\nprint('done')\n")
     assert student_source("Why?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION\n", "markdown") == \
         "Why?\n*Your answer here.*\n"
@@ -85,7 +86,8 @@ def test_every_task_is_a_whole_function_with_its_contract_and_a_check_cell_of_it
         blocks = re.findall(r"### BEGIN SOLUTION\n(.*?)\n\s*### END SOLUTION", text, re.DOTALL)
         lines = sum(1 for block in blocks for line in block.splitlines() if line.strip())
         assert 8 <= lines <= 25 * len(blocks), (path.name, i, lines)
-        assert text.count('"""') >= 2 * text.count("\ndef ") + 2 * text.startswith("def "), "every function has a docstring"
+        assert text.count('"""') >= 2 * text.count("\ndef ") + 2 * text.startswith("def "), (
+            "every function has a docstring")
         assert any("<summary><b>Hints</b>" in "".join(c["source"]) for c in cells[max(0, i - 3):i]), (path.name, i)
         assert "checks." not in text, "the check has a cell of its own (an nbgrader test cell)"
 
@@ -152,7 +154,8 @@ def test_worked_solutions_in_markdown_are_not_tasks():
     from fishcam_utils.student import BANNER
 
     cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# 09 · A title\n"]},
-             {"cell_type": "markdown", "metadata": {}, "source": ["**1. Q.**\n### BEGIN SOLUTION\nA.\n### END SOLUTION\n"]}]
+             {"cell_type": "markdown", "metadata": {},
+              "source": ["**1. Q.**\n### BEGIN SOLUTION\nA.\n### END SOLUTION\n"]}]
     notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     assert not has_tasks(notebook)
     copy = student_notebook(notebook)

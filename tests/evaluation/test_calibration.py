@@ -16,7 +16,8 @@ def test_ece_by_hand_on_four_images():
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.45, 0.55]])
     targets = np.array([0, 1, 1, 1])
     # Bins of 0.5: (0.5, 1.0] holds every image (confidences 0.9, 0.8, 0.7, 0.55), 3 of 4 right.
-    assert expected_calibration_error(targets, probs, bins=2) == pytest.approx(abs(np.mean([0.9, 0.8, 0.7, 0.55]) - 0.75))
+    assert expected_calibration_error(targets, probs, bins=2) == pytest.approx(
+        abs(np.mean([0.9, 0.8, 0.7, 0.55]) - 0.75))
     # Bins of 0.1: 0.9 right | 0.8 wrong | 0.7 right | 0.55 right: |0.9-1| + |0.8-0| + |0.7-1| + |0.55-1|, over 4.
     assert expected_calibration_error(targets, probs, bins=10) == pytest.approx((0.1 + 0.8 + 0.3 + 0.45) / 4)
     table = calibration_bins(targets, probs, bins=10)

@@ -262,8 +262,8 @@ def test_undefined_precision_and_recall_are_zero_without_warnings():
 
 def test_classification_report_lines():
     text = ev.classification_report_text(T, P, ["a", "bb", "c"], digits=3)
-    lines = {line.split()[0] if line.split()[0] not in ("macro", "weighted") else " ".join(line.split()[:2]): line.split()
-             for line in text.splitlines() if line.strip()}
+    lines = {line.split()[0] if line.split()[0] not in ("macro", "weighted") else " ".join(line.split()[:2]):
+             line.split() for line in text.splitlines() if line.strip()}
     assert lines["precision"] == ["precision", "recall", "f1-score", "support"]
     assert lines["bb"] == ["bb", "0.500", "1.000", "0.667", "2"]
     assert lines["accuracy"] == ["accuracy", f"{6 / 9:.3f}", "9"]
@@ -377,7 +377,8 @@ def test_plots_return_figures_with_the_expected_axes(points):
         assert len(fig.axes) == 2  # the heatmap and its colour bar
         assert heat.get_xlabel() == "predicted" and heat.get_ylabel() == "true"
         texts = [t.get_text() for t in heat.texts]
-        assert texts[:3] == (["0.67", "0.33", "0.00"] if normalize else ["2", "1", "0"])  # first row, read left to right
+        # The first row, read left to right.
+        assert texts[:3] == (["0.67", "0.33", "0.00"] if normalize else ["2", "1", "0"])
         plt.close(fig)
 
     p = ev.predict(linear_model(), points, progress=False)
@@ -402,7 +403,8 @@ def test_write_evaluation_files(points, tmp_path):
                 "confusion_matrix_normalized.csv", "predictions.csv", "roc_pr.csv", "confusion_matrix.png",
                 "roc_pr.png", "curves.png", "misclassified.png"}
     assert set(paths) == expected
-    assert sorted(f.name for f in (tmp_path / "run").iterdir()) == sorted("test_" + n for n in expected)  # no temp files left
+    # No temp files left.
+    assert sorted(f.name for f in (tmp_path / "run").iterdir()) == sorted("test_" + n for n in expected)
     for name in expected:
         assert paths[name].stat().st_size > 0
 

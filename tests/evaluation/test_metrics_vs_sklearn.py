@@ -30,7 +30,8 @@ CASES = {
 def test_the_confusion_matrix_and_its_rows_match_sklearn(case):
     targets, preds, c = CASES[case]
     labels = list(range(c))
-    np.testing.assert_array_equal(confusion_matrix(targets, preds, c), sk.confusion_matrix(targets, preds, labels=labels))
+    np.testing.assert_array_equal(confusion_matrix(targets, preds, c),
+                                  sk.confusion_matrix(targets, preds, labels=labels))
     with np.errstate(invalid="ignore"):
         theirs = np.nan_to_num(sk.confusion_matrix(targets, preds, labels=labels, normalize="true"))
     np.testing.assert_allclose(normalize_rows(confusion_matrix(targets, preds, c)), theirs)

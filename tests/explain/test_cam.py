@@ -44,7 +44,8 @@ def test_raw_grad_cam_equals_captum(resnet, batch, layer):
     ours = GradCAM(model, layer)(x, targets)
     reference = LayerGradCam(model, getattr(model, layer)).attribute(x, target=targets, relu_attributions=True)
     a, g, _ = activations_and_gradients(copy.deepcopy(model), layer, x, targets)
-    assert_float64_close(torch.relu(ours.raw), reference[:, 0], terms=network_terms(model) + a[0, 0].numel() + a.shape[1],
+    assert_float64_close(torch.relu(ours.raw), reference[:, 0],
+                         terms=network_terms(model) + a[0, 0].numel() + a.shape[1],
                          scale=channel_sum_scale(g.abs().mean((2, 3)), a), what="Grad-CAM against captum")
 
 
@@ -83,7 +84,8 @@ def test_upsampled_maps_equal_pytorch_grad_cam(resnet, batch, method):
         raw_atol = channel_sum_scale((torch.relu(g) * (ours_alpha - theirs_alpha)).sum((2, 3)), a)
     if method == "scorecam":
         raw_atol = score_cam_atol(result.raw, scores)
-    assert_within(ours, torch.from_numpy(theirs), pytorch_grad_cam_atol() + map_atol(raw_atol, result.raw, torch.float64),
+    assert_within(ours, torch.from_numpy(theirs),
+                  pytorch_grad_cam_atol() + map_atol(raw_atol, result.raw, torch.float64),
                   f"{method} against pytorch-grad-cam")
 
 
@@ -325,7 +327,8 @@ class ToyMultiView(nn.Module):
         self.fc = nn.Linear(8, 4)
 
     def forward(self, views, present):
-        features = [self.branches[0 if len(self.branches) == 1 else v](views[:, v]).relu() for v in range(views.shape[1])]
+        features = [self.branches[0 if len(self.branches) == 1 else v](views[:, v]).relu()
+                    for v in range(views.shape[1])]
         pooled = torch.stack([f.mean((2, 3)) for f in features], 1)
         fused = (pooled * present[..., None]).sum(1) / present.sum(1, keepdim=True)
         return self.fc(fused), present.float() / present.sum(1, keepdim=True)

@@ -59,7 +59,8 @@ def test_xgradcam_equals_pytorch_grad_cam_and_its_formula(resnet, batch, layer):
     model, x = float64(resnet), x.double()
     ours = XGradCAM(model, layer)(x, targets)
     a, g, _ = activations_and_gradients(copy.deepcopy(model), layer, x, targets)
-    weights = torch.nan_to_num((a * g).sum((2, 3)) / a.sum((2, 3)))  # alpha_c = sum_ij A G / sum_ij A (0 for a dead channel)
+    # alpha_c = sum_ij A G / sum_ij A (0 for a dead channel)
+    weights = torch.nan_to_num((a * g).sum((2, 3)) / a.sum((2, 3)))
     expected = torch.einsum("nc,nchw->nhw", weights, a)
     # pytorch-grad-cam divides by sum_ij A + 1e-7: what that moves each map by, besides its float32 resizing.
     theirs_weights = (a * g).sum((2, 3)) / (a.sum((2, 3)) + 1e-7)
@@ -89,7 +90,8 @@ def test_eigen_methods_equal_pytorch_grad_cams_projection_up_to_its_sign(resnet,
         # Its float32 rounding, and two float64 SVDs (of features from two passes through the network).
         raw_atol = (float32_atol(theirs_raw.abs().flatten(1).amax(1)[:, None, None], terms=1)
                     + float64_atol(projection_scale(features), terms=network_terms(model) + features[0].numel()))
-        assert_within(ours.raw.abs(), theirs_raw.abs(), raw_atol, f"{cam.label}'s projection against pytorch-grad-cam's")
+        assert_within(ours.raw.abs(), theirs_raw.abs(), raw_atol,
+                      f"{cam.label}'s projection against pytorch-grad-cam's")
         summed = features.sum(1).flatten(1)
         agreement = (ours.raw.flatten(1) * (summed - summed.mean(1, keepdim=True))).sum(1)
         assert (agreement >= 0).all(), "the component points along the summed channels"
@@ -180,7 +182,8 @@ def test_ablation_cam_is_the_score_drop_of_each_zeroed_channel(resnet, batch):
                 out = fc(pooled)[0, t]
                 weights[i, c] = (y - out) / y.abs()
                 rounded[i, c] = torch.maximum(y.abs(), out.abs()) / y.abs()
-                summed[i, c] = (torch.maximum(y_terms, (fc.weight[t].abs() * pooled.abs()).sum()) + fc.bias[t].abs()) / y.abs()
+                summed[i, c] = (torch.maximum(y_terms, (fc.weight[t].abs() * pooled.abs()).sum())
+                                + fc.bias[t].abs()) / y.abs()
     expected = torch.einsum("nc,nchw->nhw", weights, a)
     # AblationCAM rounds y and y_c to float32 (its logits' .float()): 2 roundings of each weight, of sizes
     # max(|y|, |y_c|) / |y|; the float64 passes round terms of the logits' size, along the whole network.
@@ -327,8 +330,10 @@ def test_a_method_added_in_one_place_is_everywhere(toy_methods, resnet, batch, t
     assert registry.lookup("toycam").from_capture and not registry.lookup("brightest").from_capture
     from fishcam_utils.cli import main
 
-    code = main(["gradcam", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o"), "--method", "toycam"])
-    assert code == 2 and "unknown explanation method" not in capsys.readouterr().err  # accepted; the checkpoint is missing
+    code = main(["gradcam", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o"),
+                 "--method", "toycam"])
+    # Accepted; the checkpoint is missing.
+    assert code == 2 and "unknown explanation method" not in capsys.readouterr().err
     assert main(["gradcam", "--checkpoint", "c.pt", "--out", "o", "--method", "nocam"]) == 2
     assert "--method nocam: unknown explanation method 'nocam'; choose one of gradcam" in capsys.readouterr().err
     torch.testing.assert_close(explanation_maps(resnet, x, targets, "toycam", "layer3"),

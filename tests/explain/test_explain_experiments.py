@@ -116,8 +116,8 @@ def test_the_methods_by_layers_table_holds_the_metrics_of_each_pair(model, split
                                                            ("layercam", "layer1"), ("layercam", "layer2"),
                                                            ("random", "-"), ("edges", "-")]
     edges = table.iloc[5]  # a reference map: the image's Sobel edges, whatever the model
-    assert edges["energy"] == pytest.approx(energy_in_mask(edge_maps(batch.images), batch.masks["evidence"]).mean().item(),
-                                            abs=1e-6)
+    assert edges["energy"] == pytest.approx(
+        energy_in_mask(edge_maps(batch.images), batch.masks["evidence"]).mean().item(), abs=1e-6)
     row = table.iloc[3]
     maps = make_cam("layercam", model, "layer2")(batch.images, batch.labels).maps
     evidence = batch.masks["evidence"]
@@ -147,8 +147,8 @@ def test_the_table_measures_the_heat_on_distractors_where_the_batch_has_their_ma
 def test_randomised_copies_change_only_their_stages_and_never_the_model(model):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     seen = []
-    for k, stage, copy in randomized_copies(model, ["fc", "layer2"], seed=1):
-        changed = {name.split(".")[0] for name, value in copy.state_dict().items()
+    for k, stage, randomized_model in randomized_copies(model, ["fc", "layer2"], seed=1):
+        changed = {name.split(".")[0] for name, value in randomized_model.state_dict().items()
                    if value.dtype.is_floating_point and not torch.equal(value, before[name])}
         seen.append((k, stage, changed))
     assert [(k, stage) for k, stage, _ in seen] == [(1, "fc"), (2, "layer2")]
@@ -193,21 +193,24 @@ def test_evaluate_cam_writes_the_table_as_csv(tiny_synth, tmp_path, capsys):
     run = fit(net, train.train, train.val, epochs=1, batch_size=8, progress=False, run_dir=tmp_path / "run")
     out = tmp_path / "table" / "cams.csv"
     assert main(["evaluate-cam", "--checkpoint", str(run.best_path), "--out", str(out), "--methods", "gradcam",
-                 "hirescam", "--layers", "layer1", "layer2", "--steps", "4", "--curve-images", "9", "--no-progress"]) == 0
+                 "hirescam", "--layers", "layer1", "layer2", "--steps", "4", "--curve-images", "9",
+                 "--no-progress"]) == 0
     table = pd.read_csv(out)
     assert list(table.columns[:7]) == ["method", "layer", "pointing", "pointing_tol", "energy", "deletion_auc",
                                        "insertion_auc"]
     assert len(table) == 6 and list(table["method"].iloc[4:]) == ["random", "edges"]  # 2 x 2 pairs, 2 references
     assert table[["pointing", "energy", "deletion_auc", "insertion_auc"]].stack().between(0, 1).all()
     assert "best pointing game" in capsys.readouterr().out
-    assert main(["evaluate-cam", "--checkpoint", str(run.best_path), "--out", str(out), "--methods", "smoothgrad"]) == 2
+    assert main(["evaluate-cam", "--checkpoint", str(run.best_path), "--out", str(out),
+                 "--methods", "smoothgrad"]) == 2
     assert "--methods smoothgrad: the table takes methods that work at every layer, gradcam" in capsys.readouterr().err
     assert "energy_distractor" not in table.columns  # these photos have nothing in the water
 
 
 def test_evaluate_cam_measures_the_heat_on_distractors_where_the_photos_have_them(tmp_path):
-    noisy = generate_dataset(tmp_path / "noisy", SyntheticConfig(size=SIZE, fish_per_class=4, seed=2, degraded_share=0.5,
-                                                                 distractors=3), workers=1, progress=False)
+    noisy = generate_dataset(tmp_path / "noisy",
+                             SyntheticConfig(size=SIZE, fish_per_class=4, seed=2, degraded_share=0.5, distractors=3),
+                             workers=1, progress=False)
     data = make_datasets(noisy, image_size=SIZE, cache=False, progress=False)
     torch.manual_seed(0)
     net = build_model("fishresnet", 9, width=4, blocks=(1, 1), weights=None, verbose=False)
@@ -232,5 +235,7 @@ def test_kaggle_pointing_scores_grad_cam_against_the_body_masks(tiny_kaggle):
     splits = make_datasets(tiny_kaggle, image_size=SIZE, masks=["body"], progress=False)
     batch = load_evidence(splits.test, per_class=2)
     maps = make_cam("gradcam", trained, "layer2")(batch.images, batch.labels).maps
-    assert table.loc["overall", "hit rate"] == pytest.approx(pointing_game(maps, batch.masks["body"]).float().mean().item())
-    assert table.loc["overall", "energy"] == pytest.approx(energy_in_mask(maps, batch.masks["body"]).mean().item(), abs=1e-6)
+    assert table.loc["overall", "hit rate"] == pytest.approx(
+        pointing_game(maps, batch.masks["body"]).float().mean().item())
+    assert table.loc["overall", "energy"] == pytest.approx(
+        energy_in_mask(maps, batch.masks["body"]).mean().item(), abs=1e-6)

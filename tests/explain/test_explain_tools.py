@@ -83,7 +83,8 @@ def test_gradcam_command_sorts_images_into_correct_and_incorrect(tiny_checkpoint
             assert Image.open(out / folder / row.true / f"{stem}_{kind}.png").size == (32, 32)
     assert (out / "correct_samples").is_dir() and (out / "incorrect_samples").is_dir()
     assert "7 test images" in capsys.readouterr().out
-    assert main(["gradcam", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "other"), "--layer", "layer9"]) == 2
+    assert main(["gradcam", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "other"),
+                 "--layer", "layer9"]) == 2
     assert "no layer named 'layer9'" in capsys.readouterr().err
 
 
@@ -125,7 +126,8 @@ def test_gradcam_command_writes_every_view_of_a_multiview_fish(tiny_synth, tmp_p
     register_builder("toy_multiview", lambda num_classes: ToyMultiView(num_classes))
     splits = make_datasets(tiny_synth, multiview=True, image_size=32, progress=False)
     torch.manual_seed(0)
-    result = fit(ToyMultiView(), splits.train, splits.val, epochs=1, batch_size=8, progress=False, run_dir=tmp_path / "run")
+    result = fit(ToyMultiView(), splits.train, splits.val, epochs=1, batch_size=8, progress=False,
+                 run_dir=tmp_path / "run")
     out = tmp_path / "cams"
     assert main(["gradcam", "--checkpoint", str(result.best_path), "--out", str(out), "--limit", "4"]) == 0
     summary = pd.read_csv(out / "summary.csv")

@@ -62,11 +62,12 @@ def test_judge_views_matches_a_computation_by_hand(fish):
         d = views.index(deciding[fish.classes[label]])
         total = raw[row].sum()
         assert frame["deciding_view"].iloc[row] == views[d]
-        assert frame["energy"].iloc[row] == pytest.approx(((raw[row, d] * sample[2]["evidence"][d]).sum() / total).item(),
-                                                          abs=share_atol)
+        assert frame["energy"].iloc[row] == pytest.approx(
+            ((raw[row, d] * sample[2]["evidence"][d]).sum() / total).item(), abs=share_atol)
         assert frame["chance"].iloc[row] == pytest.approx(sample[2]["evidence"][d].float().mean().item() / len(views))
         # The trait is part of its view, up to the float32 sums of the view's pixels and of the trait's.
-        assert frame["energy"].iloc[row] <= frame[f"heat_{views[d]}"].iloc[row] + float32_atol(1.0, 2 * raw[0, 0].numel() + 2)
+        assert (frame["energy"].iloc[row]
+                <= frame[f"heat_{views[d]}"].iloc[row] + float32_atol(1.0, 2 * raw[0, 0].numel() + 2))
         everything = p_true(model, x[row], present[row], label)
         for v, name in enumerate(views):
             only = torch.zeros(len(views), dtype=torch.bool)
@@ -102,16 +103,20 @@ def test_a_tie_is_no_ranking_and_the_model_keeps_its_mode(fish):
     again = judge_views(model, fish, range(len(fish)), synthetic_deciding_views())
     pd.testing.assert_frame_equal(frame, again)  # eval mode inside: no dropout, no view dropout
     # The mean fusion's weights: 1 / 3 in float32, as a float64 number in the frame.
-    np.testing.assert_allclose(frame[[f"weight_{v}" for v in fish.views]], 1 / 3, rtol=0, atol=float32_atol(1 / 3, terms=1))
+    np.testing.assert_allclose(frame[[f"weight_{v}" for v in fish.views]], 1 / 3, rtol=0,
+                               atol=float32_atol(1 / 3, terms=1))
     table = views_by_class(frame)
     assert table["top_weight"].isna().all() and table["agree"].isna().all()  # no view ranks first
 
 
 def test_views_by_class_on_a_frame_made_by_hand():
     frame = pd.DataFrame({
-        "label": [0, 0, 1], "deciding_view": ["back", "back", "side"], "energy": [0.2, 0.4, np.nan], "chance": [0.01, 0.03, 0.02],
-        "weight_side": [0.2, 0.2, 0.5], "weight_back": [0.8, 0.6, 0.5], "heat_side": [0.1, 0.3, 0.7], "heat_back": [0.9, 0.7, 0.3],
-        "alone_side": [0.5, 0.5, 0.9], "alone_back": [0.9, 0.7, np.nan], "drop_side": [0.0, 0.1, 0.2], "drop_back": [0.05, 0.0, 0.0]})
+        "label": [0, 0, 1], "deciding_view": ["back", "back", "side"],
+        "energy": [0.2, 0.4, np.nan], "chance": [0.01, 0.03, 0.02],
+        "weight_side": [0.2, 0.2, 0.5], "weight_back": [0.8, 0.6, 0.5],
+        "heat_side": [0.1, 0.3, 0.7], "heat_back": [0.9, 0.7, 0.3],
+        "alone_side": [0.5, 0.5, 0.9], "alone_back": [0.9, 0.7, np.nan],
+        "drop_side": [0.0, 0.1, 0.2], "drop_back": [0.05, 0.0, 0.0]})
     frame.attrs.update(views=["side", "back"], classes=["Goby", "Perch"])
     table = views_by_class(frame)
     goby, perch = table.loc["Goby"], table.loc["Perch"]

@@ -42,7 +42,8 @@ def test_every_model_builds_with_either_head_and_predicts_any_class_count(name, 
     config = model_config(model)
     assert config["name"] == name and config["num_classes"] == 5 and config["head"] == head
     # The head and the backbone split the parameters between them, with nothing left over.
-    n_head, n_backbone = sum(p.numel() for p in head_parameters(model)), sum(p.numel() for p in backbone_parameters(model))
+    n_head, n_backbone = (sum(p.numel() for p in head_parameters(model)),
+                          sum(p.numel() for p in backbone_parameters(model)))
     assert n_head > 0 and n_backbone > 0 and n_head + n_backbone == sum(p.numel() for p in model.parameters())
 
 

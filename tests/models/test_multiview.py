@@ -84,7 +84,8 @@ def test_gates_are_each_views_own_sigmoid_renormalised():
                          for v in range(V)], 1) * present
     # Each gate's logit sums FEAT + 1 terms its own way; a sigmoid passes on at most its logit's absolute
     # error as relative error, and renormalising doubles relative errors (numerator and sum), weights <= 1.
-    logit_terms = max(float((features[:, v].abs() @ fusion.gates[v].weight[0].abs() + fusion.gates[v].bias[0].abs()).detach().max())
+    logit_terms = max(float((features[:, v].abs() @ fusion.gates[v].weight[0].abs()
+                             + fusion.gates[v].bias[0].abs()).detach().max())
                       for v in range(V))
     assert_float32_close(weights, gates / gates.sum(1, keepdim=True), terms=2 * (FEAT + 3) + V + 1,
                          scale=max(1.0, logit_terms))
@@ -139,7 +140,8 @@ def test_logits_decompose_into_the_views_own_logits(name):
     if name == "concat":
         sizes = torch.einsum("nvf,kvf->nk", normed.abs(), weight) + V * classifier.bias.detach().abs()
     else:
-        sizes = torch.einsum("nv,nvf,kf->nk", out.weights.detach(), normed.abs(), weight) + classifier.bias.detach().abs()
+        sizes = (torch.einsum("nv,nvf,kf->nk", out.weights.detach(), normed.abs(), weight)
+                 + classifier.bias.detach().abs())
     assert_float32_close(out.logits, rebuilt, terms=normed.shape[-1] + 2 * V + 2, scale=sizes)
     assert_float32_close(out.weights.sum(1), torch.ones(4), terms=2 * V + 2, scale=1.0)  # softmax, gates or 1 / present
     assert (out.weights[~present] == 0).all()
@@ -173,7 +175,8 @@ def test_auxiliary_loss_is_the_weighted_loss_of_every_present_views_logits():
     labels = torch.tensor([0, 3, 5, 8])
     out = model(views, present)
     rows = [(i, v) for i in range(4) for v in range(V) if present[i, v]]
-    expected = 0.7 * torch.stack([F.cross_entropy(out.view_logits[i, v][None], labels[i][None]) for i, v in rows]).mean()
+    expected = 0.7 * torch.stack([F.cross_entropy(out.view_logits[i, v][None], labels[i][None])
+                                  for i, v in rows]).mean()
     # One cross-entropy over the rows against a mean of one per row: log-sum-exps of 9 logits, then a mean
     # of the rows, each its own way; a row's terms are as large as its largest logit and log 9.
     sizes = 0.7 * (out.view_logits.detach().abs().max() + math.log(9))
@@ -283,7 +286,8 @@ def test_fit_trains_saves_and_resumes_a_multiview_model(tiny_synth, tmp_path):
     broken = fit(small_net(view_dropout=0.3), splits.train, splits.val, run_dir=tmp_path / "broken",
                  callback=stop_after_first, **options)
     assert broken.interrupted
-    resumed = fit(small_net(view_dropout=0.3), splits.train, splits.val, run_dir=tmp_path / "broken", resume=True, **options)
+    resumed = fit(small_net(view_dropout=0.3), splits.train, splits.val, run_dir=tmp_path / "broken", resume=True,
+                  **options)
     a = torch.load(straight.last_path, weights_only=True)["model_state"]
     b = torch.load(resumed.last_path, weights_only=True)["model_state"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -317,7 +321,8 @@ def gradcam_by_hand(model: MultiViewNet, views, present, target: int, layer: str
     grads = torch.autograd.grad(logits[:, target].sum(), acts)
     maps = torch.stack([(g.mean((2, 3), keepdim=True) * a).sum(1) for a, g in zip(acts, grads)], 1).detach()
     # sum_c |alpha_c| |A_c| at each view's largest: the sizes of the terms each map sums, (N, V, 1, 1).
-    sizes = torch.stack([(g.abs().mean((2, 3), keepdim=True) * a.abs()).sum(1).flatten(1).amax(1) for a, g in zip(acts, grads)], 1)
+    sizes = torch.stack([(g.abs().mean((2, 3), keepdim=True) * a.abs()).sum(1).flatten(1).amax(1)
+                         for a, g in zip(acts, grads)], 1)
     return maps, sizes.detach()[..., None, None]
 
 
@@ -333,8 +338,8 @@ def test_every_views_map_of_the_fused_logit_from_one_call(fusion):
     assert result.raw.shape == (4, V, 4, 4)
     # float32: the branches and the head by hand against the model's forward, then h w pixels and C channels.
     channels = max(m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    assert_float32_close(result.raw, expected, terms=network_terms(model) + expected[0, 0].numel() + channels, scale=sizes,
-                         what="every view's map against the computation by hand")
+    assert_float32_close(result.raw, expected, terms=network_terms(model) + expected[0, 0].numel() + channels,
+                         scale=sizes, what="every view's map against the computation by hand")
     # A missing view takes no part in the score, so its map is empty; the weights are those of the forward.
     assert (result.raw[~present] == 0).all()
     assert torch.equal(result.view_weights, model(views, present).weights)
@@ -372,7 +377,8 @@ def test_cli_trains_a_fusion_model_and_writes_its_attention(tiny_synth, tmp_path
 
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny_synth), "--fusion", "gated", "--model", "fishresnet", "--width", "4",
-                 "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--no-progress", "--run-dir", str(run)]) == 0
+                 "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--no-progress",
+                 "--run-dir", str(run)]) == 0
     assert "gated fusion of a fishresnet per view" in capsys.readouterr().out
     report = run / "eval-test"
     per_fish = pd.read_csv(report / "attention.csv")
@@ -391,7 +397,8 @@ def test_cli_trains_a_fusion_model_and_writes_its_attention(tiny_synth, tmp_path
     assert main(["gradcam", "--checkpoint", str(run / "best.pt"), "--out", str(out), "--layer", "layer2",
                  "--limit", "3"]) == 0
     summary = pd.read_csv(out / "summary.csv")
-    assert len(summary) == 3 * V and set(summary["layer"]) == {"branches.side.layer2, branches.back.layer2, branches.belly.layer2"}
+    assert (len(summary) == 3 * V
+            and set(summary["layer"]) == {"branches.side.layer2, branches.back.layer2, branches.belly.layer2"})
 
 
 # ---------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ BUDGET = 25_000_000  # bytes, all shipped weights together
 @pytest.fixture(scope="module")
 def manifest() -> dict:
     path = FOLDER / MANIFEST
-    assert path.is_file(), f"{path} is missing: the course ships its stand-in weights (make them with `fishcam pretrain`)"
+    assert path.is_file(), (f"{path} is missing: the course ships its stand-in weights "
+                            "(make them with `fishcam pretrain`)")
     return json.loads(path.read_text())
 
 

@@ -56,7 +56,8 @@ def test_build_model_course_loads_the_backbone_and_a_fresh_head(standin, monkeyp
     for name, value in model.state_dict().items():
         if not name.startswith("fc."):
             torch.testing.assert_close(value, saved[name].to(value.dtype), rtol=0, atol=0)
-    assert all(v.dtype == torch.float32 for v in standin_state_dict("fishresnet", folder).values() if v.is_floating_point())
+    assert all(v.dtype == torch.float32 for v in standin_state_dict("fishresnet", folder).values()
+               if v.is_floating_point())
     with pytest.raises(ValueError, match=r"pretrained with blocks=\[1, 1\], width=4, not blocks=\[2, 2\], width=32"):
         build_model("fishresnet", 9, weights="course", verbose=False)
 
@@ -77,9 +78,11 @@ def test_a_damaged_or_missing_stand_in_is_refused_with_the_fix(standin, tmp_path
     with pytest.raises(ValueError, match="does not match its manifest.*fishcam pretrain --backbone fishresnet"):
         build_model("fishresnet", 9, weights="course", width=4, blocks=(1, 1), verbose=False)
     monkeypatch.setenv("FISHCAM_STANDIN_DIR", str(tmp_path / "empty"))
-    with pytest.raises(FileNotFoundError, match="no course stand-in weights for resnet18.*fishcam pretrain --backbone resnet18"):
+    with pytest.raises(FileNotFoundError,
+                       match="no course stand-in weights for resnet18.*fishcam pretrain --backbone resnet18"):
         build_model("resnet18", 9, weights="course", verbose=False)
-    with pytest.raises(FileNotFoundError, match="the course has no stand-in for resnet34; there are stand-ins for resnet18"):
+    with pytest.raises(FileNotFoundError,
+                       match="the course has no stand-in for resnet34; there are stand-ins for resnet18"):
         build_model("resnet34", 9, weights="course", verbose=False)
     with pytest.raises(ValueError, match="no stand-in recipe for 'vgg'"):
         pretrain("vgg", tmp_path)

@@ -111,7 +111,8 @@ def test_early_stopping_stops_and_restores_the_best_weights(splits, tmp_path):
     train, val = splits
     model = tiny_model()
     # A learning rate this small cannot move val_acc after the first epoch: patience 2 ends at epoch 3.
-    result = fit(model, train, val, epochs=20, lr=1e-12, patience=2, schedule="none", run_dir=tmp_path / "run", **quiet())
+    result = fit(model, train, val, epochs=20, lr=1e-12, patience=2, schedule="none", run_dir=tmp_path / "run",
+                 **quiet())
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
     best = read_checkpoint(tmp_path / "run" / "best.pt")
     assert best["epoch"] == 1 and states_equal(best["model_state"], model.state_dict())
@@ -311,7 +312,8 @@ def test_gradient_clipping_bounds_the_update(splits):
     # of the change's (P terms each); and each weight's rounding, at most eps / 2 of it, so of ||w|| in all.
     count = sum(p.numel() for p in before.values())
     norm = float(torch.sqrt(sum((p.double() ** 2).sum() for p in before.values())))
-    tolerance = 1e-3 * (1e-6 / moved[None] + float32_atol(1.0, terms=2 * count + 2)) + float32_atol(norm + 1e-3, terms=1)
+    tolerance = (1e-3 * (1e-6 / moved[None] + float32_atol(1.0, terms=2 * count + 2))
+                 + float32_atol(norm + 1e-3, terms=1))
     assert moved[1e-3] == pytest.approx(1e-3, abs=tolerance)
     assert moved[None] > 10 * moved[1e-3]  # without clipping the step is far larger
 
@@ -334,7 +336,8 @@ def test_a_run_folder_holding_an_earlier_runs_outputs_is_refused_or_cleared_and_
     fit(tiny_model(), train, val, epochs=1, run_dir=run, **quiet())
     (run / "last.pt").unlink()  # best.pt, history.csv and a report remain
     (run / "eval-test").mkdir()
-    with pytest.raises(FileExistsError, match=r"holds a training run \(best.pt, eval-test/, history.csv\).*overwrite=True"):
+    with pytest.raises(FileExistsError,
+                       match=r"holds a training run \(best.pt, eval-test/, history.csv\).*overwrite=True"):
         fit(tiny_model(), train, val, epochs=1, run_dir=run, **quiet())
     with pytest.raises(FileExistsError, match="no last.pt to resume from"):
         fit(tiny_model(), train, val, epochs=1, run_dir=run, resume=True, **quiet())

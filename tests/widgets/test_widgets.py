@@ -279,7 +279,8 @@ def test_the_map_store_computes_each_entry_once_and_forgets_the_oldest(model, sp
     first = store.maps(0, "layer2", "gradcam")
     assert store.maps(0, "layer2", "Grad-CAM") is first  # label or key, the same entry
     assert first.maps.shape == (9, 1, SIZE, SIZE) and 0 <= first.maps.min() and first.maps.max() <= 1
-    np.testing.assert_allclose(first.probs.sum(), 1, rtol=float32_atol(1.0, terms=2 * 9 + 2))  # a float32 softmax of 9, summed
+    # A float32 softmax of 9, summed.
+    np.testing.assert_allclose(first.probs.sum(), 1, rtol=float32_atol(1.0, terms=2 * 9 + 2))
     for i in range(1, 6):
         store.maps(i, "layer2", "gradcam")
     assert store.counts["maps"] == 6
