@@ -25,7 +25,7 @@ from fishcam_utils.models import build_model
 from fishcam_utils.settings import SIZE_ENV, checkpoints_dir, course_image_size, data_dir
 from fishcam_utils.standin.weights import read_manifest
 from fishcam_utils.training import fit
-from fishcam_utils.training.engine import _warn_if_other_scale as warn_if_other_size
+from fishcam_utils.training.inputs import warn_if_other_scale as warn_if_other_size
 
 
 @pytest.mark.parametrize("value", [None, "auto", " AUTO "])

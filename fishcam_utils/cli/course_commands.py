@@ -48,7 +48,7 @@ def add_pretrain(commands) -> None:
         "pretrain",
         help="make the course's pretrained stand-in weights (offline transfer learning, notebook 03)",
         description="Pretrain a backbone on the source task (twelve other invented fish, all views mixed) with "
-        "the recipe of training/pretrain.py, and write it with its manifest (recipe, data seed, sha256, "
+        "the recipe of fishcam_utils/standin/recipes.py, and write it with its manifest (recipe, data seed, sha256, "
         "source-task accuracy) to checkpoints/standin, where build_model(..., weights='course') finds it.",
     )
     pretrain.add_argument("--backbone", required=True, choices=list(STANDIN_RECIPES), help="the backbone to pretrain")

@@ -124,7 +124,8 @@ def add_gradcam(commands) -> None:
     gradcam.add_argument("--method", default="gradcam",
                          help="which map: a name of the method registry (fishcam_utils.explain.method_names()), e.g. "
                          "gradcam, gradcam++, hirescam, scorecam, ablationcam, eigencam, cam; guided-gradcam also "
-                         "writes <name>_guided.png, the guided picture")
+                         "writes <name>_guided.png, the guided picture; guided-backprop, gradient, random and edges "
+                         "need no --layer")
     gradcam.add_argument("--layer", help="target layer by dotted name, or one per branch separated by commas "
                          "(default: the model's last CAM layer)")
     gradcam.add_argument("--explain", default="predicted", choices=["predicted", "true"], help="which class to explain")
@@ -145,9 +146,12 @@ def gradcam_command(args: argparse.Namespace) -> int:
     from ..training import load_checkpoint, pick_device
 
     try:
-        lookup(args.method)
+        method = lookup(args.method)
     except ValueError as error:
         raise ValueError(f"--method {args.method}: {error}") from None
+    if args.layer and not method.needs_layer:
+        raise ValueError(f"--layer {args.layer}: {method.label} needs no layer (it explains at the input); leave "
+                         f"--layer out, or pick a CAM method")
     heatmap_to_rgb([[0.0]], args.cmap)  # an unknown method or colormap, or an --out in use, is said before any work
     earlier_exports(args.out, args.overwrite)
     model, checkpoint = load_checkpoint(args.checkpoint, device=pick_device(args.device))
@@ -196,6 +200,7 @@ def add_evaluate_cam(commands) -> None:
 
 def evaluate_cam_command(args: argparse.Namespace) -> int:
     from ..explain.judging.experiments import load_evidence, methods_by_layers, table_methods
+    from ..explain.registry import method_names
     from ..files import atomic_write
     from ..models import cam_layers
     from ..training import load_checkpoint, pick_device
@@ -212,17 +217,18 @@ def evaluate_cam_command(args: argparse.Namespace) -> int:
     # A photo whose mask is empty (a trait wholly hidden by weed) has nothing to point at: left out.
     batch = load_evidence(dataset, per_class=args.per_class, require=args.mask)
     methods = args.methods or table_methods()
-    narrow = [m for m in methods if m not in table_methods()]
+    layer_free = method_names(needs_layer=False)  # one row each (layer "-"), as the reference maps
+    narrow = [m for m in methods if m not in table_methods() and m not in layer_free]
     if narrow:  # unknown names, or CAM, which works at one layer only
         raise ValueError(f"--methods {' '.join(narrow)}: the table takes methods that work at every layer, "
-                         f"{', '.join(table_methods())}")
+                         f"{', '.join(table_methods())}, or need none, {', '.join(layer_free)}")
     table = methods_by_layers(model, batch, args.layers or cam_layers(model), methods, mask=args.mask,
                               tolerance=args.tolerance, curve_images=args.curve_images, steps=args.steps,
                               baseline=args.baseline, progress=not args.no_progress)
     out = Path(args.out)
     with atomic_write(out, "w", newline="") as handle:
         table.round(4).to_csv(handle, index=False)
-    methods = table[table["layer"] != "-"]  # the reference maps (random, edges) are what a method must beat
+    methods = table[table["layer"] != "-"]  # the maps without a layer (random, edges...) are what a method must beat
     best = methods.sort_values("pointing", ascending=False).iloc[0]
     print(f"{len(methods)} (method, layer) pairs and {len(table) - len(methods)} reference maps on {len(batch)} "
           f"{args.split} images against the {args.mask} masks; best pointing game: {best['method']} at "

@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Problems
-from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from .dataset_index import DatasetIndex, ScanOptions
 from .folders import Walk, files_under
 from .images import decode_in_threads, is_tiny, load_mask, load_rgb, tiny_images_message, unreadable_files_message
 from .layouts import survey
-from .species import VIEWS
 from .splits import split_problem
 
 
@@ -87,12 +85,12 @@ def mask_size_message(index: DatasetIndex, sizes: dict[str, tuple[int, int]]) ->
 
 def check_dataset(
     root: str | os.PathLike,
-    layout: str = "auto",
+    layout: str | None = None,
     *,
     classes: Sequence[str] | None = None,
-    views: Sequence[str] = VIEWS,
-    missing_views: str = MISSING_VIEWS,
-    unknown_files: str = UNKNOWN_FILES,
+    views: Sequence[str] | None = None,
+    missing_views: str | None = None,
+    unknown_files: str | None = None,
     decode: bool = True,
     progress: bool = True,
     scan: ScanOptions | None = None,

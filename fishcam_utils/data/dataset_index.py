@@ -89,8 +89,9 @@ class ScanOptions:
     @classmethod
     def merge(cls, scan: ScanOptions | Mapping[str, Any] | None = None, **keywords: Any) -> ScanOptions:
         """``scan`` (default ``ScanOptions()``; a ``to_dict`` record is read with ``from_dict``) with the
-        keyword arguments of the same names put in: each one given and other than its default (None is
-        not given) replaces ``scan``'s. How every reader turns its keywords and ``scan=`` into one value."""
+        keyword arguments of the same names put in: each one given (not None) replaces ``scan``'s, even one
+        equal to the default. How every reader turns its keywords and ``scan=`` into one value: the readers'
+        keywords default to None, so the defaults live here, once."""
         names = [f.name for f in fields(cls)]
         unknown = sorted(set(keywords) - set(names))
         if unknown:
@@ -103,17 +104,8 @@ class ScanOptions:
             base = cls.from_dict(scan)
         else:
             raise TypeError(f"scan must be a ScanOptions (or its to_dict record), got {type(scan).__name__}")
-        defaults = cls()
-        changes = {name: value for name, value in keywords.items()
-                   if value is not None and not _same(value, getattr(defaults, name))}
+        changes = {name: value for name, value in keywords.items() if value is not None}
         return replace(base, **changes) if changes else base
-
-
-def _same(value: Any, default: Any) -> bool:
-    """A keyword's value is its default: lists and tuples of the same names alike."""
-    if isinstance(default, tuple):
-        return isinstance(value, (list, tuple)) and tuple(value) == default
-    return value == default
 
 
 @dataclass

@@ -31,7 +31,6 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError, DataWarning, option
-from ..settings import MISSING_VIEWS, UNKNOWN_FILES
 from .dataset_index import COLUMNS, DatasetIndex, MissingViews, ScanOptions
 from .folders import MASKS_DIR, UnknownFiles, Walk, class_dirs, files_under
 from .kaggle_layout import find_kaggle_root
@@ -45,7 +44,6 @@ from .layout_readers import (
     register_layout,
     unregister_layout,
 )
-from .species import VIEWS
 
 __all__ = [
     "LAYOUTS", "DataWarning", "DatasetIndex", "Layout", "ScanOptions", "detect_layout", "find_kaggle_root",
@@ -205,12 +203,12 @@ def _saved_class_order(root: Path) -> list[str] | None:
 
 def survey(
     root: str | Path,
-    layout: str = "auto",
+    layout: str | None = None,
     *,
     classes: Sequence[str] | None = None,
-    views: Sequence[str] = VIEWS,
-    missing_views: MissingViews = MISSING_VIEWS,
-    unknown_files: UnknownFiles = UNKNOWN_FILES,
+    views: Sequence[str] | None = None,
+    missing_views: MissingViews | None = None,
+    unknown_files: UnknownFiles | None = None,
     scan: ScanOptions | None = None,
 ) -> tuple[DatasetIndex | None, Walk]:
     """Scan ``root`` without stopping at the first problem: returns the index of what could be
@@ -263,12 +261,12 @@ def _labelled_frame(rows: list[Row], walk: Walk, classes: Sequence[str] | None,
 
 def scan_dataset(
     root: str | Path,
-    layout: str = "auto",
+    layout: str | None = None,
     *,
     classes: Sequence[str] | None = None,
-    views: Sequence[str] = VIEWS,
-    missing_views: MissingViews = MISSING_VIEWS,
-    unknown_files: UnknownFiles = UNKNOWN_FILES,
+    views: Sequence[str] | None = None,
+    missing_views: MissingViews | None = None,
+    unknown_files: UnknownFiles | None = None,
     scan: ScanOptions | None = None,
 ) -> DatasetIndex:
     """Find and check every image of the dataset at ``root``.

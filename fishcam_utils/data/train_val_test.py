@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ..errors import ArgumentError, DataError
-from ..settings import MISSING_VIEWS, UNKNOWN_FILES, USE_CACHE, check_image_size
+from ..settings import USE_CACHE, check_image_size
 from .dataset_index import DatasetIndex, ScanOptions
 from .datasets import FishImageDataset, MultiViewDataset
 from .layouts import scan_dataset
-from .species import VIEWS
 from .splits import carve_validation, make_splits, split_problem
 from .transforms import eval_transform, train_transform
 
@@ -47,12 +46,12 @@ def make_datasets(
     cache: bool = USE_CACHE,
     split_seed: int = 0,
     classes: Sequence[str] | None = None,
-    layout: str = "auto",
+    layout: str | None = None,
     multiview: bool = False,
     masks: Sequence[str] = (),
-    missing_views: str = MISSING_VIEWS,
-    unknown_files: str = UNKNOWN_FILES,
-    views: Sequence[str] = VIEWS,
+    missing_views: str | None = None,
+    unknown_files: str | None = None,
+    views: Sequence[str] | None = None,
     progress: bool = True,
     scan: ScanOptions | None = None,
 ) -> SplitDatasets:

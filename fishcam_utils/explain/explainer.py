@@ -33,7 +33,8 @@ class CAMResult:
 
     ``maps``: (N, H, W) at the input size, ReLU'd, min-max normalised to [0, 1] per map unless
     ``normalize=None``; for ``all_classes``, (N, K, H, W). ``raw``: the signed maps at the layer's
-    resolution, before ReLU, (N, h, w) or (N, K, h, w). When the target layer runs once per view
+    resolution, before ReLU, (N, h, w) or (N, K, h, w) (for a map that needs no layer, the map itself,
+    unnormalised). When the target layer runs once per view
     (a multi-view model), a view dimension V follows: (N, V, H, W) or (N, K, V, H, W), and the views
     of one image are normalised together, so that they compare. ``logits``: (N, K). ``explained``: (N,) long
     (the classes explained, what the call's ``targets`` asked for; for ``all_classes``, every class).
@@ -109,9 +110,14 @@ class LayerFreeExplainer(Explainer):
         check_normalize(normalize)  # a bad choice fails before any work
         check_images(inputs, self.model, image_batch=False)
         first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
+        if first.ndim != 4:
+            raise ValueError(f"{self.label} explains a batch of single images (N, C, H, W); these inputs are "
+                             f"{tuple(first.shape)} (a multi-view model's views?). For a multi-view model use a "
+                             f"CAM method at a branch layer (explain_fish)")
         check_target_count(targets, first.shape[0])
         maps, logits, explained = self.explain(inputs, targets)
-        maps = normalize_maps(maps.float(), normalize)
-        span = maps.flatten(-2).amax(-1) - maps.flatten(-2).amin(-1)
-        return CAMResult(maps=maps.detach(), raw=maps.detach(), logits=logits.detach(), explained=explained.detach(),
+        raw = maps.float()
+        maps = normalize_maps(raw, normalize)
+        span = raw.flatten(-2).amax(-1) - raw.flatten(-2).amin(-1)
+        return CAMResult(maps=maps.detach(), raw=raw.detach(), logits=logits.detach(), explained=explained.detach(),
                          flat=span == 0)

@@ -60,10 +60,21 @@ def register(cls: type) -> type:
                     from_capture=bool(getattr(cls, "uses_capture", needs)), any_layer=bool(cls.any_layer), cls=cls)
     if method.family not in FAMILIES:
         raise ValueError(f"{cls.__name__}.family must be one of {FAMILIES}, got {method.family!r}")
-    if method.name in METHODS and METHODS[method.name].cls.__qualname__ == cls.__qualname__:
-        METHODS.unregister(method.name)  # the same class defined again (a module reloaded, a cell rerun)
-    METHODS.register(method.name, method)
+    before = None
+    if method.name in METHODS and _same_class(METHODS[method.name].cls, cls):
+        # The same class defined again (its module reloaded): it replaces itself, in its place.
+        names = METHODS.names()
+        at = names.index(METHODS[method.name].name)
+        before = names[at + 1] if at + 1 < len(names) else None
+        METHODS.unregister(method.name)
+    METHODS.register(method.name, method, before=before)
     return cls
+
+
+def _same_class(old: type, new: type) -> bool:
+    """The same class, or a new definition of it from the same module (a reload): never a user's class
+    that happens to share a name with one of the package's."""
+    return old is new or (old.__module__, old.__qualname__) == (new.__module__, new.__qualname__)
 
 
 def unregister(name: str) -> None:

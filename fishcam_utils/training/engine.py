@@ -33,7 +33,7 @@ from .checkpoints import load_model_state, read_checkpoint
 from .config import TrainConfig, make_config
 from .early_stopping import EarlyStopping
 from .finetune import freeze_backbone, frozen_batchnorm_to_eval, unfreeze
-from .inputs import check_arguments, check_data, dataset_info, num_classes_of
+from .inputs import check_arguments, check_data, dataset_info, num_classes_of, warn_if_other_scale
 from .optim import Steps, make_criterion
 from .run_dir import (
     check_same_data,
@@ -308,7 +308,7 @@ def _start_or_resume(model: nn.Module, train_data: Dataset, val_data: Dataset | 
     num_classes = num_classes_of(inner, facts)
     classes, info = dataset_info(train_data, facts, num_classes, preprocessing)
     identity = data_record(train_data, facts, info["image_size"])  # a resumed run must train on the same
-    _warn_if_other_scale(inner, info["image_size"])
+    warn_if_other_scale(inner, info["image_size"])
     main = ddp.is_main_process()
     run = _Run(inner=inner, config=config, device=device, run_dir=run_dir, main=main,
                train_loader=None, val_loader=None, generator=torch.Generator(),
@@ -421,20 +421,3 @@ def _run_epoch(run: _Run, net: nn.Module, epoch: int, stage: str, steps: Steps) 
         steps.scheduler.step(val_acc if config.monitor == "val_acc" else val_loss)
     return {"epoch": epoch + 1, "stage": stage, "lr": _head_lr(steps.optimizer), "train_loss": train_loss,
             "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - started}
-
-
-
-
-def _warn_if_other_scale(model: nn.Module, image_size: int | None) -> None:
-    """Warn when ``model`` starts from weights pretrained on photos of another size than ``image_size``
-    (``build_model`` records it, ``pretrained_size``): its filters learnt fish at another scale."""
-    pretrained = getattr(model, "fishcam_pretrained_size", None)
-    if pretrained is None or image_size is None or int(pretrained) == int(image_size):
-        return
-    name = getattr(model, "fishcam", {}).get("name", type(model).__name__)
-    warnings.warn(f"{name} starts from {getattr(model, 'fishcam_weights', 'weights')} weights pretrained on "
-                  f"{pretrained} px photographs, and is trained here on {image_size} px ones: its filters learnt "
-                  f"fish at another scale and transfer less well. At {image_size} px use "
-                  f"{option('weights', 'imagenet')} (online); offline, photographs of {pretrained} px "
-                  f"(FISHCAM_IMAGE_SIZE={pretrained}) match them.",
-                  UserWarning, stacklevel=3)

@@ -1,10 +1,12 @@
 """What ``fit`` is given, checked before any work: the model and datasets, the data against the
-options, the model's class count against the labels; and what a checkpoint records of the data
+options, the model's class count against the labels, its pretraining's photo size against the data's (a
+warning); and what a checkpoint records of the data
 (class names, image size, normalisation, views, how the folder was read).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,18 @@ def dataset_info(dataset: Dataset, facts: DatasetFacts, num_classes: int,
         info["scan"] = facts.index.options.to_dict()  # how the folder was read (ScanOptions), to read it alike
     info.update(preprocessing or {})
     return classes, info
+
+
+def warn_if_other_scale(model: nn.Module, image_size: int | None) -> None:
+    """Warn when ``model`` starts from weights pretrained on photos of another size than ``image_size``
+    (``build_model`` records it, ``pretrained_size``): its filters learnt fish at another scale."""
+    pretrained = getattr(model, "fishcam_pretrained_size", None)
+    if pretrained is None or image_size is None or int(pretrained) == int(image_size):
+        return
+    name = getattr(model, "fishcam", {}).get("name", type(model).__name__)
+    warnings.warn(f"{name} starts from {getattr(model, 'fishcam_weights', 'weights')} weights pretrained on "
+                  f"{pretrained} px photographs, and is trained here on {image_size} px ones: its filters learnt "
+                  f"fish at another scale and transfer less well. At {image_size} px use "
+                  f"{option('weights', 'imagenet')} (online); offline, photographs of {pretrained} px "
+                  f"(FISHCAM_IMAGE_SIZE={pretrained}) match them.",
+                  UserWarning, stacklevel=3)

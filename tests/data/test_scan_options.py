@@ -56,11 +56,13 @@ def test_from_dict_gives_an_old_record_the_defaults_for_what_it_lacks():
         ScanOptions.from_dict({"missing_views": "ignore"})  # a bad value is still named
 
 
-def test_merge_puts_in_the_keywords_given_other_than_their_defaults():
+def test_merge_puts_in_every_keyword_given_even_a_default():
     base = ScanOptions(layout="multiview", missing_views="keep")
     assert ScanOptions.merge(base) is base and ScanOptions.merge(None) == ScanOptions()
     assert ScanOptions.merge(base, unknown_files="skip", views=None) == dataclasses.replace(base, unknown_files="skip")
-    assert ScanOptions.merge(base, layout="auto", views=list(VIEWS)) == base  # the defaults change nothing
+    # A keyword given is meant, even at its default: scan= of another folder, layout="auto" to detect again.
+    assert ScanOptions.merge(base, layout="auto", missing_views="error") == ScanOptions()
+    assert ScanOptions.merge(base, layout=None, views=None) == base  # None: not given
     assert ScanOptions.merge(None, views="side,back") == ScanOptions(views=("side", "back"))
     assert ScanOptions.merge(base.to_dict()) == base
     with pytest.raises(TypeError, match="colour is not a scan option"):

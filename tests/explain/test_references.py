@@ -111,3 +111,40 @@ def test_register_refuses_a_class_that_is_not_an_explainer():
 
     with pytest.raises(TypeError, match="not an Explainer: derive it from"):
         registry.register(Loose)
+
+
+def test_a_class_of_ones_own_cannot_take_a_built_in_name_and_a_reload_keeps_the_order():
+    from fishcam_utils.explain import GradCAM
+
+    class StudentsGradCAM(GradCAM):
+        name, label = "gradcam", "Grad-CAM"
+
+    StudentsGradCAM.__qualname__ = GradCAM.__qualname__  # a student's class called GradCAM, in her own module
+    with pytest.raises(ValueError, match="the name 'gradcam' is taken by the explanation method 'gradcam'"):
+        registry.register(StudentsGradCAM)
+    assert registry.lookup("gradcam").cls is GradCAM
+    order = registry.method_names()
+    registry.register(GradCAM)  # its module reloaded: the same class again, in its place
+    assert registry.method_names() == order
+
+
+def test_a_map_without_a_layer_refuses_a_multi_view_batch_by_name():
+    class TwoViews(torch.nn.Module):
+        def forward(self, views, present):
+            return views.mean((2, 3, 4))[:, :2]
+
+    views, present = torch.rand(2, 3, 3, 8, 8), torch.ones(2, 3, dtype=torch.bool)
+    for name in ("gradient", "guided-backprop", "random", "edges"):
+        with pytest.raises(ValueError, match=r"explains a batch of single images \(N, C, H, W\).*explain_fish"):
+            make_cam(name, TwoViews())((views, present))
+
+
+def test_a_reference_listed_among_the_methods_is_one_row():
+    from fishcam_utils.explain.judging import EvidenceBatch, methods_by_layers
+
+    images = torch.rand(3, 3, 9, 9)
+    masks = torch.zeros(3, 9, 9, dtype=torch.bool)
+    masks[:, 3:6, 3:6] = True
+    batch = EvidenceBatch(images, torch.tensor([0, 1, 2]), {"evidence": masks}, [0, 1, 2], ["a", "b", "c"])
+    table = methods_by_layers(_tiny(0), batch, ["0"], methods=["gradcam", "edges"], steps=2, progress=False)
+    assert list(table["method"]) == ["gradcam", "edges", "random"] and list(table["layer"]) == ["0", "-", "-"]

@@ -37,8 +37,9 @@ def table_methods() -> list[str]:
     return registry.method_names(any_layer=True, needs_layer=True)
 
 
-# Methods of the sanity check: maps that need a layer, and input-gradient maps that do not.
-SANITY_METHODS = ("gradcam", "guided-gradcam", "guided-backprop", "gradient")
+# Methods of the sanity check: Grad-CAM and guided Grad-CAM, which need a layer, and every input-gradient map
+# (guided backprop, the plain gradient), which does not.
+SANITY_METHODS = ("gradcam", "guided-gradcam", *registry.method_names(family="input-gradient"))
 
 
 @dataclass
@@ -154,7 +155,8 @@ def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[s
     ``reference_names()``: ``"random"``, ``"edges"``, no model), the scores a method must beat.
     ``methods`` default: ``table_methods()``."""
     methods = table_methods() if methods is None else list(methods)
-    references = reference_names() if references is None else list(references)
+    # A reference listed among the methods is one row, not two.
+    references = [r for r in (reference_names() if references is None else references) if r not in methods]
     masks = batch.masks[mask]
     guided = None
     rows = []
