@@ -276,3 +276,18 @@ def test_gradcam_shows_progress_and_writes_guided_grad_cam_pictures(tiny_run, tm
     code, o, err = run_cli(capsys, "gradcam", "--checkpoint", tiny_run / "best.pt", "--out", tmp_path / "quiet",
                            "--limit", "3", "--method", "ablationcam", "--no-progress")
     assert code == 0 and "maps:" not in err and "Ablation-CAM" not in err
+
+
+def test_gradcam_writes_maps_that_need_no_layer_and_refuses_a_layer_for_them(tiny_run, tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "edges"
+    code, o, err = run_cli(capsys, "gradcam", "--checkpoint", tiny_run / "best.pt", "--out", out, "--limit", "3",
+                           "--method", "edges", "--no-progress")
+    assert code == 0, err
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["method"]) == {"edges"} and set(summary["layer"]) == {"-"} and len(summary) == 3
+    assert all((out / overlay).is_file() for overlay in summary["overlay"])
+    code, o, err = run_cli(capsys, "gradcam", "--checkpoint", tiny_run / "best.pt", "--out", tmp_path / "no",
+                           "--method", "gradient", "--layer", "layer1")
+    assert code == 2 and "--layer layer1: gradient needs no layer" in err and not (tmp_path / "no").exists()
