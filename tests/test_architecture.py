@@ -35,7 +35,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
 
 # Inside ``explain``, the floors of its docstring: the protocol under the methods under judging.
 EXPLAIN_FLOORS: list[tuple[str, tuple[str, ...]]] = [
-    ("maps", ("fishcam_utils.explain.maps", "fishcam_utils.explain.targets")),
+    ("maps", ("fishcam_utils.explain.maps", "fishcam_utils.explain.targets", "fishcam_utils.explain.augment")),
     ("protocol", ("fishcam_utils.explain.explainer", "fishcam_utils.explain.registry")),
     ("cam core", ("fishcam_utils.explain.cam.session", "fishcam_utils.explain.cam.core")),
     ("methods", ("fishcam_utils.explain.cam", "fishcam_utils.explain.guided")),

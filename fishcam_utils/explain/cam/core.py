@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ...models.inspection import check_images, check_logits, check_model, logits_of, view_weights_of
+from ...models.inspection import check_images, check_logits, check_model, eval_mode, logits_of, view_weights_of
 from ...runtime import call_model
+from ..augment import Augmentation
 from ..explainer import CAMResult, Explainer
 from ..maps import FlatMapWarning, check_normalize, flat_maps, normalize_maps, upsample
 from ..targets import Targets, all_class_targets, check_target_count, resolve_score_targets
@@ -179,9 +180,39 @@ class BaseCAM(Explainer):
         first = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
         return tuple(first.shape[-2:])
 
-    def __call__(self, inputs: torch.Tensor, targets: Any = None, normalize: str | None = "minmax") -> CAMResult:
-        """Maps of ``targets`` (default: the predicted classes) for a batch (N, 3, H, W)."""
+    def __call__(self, inputs: torch.Tensor, targets: Any = None, normalize: str | None = "minmax",
+                 augment: Sequence[Augmentation] | None = None) -> CAMResult:
+        """Maps of ``targets`` (default: the predicted classes) for a batch (N, 3, H, W). ``augment``: smooth
+        by test-time augmentation (e.g. ``augment.DEFAULT_TTA``): the maps of every augmented copy, from one
+        call on the A x N copies, each normalised, moved back and averaged; ``raw`` and ``logits`` are then
+        the first augmentation's."""
+        if augment:
+            return self._augmented(inputs, targets, normalize, list(augment))
         return self._run(inputs, targets, normalize, every_class=False)
+
+    def _augmented(self, inputs: Any, targets: Any, normalize: str | None,
+                   augment: list[Augmentation]) -> CAMResult:
+        if isinstance(inputs, (tuple, list)):
+            raise ValueError("test-time augmentation takes single images (N, 3, H, W), not a multi-view model's views")
+        check_normalize(normalize)
+        check_target_count(targets, self._batch(inputs))
+        n = self._batch(inputs)
+        if targets is None:  # the predicted class of each original image, for every copy of it
+            with eval_mode(self.model), torch.no_grad():
+                targets = logits_of(call_model(self.model, _ordinary(inputs))).argmax(1)
+        if isinstance(targets, torch.Tensor) and targets.ndim == 1:
+            repeated: Any = targets.repeat(len(augment))
+        elif isinstance(targets, (list, tuple)):
+            repeated = list(targets) * len(augment)
+        else:
+            repeated = targets  # one class, or one score function, for every image
+        copies = torch.cat([a.image(inputs) for a in augment])
+        result = self._run(copies, repeated, normalize, every_class=False)
+        maps = result.maps.unflatten(0, (len(augment), n))
+        back = torch.stack([a.map_back(m) for a, m in zip(augment, maps)])
+        return CAMResult(maps=back.mean(0), raw=result.raw[:n], logits=result.logits[:n],
+                         explained=result.explained[:n], view_weights=None,
+                         flat=result.flat.unflatten(0, (len(augment), n)).all(0))
 
     def all_classes(self, inputs: torch.Tensor, normalize: str | None = "minmax") -> CAMResult:
         """Every class's map: maps (N, K, H, W), raw (N, K, h, w), from one forward pass and one
