@@ -339,15 +339,39 @@ class GuidedGradCAM(Explainer):
 
 class _InputGradientMap(LayerFreeExplainer):
     """The saliency of input gradients under one ReLU rule: max over colour of |gradient|, scaled per
-    image to [0, 1] by its peak (``normalize=None``: unscaled). No target layer."""
+    image to [0, 1] by its peak (``normalize=None``: unscaled). No target layer.
+
+    SmoothGrad (Smilkov et al. 2017): with ``samples`` > 0, |gradient| is averaged over that many copies of each
+    image with Gaussian noise of std ``sigma`` (in the images' units; Smilkov et al. suggest 10-20 % of their
+    range) drawn from a generator seeded with ``seed``, all copies in one backward pass, every copy explaining
+    the class its clean image was asked (or predicted) for. ``samples=0``: the plain map."""
 
     family = "input-gradient"
     needs_gradients = True
     rule = "guided"
 
+    def __init__(self, model: nn.Module, layer: Any = None, progress: bool | None = None, samples: int = 0,
+                 sigma: float = 0.15, seed: int = 0) -> None:
+        super().__init__(model, layer, progress)
+        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
+            raise ValueError(f"samples must be a whole number >= 0 (0: no SmoothGrad), got {samples!r}")
+        if not sigma >= 0:
+            raise ValueError(f"sigma must be a standard deviation >= 0, got {sigma!r}")
+        self.samples, self.sigma, self.seed = samples, float(sigma), seed
+
     def explain(self, inputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        result = GuidedBackprop(self.model, self.rule)(inputs, targets)
-        return result.gradients.abs().amax(dim=-3), result.logits, result.explained
+        if not self.samples:
+            result = GuidedBackprop(self.model, self.rule)(inputs, targets)
+            return result.gradients.abs().amax(dim=-3), result.logits, result.explained
+        with eval_mode(self.model), torch.no_grad():  # the classes of the clean images, for all their copies
+            logits = logits_of(call_model(self.model, inputs)).float()
+        explained = _resolve_targets(targets, logits).classes[:, 0]
+        n, s = inputs.shape[0], self.samples
+        generator = torch.Generator(device=inputs.device).manual_seed(self.seed)
+        copies = inputs.repeat_interleave(s, dim=0)
+        noise = torch.normal(0.0, torch.full(copies.shape, self.sigma, device=inputs.device), generator=generator)
+        gradients = GuidedBackprop(self.model, self.rule)(copies + noise, explained.repeat_interleave(s)).gradients
+        return gradients.abs().unflatten(0, (n, s)).mean(1).amax(dim=-3), logits, explained
 
     def __call__(self, inputs: Any, targets: Any = None, normalize: str | None = "minmax") -> CAMResult:
         check_normalize(normalize)
