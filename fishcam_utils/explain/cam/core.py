@@ -30,7 +30,7 @@ from ...models.inspection import check_images, check_logits, check_model, eval_m
 from ...runtime import call_model
 from ..augment import Augmentation
 from ..explainer import CAMResult, Explainer
-from ..maps import FlatMapWarning, check_normalize, flat_maps, normalize_maps, upsample
+from ..maps import FlatMapWarning, check_normalize, flat_maps, normalize_maps, principal_projection, upsample
 from ..targets import Targets, all_class_targets, check_target_count, resolve_score_targets
 from .session import _branch_layers, _ordinary, _Session, all_class_gradients, resolve_layer
 
@@ -93,9 +93,26 @@ class BaseCAM(Explainer):
         self._session: _Session | None = None
 
     # -- what a method says -----------------------------------------------------------------
-    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        """Gradient methods: signed maps (N, h, w) from activations and gradients (N, C, h, w)."""
+    def weigh(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        """Gradient methods: the weighted activations (N, C, h, w) whose channel sum is the map (what
+        eigen-smoothing takes the first principal component of)."""
         raise NotImplementedError
+
+    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        """Gradient methods: signed maps (N, h, w) from activations and gradients (N, C, h, w); by default
+        the channel sum of ``weigh``."""
+        return self.weigh(activations, gradients).sum(1)
+
+    def _combined(self, activations: torch.Tensor, gradients: torch.Tensor, eigen: bool) -> torch.Tensor:
+        """``combine``, or with ``eigen`` the first principal component of ``weigh`` (eigen-smoothing)."""
+        if not eigen:
+            return self.combine(activations, gradients)
+        try:
+            weighted = self.weigh(activations, gradients)
+        except NotImplementedError:
+            raise ValueError(f"{self.label} does not say its weighted activations (weigh), so it cannot be "
+                             f"eigen-smoothed") from None
+        return principal_projection(weighted)
 
     def term_scale(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         """(N, h, w): how large the terms the map sums are, the yardstick of a noise-level map."""
@@ -181,17 +198,18 @@ class BaseCAM(Explainer):
         return tuple(first.shape[-2:])
 
     def __call__(self, inputs: torch.Tensor, targets: Any = None, normalize: str | None = "minmax",
-                 augment: Sequence[Augmentation] | None = None) -> CAMResult:
+                 augment: Sequence[Augmentation] | None = None, eigen_smooth: bool = False) -> CAMResult:
         """Maps of ``targets`` (default: the predicted classes) for a batch (N, 3, H, W). ``augment``: smooth
         by test-time augmentation (e.g. ``augment.DEFAULT_TTA``): the maps of every augmented copy, from one
         call on the A x N copies, each normalised, moved back and averaged; ``raw`` and ``logits`` are then
-        the first augmentation's."""
+        the first augmentation's. ``eigen_smooth``: the map is the first principal component of the weighted
+        activations over the layer's pixels, not their channel sum (gradient methods)."""
         if augment:
-            return self._augmented(inputs, targets, normalize, list(augment))
-        return self._run(inputs, targets, normalize, every_class=False)
+            return self._augmented(inputs, targets, normalize, list(augment), eigen_smooth)
+        return self._run(inputs, targets, normalize, every_class=False, eigen=eigen_smooth)
 
     def _augmented(self, inputs: Any, targets: Any, normalize: str | None,
-                   augment: list[Augmentation]) -> CAMResult:
+                   augment: list[Augmentation], eigen: bool = False) -> CAMResult:
         if isinstance(inputs, (tuple, list)):
             raise ValueError("test-time augmentation takes single images (N, 3, H, W), not a multi-view model's views")
         check_normalize(normalize)
@@ -207,23 +225,28 @@ class BaseCAM(Explainer):
         else:
             repeated = targets  # one class, or one score function, for every image
         copies = torch.cat([a.image(inputs) for a in augment])
-        result = self._run(copies, repeated, normalize, every_class=False)
+        result = self._run(copies, repeated, normalize, every_class=False, eigen=eigen)
         maps = result.maps.unflatten(0, (len(augment), n))
         back = torch.stack([a.map_back(m) for a, m in zip(augment, maps)])
         return CAMResult(maps=back.mean(0), raw=result.raw[:n], logits=result.logits[:n],
                          explained=result.explained[:n], view_weights=None,
                          flat=result.flat.unflatten(0, (len(augment), n)).all(0))
 
-    def all_classes(self, inputs: torch.Tensor, normalize: str | None = "minmax") -> CAMResult:
+    def all_classes(self, inputs: torch.Tensor, normalize: str | None = "minmax",
+                    eigen_smooth: bool = False) -> CAMResult:
         """Every class's map: maps (N, K, H, W), raw (N, K, h, w), from one forward pass and one
         batched backward (``is_grads_batched``), for a class slider that only re-renders."""
         if self.needs_gradients:
             check_normalize(normalize)
-            return self.from_capture(self.capture(inputs), normalize)
-        return self._run(inputs, None, normalize, every_class=True)
+            return self.from_capture(self.capture(inputs), normalize, eigen_smooth=eigen_smooth)
+        return self._run(inputs, None, normalize, every_class=True, eigen=eigen_smooth)
 
-    def _run(self, inputs: Any, targets: Any, normalize: str | None, every_class: bool) -> CAMResult:
+    def _run(self, inputs: Any, targets: Any, normalize: str | None, every_class: bool,
+             eigen: bool = False) -> CAMResult:
         check_normalize(normalize)  # a bad choice fails before any work
+        if eigen and not self.needs_gradients:
+            raise ValueError(f"eigen-smoothing takes the weighted activations of a gradient method; {self.label} "
+                             f"has none yet")
         check_images(inputs, self.model)
         check_target_count(targets, self._batch(inputs))
         inputs = _ordinary(inputs)
@@ -234,7 +257,7 @@ class BaseCAM(Explainer):
             chosen = all_class_targets(logits.detach()) if every_class else resolve_score_targets(targets, logits)
             scale = None
             if self.needs_gradients:
-                raw, scale = self._gradient_maps(session, logits, chosen)
+                raw, scale = self._gradient_maps(session, logits, chosen, eigen)
             else:
                 self._session = session
                 try:
@@ -247,13 +270,13 @@ class BaseCAM(Explainer):
         return self._finish(raw, logits, explained, self._size(inputs), normalize, views, session.view_weights, scale)
 
     def _gradient_maps(self, session: _Session, logits: torch.Tensor,
-                       targets: Targets) -> tuple[torch.Tensor, torch.Tensor]:
+                       targets: Targets, eigen: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, h, w) maps and term scales, or (N, V, h, w) for V activations, from one backward of
         the summed scores (images are independent in eval mode)."""
         activations = session.activations
         gradients = torch.autograd.grad(targets.scores(logits).sum(), activations)
         pairs = [(a.detach(), g) for a, g in zip(activations, gradients)]
-        return (self._views([self.combine(a, g) for a, g in pairs], dim=1),
+        return (self._views([self._combined(a, g, eigen) for a, g in pairs], dim=1),
                 self._views([self.term_scale(a, g) for a, g in pairs], dim=1))
 
     def capture(self, inputs: Any) -> LayerCapture:
@@ -269,7 +292,8 @@ class BaseCAM(Explainer):
                             logits=logits.detach(), size=self._size(inputs), view_weights=session.view_weights,
                             layer_names=list(self.layer_names))
 
-    def from_capture(self, capture: LayerCapture, normalize: str | None = "minmax", inputs: Any = None) -> CAMResult:
+    def from_capture(self, capture: LayerCapture, normalize: str | None = "minmax", inputs: Any = None,
+                     eigen_smooth: bool = False) -> CAMResult:
         """Every class's maps (as ``all_classes``) from a ``capture`` of the same layer(s).
         (``inputs`` is for methods that need the images too, as guided Grad-CAM.)"""
         if not self.needs_gradients:
@@ -280,7 +304,7 @@ class BaseCAM(Explainer):
         k = capture.logits.shape[1]
         maps, scales = [], []
         for a, g in zip(capture.activations, capture.gradients):
-            maps.append(torch.stack([self.combine(a, g[c]) for c in range(k)], dim=1))
+            maps.append(torch.stack([self._combined(a, g[c], eigen_smooth) for c in range(k)], dim=1))
             scales.append(torch.stack([self.term_scale(a, g[c]) for c in range(k)], dim=1))
         everything = torch.arange(k, device=capture.logits.device)
         return self._finish(self._views(maps, dim=2), capture.logits, everything, capture.size, normalize,

@@ -1,6 +1,6 @@
 """The gradient methods: each says how the target layer's activations ``A`` (N, C, h, w) and the
-gradients ``G = d score / d A`` combine into a signed map (N, h, w), ``combine(A, G)``; ``BaseCAM`` does
-the rest."""
+gradients ``G = d score / d A`` weight the channels, ``weigh(A, G)`` (N, C, h, w), whose channel sum is the
+map (its first principal component, eigen-smoothed); ``BaseCAM`` does the rest."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ class GradCAM(BaseCAM):
     name, label = "gradcam", "Grad-CAM"
 
     @staticmethod
-    def combine(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        weights = gradients.mean(dim=(2, 3), keepdim=True)
-        return (weights * activations).sum(1)
+    def weigh(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return gradients.mean(dim=(2, 3), keepdim=True) * activations
 
 
 @register
@@ -32,7 +31,7 @@ class GradCAMPlusPlus(BaseCAM):
     name, label = "gradcam++", "Grad-CAM++"
 
     @staticmethod
-    def combine(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    def weigh(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         g2, g3 = gradients.pow(2), gradients.pow(3)
         total = activations.sum(dim=(2, 3), keepdim=True)
         denominator = 2 * g2 + total * g3
@@ -42,7 +41,7 @@ class GradCAMPlusPlus(BaseCAM):
         safe = torch.where(denominator != 0, denominator, torch.ones_like(denominator))
         alpha = torch.where((gradients != 0) & (denominator != 0), g2 / safe, torch.zeros_like(g2))
         weights = (torch.relu(gradients) * alpha).sum(dim=(2, 3), keepdim=True)
-        return (weights * activations).sum(1)
+        return weights * activations
 
 
 @register
@@ -53,14 +52,14 @@ class XGradCAM(BaseCAM):
     name, label = "xgradcam", "XGrad-CAM"
 
     @staticmethod
-    def combine(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    def weigh(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         total = activations.sum(dim=(2, 3), keepdim=True)
         # The formula exactly; a channel that is zero everywhere weighs nothing (pytorch-grad-cam adds
         # 1e-7 to every denominator, which matters only when the activations sum to about that).
         safe = torch.where(total != 0, total, torch.ones_like(total))
         weights = torch.where(total != 0, (activations * gradients).sum(dim=(2, 3), keepdim=True) / safe,
                               torch.zeros_like(total))
-        return (weights * activations).sum(1)
+        return weights * activations
 
 
 @register
@@ -71,8 +70,8 @@ class HiResCAM(BaseCAM):
     name, label = "hirescam", "HiResCAM"
 
     @staticmethod
-    def combine(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        return (gradients * activations).sum(1)
+    def weigh(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return gradients * activations
 
 
 @register
@@ -83,8 +82,8 @@ class LayerCAM(BaseCAM):
     name, label = "layercam", "LayerCAM"
 
     @staticmethod
-    def combine(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        return (torch.relu(gradients) * activations).sum(1)
+    def weigh(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return torch.relu(gradients) * activations
 
 
 @register
@@ -95,6 +94,9 @@ class EigenGradCAM(BaseCAM):
     name, label = "eigengradcam", "Eigen-Grad-CAM"
 
     @staticmethod
-    def combine(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        return principal_projection(gradients * activations)
+    def weigh(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return gradients * activations
+
+    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return principal_projection(self.weigh(activations, gradients))
 
