@@ -116,7 +116,7 @@ class LayerFreeExplainer(Explainer):
                              f"CAM method at a branch layer (explain_fish)")
         check_target_count(targets, first.shape[0])
         maps, logits, explained = self.explain(inputs, targets)
-        raw = maps.float()
+        raw = maps.to(torch.promote_types(maps.dtype, torch.float32))  # half lifted, float64 kept
         maps = normalize_maps(raw, normalize)
         span = raw.flatten(-2).amax(-1) - raw.flatten(-2).amin(-1)
         return CAMResult(maps=maps.detach(), raw=raw.detach(), logits=logits.detach(), explained=explained.detach(),

@@ -369,7 +369,7 @@ class _InputGradientMap(LayerFreeExplainer):
         n, s = inputs.shape[0], self.samples
         generator = torch.Generator(device=inputs.device).manual_seed(self.seed)
         copies = inputs.repeat_interleave(s, dim=0)
-        noise = torch.normal(0.0, torch.full(copies.shape, self.sigma, device=inputs.device), generator=generator)
+        noise = torch.normal(0.0, torch.full_like(copies, self.sigma), generator=generator)
         gradients = GuidedBackprop(self.model, self.rule)(copies + noise, explained.repeat_interleave(s)).gradients
         return gradients.abs().unflatten(0, (n, s)).mean(1).amax(dim=-3), logits, explained
 

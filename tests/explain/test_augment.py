@@ -6,7 +6,8 @@ import copy
 
 import pytest
 import torch
-from numerics import assert_within, float64, pytorch_grad_cam_atol
+from helpers import activations_and_gradients
+from numerics import assert_within, channel_sum_scale, float64, float64_atol, map_atol, network_terms, pytorch_grad_cam_atol
 
 from fishcam_utils.explain import GradCAM
 from fishcam_utils.explain.augment import DEFAULT_TTA, PYTORCH_GRAD_CAM_TTA, Augmentation
@@ -21,17 +22,26 @@ def test_every_augmentation_maps_back_exactly():
 
 def test_smoothing_is_the_mean_of_the_maps_moved_back_from_one_call(resnet, batch):
     x, targets = batch
-    cam = GradCAM(resnet, "layer3")
+    model, x = float64(resnet), x.double()
+    cam = GradCAM(model, "layer3")
     calls = []
     run = cam._run
     cam._run = lambda *a, **k: calls.append(a[0].shape[0]) or run(*a, **k)
     smoothed = cam(x, targets, augment=DEFAULT_TTA)
     assert calls == [len(DEFAULT_TTA) * len(x)]  # one pass over every copy, not one per augmentation
     cam._run = run
-    each = torch.stack([a.map_back(cam(a.image(x), targets).maps) for a in DEFAULT_TTA]).mean(0)
-    # The same maps, one batch against several: float32 rounding of the batched network, in map units.
-    # (WIP: a guessed bound; derive it from the network's terms as test_cam does before landing.)
-    assert_within(smoothed.maps, each, 1e-4, "batched TTA against one augmentation at a time")
+    alone = [cam(a.image(x), targets) for a in DEFAULT_TTA]
+    each = torch.stack([a.map_back(r.maps) for a, r in zip(DEFAULT_TTA, alone)]).mean(0)
+    # One batch against one augmentation at a time, in float64: each copy's raw map within the network's and
+    # the channel sum's terms (as test_cam's all-classes test), carried through its min-max; then the mean of
+    # six maps in [0, 1].
+    atol = float64_atol(1.0, len(DEFAULT_TTA))
+    for a, r in zip(DEFAULT_TTA, alone):
+        act, g, _ = activations_and_gradients(copy.deepcopy(model), "layer3", a.image(x), targets)
+        raw_atol = float64_atol(channel_sum_scale(g.abs().sum((2, 3)), act),
+                                terms=network_terms(model) + act[0, 0].numel() + act.shape[1])
+        atol = atol + a.map_back(map_atol(raw_atol, r.raw, torch.float64).expand_as(r.maps)) / len(DEFAULT_TTA)
+    assert_within(smoothed.maps, each, atol, "batched TTA against one augmentation at a time")
     assert smoothed.explained.tolist() == targets.tolist() and smoothed.maps.shape == x.shape[:1] + x.shape[2:]
     predicted = cam(x, augment=DEFAULT_TTA)  # no targets: each image's predicted class, for all its copies
     assert predicted.explained.tolist() == cam(x).explained.tolist()

@@ -1,13 +1,15 @@
-"""Eigen-smoothing: the first principal component of a gradient method's weighted activations."""
+"""Eigen-smoothing: the first principal component of a CAM method's weighted activations w_c A_c."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
 from helpers import activations_and_gradients
-from numerics import float64
+from numerics import assert_within, float32_atol, float64, float64_atol, network_terms
 
-from fishcam_utils.explain import GradCAM, ScoreCAM, make_cam
+from fishcam_utils.explain import BaseCAM, GradCAM, ScoreCAM, make_cam
 
 
 @pytest.mark.numeric
@@ -27,12 +29,97 @@ def test_eigen_smoothing_is_pytorch_grad_cams_projection_of_the_weighted_activat
     torch.testing.assert_close(raw, sign * theirs, rtol=0, atol=4 * torch.finfo(torch.float32).eps * theirs.abs().max())
 
 
-def test_eigen_smoothing_for_every_class_equals_one_call_and_gradient_free_methods_say_not_yet(resnet, batch):
+def projection_atol(weighted: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
+    """(N,): how far the first-component projections of two weighted activations (N, C, h, w) may be apart
+    when they differ by a matrix of Frobenius norm at most ``error`` (N,): the projection M v moves by at most
+    |E| + sigma_1 |dv|, with |dv| <= 2 |E| / (sigma_1 - sigma_2 - |E|) (Wedin); |E|_2 <= |E|_F, and the
+    centring over pixels, a projection, does not enlarge it."""
+    pixels = weighted.flatten(2).transpose(1, 2)
+    sigma = torch.linalg.svdvals(pixels - pixels.mean(1, keepdim=True))
+    gap = sigma[:, 0] - sigma[:, 1] - error
+    assert (gap > 0).all(), "no spectral gap: the first component is not defined well enough to compare"
+    return error + sigma[:, 0] * 2 * error / gap
+
+
+def test_eigen_smoothing_for_every_class_equals_one_call(resnet, batch):
     x, targets = batch
-    cam = GradCAM(resnet, "layer3")
+    model, x = float64(resnet), x.double()
+    cam = GradCAM(model, "layer3")
     every = cam.all_classes(x, eigen_smooth=True)
     one = cam(x, targets, eigen_smooth=True)
-    # (WIP: a placeholder bound; derive it from the batched backward before landing.)
-    torch.testing.assert_close(every.raw[torch.arange(len(x)), targets], one.raw, rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match="eigen-smoothing takes the weighted activations of a gradient method"):
-        ScoreCAM(resnet, "layer4")(x[:1], eigen_smooth=True)
+    # The weighted activations of the two paths differ by float64 rounding within the network's and the
+    # gradient's sums, entry by entry; over the hw x C matrix in Frobenius norm.
+    a, g, _ = activations_and_gradients(copy.deepcopy(model), "layer3", x, targets)
+    h, w = a.shape[2:]
+    entry = float64_atol((g.abs().sum((2, 3))[:, :, None, None] * a.abs()).flatten(1).amax(1),
+                         terms=network_terms(model) + h * w + a.shape[1])
+    atol = projection_atol(cam.weigh(a, g), entry * (h * w * a.shape[1]) ** 0.5)
+    assert_within(every.raw[torch.arange(len(x)), targets], one.raw, atol[:, None, None],
+                  "eigen-smoothing, every class against one call")
+
+
+def test_eigen_smoothed_cam_is_eigen_smoothed_grad_cam_times_hw(resnet, batch):
+    # For a GAP-linear head Grad-CAM's weights are CAM's over h w, and the projection is linear in its matrix.
+    x, targets = batch
+    model, x = float64(resnet), x.double()
+    cam = make_cam("cam", model, "layer4", fc="fc")(x, targets, eigen_smooth=True).raw
+    grad_cam = GradCAM(model, "layer4")(x, targets, eigen_smooth=True).raw
+    a, g, _ = activations_and_gradients(copy.deepcopy(model), "layer4", x, targets)
+    h, w = a.shape[2:]
+    weights = model.fc.weight.detach()[targets][:, :, None, None]
+    # Grad-CAM's weights: the backward's float64 rounding through avgpool and fc, of terms |w_kc| / hw.
+    entry = float64_atol((weights.abs() * a.abs()).flatten(1).amax(1), terms=network_terms(model) + h * w)
+    atol = projection_atol(weights * a, entry * (h * w * a.shape[1]) ** 0.5)
+    assert_within(grad_cam * (h * w), cam, atol[:, None, None], "eigen CAM against eigen Grad-CAM x hw")
+
+
+def test_eigen_cam_is_already_a_first_component_and_a_method_without_weights_says_so(resnet, batch):
+    x, targets = batch
+    eigen = make_cam("eigencam", resnet, "layer4")
+    assert torch.equal(eigen(x, targets, eigen_smooth=True).raw, eigen(x, targets).raw)
+
+    class Centre(BaseCAM):  # a user's gradient-free method that gives maps but no channel weights
+        name, label, needs_gradients, multi_activation = "centre-test", "Centre", False, False
+
+        def class_maps(self, activations, inputs, logits, targets):
+            return activations.mean(1, keepdim=True).expand(-1, targets.classes.shape[1], -1, -1)
+
+    assert Centre(resnet, "layer4")(x[:1]).raw.shape == (1, 2, 2)
+    with pytest.raises(ValueError, match="Centre does not say its channel weights .channel_weights., so it cannot"):
+        Centre(resnet, "layer4")(x[:1], eigen_smooth=True)
+
+
+@pytest.mark.slow
+@pytest.mark.numeric
+def test_eigen_smoothed_score_cam_is_pytorch_grad_cams_projection_of_its_weighted_activations(resnet, batch):
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+    from test_cam import recorded_logits
+
+    x, targets = batch
+    model, x, targets = float64(resnet), x[:2].double(), targets[:2]
+    cam = ScoreCAM(model, "layer3")
+    scores = recorded_logits(cam)
+    raw = cam(x, targets, eigen_smooth=True).raw
+    a, _, _ = activations_and_gradients(copy.deepcopy(model), "layer3", x, targets)
+    weighted = score_cam_weights(model, x, targets, a) * a
+    theirs = torch.from_numpy(get_2d_projection(weighted.numpy())).double()
+    sign = torch.sign((raw * theirs).flatten(1).sum(1))[:, None, None]  # the SVD's choice there
+    # Our weights round the scores to float32 and softmax them over C channels in float32 (relative errors of
+    # (C + 2) eps, and 2 eps |s| at a float32 tie: test_cam.score_cam_atol), these are float64: so the weighted
+    # activations differ by |E|_F <= r |w A|_F; and pytorch-grad-cam's projection is rounded to float32.
+    largest = max(float(s.abs().max()) for s in scores)
+    relative = float32_atol(1.0, a.shape[1] + 2) + float32_atol(largest, 2)
+    atol = projection_atol(weighted, relative * weighted.flatten(1).norm(dim=1))[:, None, None]
+    assert_within(raw, sign * theirs, atol + float32_atol(theirs.abs().amax((1, 2), keepdim=True), 1),
+                  "eigen-smoothed Score-CAM against pytorch-grad-cam's projection")
+
+
+def score_cam_weights(model, x, targets, a) -> torch.Tensor:
+    """Score-CAM's channel weights (N, C, 1, 1), written out: each channel upsampled and min-max scaled
+    masks the image; the softmax over channels of the target's score of each masked image."""
+    masks = torch.nn.functional.interpolate(a, size=x.shape[-2:], mode="bilinear", align_corners=True)
+    low, high = masks.amin((2, 3), keepdim=True), masks.amax((2, 3), keepdim=True)
+    masks = (masks - low) / (high - low + 1e-8)
+    with torch.no_grad():
+        scores = torch.stack([model(x[i] * masks[i, :, None])[:, targets[i]] for i in range(len(x))])
+    return torch.softmax(scores, dim=1)[:, :, None, None]

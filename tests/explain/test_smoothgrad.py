@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from numerics import assert_within, float32_atol
+from numerics import assert_within, float64, float64_atol, network_terms
 
 from fishcam_utils.explain import make_cam
 
@@ -14,14 +14,21 @@ def test_smoothgrad_equals_captums_noise_tunnel_over_saliency(resnet, batch):
     from captum.attr import NoiseTunnel, Saliency
 
     x, targets = batch
-    ours = make_cam("gradient", resnet, samples=5, sigma=0.2, seed=7)(x, targets, normalize=None)
-    torch.manual_seed(7)  # captum draws its noise from the global generator, in the same layout
-    theirs = NoiseTunnel(Saliency(resnet)).attribute(x, nt_type="smoothgrad", nt_samples=5, stdevs=0.2,
-                                                       target=targets, abs=True)
+    model, x = float64(resnet), x.double()
+    ours = make_cam("gradient", model, samples=5, sigma=0.2, seed=7)(x, targets, normalize=None)
+    # captum draws its noise from the global generator, in the same layout, in the default dtype.
+    torch.manual_seed(7)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        theirs = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=5, stdevs=0.2,
+                                                          target=targets, abs=True)
+    finally:
+        torch.set_default_dtype(default)
     expected = theirs.amax(1)
-    # The same noisy copies and gradients in one batch each side; the mean of five |gradients|. (WIP: the
-    # terms below are a placeholder: derive them from the backward pass's reductions before landing.)
-    assert_within(ours.maps, expected, float32_atol(expected.abs().amax(), terms=5 + 1000),
+    # The same noisy copies (bit-equal) through the network's backward each side, then the mean of five
+    # |gradients|; in float64, each gradient's terms no larger than the largest one summed.
+    assert_within(ours.maps, expected, float64_atol(expected.abs().amax(), terms=network_terms(model) + 5),
                   "SmoothGrad against captum")
     assert ours.explained.tolist() == targets.tolist()
 

@@ -124,6 +124,13 @@ class BaseCAM(Explainer):
         target layer's activations (N, C, h, w) and the logits (N, K) of ``inputs``."""
         raise NotImplementedError
 
+    def eigen_class_maps(self, activations: torch.Tensor, inputs: Any, logits: torch.Tensor,
+                         targets: Targets) -> torch.Tensor:
+        """Gradient-free methods, eigen-smoothed: (N, J, h, w) first principal components of the weighted
+        activations."""
+        raise ValueError(f"{self.label} does not say its channel weights (channel_weights), so it cannot be "
+                         f"eigen-smoothed")
+
     # -- what a gradient-free method may call inside class_maps -----------------------------
     def logits_for(self, inputs: Any) -> torch.Tensor:
         """The logits (M, K) of other inputs (say masked images), without gradients."""
@@ -244,9 +251,6 @@ class BaseCAM(Explainer):
     def _run(self, inputs: Any, targets: Any, normalize: str | None, every_class: bool,
              eigen: bool = False) -> CAMResult:
         check_normalize(normalize)  # a bad choice fails before any work
-        if eigen and not self.needs_gradients:
-            raise ValueError(f"eigen-smoothing takes the weighted activations of a gradient method; {self.label} "
-                             f"has none yet")
         check_images(inputs, self.model)
         check_target_count(targets, self._batch(inputs))
         inputs = _ordinary(inputs)
@@ -261,7 +265,8 @@ class BaseCAM(Explainer):
             else:
                 self._session = session
                 try:
-                    raw = self.class_maps(session.activations[0].detach(), inputs, logits.detach(), chosen)
+                    maps_of = self.eigen_class_maps if eigen else self.class_maps
+                    raw = maps_of(session.activations[0].detach(), inputs, logits.detach(), chosen)
                 finally:
                     self._session = None
                 raw = raw if every_class else raw[:, 0]

@@ -1,6 +1,7 @@
 """The gradient-free methods: Score-CAM, Ablation-CAM and Eigen-CAM weight the channels by more passes
-through the network or by the activations alone; CAM reads the linear head's weights. Each implements
-``class_maps(A, inputs, logits, targets)``."""
+through the network or by the activations alone; CAM reads the linear head's weights. Each but Eigen-CAM
+implements ``channel_weights(A, inputs, logits, targets)``; the map is sum_c w_c A_c, or with eigen-smoothing
+the first principal component of the weighted activations w_c A_c."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import nn
 from ...models.factory import head_name
 from ..maps import principal_projection
 from ..registry import register
+from ..targets import Targets
 from .core import BaseCAM
 from .session import resolve_layer
 
@@ -38,6 +40,20 @@ class _GradientFree(BaseCAM):
             raise ValueError(f"{self.label} needs one activation per image at {self.layer_name!r}; it has "
                              f"{activations.shape[0]} for {inputs.shape[0]} images")
 
+    def channel_weights(self, activations: torch.Tensor, inputs: Any, logits: torch.Tensor,
+                        targets: Targets) -> torch.Tensor:
+        """(N, J, C): each channel's weight for each of the J columns of ``targets``."""
+        raise NotImplementedError
+
+    def class_maps(self, activations, inputs, logits, targets):
+        weights = self.channel_weights(activations, inputs, logits, targets).to(activations.dtype)
+        return torch.einsum("njc,nchw->njhw", weights, activations)
+
+    def eigen_class_maps(self, activations, inputs, logits, targets):
+        weights = self.channel_weights(activations, inputs, logits, targets).to(activations.dtype)
+        return torch.stack([principal_projection(weights[:, j, :, None, None] * activations)
+                            for j in range(weights.shape[1])], dim=1)
+
 
 @register
 class ScoreCAM(_GradientFree):
@@ -47,7 +63,7 @@ class ScoreCAM(_GradientFree):
 
     name, label = "scorecam", "Score-CAM"
 
-    def class_maps(self, activations, inputs, logits, targets):
+    def channel_weights(self, activations, inputs, logits, targets):
         self._single_images(inputs, activations)
         n, c = activations.shape[:2]
         # Same mask upsampling as pytorch-grad-cam (corners aligned), so results are comparable.
@@ -62,8 +78,7 @@ class ScoreCAM(_GradientFree):
             pairs = slice(start, start + self.batch_size)
             masked = self.logits_for(inputs[image_of[pairs]] * masks[pairs]).float()
             scores.append(targets.scores(masked, image_of[pairs]))
-        weights = torch.softmax(torch.cat(scores).reshape(n, c, -1), dim=1)  # over channels
-        return torch.einsum("ncj,nchw->njhw", weights.to(activations.dtype), activations)
+        return torch.softmax(torch.cat(scores).reshape(n, c, -1), dim=1).transpose(1, 2)  # over channels
 
 
 @register
@@ -78,7 +93,7 @@ class AblationCAM(_GradientFree):
 
     name, label = "ablationcam", "Ablation-CAM"
 
-    def class_maps(self, activations, inputs, logits, targets):
+    def channel_weights(self, activations, inputs, logits, targets):
         self._single_images(inputs, activations)
         n, c = activations.shape[:2]
         original = targets.scores(logits.float())  # (N, J)
@@ -96,7 +111,7 @@ class AblationCAM(_GradientFree):
         # The paper divides by y; by |y| here, so that a class with a negative score is not flipped.
         size = original.abs()
         weights = (original[:, None] - ablated) / torch.where(size > 0, size, torch.ones_like(size))[:, None]
-        return torch.einsum("ncj,nchw->njhw", weights.to(activations.dtype), activations)
+        return weights.transpose(1, 2)
 
     def _ablated_logits(self, image: torch.Tensor, copies: torch.Tensor,
                         whole_network: bool) -> tuple[torch.Tensor, bool]:
@@ -125,6 +140,8 @@ class EigenCAM(_GradientFree):
     def class_maps(self, activations, inputs, logits, targets):
         return principal_projection(activations)[:, None].expand(-1, targets.classes.shape[1], -1, -1)
 
+    eigen_class_maps = class_maps  # already the first component (pytorch-grad-cam's eigen_smooth changes nothing)
+
 
 @register
 class CAM(_GradientFree):
@@ -147,13 +164,12 @@ class CAM(_GradientFree):
                              f"{type(self.fc).__name__}. Use Grad-CAM, which works with any head.")
         self.fc_name = fc_name
 
-    def class_maps(self, activations, inputs, logits, targets):
+    def channel_weights(self, activations, inputs, logits, targets):
         self._check_head(activations, logits)
         if targets.uses_functions:
             raise ValueError("CAM reads one class's row of the linear head, so its targets must be class indices; "
                              "for a score function use Grad-CAM, which equals CAM on this kind of head")
-        weights = self.fc.weight.detach()[targets.classes.to(activations.device)]  # (N, J, C)
-        return torch.einsum("njc,nchw->njhw", weights.to(activations.dtype), activations)
+        return self.fc.weight.detach()[targets.classes.to(activations.device)]  # (N, J, C)
 
     def _check_head(self, activations: torch.Tensor, logits: torch.Tensor) -> None:
         """CAM's map is right only if logits = fc(mean over pixels of the layer): check it."""
