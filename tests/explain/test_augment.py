@@ -7,7 +7,15 @@ import copy
 import pytest
 import torch
 from helpers import activations_and_gradients
-from numerics import assert_within, channel_sum_scale, float64, float64_atol, map_atol, network_terms, pytorch_grad_cam_atol
+from numerics import (
+    assert_within,
+    channel_sum_scale,
+    float64,
+    float64_atol,
+    map_atol,
+    network_terms,
+    pytorch_grad_cam_atol,
+)
 
 from fishcam_utils.explain import GradCAM
 from fishcam_utils.explain.augment import DEFAULT_TTA, PYTORCH_GRAD_CAM_TTA, Augmentation
