@@ -46,6 +46,15 @@ $(IPYWIDGETS7)/.installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(IPYWIDGETS7) "ipywidgets==7.7.1" "ipython_genutils==0.2.0"
 	@touch $@
 
+# Quantus 0.6.0, a test-only reference for sparseness, complexity and the random-logit test (tests/explain/
+# test_quantus.py): it requires the full opencv-python, which would replace the course's headless OpenCV in one
+# environment, so it goes alone, without its dependencies (the course has them), into a folder of its own.
+QUANTUS := $(abspath $(VENV))/quantus
+
+$(QUANTUS)/.installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(QUANTUS) "quantus==0.6.0" "cachetools>=4"
+	@touch $@
+
 # The numeric tests (marker numeric: tolerances from float32 rounding, tests/numerics.py) run a second time on
 # ATen's portable kernels, so a second kernel set is always tried: a tolerance that held on this machine's vector
 # kernels alone would not be known to hold on another CPU's (about a minute on 2 cores).
@@ -65,11 +74,11 @@ NUMERIC_FIRST_RUN_ONLY = not scorecam and not method_added_in_one_place and not 
 AUTOGRADED = notebooks/student/01_data_exploration.ipynb notebooks/student/05_gradcam_maths.ipynb
 STUDENT_TASKS = $(filter-out $(AUTOGRADED),$(shell grep -l "YOUR CODE HERE" notebooks/student/*.ipynb))
 
-test: $(STAMP) $(IPYWIDGETS7)/.installed
-	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests notebooks --ignore=notebooks/student \
+test: $(STAMP) $(IPYWIDGETS7)/.installed $(QUANTUS)/.installed
+	FISHCAM_QUICK=1 FISHCAM_QUANTUS=$(QUANTUS) OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests notebooks --ignore=notebooks/student \
 		--nbval-lax --nbval-current-env -m "not nbgrader" $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
 	@echo "The numeric unit tests again, on the portable (non-vectorised) kernels:"
-	FISHCAM_QUICK=1 ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest tests -m numeric -q -k "$(NUMERIC_FIRST_RUN_ONLY)"
+	FISHCAM_QUICK=1 FISHCAM_QUANTUS=$(QUANTUS) ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest tests -m numeric -q -k "$(NUMERIC_FIRST_RUN_ONLY)"
 	@echo "The student copies, every task blank:"
 	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest $(STUDENT_TASKS) --nbval-lax --nbval-current-env -q \
 		$(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
@@ -81,8 +90,8 @@ test: $(STAMP) $(IPYWIDGETS7)/.installed
 
 # The unit tests alone (tests/ mirrors the package's folders), for a quick answer while editing: notebooks, the
 # real browser and the slow tests (markers notebook, browser, slow, nbgrader) are left to make test.
-test-unit: $(STAMP)
-	FISHCAM_QUICK=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests -q \
+test-unit: $(STAMP) $(QUANTUS)/.installed
+	FISHCAM_QUICK=1 FISHCAM_QUANTUS=$(QUANTUS) OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests -q \
 		-m "not notebook and not browser and not slow and not nbgrader" $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
 
 # The ruff whose rules the code was last checked against: a newer one may add rules, and CI must not fail on a

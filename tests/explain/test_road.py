@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from numerics import assert_within, float32_atol
 
-from fishcam_utils.explain.judging.road import NEIGHBOURS, linear_impute, removed_pixels, road
+from fishcam_utils.explain.judging.road import NEIGHBOURS, ORDERS, linear_impute, removed_pixels, road
 
 
 @pytest.mark.numeric
@@ -67,3 +68,41 @@ def test_road_removes_the_evidence_a_model_reads_most_relevant_first():
     most = road(Corner(), images, maps, targets, fractions=[0.25], order="most", noise=0.0)
     least = road(Corner(), images, maps, targets, fractions=[0.25], order="least", noise=0.0)
     assert most["change"].iloc[0] < -0.3 and abs(least["change"].iloc[0]) < 1e-6
+
+
+class Float64(torch.nn.Module):
+    def forward(self, x):
+        return x.double()
+
+
+@pytest.mark.numeric
+@pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context")
+@pytest.mark.parametrize("order", ORDERS)
+def test_road_equals_pytorch_grad_cams_without_noise(order):
+    from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirst, ROADMostRelevantFirst
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 3, 16, 16, generator=generator)
+    maps = torch.rand(3, 16, 16, generator=generator)
+    targets = torch.tensor([2, 5, 7])
+    # A float64 linear model, so that how far the two imputations' float32 roundings move the scores has a bound.
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(3 * 16 * 16, 9).double()
+    model = torch.nn.Sequential(torch.nn.Flatten(), Float64(), linear).eval()
+    ours = road(model, x, maps, targets, fractions=[0.2, 0.5], order=order, noise=0.0)
+    metric = {"most": ROADMostRelevantFirst, "least": ROADLeastRelevantFirst}[order]
+    for fraction, change in zip(ours["fraction"], ours["change"]):
+        # pytorch-grad-cam's percentile p keeps the pixels below it: our fraction 1 - p / 100 removed.
+        theirs = metric(percentile=100 * (1 - fraction))
+        theirs.perturbation.imputer.noise = 0.0
+        expected = theirs(x, maps.numpy(), [ClassifierOutputSoftmaxTarget(int(t)) for t in targets], model)
+        # Both solve the same float64 system and round it to float32 (an imputed value, a weighted mean of
+        # pixels, is within max |x|: an eps of it, for the solvers' last bits), which moves a logit by at most
+        # sum_j |W_kj| eps max |x|, and a probability by at most as much; ours takes the softmax of float32
+        # logits ((2 |logit| + K + 2) eps), theirs rounds its float64 probabilities to float32.
+        weights = linear.weight.detach()
+        logits = linear(x.flatten(1).double()).detach()
+        atol = (float32_atol(float(weights.abs().sum(1).max() * x.abs().max()), 1)
+                + float32_atol(2 * float(logits.abs().max()) + weights.shape[0] + 3, 1))
+        assert_within(change, float(expected.mean()), atol, f"ROAD {order} at {fraction}")

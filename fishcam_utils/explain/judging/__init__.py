@@ -4,9 +4,23 @@ evaluate-cam`` measure, importable from here.
 * ``metrics``: the pointing game, the energy share, deletion and insertion curves, rank correlation;
 * ``references``: maps made without the model (random, Sobel edges), registered as explainers;
 * ``experiments``: the methods x layers table, the randomisation test, the shortcut's energy;
-* ``view_judging``: a multi-view model's view weights, heat and behaviour, side by side.
+* ``view_judging``: a multi-view model's view weights, heat and behaviour, side by side;
+* ``confidence``: the confidence change of the map-multiplied image, Average Drop, Increase in Confidence,
+  sparseness (Gini) and complexity (entropy);
+* ``road``: ROAD, removal by linear imputation, most or least relevant first;
+* ``random_logit``: the random-logit test (SSIM of the maps of the class and of a random other);
+* ``agreement``: each measure's ranking of the methods, and Kendall's tau between the rankings.
 """
 
+from .agreement import BETTER, kendall_tau, rankings
+from .confidence import (
+    ConfidenceChange,
+    average_drop,
+    complexity,
+    confidence_change,
+    increase_in_confidence,
+    sparseness,
+)
 from .experiments import (
     SANITY_METHODS,
     EvidenceBatch,
@@ -34,13 +48,17 @@ from .metrics import (
     pointing_game,
     spearman,
 )
+from .random_logit import off_classes, random_logit, ssim
 from .references import EdgeMap, RandomMap, edge_maps, random_maps, reference_names
+from .road import linear_impute, removed_pixels, road
 from .view_judging import MEASURES, RANKED, judge_views, views_by_class
 
 __all__ = [
-    "BASELINES", "MEASURES", "RANKED", "SANITY_METHODS", "Curve", "EdgeMap", "EvidenceBatch", "RandomMap",
-    "average_ranks", "deletion_curve", "dilate", "edge_maps", "energy_in_mask", "explanation_maps", "insertion_curve",
-    "interleaved", "judge_views", "load_evidence", "make_baseline", "methods_by_layers", "per_class",
-    "plot_sanity_check", "pointing_by_class", "pointing_game", "random_maps", "randomized_copies", "reference_names",
-    "sanity_check", "shortcut_energy", "spearman", "table_methods", "views_by_class",
+    "BASELINES", "BETTER", "ConfidenceChange", "Curve", "EdgeMap", "EvidenceBatch", "MEASURES", "RANKED", "RandomMap",
+    "SANITY_METHODS", "average_drop", "average_ranks", "complexity", "confidence_change", "deletion_curve", "dilate",
+    "edge_maps", "energy_in_mask", "explanation_maps", "increase_in_confidence", "insertion_curve", "interleaved",
+    "judge_views", "kendall_tau", "linear_impute", "load_evidence", "make_baseline", "methods_by_layers",
+    "off_classes", "per_class", "plot_sanity_check", "pointing_by_class", "pointing_game", "random_logit",
+    "random_maps", "randomized_copies", "rankings", "reference_names", "removed_pixels", "road", "sanity_check",
+    "shortcut_energy", "sparseness", "spearman", "ssim", "table_methods", "views_by_class",
 ]
