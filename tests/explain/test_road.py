@@ -34,8 +34,6 @@ def test_each_filled_pixel_is_the_weighted_mean_of_its_neighbours():
     for y, x in removed.nonzero().tolist():
         mean = sum(w * filled[:, y + dy, x + dx] for (dy, dx), w in NEIGHBOURS.items()) / sum(NEIGHBOURS.values())
         torch.testing.assert_close(filled[:, y, x], mean, rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="nothing to impute from"):
-        linear_impute(image, torch.ones(9, 9, dtype=torch.bool))
 
 
 def test_removal_follows_pytorch_grad_cams_percentile_threshold():
@@ -106,3 +104,14 @@ def test_road_equals_pytorch_grad_cams_without_noise(order):
         atol = (float32_atol(float(weights.abs().sum(1).max() * x.abs().max()), 1)
                 + float32_atol(2 * float(logits.abs().max()) + weights.shape[0] + 3, 1))
         assert_within(change, float(expected.mean()), atol, f"ROAD {order} at {fraction}")
+
+
+def test_a_map_that_ties_every_pixel_removes_them_all_and_fills_each_channel_with_its_mean():
+    # pytorch-grad-cam's rule removes every pixel at or above the threshold: a map zero on 70 % of the pixels,
+    # asked for its most relevant 40 %, removes all of them; nothing is left to impute from.
+    maps = torch.zeros(1, 10, 10)
+    maps[0, :3] = torch.linspace(0.1, 1, 30).reshape(3, 10)
+    assert int(removed_pixels(maps, 0.4, "most").sum()) == 100 and int(removed_pixels(maps, 0.2, "most").sum()) == 20
+    image = torch.rand(3, 10, 10, generator=torch.Generator().manual_seed(6))
+    filled = linear_impute(image, torch.ones(10, 10, dtype=torch.bool))
+    assert torch.equal(filled, image.mean((1, 2), keepdim=True).expand_as(image))

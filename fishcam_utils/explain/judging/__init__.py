@@ -8,11 +8,13 @@ evaluate-cam`` measure, importable from here.
 * ``confidence``: the confidence change of the map-multiplied image, Average Drop, Increase in Confidence,
   sparseness (Gini) and complexity (entropy);
 * ``road``: ROAD, removal by linear imputation, most or least relevant first;
+* ``arcc``: ARCC, the harmonic mean of coherency, 1 - mean heat and ROAD combined;
 * ``random_logit``: the random-logit test (SSIM of the maps of the class and of a random other);
 * ``agreement``: each measure's ranking of the methods, and Kendall's tau between the rankings.
 """
 
 from .agreement import BETTER, kendall_tau, rankings
+from .arcc import arcc, coherency, mean_heat
 from .confidence import (
     ConfidenceChange,
     average_drop,
@@ -50,15 +52,16 @@ from .metrics import (
 )
 from .random_logit import off_classes, random_logit, ssim
 from .references import EdgeMap, RandomMap, edge_maps, random_maps, reference_names
-from .road import linear_impute, removed_pixels, road
+from .road import RoadChanges, linear_impute, removed_pixels, road, road_changes, road_combined
 from .view_judging import MEASURES, RANKED, judge_views, views_by_class
 
 __all__ = [
     "BASELINES", "BETTER", "ConfidenceChange", "Curve", "EdgeMap", "EvidenceBatch", "MEASURES", "RANKED", "RandomMap",
-    "SANITY_METHODS", "average_drop", "average_ranks", "complexity", "confidence_change", "deletion_curve", "dilate",
-    "edge_maps", "energy_in_mask", "explanation_maps", "increase_in_confidence", "insertion_curve", "interleaved",
-    "judge_views", "kendall_tau", "linear_impute", "load_evidence", "make_baseline", "methods_by_layers",
-    "off_classes", "per_class", "plot_sanity_check", "pointing_by_class", "pointing_game", "random_logit",
-    "random_maps", "randomized_copies", "rankings", "reference_names", "removed_pixels", "road", "sanity_check",
+    "RoadChanges", "SANITY_METHODS", "arcc", "average_drop", "average_ranks", "coherency", "complexity",
+    "confidence_change", "deletion_curve", "dilate", "edge_maps", "energy_in_mask", "explanation_maps",
+    "increase_in_confidence", "insertion_curve", "interleaved", "judge_views", "kendall_tau", "linear_impute",
+    "load_evidence", "make_baseline", "mean_heat", "methods_by_layers", "off_classes", "per_class",
+    "plot_sanity_check", "pointing_by_class", "pointing_game", "random_logit", "random_maps", "randomized_copies",
+    "rankings", "reference_names", "removed_pixels", "road", "road_changes", "road_combined", "sanity_check",
     "shortcut_energy", "sparseness", "spearman", "ssim", "table_methods", "views_by_class",
 ]

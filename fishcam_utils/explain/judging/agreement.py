@@ -17,7 +17,7 @@ import pandas as pd
 BETTER: dict[str, int] = {
     "pointing": 1, "pointing_tol": 1, "energy": 1, "deletion_auc": -1, "insertion_auc": 1,
     "average_drop": -1, "increase_in_confidence": 1, "confidence_change": 1, "road_most": -1, "road_least": 1,
-    "sparseness": 1, "complexity": -1,
+    "road_combined": 1, "arcc": 1, "random_logit": -1, "sparseness": 1, "complexity": -1,
 }
 
 

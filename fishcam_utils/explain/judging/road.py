@@ -10,6 +10,7 @@ relevant pixels go (``order="most"``) and stay when its least relevant go (``ord
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,14 +31,15 @@ FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 def linear_impute(image: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
     """(C, H, W) ``image`` with the pixels ``removed`` (H, W) bool replaced, every channel at once, by the
     solution of: each removed pixel equals the weighted mean of its neighbours inside the image (``NEIGHBOURS``),
-    known or removed. One sparse solve; no noise."""
+    known or removed. One sparse solve; no noise. With every pixel removed (a flat map ties them all at its
+    threshold) nothing is known: each channel is filled with its mean, the image's least informative version."""
     c, h, w = image.shape
     flat = removed.reshape(-1).cpu().numpy()
     holes = np.flatnonzero(flat)
     if len(holes) == 0:
         return image.clone()
     if len(holes) == h * w:
-        raise ValueError("every pixel is removed: there is nothing to impute from")
+        return image.detach().mean((1, 2), keepdim=True).expand_as(image).clone()
     number = np.full(h * w, -1)
     number[holes] = np.arange(len(holes))
     values = image.detach().reshape(c, -1).double().cpu().numpy()
@@ -86,20 +88,52 @@ def road(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: to
     of ``maps`` (N, H, W) and imputed (``linear_impute`` plus Gaussian noise of std ``noise``, seeded), and the
     probability of ``targets`` (N,). One row per fraction: ``fraction``, ``probability`` (mean), ``change`` (mean
     of probability minus that of the untouched image). One forward pass of the batch per fraction."""
+    changes = road_changes(model, images, maps, targets, fractions, order, noise, seed)
+    table = pd.DataFrame({"fraction": list(fractions), "probability": changes.after.mean(1).tolist(),
+                          "change": changes.change.mean(1).tolist()})
+    table.attrs.update(order=order, noise=noise, images=len(images))
+    return table
+
+
+@dataclass
+class RoadChanges:
+    """Per fraction and image, (F, N) float: ``after`` the target's probability once removed and imputed;
+    ``before`` (N,) that of the untouched image."""
+
+    before: torch.Tensor
+    after: torch.Tensor
+
+    @property
+    def change(self) -> torch.Tensor:
+        return self.after - self.before
+
+
+def road_changes(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
+                 fractions: Sequence[float] = FRACTIONS, order: str = "most", noise: float = 0.01,
+                 seed: int = 0) -> RoadChanges:
+    """``road``'s probabilities image by image, before and after each fraction's removal."""
+    if maps.shape != images.shape[:1] + images.shape[2:]:
+        raise ValueError(f"maps must be (N, H, W) = {tuple(images.shape[:1] + images.shape[2:])} for these images, "
+                         f"got {tuple(maps.shape)}")
     targets = torch.as_tensor(targets).long()
     generator = torch.Generator().manual_seed(seed)
     before = _probabilities(model, images, targets)
-    rows = []
+    after = []
     for fraction in fractions:
         removed = removed_pixels(maps, fraction, order)
         filled = torch.stack([linear_impute(image, hole) for image, hole in zip(images.cpu(), removed.cpu())])
         filled = filled + noise * torch.randn(filled.shape, generator=generator) * removed[:, None].cpu()
-        after = _probabilities(model, filled.to(images), targets)
-        rows.append({"fraction": fraction, "probability": float(after.mean()),
-                     "change": float((after - before).mean())})
-    table = pd.DataFrame(rows)
-    table.attrs.update(order=order, noise=noise, images=len(images))
-    return table
+        after.append(_probabilities(model, filled.to(images), targets))
+    return RoadChanges(before, torch.stack(after))
+
+
+def road_combined(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
+                  fractions: Sequence[float] = FRACTIONS, noise: float = 0.01, seed: int = 0) -> torch.Tensor:
+    """(N,) pytorch-grad-cam's ``ROADCombined``: the mean over ``fractions`` of (change when the least relevant
+    go - change when the most relevant go) / 2, in [-0.5, 0.5]; higher is better."""
+    most = road_changes(model, images, maps, targets, fractions, "most", noise, seed).change
+    least = road_changes(model, images, maps, targets, fractions, "least", noise, seed + 1).change
+    return ((least - most) / 2).mean(0)
 
 
 def _probabilities(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
