@@ -47,7 +47,7 @@ def arcc(model: nn.Module, explain: Callable[[torch.Tensor, torch.Tensor], torch
     """(N,) ARCC in [0, 1], higher is better: the harmonic mean of ``coherency``, 1 - ``mean_heat`` and ROAD
     combined (``road_combined`` over ``fractions``) times 2, clipped to [0, 1]. ``maps`` (N, H, W) in [0, 1]
     are ``explain(images, targets)``'s."""
-    parts = torch.stack([coherency(explain, images, maps, targets), 1 - mean_heat(maps),
-                         (2 * road_combined(model, images, maps, targets, fractions, noise, seed)).double().clamp(0, 1)])
+    road = 2 * road_combined(model, images, maps, targets, fractions, noise, seed).double()
+    parts = torch.stack([coherency(explain, images, maps, targets), 1 - mean_heat(maps), road.clamp(0, 1)])
     zero = (parts <= 0).any(0)
     return torch.where(zero, 0.0, 3 / (1 / torch.where(parts > 0, parts, torch.ones_like(parts))).sum(0))
