@@ -32,7 +32,7 @@ def quantus():
         import quantus
     finally:
         sys.path.remove(folder)
-    assert quantus.__version__ == "0.6.0", f"these comparisons were written for Quantus 0.6.0, not {quantus.__version__}"
+    assert quantus.__version__ == "0.6.0", f"written for Quantus 0.6.0, not {quantus.__version__}"
     return quantus
 
 
