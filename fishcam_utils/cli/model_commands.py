@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .messages import say_notes
 from .options import (
@@ -21,6 +21,7 @@ from .options import (
 
 if TYPE_CHECKING:  # the data package imports torch: the commands import it when they run
     from ..data.dataset_index import ScanOptions
+    from ..explain.registry import Method
 
 
 def checkpoint_split(args: argparse.Namespace, checkpoint: dict, cache: bool, masks: Sequence[str] = ()):
@@ -133,12 +134,72 @@ def add_gradcam(commands) -> None:
     gradcam.add_argument("--alpha", type=PROBABILITY, default=0.5, help="heatmap opacity in the overlay")
     gradcam.add_argument("--cmap", default="jet", help="matplotlib colormap of the heatmap")
     gradcam.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="images per CAM call")
+    smoothing = gradcam.add_argument_group("smoothing", "less noisy maps, at a price in time")
+    smoothing.add_argument("--augment", action="store_true",
+                           help="a CAM method's maps by test-time augmentation: the maps of each image flipped and "
+                           "shifted by 2 px (6 copies, explain.augment.DEFAULT_TTA), moved back and averaged; one "
+                           "batched pass over all copies, so about 6 times the time and memory (single-view models)")
+    smoothing.add_argument("--eigen-smooth", action="store_true",
+                           help="a CAM method's maps by eigen-smoothing: the first principal component of the "
+                           "weighted activations instead of their channel sum; no extra pass through the network")
+    smoothing.add_argument("--smoothgrad", type=POSITIVE_INT, metavar="N",
+                           help="guided-backprop's or gradient's maps by SmoothGrad: the mean |gradient| of N noisy "
+                           "copies of each image, all in one backward (N times the images per pass)")
+    smoothing.add_argument("--sigma", type=NONNEGATIVE, metavar="S",
+                           help="SmoothGrad's noise: its standard deviation, in the model's input units (the "
+                           "normalised images) (default: 0.15)")
     progress_option(gradcam, "no progress bar")
     gradcam.set_defaults(run=gradcam_command, output_flag="--out")
 
 
+def _check_smoothing(args: argparse.Namespace, method: Method) -> None:
+    """Refuse, before any work, a smoothing flag that does not apply to ``--method``."""
+    from ..explain.cam import BaseCAM
+    from ..explain.registry import methods
+
+    cam = issubclass(method.cls, BaseCAM)  # augment and eigen_smooth are options of a CAM call
+    noisy = [m.name for m in methods() if _takes_samples(m)]  # SmoothGrad: the input-gradient maps
+    for flag, given, what in (("--augment", args.augment, "test-time augmentation"),
+                              ("--eigen-smooth", args.eigen_smooth, "eigen-smoothing")):
+        if given and not cam:
+            fix = ("smooth it with --smoothgrad N instead" if method.name in noisy
+                   else f"leave {flag} out, or pick a CAM method such as gradcam")
+            raise ValueError(f"{flag}: {what} smooths the CAM methods (maps at a layer), and {method.name} is not "
+                             f"one; {fix}")
+    if args.smoothgrad is not None and method.name not in noisy:
+        fix = ("smooth a CAM method with --augment or --eigen-smooth instead" if cam
+               else f"leave --smoothgrad out, or pick --method {' or '.join(noisy)}")
+        raise ValueError(f"--smoothgrad {args.smoothgrad}: SmoothGrad averages the input gradients of noisy copies, "
+                         f"so it smooths {' and '.join(noisy)}, not {method.name}; {fix}")
+    if args.sigma is not None and args.smoothgrad is None:
+        raise ValueError(f"--sigma {args.sigma:g}: it is the noise of SmoothGrad, which is off; add --smoothgrad N "
+                         f"(e.g. --smoothgrad 25), or leave --sigma out")
+
+
+def _takes_samples(method: Method) -> bool:
+    """Whether ``make_cam`` makes ``method`` with SmoothGrad's ``samples`` (the input-gradient maps)."""
+    import inspect
+
+    return "samples" in inspect.signature(method.cls.__init__).parameters
+
+
+class _Smoothed:
+    """An explainer whose every call adds the smoothing options (``augment``, ``eigen_smooth``): what
+    ``export_cams`` calls, with the explainer's ``name``, ``layer_name`` and ``model``."""
+
+    def __init__(self, cam: Any, **options: Any) -> None:
+        self.cam, self.options = cam, options
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["cam"], name)
+
+    def __call__(self, inputs: Any, targets: Any = None, normalize: str | None = "minmax") -> Any:
+        return self.cam(inputs, targets, normalize, **self.options)
+
+
 def gradcam_command(args: argparse.Namespace) -> int:
     from ..explain import make_cam
+    from ..explain.augment import DEFAULT_TTA
     from ..explain.export import earlier_exports, export_cams
     from ..explain.overlay import heatmap_to_rgb
     from ..explain.registry import lookup
@@ -152,22 +213,47 @@ def gradcam_command(args: argparse.Namespace) -> int:
     if args.layer and not method.needs_layer:
         raise ValueError(f"--layer {args.layer}: {method.label} needs no layer (it explains at the input); leave "
                          f"--layer out, or pick a CAM method")
+    _check_smoothing(args, method)
     heatmap_to_rgb([[0.0]], args.cmap)  # an unknown method or colormap, or an --out in use, is said before any work
     earlier_exports(args.out, args.overwrite)
     model, checkpoint = load_checkpoint(args.checkpoint, device=pick_device(args.device))
+    if args.augment and (checkpoint.get("preprocessing") or {}).get("views"):  # said before the data is read
+        raise ValueError("--augment: test-time augmentation flips and shifts single images, and this checkpoint is a "
+                         "multi-view model; leave --augment out (--eigen-smooth works for it)")
     dataset = checkpoint_split(args, checkpoint, cache=False)
     layers = args.layer.split(",") if args.layer else [cam_layers(model)[-1]]
+    noise: dict[str, Any] = {}  # SmoothGrad is an option of the map's maker; unset, sigma keeps its default
+    if args.smoothgrad is not None:
+        noise["samples"] = args.smoothgrad
+    if args.sigma is not None:
+        noise["sigma"] = args.sigma
     cam = make_cam(args.method, model, layers if len(layers) > 1 else layers[0],
-                   progress=False if args.no_progress else None)
+                   progress=False if args.no_progress else None, **noise)
+    calls: dict[str, Any] = {}  # test-time augmentation and eigen-smoothing are options of each CAM call
+    if args.augment:
+        calls["augment"] = DEFAULT_TTA
+    if args.eigen_smooth:
+        calls["eigen_smooth"] = True
+    if calls:  # export_cams calls cam(inputs, targets): the options ride along with every call
+        cam = _Smoothed(cam, **calls)
     summary = export_cams(cam, dataset, args.out, limit=args.limit, batch_size=args.batch_size, explain=args.explain,
                           alpha=args.alpha, cmap=args.cmap, overwrite=args.overwrite, progress=not args.no_progress)
     samples = summary.drop_duplicates("id") if len(summary) else summary
     right = int(samples["correct"].sum()) if len(samples) else 0
     out, kind = Path(args.out), "fish" if getattr(dataset, "views", None) else "images"
-    print(f"{cam.name} at {cam.layer_name}: {len(samples)} {args.split} {kind}, {right} correct, "
-          f"{len(samples) - right} incorrect; original, heatmap and overlay of each in {out}/correct_samples "
+    print(f"{cam.name}{_smoothing_words(args)} at {cam.layer_name}: {len(samples)} {args.split} {kind}, {right} "
+          f"correct, {len(samples) - right} incorrect; original, heatmap and overlay of each in {out}/correct_samples "
           f"and {out}/incorrect_samples, summary in {out / 'summary.csv'}")
     return 0
+
+
+def _smoothing_words(args: argparse.Namespace) -> str:
+    """What the command's last line says of the smoothing: " with eigen-smoothing", say, or nothing."""
+    words = [what for flag, what in ((args.augment, "test-time augmentation"), (args.eigen_smooth, "eigen-smoothing"))
+             if flag]
+    if args.smoothgrad is not None:
+        words.append(f"SmoothGrad ({args.smoothgrad} copies, sigma {0.15 if args.sigma is None else args.sigma:g})")
+    return f" with {' and '.join(words)}" if words else ""
 
 
 def add_evaluate_cam(commands) -> None:

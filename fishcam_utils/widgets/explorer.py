@@ -1,4 +1,4 @@
-"""The CAM explorer: pick an image, a view, a layer, a class, a method, an opacity, and see the map.
+"""The CAM explorer: pick an image, a view, a layer, a class, a method, a smoothing, an opacity, and see the map.
 
 ``explore(model, dataset)`` builds it; the last line of a cell shows it. Only core ipywidgets
 (sliders, dropdowns, toggle buttons, HTML, Image, HBox/VBox), so it runs in JupyterLab
@@ -8,7 +8,11 @@ replaced in place: nothing is rebuilt, so nothing flickers.
 What a change costs (maps come from ``MapStore``, which keeps them):
 
 * image, layer or method: the maps of every class, once per (image, layer, method);
-* class, view, opacity, colormap: a re-render only, a few milliseconds.
+* class, view, opacity, colormap: a re-render only, a few milliseconds;
+* smoothing: eigen-smoothing makes every class's maps again (from the same capture for a gradient
+  method); test-time augmentation makes only the shown class's map (one call on its augmented copies),
+  and then each new class asks for another. A smoothing that does not apply to the method is refused
+  with a message (the menu goes back), or, when the method changes, set back to "none".
 
 A failure inside a callback (a layer whose maps cannot be computed, say) is shown in the explorer
 as a short message, kept in ``errors``; the explorer goes on working.
@@ -29,7 +33,7 @@ import numpy as np
 from torch import nn
 
 from ..explain.overlay import COLORMAPS, heatmap_to_rgb, overlay_heatmap
-from .maps import ClassMaps, MapStore, menu, method_key
+from .maps import SMOOTHINGS, ClassMaps, MapStore, menu, method_key, smoothing_problem
 from .pictures import placeholder, png_bytes
 
 _DESCRIPTION = {"description_width": "60px"}
@@ -39,7 +43,8 @@ class CamExplorer:
     """The explorer's widgets and callbacks; ``widget`` is the whole thing (a ``VBox``).
 
     Controls (set their ``.value`` to drive it from code): ``filter``, ``index``, ``view``,
-    ``layer``, ``method``, ``target`` (the class), ``opacity``, ``colormap``. Pictures:
+    ``layer``, ``method``, ``smoothing`` (a key of ``SMOOTHINGS``), ``target`` (the class), ``opacity``,
+    ``colormap``. Pictures:
     ``image_panel``, ``heatmap_panel``, ``overlay_panel`` (PNG bytes in ``.value``). ``info`` holds
     the true and predicted class and the top-k probabilities, ``status`` any error (``message``: the
     same as plain text; ``errors``: every exception caught, ``error_trace``: the last traceback).
@@ -77,6 +82,7 @@ class CamExplorer:
         self._make_controls(predictions, start, methods, alpha, cmap)
         self._make_panels(size)
         self.widget = self._arrange()
+        self._fit_controls()  # a first method that takes no smoothing (guided Grad-CAM) greys the menu out
         self._watch_controls()
         self._run(self._show_image)
 
@@ -97,6 +103,10 @@ class CamExplorer:
         self.layer = widgets.Dropdown(options=self.store.layers, value=self.store.layers[-1], description="layer",
                                       style=_DESCRIPTION)
         self.method = widgets.Dropdown(options=methods, value=methods[0], description="method", style=_DESCRIPTION)
+        # (label, key) pairs: the menu says "test-time augmentation", the code reads "tta".
+        self.smoothing = widgets.Dropdown(options=[(label, key) for key, label in SMOOTHINGS.items()], value="none",
+                                          description="smoothing", style={"description_width": "70px"})
+        self._smoothing_shown = "none"  # what the maps shown were made with (a refused choice goes back to it)
         self.target = widgets.SelectionSlider(options=self.classes, value=self.classes[0], description="class",
                                               continuous_update=True, style=_DESCRIPTION,
                                               layout=widgets.Layout(width="420px"))
@@ -114,7 +124,7 @@ class CamExplorer:
         self.captions = [widgets.HTML(layout=widgets.Layout(width=f"{size}px")) for _ in range(3)]
         self.info = widgets.HTML()
         self.status = widgets.HTML()
-        for name in ("filter", "index", "view", "layer", "method", "target", "opacity", "colormap",
+        for name in ("filter", "index", "view", "layer", "method", "smoothing", "target", "opacity", "colormap",
                      "image_panel", "heatmap_panel", "overlay_panel", "info", "status"):
             getattr(self, name).add_class(f"fishcam-{name.replace('_', '-')}")  # handles for browser tests
 
@@ -124,7 +134,7 @@ class CamExplorer:
         box = widgets.VBox([
             widgets.HBox([self.filter, self.index]),
             self.view,
-            widgets.HBox([self.layer, self.method]),
+            widgets.HBox([self.layer, self.method, self.smoothing]),
             widgets.HBox([self.target, self.probability]),
             widgets.HBox([self.opacity, self.colormap]),
             widgets.HBox(panels),
@@ -135,13 +145,16 @@ class CamExplorer:
         return box
 
     def _watch_controls(self) -> None:
-        """Image and view changes show a new picture; layer and method recompute; the rest only redraw."""
+        """Image and view changes show a new picture; layer, method and smoothing recompute; the class
+        redraws (or, with test-time augmentation, makes that class's map); the rest only redraw."""
         self._watch(self.filter, self._change_filter)
         self._watch(self.index, self._show_image)
         self._watch(self.view, self._show_view)
         self._watch(self.layer, self._compute)
-        self._watch(self.method, self._compute)
-        for control in (self.target, self.opacity, self.colormap):
+        self._watch(self.method, self._change_method)
+        self._watch(self.smoothing, self._change_smoothing)
+        self._watch(self.target, self._change_target)
+        for control in (self.opacity, self.colormap):
             self._watch(control, self._render)
 
     # -- showing it ---------------------------------------------------------------------------
@@ -218,6 +231,50 @@ class CamExplorer:
         self._paint_image()
         self._compute()
 
+    def _smoothing_problem(self) -> str | None:
+        return smoothing_problem(self.method.value, self.smoothing.value, self.store.multiview)
+
+    def _change_smoothing(self) -> None:
+        """A smoothing that applies recomputes; one that does not is refused and the menu goes back."""
+        problem = self._smoothing_problem()
+        if problem:
+            with self._hold():
+                self.smoothing.value = self._smoothing_shown
+            raise ValueError(f"{problem}. Still showing '{self.smoothing.label}'; choose {_either(self._applicable())}")
+        self._smoothing_shown = self.smoothing.value
+        self._fit_controls()
+        self._compute()
+
+    def _change_method(self) -> None:
+        """A new method; a smoothing that does not apply to it goes back to "none", and the status says so."""
+        problem = self._smoothing_problem()
+        if problem:
+            with self._hold():
+                self.smoothing.value = self._smoothing_shown = "none"
+        self._fit_controls()
+        self._compute()
+        if problem:  # after _compute, which clears the status line
+            self._say(f"{self.method.value} is shown without smoothing: {problem}")
+
+    def _change_target(self) -> None:
+        """A class whose map is kept re-renders; with test-time augmentation a new class's map is made."""
+        if self.maps is not None and self.maps.row(self.classes.index(self.target.value)) is None:
+            self._compute()
+        else:
+            self._render()
+
+    def _applicable(self) -> list[str]:
+        """The labels of the smoothings that apply to the method shown."""
+        multiview = self.store.multiview
+        return [label for key, label in SMOOTHINGS.items()
+                if smoothing_problem(self.method.value, key, multiview) is None]
+
+    def _fit_controls(self) -> None:
+        """The smoothing menu is greyed out for a method that takes none (guided Grad-CAM); with test-time
+        augmentation the class slider moves without computing every class it passes, only the one let go."""
+        self.smoothing.disabled = self._applicable() == [SMOOTHINGS["none"]]
+        self.target.continuous_update = self.smoothing.value != "tta"
+
     def _show_view(self) -> None:
         self._paint_image()
         self._render()
@@ -234,10 +291,16 @@ class CamExplorer:
     def _compute(self) -> None:
         self.maps = None
         self._heatmap_key = None
+        smoothing = self.smoothing.value
+        # Test-time augmentation makes the shown class's map alone (each class is a call on all the copies).
+        target = self.classes.index(self.target.value) if smoothing == "tta" else None
+        request = (self.current, self.layer.value, method_key(self.method.value), smoothing, target)
         try:
-            if not self.store.has_maps(self.current, self.layer.value, self.method.value):
-                self._say(f"computing {self.method.value} at {self.layer.value} for every class…")
-            self.maps = self.store.maps(self.current, self.layer.value, method_key(self.method.value))
+            if not self.store.has_maps(*request):
+                what = "for every class" if target is None else f"for {self.target.value}"
+                how = "" if smoothing == "none" else f", {self.smoothing.label},"
+                self._say(f"computing {self.method.value}{how} at {self.layer.value} {what}…")
+            self.maps = self.store.maps(*request)
         except Exception:
             blank = png_bytes(placeholder(self.store.sample(self.current).images.shape[1:3]))
             self.heatmap_panel.value = self.overlay_panel.value = blank
@@ -255,15 +318,18 @@ class CamExplorer:
         sample = self.store.sample(self.current)
         c = self.classes.index(self.target.value)
         v = self.store.views.index(self.view.value)
-        heat = self.maps.maps[c, v]
+        row = self.maps.row(c)  # c itself, unless only some classes' maps were made (test-time augmentation)
+        if row is None:
+            return  # that class's map is being made (_change_target)
+        heat = self.maps.maps[row, v]
         # A map with no spatial information (constant, or rounding noise) is grey, not a colour scale.
-        flat = bool(self.maps.flat is not None and self.maps.flat[c, v] and sample.present[v])
-        key = (self.current, self.layer.value, self.method.value, c, v, self.colormap.value)
+        flat = bool(self.maps.flat is not None and self.maps.flat[row, v] and sample.present[v])
+        key = (self.current, self.layer.value, self.method.value, self.smoothing.value, c, v, self.colormap.value)
         if key != self._heatmap_key:  # the heatmap does not depend on the opacity
             if flat:
                 picture = placeholder(heat.shape, grey=0.5)
             elif self.maps.pictures is not None:
-                picture = self.maps.pictures[c, v]
+                picture = self.maps.pictures[row, v]
             else:
                 picture = heatmap_to_rgb(heat, self.colormap.value)
             self.heatmap_panel.value = png_bytes(picture)
@@ -273,14 +339,15 @@ class CamExplorer:
         self.overlay_panel.value = png_bytes(overlay_heatmap(image, heat, opacity, self.colormap.value))
         name = html.escape(self.target.value)
         note = " · <i>flat: no spatial information</i>" if flat else ""
+        smoothed = "" if self.smoothing.value == "none" else f" · {html.escape(self.smoothing.label)}"
         self.captions[1].value = _caption(f"<b>{html.escape(self.method.value)}</b> "
-                                          f"at {html.escape(self.layer.value)}{note}")
+                                          f"at {html.escape(self.layer.value)}{smoothed}{note}")
         self.captions[2].value = _caption(f"<b>overlay</b> · {name}")
         self.probability.value = f"p({name}) = {self.maps.probs[c]:.3f}"
         self.info.value = self._info_html(self.maps)
         self.shown = {"index": self.current, "view": self.view.value, "layer": self.layer.value,
-                      "method": method_key(self.method.value), "target": c, "alpha": self.opacity.value,
-                      "cmap": self.colormap.value, "map": heat, "flat": flat}
+                      "method": method_key(self.method.value), "smoothing": self.smoothing.value, "target": c,
+                      "alpha": self.opacity.value, "cmap": self.colormap.value, "map": heat, "flat": flat}
         self.render_seconds = time.perf_counter() - start
 
     def _info_html(self, maps: ClassMaps | None) -> str:
@@ -318,6 +385,11 @@ def _caption(text: str) -> str:
     return f'<div style="white-space:nowrap;overflow:hidden;text-overflow:ellipsis">{text}</div>'
 
 
+def _either(words: list[str]) -> str:
+    """["a", "b", "c"] → "a, b or c"."""
+    return " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
 def _label(method: str) -> str:
     key = method_key(method)
     return next(label for label, value in menu().items() if value == key)
@@ -328,6 +400,7 @@ def explore(model: nn.Module, dataset, **options: Any) -> CamExplorer:
 
     Options: ``layers`` (default ``cam_layers(model)``), ``methods`` (default every method of ``menu()``),
     ``classes``, ``top_k=3``, ``alpha=0.5`` (opacity), ``cmap="jet"``, ``size=220`` (panel pixels),
-    ``start=0`` (first image). Show it by making it the last expression of a cell.
+    ``start=0`` (first image). Show it by making it the last expression of a cell. Its ``smoothing`` menu
+    (``SMOOTHINGS``) starts at "none".
     """
     return CamExplorer(model, dataset, **options)

@@ -11,6 +11,10 @@ What it computes, and how often:
   gradient-free methods (Score-CAM, Ablation-CAM, Eigen-CAM) make their own passes;
 * changing class, view, opacity or colormap then only picks and colours an array already here.
 
+Smoothing (``SMOOTHINGS``) is a part of the key: eigen-smoothed maps of all classes come from the same
+capture (gradient methods) or the method's own passes, as the plain ones; test-time augmentation runs one
+call on the augmented copies for the one class asked for, so only the classes looked at are paid for.
+
 Old entries are dropped least-recently-used first, so memory stays bounded on a long session.
 """
 
@@ -29,10 +33,15 @@ from ..data.introspection import dataset_facts
 from ..data.transforms import to_display
 from ..evaluation.predict import predict
 from ..explain import registry
-from ..explain.cam import LayerCapture, make_cam
+from ..explain.augment import DEFAULT_TTA
+from ..explain.cam import BaseCAM, LayerCapture, make_cam
 from ..explain.guided import gradient_to_image
 from ..models.factory import cam_layers
 from ..models.inspection import check_model, model_device
+
+# The smoothing menu: key -> label. Test-time augmentation and eigen-smoothing are options of a CAM call
+# (``BaseCAM.__call__``); SmoothGrad one of the input-gradient maps (``make_cam("gradient", model, samples=N)``).
+SMOOTHINGS = {"none": "none", "tta": "test-time augmentation", "eigen": "eigen-smoothing", "smoothgrad": "SmoothGrad"}
 
 
 def menu() -> dict[str, str]:
@@ -62,7 +71,9 @@ class ClassMaps:
     ``maps`` (K, V, H, W) float in [0, 1] (the views of one fish share a scale; 0 on a missing view);
     ``pictures`` (K, V, H, W, 3) float in [0, 1], the guided Grad-CAM pictures, else None;
     ``flat`` (K, V) bool: maps with no spatial information (shown grey), see ``CAMResult.flat``;
-    ``probs`` (K,) the softmax of the logits; ``view_weights`` (V,) or None.
+    ``probs`` (K,) the softmax of the logits; ``view_weights`` (V,) or None;
+    ``rows``: the class of each row when only some classes' maps are here (test-time augmentation makes
+    the one asked for: K is then 1), else None (row k is class k).
     """
 
     maps: np.ndarray
@@ -70,6 +81,13 @@ class ClassMaps:
     probs: np.ndarray
     view_weights: np.ndarray | None
     flat: np.ndarray | None = None
+    rows: tuple[int, ...] | None = None
+
+    def row(self, c: int) -> int | None:
+        """The row of ``maps`` that holds class ``c``, or None when its map was not made."""
+        if self.rows is None:
+            return c
+        return self.rows.index(c) if c in self.rows else None
 
 
 class _LRU(OrderedDict):
@@ -100,13 +118,35 @@ def method_key(method: str) -> str:
     return found.name
 
 
+def smoothing_problem(method: str, smoothing: str, multiview: bool = False) -> str | None:
+    """Why ``smoothing`` (a key of ``SMOOTHINGS``) does not apply to ``method`` (name or label) in the
+    explorer, as a plain sentence; None when it applies."""
+    if smoothing not in SMOOTHINGS:
+        raise ValueError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(SMOOTHINGS)}")
+    found = registry.lookup(method)
+    if smoothing == "smoothgrad":
+        # SmoothGrad smooths the input-gradient maps, which the explorer leaves out (they have no layer).
+        return ("SmoothGrad smooths maps made at the input (guided backprop, the gradient: make_cam('gradient', "
+                "model, samples=25)); the explorer shows maps at a layer")
+    cam = issubclass(found.cls, BaseCAM)  # augment and eigen_smooth are options of a BaseCAM call
+    if smoothing == "tta" and not cam:
+        return f"test-time augmentation smooths the CAM methods, and {found.label} is not one"
+    if smoothing == "tta" and multiview:
+        return "test-time augmentation flips and shifts single images, not the views of a fish"
+    if smoothing == "eigen" and not cam:
+        return (f"eigen-smoothing takes the first principal component of a CAM method's weighted activations, "
+                f"and {found.label} is not a CAM method")
+    return None
+
+
 class MapStore:
     """Maps of ``model`` for the items of ``dataset`` (single-view or ``MultiViewDataset``), computed
     on demand and cached.
 
     ``layers`` defaults to ``cam_layers(model)`` (input to output); ``classes`` to the dataset's.
     ``counts`` tells how much work was done: ``"capture"`` (forward + batched backward), one count
-    per gradient-free method name (its own passes), ``"guided"`` and ``"maps"`` (maps made).
+    per gradient-free method name (its own passes), ``"guided"``, ``"tta"`` (calls on the augmented
+    copies) and ``"maps"`` (maps made).
     """
 
     def __init__(self, model: nn.Module, dataset, layers: Sequence[str] | None = None,
@@ -204,29 +244,53 @@ class MapStore:
 
         return self._captures.get_or_make((self._check_index(index), layer), make)
 
-    def maps(self, index: int, layer: str, method: str = "gradcam") -> ClassMaps:
-        """Every class's maps of image ``index`` at ``layer`` by ``method`` (cached)."""
+    def maps(self, index: int, layer: str, method: str = "gradcam", smoothing: str = "none",
+             target: int | None = None) -> ClassMaps:
+        """Every class's maps of image ``index`` at ``layer`` by ``method`` (cached), smoothed by ``smoothing``
+        (a key of ``SMOOTHINGS``); with ``"tta"`` (test-time augmentation, ``DEFAULT_TTA``) class ``target``'s
+        map alone. A smoothing that does not apply to the method raises ``ValueError`` saying why."""
         key = method_key(method)
         self._check_layer(layer)
         index = self._check_index(index)
-        return self._maps.get_or_make((index, layer, key), lambda: self._make_maps(index, layer, key))
+        entry = self._entry(index, layer, key, smoothing, target)
+        return self._maps.get_or_make(entry, lambda: self._make_maps(index, layer, key, smoothing, target))
 
-    def has_maps(self, index: int, layer: str, method: str) -> bool:
-        """Whether ``maps(index, layer, method)`` is kept already (so costs nothing)."""
-        return (int(index), layer, method_key(method)) in self._maps
+    def has_maps(self, index: int, layer: str, method: str, smoothing: str = "none",
+                 target: int | None = None) -> bool:
+        """Whether ``maps(index, layer, method, smoothing, target)`` is kept already (so costs nothing)."""
+        return self._entry(int(index), layer, method_key(method), smoothing, target) in self._maps
+
+    def _entry(self, index: int, layer: str, key: str, smoothing: str, target: int | None) -> tuple:
+        """The cache key of a request; a smoothing that does not apply, or TTA without its class, raises."""
+        if smoothing == "none":
+            return index, layer, key  # the plain maps' key, as before smoothing existed
+        problem = smoothing_problem(key, smoothing, self.multiview)
+        if problem:
+            raise ValueError(problem)
+        if smoothing != "tta":
+            return index, layer, key, smoothing
+        if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or target < 0:
+            raise ValueError(f"test-time augmentation makes one class's map: pass target, a class index, "
+                             f"got {target!r}")
+        return index, layer, key, smoothing, int(target)
 
     def _check_layer(self, layer: str) -> None:
         if layer not in self.layers:
             raise ValueError(f"layer {layer!r} is not one of the explorer's layers: {', '.join(self.layers)}")
 
-    def _make_maps(self, index: int, layer: str, key: str) -> ClassMaps:
+    def _make_maps(self, index: int, layer: str, key: str, smoothing: str = "none",
+                   target: int | None = None) -> ClassMaps:
         sample = self.sample(index)
         method = registry.lookup(key)
         explainer = make_cam(key, self.model, layer)
+        if smoothing == "tta":
+            return self._augmented_maps(sample, explainer, target)
+        # Only CAM methods take eigen_smooth (guided Grad-CAM's calls do not), and they are the ones allowed it.
+        options = {"eigen_smooth": True} if smoothing == "eigen" else {}
         if method.from_capture:
-            result = explainer.from_capture(self.capture(index, layer), inputs=sample.inputs)
+            result = explainer.from_capture(self.capture(index, layer), inputs=sample.inputs, **options)
         else:
-            result = explainer.all_classes(sample.inputs)
+            result = explainer.all_classes(sample.inputs, **options)
         if method.family == "guided" or not method.from_capture:
             self.counts["guided" if method.family == "guided" else key] += 1  # passes beyond the capture
         self.counts["maps"] += 1
@@ -245,6 +309,18 @@ class MapStore:
         probs = torch.softmax(result.logits[0].float(), 0).cpu().numpy()
         weights = None if result.view_weights is None else result.view_weights[0].float().cpu().numpy()
         return ClassMaps(maps.numpy(), pictures, probs, weights, flat)
+
+    def _augmented_maps(self, sample: Sample, explainer: BaseCAM, target: int) -> ClassMaps:
+        """Class ``target``'s map smoothed by test-time augmentation: one call on the ``len(DEFAULT_TTA)``
+        copies (one class only: every class would cost K such calls, for a slider that shows one)."""
+        self.counts["tta"] += 1
+        self.counts["maps"] += 1
+        result = explainer(sample.inputs, targets=target, augment=DEFAULT_TTA)
+        maps = result.maps.float().cpu()[:, None]  # (1, H, W) -> (1, 1, H, W): one row, one view
+        flat = result.flat.cpu()[:, None].numpy()
+        # The first augmentation's logits; DEFAULT_TTA's first copy is the image itself.
+        probs = torch.softmax(result.logits[0].float(), 0).cpu().numpy()
+        return ClassMaps(maps.numpy(), None, probs, None, flat, rows=(int(target),))
 
 
 def _per_view(t: torch.Tensor, spatial: bool = True) -> torch.Tensor:

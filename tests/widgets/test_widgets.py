@@ -19,6 +19,7 @@ from torch.utils.data import Subset
 
 from fishcam_utils.data import WithoutViews, make_datasets
 from fishcam_utils.explain import GuidedBackprop, gradient_to_image, guided_gradcam, make_cam, registry, saliency
+from fishcam_utils.explain.augment import DEFAULT_TTA
 from fishcam_utils.explain.overlay import heatmap_to_rgb, overlay_heatmap, to_uint8
 from fishcam_utils.models import MultiViewNet, build_model
 from fishcam_utils.widgets import CamExplorer, MapStore, explore, read_png
@@ -93,15 +94,17 @@ def display_image(dataset, index, view=0) -> np.ndarray:
     return to_display(x[0][view] if isinstance(x, (tuple, list)) else x)
 
 
-def check_panels(explorer: CamExplorer, dataset, method="gradcam"):
-    """The heatmap and overlay panels equal a direct computation of what the controls ask for."""
+def check_panels(explorer: CamExplorer, dataset, method="gradcam", heat=None):
+    """The heatmap and overlay panels equal a direct computation of what the controls ask for (``heat``:
+    the map, computed by the caller, of a smoothed explorer)."""
     state = explorer.shown
     x = input_of(dataset, state["index"])
     v = explorer.store.views.index(state["view"])
-    # Every class's maps, as the explorer makes them (one capture, or one call for all classes): the same
-    # numbers; one call per class would take another backward, rounding otherwise.
-    maps = make_cam(method, explorer.store.model, state["layer"]).all_classes(x).maps[0, state["target"]]
-    heat = maps[v] if maps.ndim == 3 else maps
+    if heat is None:
+        # Every class's maps, as the explorer makes them (one capture, or one call for all classes): the same
+        # numbers; one call per class would take another backward, rounding otherwise.
+        maps = make_cam(method, explorer.store.model, state["layer"]).all_classes(x).maps[0, state["target"]]
+        heat = maps[v] if maps.ndim == 3 else maps
     image = display_image(dataset, state["index"], v)
     np.testing.assert_array_equal(state["map"], heat.numpy())
     assert np.abs(shown(explorer.heatmap_panel) - expected(heatmap_to_rgb(heat, state["cmap"]))).max() <= 1
@@ -214,6 +217,104 @@ def test_score_cam_and_guided_grad_cam_match_direct_computations(model, splits):
     assert explorer.store.counts["guided"] == 1
     explorer.target.value = splits.test.classes[5]  # every class's guided pass was one batch
     assert explorer.store.counts["guided"] == 1
+
+
+@pytest.mark.parametrize("method", ["Grad-CAM", "Ablation-CAM"])
+def test_eigen_smoothing_shows_every_class_eigen_smoothed(model, splits, forwards, method):
+    explorer = explore(model, splits.test, start=2)
+    explorer.method.value = method
+    key = registry.lookup(method).name
+    plain, passes, made = explorer.shown["map"], forwards.count, explorer.store.counts["maps"]
+    explorer.smoothing.value = "eigen"
+    assert explorer.message == "" and explorer.shown["smoothing"] == "eigen"
+    assert "eigen-smoothing" in explorer.captions[1].value
+    if key == "gradcam":
+        assert forwards.count == passes, "a gradient method is eigen-smoothed from the capture it has"
+    x = input_of(splits.test, 2)
+    # The same computation as the explorer's (one capture, or one all-classes call): the same numbers.
+    every = make_cam(key, model, explorer.layer.value).all_classes(x, eigen_smooth=True).maps[0]
+    target = explorer.shown["target"]
+    np.testing.assert_array_equal(explorer.shown["map"], every[target].numpy())
+    assert not np.array_equal(explorer.shown["map"], plain)  # the smoothing changed what is shown
+    check_panels(explorer, splits.test, heat=every[target])
+    other = (target + 1) % len(explorer.classes)
+    passes = forwards.count
+    explorer.target.value = explorer.classes[other]  # every class was made: a class change only re-renders
+    assert forwards.count == passes
+    np.testing.assert_array_equal(explorer.shown["map"], every[other].numpy())
+    made = explorer.store.counts["maps"]
+    explorer.target.value = explorer.classes[target]
+    explorer.smoothing.value = "none"  # the plain maps are still kept
+    assert explorer.store.counts["maps"] == made and forwards.count == passes
+    np.testing.assert_array_equal(explorer.shown["map"], plain)
+
+
+def test_test_time_augmentation_makes_the_shown_class_on_demand(model, splits, forwards):
+    explorer = explore(model, splits.test, start=1)
+    assert explorer.target.continuous_update
+    x, layer, target = input_of(splits.test, 1), explorer.layer.value, explorer.shown["target"]
+    plain, passes = explorer.shown["map"], forwards.count
+    explorer.smoothing.value = "tta"
+    assert forwards.count == passes + 1  # one forward (and backward) of all six copies together
+    assert explorer.store.counts["tta"] == 1 and explorer.message == ""
+    # The explorer's call on the same image, class and copies: the same numbers.
+    heat = make_cam("gradcam", model, layer)(x, targets=target, augment=DEFAULT_TTA).maps[0]
+    np.testing.assert_array_equal(explorer.shown["map"], heat.numpy())
+    assert not np.array_equal(explorer.shown["map"], plain)
+    check_panels(explorer, splits.test, heat=heat)
+    assert not explorer.target.continuous_update  # a dragged slider makes only the class let go
+    other = (target + 3) % len(explorer.classes)
+    explorer.target.value = explorer.classes[other]
+    assert explorer.store.counts["tta"] == 2 and explorer.shown["target"] == other
+    heat = make_cam("gradcam", model, layer)(x, targets=other, augment=DEFAULT_TTA).maps[0]
+    np.testing.assert_array_equal(explorer.shown["map"], heat.numpy())
+    check_panels(explorer, splits.test, heat=heat)
+    passes = forwards.count
+    explorer.target.value = explorer.classes[target]  # made before: kept
+    explorer.opacity.value = 0.8
+    assert forwards.count == passes and explorer.store.counts["tta"] == 2
+    explorer.smoothing.value = "none"
+    assert explorer.target.continuous_update and forwards.count == passes
+    np.testing.assert_array_equal(explorer.shown["map"], plain)
+
+
+def test_a_smoothing_that_does_not_apply_is_refused_or_greyed_out(model, splits):
+    explorer = explore(model, splits.test)
+    plain = explorer.shown["map"]
+    explorer.smoothing.value = "smoothgrad"  # SmoothGrad smooths maps at the input, which the explorer does not show
+    assert explorer.message.startswith("ValueError: SmoothGrad smooths maps made at the input")
+    assert "Still showing 'none'" in explorer.message and "fishcam-error" in explorer.status.value
+    assert "Traceback" not in explorer.status.value
+    assert explorer.smoothing.value == "none" and explorer.shown["smoothing"] == "none"
+    np.testing.assert_array_equal(explorer.shown["map"], plain)
+    explorer.smoothing.value = "tta"
+    assert explorer.message == ""
+    explorer.method.value = "guided Grad-CAM"  # takes no smoothing: back to none, said, the menu greyed out
+    assert explorer.smoothing.value == "none" and explorer.shown["smoothing"] == "none"
+    assert explorer.message.startswith("guided Grad-CAM is shown without smoothing: test-time augmentation")
+    assert "fishcam-error" not in explorer.status.value and explorer.smoothing.disabled
+    explorer.smoothing.value = "eigen"  # from code, past the greyed-out menu: refused all the same
+    assert explorer.message.startswith("ValueError: eigen-smoothing") and explorer.message.endswith("choose none")
+    assert explorer.smoothing.value == "none"
+    explorer.method.value = "HiResCAM"
+    assert not explorer.smoothing.disabled and explorer.message == ""
+    check_panels(explorer, splits.test, "hirescam")
+
+
+def test_test_time_augmentation_of_a_fish_is_refused_and_eigen_smoothing_works(fusion_model, fish_splits):
+    dataset = fish_splits.test
+    explorer = explore(fusion_model, dataset)
+    explorer.smoothing.value = "tta"
+    assert explorer.message.startswith("ValueError: test-time augmentation flips and shifts single images")
+    assert explorer.smoothing.value == "none"
+    explorer.smoothing.value = "eigen"
+    assert explorer.message == ""
+    x = input_of(dataset, explorer.shown["index"])
+    every = make_cam("gradcam", fusion_model, explorer.layer.value).all_classes(x, eigen_smooth=True).maps[0]
+    for v, view in enumerate(explorer.store.views):
+        explorer.view.value = view
+        np.testing.assert_array_equal(explorer.shown["map"], every[explorer.shown["target"], v].numpy())
+    check_panels(explorer, dataset, heat=every[explorer.shown["target"], v])
 
 
 def test_filters_pick_the_right_images(model, splits):
@@ -347,6 +448,9 @@ def test_the_explorer_displays_as_one_widget(model, splits):
         children.append(widget)
         stack.extend(getattr(widget, "children", ()))
     for panel in (explorer.image_panel, explorer.heatmap_panel, explorer.overlay_panel, explorer.target,
-                  explorer.layer, explorer.status):
+                  explorer.layer, explorer.smoothing, explorer.status):
         assert panel in children
     assert "fishcam-overlay-panel" in explorer.overlay_panel._dom_classes
+    assert "fishcam-smoothing" in explorer.smoothing._dom_classes
+    assert [label for label, _ in explorer.smoothing.options] == ["none", "test-time augmentation", "eigen-smoothing",
+                                                                  "SmoothGrad"]

@@ -10,6 +10,7 @@ evaluate-cam`` measure, importable from here.
 * ``road``: ROAD, removal by linear imputation, most or least relevant first;
 * ``arcc``: ARCC, the harmonic mean of coherency, 1 - mean heat and ROAD combined;
 * ``random_logit``: the random-logit test (SSIM of the maps of the class and of a random other);
+* ``disagreement``: every measure of named map makers on one table (``every_measure``);
 * ``agreement``: each measure's ranking of the methods, and Kendall's tau between the rankings.
 """
 
@@ -23,12 +24,14 @@ from .confidence import (
     increase_in_confidence,
     sparseness,
 )
+from .disagreement import ROAD_FRACTIONS, MapMaker, every_measure, map_maker
 from .experiments import (
     SANITY_METHODS,
     EvidenceBatch,
     explanation_maps,
     interleaved,
     load_evidence,
+    map_scores,
     methods_by_layers,
     plot_sanity_check,
     pointing_by_class,
@@ -56,12 +59,13 @@ from .road import RoadChanges, linear_impute, removed_pixels, road, road_changes
 from .view_judging import MEASURES, RANKED, judge_views, views_by_class
 
 __all__ = [
-    "BASELINES", "BETTER", "ConfidenceChange", "Curve", "EdgeMap", "EvidenceBatch", "MEASURES", "RANKED", "RandomMap",
-    "RoadChanges", "SANITY_METHODS", "arcc", "average_drop", "average_ranks", "coherency", "complexity",
-    "confidence_change", "deletion_curve", "dilate", "edge_maps", "energy_in_mask", "explanation_maps",
-    "increase_in_confidence", "insertion_curve", "interleaved", "judge_views", "kendall_tau", "linear_impute",
-    "load_evidence", "make_baseline", "mean_heat", "methods_by_layers", "off_classes", "per_class",
-    "plot_sanity_check", "pointing_by_class", "pointing_game", "random_logit", "random_maps", "randomized_copies",
-    "rankings", "reference_names", "removed_pixels", "road", "road_changes", "road_combined", "sanity_check",
-    "shortcut_energy", "sparseness", "spearman", "ssim", "table_methods", "views_by_class",
+    "BASELINES", "BETTER", "ConfidenceChange", "Curve", "EdgeMap", "EvidenceBatch", "MEASURES", "MapMaker", "RANKED",
+    "ROAD_FRACTIONS", "RandomMap", "RoadChanges", "SANITY_METHODS", "arcc", "average_drop", "average_ranks",
+    "coherency", "complexity", "confidence_change", "deletion_curve", "dilate", "edge_maps", "energy_in_mask",
+    "every_measure", "explanation_maps", "increase_in_confidence", "insertion_curve", "interleaved", "judge_views",
+    "kendall_tau", "linear_impute", "load_evidence", "make_baseline", "map_maker", "map_scores", "mean_heat",
+    "methods_by_layers", "off_classes", "per_class", "plot_sanity_check", "pointing_by_class", "pointing_game",
+    "random_logit", "random_maps", "randomized_copies", "rankings", "reference_names", "removed_pixels", "road",
+    "road_changes", "road_combined", "sanity_check", "shortcut_energy", "sparseness", "spearman", "ssim",
+    "table_methods", "views_by_class",
 ]

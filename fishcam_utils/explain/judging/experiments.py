@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -27,6 +28,7 @@ from ...models.inspection import model_device
 from .. import registry
 from ..guided import GuidedBackprop
 from ..registry import make_cam
+from .confidence import average_drop, complexity, confidence_change, increase_in_confidence, sparseness
 from .metrics import deletion_curve, energy_in_mask, insertion_curve, per_class, pointing_game, spearman
 from .references import reference_names
 
@@ -120,24 +122,51 @@ def _guided_gradients(model: nn.Module, images: torch.Tensor, targets: torch.Ten
 
 def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str,
                      layer: str | None = None, batch_size: int = 64, guided: torch.Tensor | None = None,
-                     progress: bool | None = None) -> torch.Tensor:
+                     progress: bool | None = None, options: Mapping[str, Any] | None = None,
+                     cam_options: Mapping[str, Any] | None = None) -> torch.Tensor:
     """(N, H, W) maps in [0, 1] of ``targets`` by any registered ``method`` (``registry.method_names()``),
     ``batch_size`` images at a time: a CAM method or ``"guided-gradcam"`` at ``layer``; a method that needs
     no layer (``"guided-backprop"``, ``"gradient"``, the references ``"random"`` and ``"edges"``) ignores it.
     ``guided`` may pass guided-backprop gradients (N, 3, H, W) already computed, for guided Grad-CAM.
-    ``progress``: the bar of slow methods (Score-CAM, Ablation-CAM; None: only for long work)."""
+    ``progress``: the bar of slow methods (Score-CAM, Ablation-CAM; None: only for long work).
+    ``options`` go to each call (smoothing: ``augment=``, ``eigen_smooth=``), ``cam_options`` to the
+    explainer's constructor (SmoothGrad: ``samples=``, ``sigma=``)."""
     entry = registry.lookup(method)
-    explainer = make_cam(method, model, None if layer == "-" else layer, progress=progress)
+    explainer = make_cam(method, model, None if layer == "-" else layer, progress=progress, **dict(cam_options or {}))
     device = model_device(model)
     targets = torch.as_tensor(targets).long()
+    options = dict(options or {})
     out = []
     for start in range(0, len(images), batch_size):
         x, t = images[start:start + batch_size].to(device), targets[start:start + batch_size].to(device)
         if guided is not None and entry.family == "guided":
-            out.append(explainer(x, t, guided=guided[start:start + batch_size].to(device)).maps)
+            out.append(explainer(x, t, guided=guided[start:start + batch_size].to(device), **options).maps)
         else:
-            out.append(explainer(x, t).maps)
+            out.append(explainer(x, t, **options).maps)
     return torch.cat(out).cpu().float()
+
+
+def map_scores(model: nn.Module, batch: EvidenceBatch, maps: torch.Tensor, mask: str = "evidence",
+               tolerance: float = 0, curve_images: int = 64, steps: int = 50, baseline: str = "blur",
+               elsewhere: Sequence[str] = ("distractor",)) -> dict[str, float]:
+    """The scores of one set of maps (N, H, W) of the batch's true classes: on the whole batch ``pointing``,
+    ``pointing_tol`` (within ``tolerance`` px), ``energy`` (in ``mask``), ``energy_<name>`` for the masks of
+    ``elsewhere``, ``average_drop`` and ``increase_in_confidence`` (%, the map-multiplied image), ``sparseness``
+    and ``complexity``; on the first ``curve_images``, ``deletion_auc`` and ``insertion_auc``."""
+    masks = batch.masks[mask]
+    curve = batch.head(curve_images)
+    kwargs = dict(steps=steps, baseline=baseline)
+    deletion = deletion_curve(model, curve.images, maps[:len(curve)], curve.labels, **kwargs)
+    insertion = insertion_curve(model, curve.images, maps[:len(curve)], curve.labels, **kwargs)
+    change = confidence_change(model, batch.images.to(model_device(model)), maps, batch.labels)
+    return {"pointing": pointing_game(maps, masks).float().mean().item(),
+            "pointing_tol": pointing_game(maps, masks, tolerance).float().mean().item(),
+            "energy": energy_in_mask(maps, masks).mean().item(),
+            **{f"energy_{name}": energy_in_mask(maps, batch.masks[name]).mean().item()
+               for name in elsewhere if name in batch.masks},
+            "deletion_auc": deletion.auc.mean().item(), "insertion_auc": insertion.auc.mean().item(),
+            "average_drop": average_drop(change), "increase_in_confidence": increase_in_confidence(change),
+            "sparseness": sparseness(maps).mean().item(), "complexity": complexity(maps).mean().item()}
 
 
 def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[str],
@@ -150,14 +179,15 @@ def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[s
     ``energy_<name>`` for each mask of ``elsewhere`` the batch holds (heat where it should not be: on the
     distractors in the water, say);
     ``deletion_auc`` and ``insertion_auc`` (means over the first ``curve_images`` images, ``steps``
-    steps, ``baseline``); ``seconds`` spent. Maps explain the true class. A method that needs no layer
+    steps, ``baseline``); ``average_drop``, ``increase_in_confidence``, ``sparseness``, ``complexity``
+    (``map_scores``); ``seconds`` spent. Maps explain the true class. A method that needs no layer
     gets one row, layer ``"-"``. Then one row per reference map (``references``, default
     ``reference_names()``: ``"random"``, ``"edges"``, no model), the scores a method must beat.
     ``methods`` default: ``table_methods()``."""
     methods = table_methods() if methods is None else list(methods)
     # A reference listed among the methods is one row, not two.
     references = [r for r in (reference_names() if references is None else references) if r not in methods]
-    masks = batch.masks[mask]
+    batch.masks[mask]  # a missing mask fails here, before any work
     guided = None
     rows = []
     jobs = [(m, layer) for m in methods for layer in (layers if registry.lookup(m).needs_layer else ["-"])]
@@ -169,18 +199,8 @@ def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[s
             guided = _guided_gradients(model, batch.images, batch.labels)
         maps = explanation_maps(model, batch.images, batch.labels, method, layer, guided=guided,
                                 progress=None if progress else False)
-        curve = batch.head(curve_images)
-        kwargs = dict(steps=steps, baseline=baseline)
-        deletion = deletion_curve(model, curve.images, maps[:len(curve)], curve.labels, **kwargs)
-        insertion = insertion_curve(model, curve.images, maps[:len(curve)], curve.labels, **kwargs)
-        rows.append({"method": method, "layer": layer,
-                     "pointing": pointing_game(maps, masks).float().mean().item(),
-                     "pointing_tol": pointing_game(maps, masks, tolerance).float().mean().item(),
-                     "energy": energy_in_mask(maps, masks).mean().item(),
-                     **{f"energy_{name}": energy_in_mask(maps, batch.masks[name]).mean().item()
-                        for name in elsewhere if name in batch.masks},
-                     "deletion_auc": deletion.auc.mean().item(), "insertion_auc": insertion.auc.mean().item(),
-                     "seconds": time.perf_counter() - start})
+        scores = map_scores(model, batch, maps, mask, tolerance, curve_images, steps, baseline, elsewhere)
+        rows.append({"method": method, "layer": layer, **scores, "seconds": time.perf_counter() - start})
     table = pd.DataFrame(rows)
     table.attrs.update(tolerance=tolerance, images=len(batch), curve_images=min(curve_images, len(batch)),
                        steps=steps, baseline=baseline, mask=mask)

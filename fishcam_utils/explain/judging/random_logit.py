@@ -33,7 +33,8 @@ def off_classes(targets: torch.Tensor, num_classes: int, seed: int = 42) -> torc
 def ssim(a: torch.Tensor, b: torch.Tensor, flat: bool = False) -> torch.Tensor:
     """(N,) the structural similarity of maps ``a`` and ``b`` (N, H, W), each pair with the data range of both
     (max - min over the two), 7 x 7 windows (7-long along a row of H W values with ``flat``), in [-1, 1];
-    computed in the maps' dtype (float32 maps: as Quantus does, in float32), returned as float64."""
+    computed in the maps' dtype (float32 maps: as Quantus does, in float32), returned as float64. Two maps of
+    one constant value: 1."""
     from skimage.metrics import structural_similarity  # scikit-image: only this measure needs it
 
     if a.shape != b.shape or a.ndim != 3:
@@ -45,7 +46,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor, flat: bool = False) -> torch.Tensor:
         if flat:
             x, y = x.reshape(-1), y.reshape(-1)
         both = np.concatenate([x.reshape(-1), y.reshape(-1)])
-        out.append(structural_similarity(x, y, data_range=float(both.max() - both.min())))
+        span = float(both.max() - both.min())
+        # Two maps of one constant value are the same map (scikit-image would divide by a zero range).
+        out.append(structural_similarity(x, y, data_range=span) if span > 0 else 1.0)
     return torch.tensor(out, dtype=torch.float64)
 
 
