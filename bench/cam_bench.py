@@ -14,10 +14,10 @@ mode), CPU, 2 torch threads, random normal 224x224 images, for each batch size:
     python bench/cam_bench.py --quick              # smoke run: 3 rounds, batches 1 and 2
     python bench/cam_bench.py --batches 1 --rounds 30 --inner 5
 
-3. the methods users pick pytorch-grad-cam for (XGrad-CAM, Eigen-CAM, Eigen-Grad-CAM, Ablation-CAM,
-   at ``layer4``, one image, the predicted class): outputs checked equal (the Eigen methods up to
-   the sign pytorch-grad-cam leaves to the SVD), then ours and theirs timed in alternating order,
-   ``--peer-rounds`` rounds; goal: ours not slower (pytorch-grad-cam / ours >= 1).
+3. the methods users pick pytorch-grad-cam for (Grad-CAM++, LayerCAM, HiResCAM, XGrad-CAM, Eigen-CAM,
+   Eigen-Grad-CAM, Score-CAM, Ablation-CAM), at ``layer4``, one image, the predicted class: outputs checked
+   equal (the Eigen methods up to the sign pytorch-grad-cam leaves to the SVD), then ours and theirs timed
+   in alternating order, ``--peer-rounds`` rounds; goal: ours not slower (pytorch-grad-cam / ours >= 1).
 
 Writes bench/out/cam_bench.md and prints it. Exits with status 1 (before timing anything) when
 an output check fails.
@@ -272,7 +272,10 @@ def time_rounds(table: dict[str, Callable[[], object]], rounds: int, inner: int,
 
 # --- 2b. the methods peers offer ------------------------------------------------------------------
 
-PEERS = {"xgradcam": "XGradCAM", "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM", "ablationcam": "AblationCAM"}
+PEERS = {"gradcam++": "GradCAMPlusPlus", "layercam": "LayerCAM", "hirescam": "HiResCAM", "xgradcam": "XGradCAM",
+         "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM"}
+# Each library's own default batch of masked or ablated copies: what a user gets without choosing.
+PEER_OPTIONS = {"ablationcam": {"batch_size": 64}}
 PEER_LAYER = "layer4"
 
 
@@ -286,7 +289,7 @@ def peer_calls(model: torch.nn.Module, x: torch.Tensor) -> tuple[dict[str, tuple
     targets = [ClassifierOutputTarget(int(k)) for k in predicted]
     calls, objects = {}, []
     for name, cls in PEERS.items():
-        options = {"batch_size": 64} if name == "ablationcam" else {}
+        options = PEER_OPTIONS.get(name, {})
         ours = make_cam(name, model, PEER_LAYER, progress=False, **options)
         twin = copy.deepcopy(model)
         theirs = getattr(pgc, cls)(model=twin, target_layers=[twin.get_submodule(PEER_LAYER)], **options)
@@ -336,7 +339,11 @@ def peer_report(checks, ratios) -> list[str]:
                      f"{'yes' if med >= 1 else '**no**'} |")
     lines += ["", "pytorch-grad-cam's Ablation-CAM runs the whole network once per channel; ours runs the layers "
               "before `layer4` once per 64 channels and only the rest (pooling and the linear head) on the "
-              "ablated copies. The Eigen methods' maps agree up to the principal component's sign.", ""]
+              "ablated copies. The Eigen methods' maps agree up to the principal component's sign. "
+              "Grad-CAM++: pytorch-grad-cam adds 1e-6 to each coefficient's denominator, ours follows the paper's "
+              "formula, so the maps differ where the gradients are small (the difference above; "
+              "tests/explain/test_cam.py bounds it). Score-CAM: each library at its default batch of masked "
+              "images (ours 16, theirs 16).", ""]
     return lines
 
 

@@ -136,9 +136,10 @@ def add_gradcam(commands) -> None:
     gradcam.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="images per CAM call")
     smoothing = gradcam.add_argument_group("smoothing", "less noisy maps, at a price in time")
     smoothing.add_argument("--augment", action="store_true",
-                           help="a CAM method's maps by test-time augmentation: the maps of each image flipped and "
-                           "shifted by 2 px (6 copies, explain.augment.DEFAULT_TTA), moved back and averaged; one "
-                           "batched pass over all copies, so about 6 times the time and memory (single-view models)")
+                           help="a CAM method's maps by test-time augmentation: the maps of each image and of its "
+                           "flipped and 2 px shifted copies (6 in all, explain.augment.DEFAULT_TTA), moved back and "
+                           "averaged; one batched pass over all copies, so about 6 times the time and memory "
+                           "(single-view models)")
     smoothing.add_argument("--eigen-smooth", action="store_true",
                            help="a CAM method's maps by eigen-smoothing: the first principal component of the "
                            "weighted activations instead of their channel sum; no extra pass through the network")

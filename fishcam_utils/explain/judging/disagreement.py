@@ -56,7 +56,8 @@ def every_measure(model: nn.Module, batch: EvidenceBatch, makers: Mapping[str, M
         start = time.perf_counter()
         if known is not None and name in known.index:
             first = explain(curve.images, curve.labels)
-            scores = {column: known.loc[name, column] for column in known.columns if column in SCORE_COLUMNS}
+            scores = {column: known.loc[name, column] for column in known.columns
+                      if column in SCORE_COLUMNS or column.startswith("energy_")}
         else:
             maps = explain(batch.images, batch.labels)
             scores = map_scores(model, batch, maps, mask, tolerance, curve_images, steps, baseline)
