@@ -20,6 +20,11 @@ from pathlib import Path
 QUICK_ENV = "FISHCAM_QUICK"
 _TRUE = {"1", "true", "yes", "on"}
 
+# SmoothGrad's default noise (explain.guided, the CLI's --sigma), in the model's input units: 15 % of the range of
+# an ImageNet-normalised channel ((1 - mean) / std - (0 - mean) / std, about 4.4), the middle of the 10-20 %
+# Smilkov et al. (2017) recommend. Here, not in explain, so that the CLI can state it without importing torch.
+SMOOTHGRAD_SIGMA = 0.65
+
 
 def quick_mode() -> bool:
     """True when ``FISHCAM_QUICK`` is set to 1/true/yes/on (case-insensitive)."""

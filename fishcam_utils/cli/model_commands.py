@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..settings import SMOOTHGRAD_SIGMA
 from .messages import say_notes
 from .options import (
     NONNEGATIVE,
@@ -148,7 +149,7 @@ def add_gradcam(commands) -> None:
                            "copies of each image, all in one backward (N times the images per pass)")
     smoothing.add_argument("--sigma", type=NONNEGATIVE, metavar="S",
                            help="SmoothGrad's noise: its standard deviation, in the model's input units (the "
-                           "normalised images) (default: 0.15)")
+                           f"normalised images) (default: {SMOOTHGRAD_SIGMA:g}, 15 %% of a channel's range)")
     progress_option(gradcam, "no progress bar")
     gradcam.set_defaults(run=gradcam_command, output_flag="--out")
 
@@ -253,7 +254,8 @@ def _smoothing_words(args: argparse.Namespace) -> str:
     words = [what for flag, what in ((args.augment, "test-time augmentation"), (args.eigen_smooth, "eigen-smoothing"))
              if flag]
     if args.smoothgrad is not None:
-        words.append(f"SmoothGrad ({args.smoothgrad} copies, sigma {0.15 if args.sigma is None else args.sigma:g})")
+        sigma = SMOOTHGRAD_SIGMA if args.sigma is None else args.sigma
+        words.append(f"SmoothGrad ({args.smoothgrad} copies, sigma {sigma:g})")
     return f" with {' and '.join(words)}" if words else ""
 
 

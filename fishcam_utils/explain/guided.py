@@ -36,6 +36,7 @@ from torch import nn
 
 from ..models.inspection import check_images, check_logits, eval_mode, frozen_parameters, logits_of
 from ..runtime import call_model
+from ..settings import SMOOTHGRAD_SIGMA
 from .cam import GradCAM, LayerCapture
 from .explainer import CAMResult, Explainer, LayerFreeExplainer
 from .maps import check_normalize
@@ -351,7 +352,7 @@ class _InputGradientMap(LayerFreeExplainer):
     rule = "guided"
 
     def __init__(self, model: nn.Module, layer: Any = None, progress: bool | None = None, samples: int = 0,
-                 sigma: float = 0.15, seed: int = 0) -> None:
+                 sigma: float = SMOOTHGRAD_SIGMA, seed: int = 0) -> None:
         super().__init__(model, layer, progress)
         if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
             raise ValueError(f"samples must be a whole number >= 0 (0: no SmoothGrad), got {samples!r}")

@@ -40,8 +40,9 @@ from ..models.factory import cam_layers
 from ..models.inspection import check_model, model_device
 
 # The smoothing menu: key -> label. Test-time augmentation and eigen-smoothing are options of a CAM call
-# (``BaseCAM.__call__``); SmoothGrad one of the input-gradient maps (``make_cam("gradient", model, samples=N)``).
-SMOOTHINGS = {"none": "none", "tta": "test-time augmentation", "eigen": "eigen-smoothing", "smoothgrad": "SmoothGrad"}
+# (``BaseCAM.__call__``). SmoothGrad, which smooths the input-gradient maps (``make_cam("gradient", model,
+# samples=N)``), is not offered: the explorer shows maps made at a layer.
+SMOOTHINGS = {"none": "none", "tta": "test-time augmentation", "eigen": "eigen-smoothing"}
 
 
 def menu() -> dict[str, str]:
@@ -124,10 +125,6 @@ def smoothing_problem(method: str, smoothing: str, multiview: bool = False) -> s
     if smoothing not in SMOOTHINGS:
         raise ValueError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(SMOOTHINGS)}")
     found = registry.lookup(method)
-    if smoothing == "smoothgrad":
-        # SmoothGrad smooths the input-gradient maps, which the explorer leaves out (they have no layer).
-        return ("SmoothGrad smooths maps made at the input (guided backprop, the gradient: make_cam('gradient', "
-                "model, samples=25)); the explorer shows maps at a layer")
     cam = issubclass(found.cls, BaseCAM)  # augment and eigen_smooth are options of a BaseCAM call
     if smoothing == "tta" and not cam:
         return f"test-time augmentation smooths the CAM methods, and {found.label} is not one"
