@@ -114,12 +114,59 @@ def test_eigen_smoothed_score_cam_is_pytorch_grad_cams_projection_of_its_weighte
                   "eigen-smoothed Score-CAM against pytorch-grad-cam's projection")
 
 
-def score_cam_weights(model, x, targets, a) -> torch.Tensor:
-    """Score-CAM's channel weights (N, C, 1, 1), written out: each channel upsampled and min-max scaled
-    masks the image; the softmax over channels of the target's score of each masked image."""
+def masked_scores(model, x, targets, a) -> torch.Tensor:
+    """(N, C): Score-CAM's scores, written out: each channel upsampled and min-max scaled masks the image;
+    the target's logit of each masked image."""
     masks = torch.nn.functional.interpolate(a, size=x.shape[-2:], mode="bilinear", align_corners=True)
     low, high = masks.amin((2, 3), keepdim=True), masks.amax((2, 3), keepdim=True)
     masks = (masks - low) / (high - low + 1e-8)
     with torch.no_grad():
-        scores = torch.stack([model(x[i] * masks[i, :, None])[:, targets[i]] for i in range(len(x))])
-    return torch.softmax(scores, dim=1)[:, :, None, None]
+        return torch.stack([model(x[i] * masks[i, :, None])[:, targets[i]] for i in range(len(x))])
+
+
+def score_cam_weights(model, x, targets, a) -> torch.Tensor:
+    """Score-CAM's channel weights (N, C, 1, 1): the softmax over channels of ``masked_scores``."""
+    return torch.softmax(masked_scores(model, x, targets, a), dim=1)[:, :, None, None]
+
+
+class HalfDead(torch.nn.Module):
+    """A convolution whose odd channels a ReLU zeroes everywhere (bias -100), pooled into 4 classes."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        with torch.no_grad():
+            self.conv.bias[1::2] = -100.0
+        self.relu = torch.nn.ReLU()
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.conv(x)).mean((2, 3)))
+
+
+def test_score_cams_dead_channels_share_one_black_pass_and_score_as_a_pass_of_each():
+    model = float64(HalfDead()).eval()
+    x = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    targets = torch.tensor([1, 3])
+    cam = ScoreCAM(model, "relu", batch_size=3)
+    seen = recorded_passes(cam)
+    raw = cam(x, targets, normalize=None).raw
+    # 2 images x 4 live channels in batches of 3, then one black image for all 8 dead pairs.
+    assert seen == [3, 3, 2, 1]
+    a = model.relu(model.conv(x)).detach()
+    scores = masked_scores(model, x, targets, a)  # every channel's masked image through the network
+    weights = torch.softmax(scores, dim=1)[:, :, None, None]
+    # Both sides: float64 passes (the black image alone or not: sums of exact zeros, then per-channel
+    # constants), ours softmaxed from float32 scores: (C + 2) eps relative, and 2 eps |s| at a float32 tie.
+    relative = float32_atol(1.0, a.shape[1] + 2) + float32_atol(float(scores.abs().max()), 2)
+    expected = (weights * a).sum(1)
+    assert_within(raw, expected, relative * expected.abs().amax((1, 2), keepdim=True), "Score-CAM with dead channels")
+
+
+def recorded_passes(cam) -> list:
+    """The batch size of every masked pass a Score-CAM makes."""
+    seen: list = []
+    logits_for = cam.logits_for
+    cam.logits_for = lambda inputs: seen.append(len(inputs)) or logits_for(inputs)
+    return seen

@@ -59,9 +59,15 @@ class _GradientFree(BaseCAM):
 class ScoreCAM(_GradientFree):
     """Score-CAM (Wang et al. 2020): no gradients. Each channel, upsampled and min-max scaled,
     masks the input; the class scores of the masked images, softmaxed over channels, weight the
-    channels. Masked images of all the batch's images go through the model ``batch_size`` at a time."""
+    channels. Masked images of all the batch's images go through the model ``batch_size`` at a time
+    (16 by default, as pytorch-grad-cam: larger batches of 224 px images ran slower on CPUs, bench/cam_bench.py);
+    the channels that are zero everywhere share one pass of a black image."""
 
     name, label = "scorecam", "Score-CAM"
+
+    def __init__(self, model: nn.Module, layer: str | nn.Module, batch_size: int = 16,
+                 progress: bool | None = None) -> None:
+        super().__init__(model, layer, batch_size, progress)
 
     def channel_weights(self, activations, inputs, logits, targets):
         self._single_images(inputs, activations)
@@ -73,12 +79,19 @@ class ScoreCAM(_GradientFree):
         masks = ((masks - low) / (high - low + 1e-8)).reshape(n * c, 1, *inputs.shape[-2:])
         # All (image, channel) pairs in one queue, so that batches stay full across images.
         image_of = torch.arange(n, device=inputs.device).repeat_interleave(c)
-        scores = []
-        for start in self._progress(range(0, n * c, self.batch_size), f"Score-CAM, {n} image(s) x {c} channels"):
-            pairs = slice(start, start + self.batch_size)
+        # A channel that is zero everywhere (a dead ReLU) masks its image to zeros, whatever the image: the
+        # scores of a black image, computed once for all such channels instead of once per channel.
+        dead = (activations.flatten(2) == 0).all(-1).reshape(n * c)
+        live = (~dead).nonzero()[:, 0]
+        scores = torch.empty(n * c, targets.classes.shape[1], device=inputs.device)
+        for start in self._progress(range(0, len(live), self.batch_size), f"Score-CAM, {n} image(s) x {c} channels"):
+            pairs = live[start:start + self.batch_size]
             masked = self.logits_for(inputs[image_of[pairs]] * masks[pairs]).float()
-            scores.append(targets.scores(masked, image_of[pairs]))
-        return torch.softmax(torch.cat(scores).reshape(n, c, -1), dim=1).transpose(1, 2)  # over channels
+            scores[pairs] = targets.scores(masked, image_of[pairs])
+        if dead.any():
+            black = self.logits_for(torch.zeros_like(inputs[:1])).float()
+            scores[dead] = targets.scores(black.expand(int(dead.sum()), -1), image_of[dead])
+        return torch.softmax(scores.reshape(n, c, -1), dim=1).transpose(1, 2)  # over channels
 
 
 @register
