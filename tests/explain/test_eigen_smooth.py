@@ -170,3 +170,30 @@ def recorded_passes(cam) -> list:
     logits_for = cam.logits_for
     cam.logits_for = lambda inputs: seen.append(len(inputs)) or logits_for(inputs)
     return seen
+
+
+class FlatView(HalfDead):
+    """HalfDead with a head that views its features flat, which channels-last features cannot be."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8 * 12 * 12, 4)
+
+    def forward(self, x):
+        features = self.relu(self.conv(x))
+        return self.fc(features.view(features.shape[0], -1))
+
+
+def test_score_cam_falls_back_to_ordinary_images_for_a_model_that_views_its_features_flat():
+    model = float64(FlatView()).eval()
+    x = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="view"):  # what the fallback is for
+        model(x.contiguous(memory_format=torch.channels_last))
+    cam = ScoreCAM(model, "relu", batch_size=3)
+    raw = cam(x, torch.tensor([0, 2]), normalize=None).raw
+    assert not cam._channels_last
+    a = model.relu(model.conv(x)).detach()
+    scores = masked_scores(model, x, torch.tensor([0, 2]), a)
+    expected = (torch.softmax(scores, dim=1)[:, :, None, None] * a).sum(1)
+    relative = float32_atol(1.0, a.shape[1] + 2) + float32_atol(float(scores.abs().max()), 2)  # as above
+    assert_within(raw, expected, relative * expected.abs().amax((1, 2), keepdim=True), "Score-CAM, flat view")

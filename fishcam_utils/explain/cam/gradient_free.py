@@ -61,7 +61,8 @@ class ScoreCAM(_GradientFree):
     masks the input; the class scores of the masked images, softmaxed over channels, weight the
     channels. Masked images of all the batch's images go through the model ``batch_size`` at a time
     (16 by default, as pytorch-grad-cam: larger batches of 224 px images ran slower on CPUs, bench/cam_bench.py);
-    the channels that are zero everywhere share one pass of a black image."""
+    the channels that are zero everywhere share one pass of a black image; on a CPU the masked images go in
+    channels-last (faster convolutions)."""
 
     name, label = "scorecam", "Score-CAM"
 
@@ -84,14 +85,25 @@ class ScoreCAM(_GradientFree):
         dead = (activations.flatten(2) == 0).all(-1).reshape(n * c)
         live = (~dead).nonzero()[:, 0]
         scores = torch.empty(n * c, targets.classes.shape[1], device=inputs.device)
+        self._channels_last = inputs.device.type == "cpu"
         for start in self._progress(range(0, len(live), self.batch_size), f"Score-CAM, {n} image(s) x {c} channels"):
             pairs = live[start:start + self.batch_size]
-            masked = self.logits_for(inputs[image_of[pairs]] * masks[pairs]).float()
+            masked = self._masked_logits(inputs[image_of[pairs]] * masks[pairs]).float()
             scores[pairs] = targets.scores(masked, image_of[pairs])
         if dead.any():
             black = self.logits_for(torch.zeros_like(inputs[:1])).float()
             scores[dead] = targets.scores(black.expand(int(dead.sum()), -1), image_of[dead])
         return torch.softmax(scores.reshape(n, c, -1), dim=1).transpose(1, 2)  # over channels
+
+    def _masked_logits(self, images: torch.Tensor) -> torch.Tensor:
+        # On a CPU, convolutions ran about a fifth faster on channels-last images (ResNet-18, 224 px). A model
+        # that views its features flat cannot take them: it gets ordinary ones, from then on.
+        if self._channels_last:
+            try:
+                return self.logits_for(images.contiguous(memory_format=torch.channels_last))
+            except RuntimeError:
+                self._channels_last = False
+        return self.logits_for(images)
 
 
 @register
