@@ -1,6 +1,6 @@
-"""ARCC (Poppi et al. 2021, "Revisiting the evaluation of class activation mapping for explainability", as
-pytorch-grad-cam's ``metrics.arcc`` computes it): one number from three of a map's properties, their harmonic
-mean, so that none can be traded for another:
+"""ARCC, as pytorch-grad-cam's ``metrics.arcc`` computes it: the ADCC of Poppi et al. 2021 ("Revisiting the
+evaluation of class activation mapping for explainability") with ROAD in the place of Average Drop. One number
+from three of a map's properties, their harmonic mean, so that none can be traded for another:
 
 * coherency: a map should not change when the image is multiplied by it: (Pearson's r between the map of the
   map-multiplied image and the map, + 1) / 2;
