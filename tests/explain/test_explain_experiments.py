@@ -17,9 +17,21 @@ from fishcam_utils.course import kaggle_pointing
 from fishcam_utils.data import make_datasets
 from fishcam_utils.data.synthetic import SyntheticConfig, generate_dataset
 from fishcam_utils.explain import GuidedBackprop, guided_gradcam, make_cam, saliency
+from fishcam_utils.explain.judging import (
+    average_drop,
+    complexity,
+    confidence_change,
+    every_measure,
+    increase_in_confidence,
+    map_maker,
+    random_logit,
+    road_changes,
+    sparseness,
+)
 from fishcam_utils.explain.judging.experiments import (
     explanation_maps,
     load_evidence,
+    map_scores,
     methods_by_layers,
     randomized_copies,
     sanity_check,
@@ -128,6 +140,35 @@ def test_the_methods_by_layers_table_holds_the_metrics_of_each_pair(model, split
     curve = deletion_curve(model, batch.images[:5], maps[:5], batch.labels[:5], steps=4)
     assert row["deletion_auc"] == pytest.approx(curve.auc.mean().item(), abs=1e-6)
     assert table.attrs["curve_images"] == 5 and table.attrs["tolerance"] == 3
+    # The measures papers report, on the whole batch: the same forward passes computed here.
+    change = confidence_change(model, batch.images, maps, batch.labels)
+    assert row["average_drop"] == average_drop(change)
+    assert row["increase_in_confidence"] == increase_in_confidence(change)
+    assert row["sparseness"] == sparseness(maps).mean().item() and row["complexity"] == complexity(maps).mean().item()
+
+
+def test_every_measure_adds_road_and_the_random_logit_and_reuses_a_known_tables_rows(model, splits):
+    batch = load_evidence(splits.test)
+    makers = {"gradcam": map_maker(model, "gradcam", "layer2"),
+              "ones": lambda images, classes: torch.ones(images.shape[0], *images.shape[2:])}
+    table = every_measure(model, batch, makers, 9, tolerance=3, curve_images=4, steps=3, road_fractions=(0.3, 0.6),
+                          progress=False)
+    assert list(table.index) == ["gradcam", "ones"]
+    maps = explanation_maps(model, batch.images, batch.labels, "gradcam", "layer2")
+    expected = map_scores(model, batch, maps, tolerance=3, curve_images=4, steps=3)
+    assert {k: table.loc["gradcam", k] for k in expected} == expected  # the same computation
+    most = road_changes(model, batch.images[:4], maps[:4], batch.labels[:4], (0.3, 0.6), "most")
+    assert table.loc["gradcam", "road_most"] == most.change.mean().item()
+    logit = random_logit(makers["gradcam"], batch.images[:4], batch.labels[:4], 9, seed=0, maps=maps[:4])
+    assert table.loc["gradcam", "random_logit"] == logit.mean().item()
+    ones = table.loc["ones"]  # keeps the image: nothing dropped; a flat map points nowhere, the same for any class
+    assert ones["average_drop"] == 0 and ones["pointing_tol"] == 0 and ones["random_logit"] == 1
+    # A known row keeps its scores; only ROAD and the random logit are measured again.
+    known = pd.DataFrame({"pointing": [0.5], "energy": [0.25]}, index=["gradcam"])
+    again = every_measure(model, batch, {"gradcam": makers["gradcam"]}, 9, curve_images=4, steps=3,
+                          road_fractions=(0.3, 0.6), known=known, progress=False)
+    assert again.loc["gradcam", "pointing"] == 0.5 and again.loc["gradcam", "energy"] == 0.25
+    assert "deletion_auc" not in again and again.loc["gradcam", "road_most"] == table.loc["gradcam", "road_most"]
 
 
 def test_the_table_measures_the_heat_on_distractors_where_the_batch_has_their_masks(model, splits):
