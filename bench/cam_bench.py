@@ -274,12 +274,15 @@ def time_rounds(table: dict[str, Callable[[], object]], rounds: int, inner: int,
 
 PEERS = {"gradcam++": "GradCAMPlusPlus", "layercam": "LayerCAM", "hirescam": "HiResCAM", "xgradcam": "XGradCAM",
          "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM"}
+GRADCAM_PP_DIFF: dict[str, float] = {}  # the timed pair's difference, for the notes
+GRADCAM_PP_SCALE = 1e4  # the logits' factor under which pytorch-grad-cam's 1e-6 no longer shows
 # Each library's own default batch of masked or ablated copies: what a user gets without choosing.
 PEER_OPTIONS = {"ablationcam": {"batch_size": 64}}
 PEER_LAYER = "layer4"
 
 
-def peer_calls(model: torch.nn.Module, x: torch.Tensor) -> tuple[dict[str, tuple[Callable, Callable]], Callable]:
+def peer_calls(model: torch.nn.Module, x: torch.Tensor,
+               only: tuple[str, ...] | None = None) -> tuple[dict[str, tuple[Callable, Callable]], Callable]:
     """method -> (ours, pytorch-grad-cam's) callables explaining the predicted classes, and a clean-up."""
     import pytorch_grad_cam as pgc
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -289,6 +292,8 @@ def peer_calls(model: torch.nn.Module, x: torch.Tensor) -> tuple[dict[str, tuple
     targets = [ClassifierOutputTarget(int(k)) for k in predicted]
     calls, objects = {}, []
     for name, cls in PEERS.items():
+        if only is not None and name not in only:
+            continue
         options = PEER_OPTIONS.get(name, {})
         ours = make_cam(name, model, PEER_LAYER, progress=False, **options)
         twin = copy.deepcopy(model)
@@ -299,9 +304,30 @@ def peer_calls(model: torch.nn.Module, x: torch.Tensor) -> tuple[dict[str, tuple
     return calls, lambda: [o.activations_and_grads.release() for o in objects]
 
 
-def check_peers(calls) -> list[tuple[str, float, float, bool]]:
+def check_peers(calls, model: torch.nn.Module | None = None,
+                x: torch.Tensor | None = None) -> list[tuple[str, float, float, bool]]:
     rows = []
     for name, (ours, theirs) in calls.items():
+        if name == "gradcam++" and model is not None:
+            # pytorch-grad-cam adds 1e-6 to each coefficient's denominator, which moves this random model's maps
+            # visibly (the diff of the timed pair is in the notes); with logits GRADCAM_PP_SCALE times larger it is
+            # negligible, and the maps must agree.
+            scaled = copy.deepcopy(model)
+            with torch.no_grad():
+                scaled.fc.weight.mul_(GRADCAM_PP_SCALE)
+                scaled.fc.bias.mul_(GRADCAM_PP_SCALE)
+            pair, release = peer_calls(scaled, x, only=("gradcam++",))
+            ours, theirs = pair["gradcam++"]
+            try:
+                result, other = ours(), torch.from_numpy(theirs()).float()
+            finally:
+                release()
+            diff = (result.maps - other).abs().max().item()
+            what = f"gradcam++ maps vs pytorch-grad-cam (logits x {GRADCAM_PP_SCALE:g})"
+            rows.append((what, diff, 1e-4, diff <= 1e-4))
+            plain_ours, plain_theirs = calls[name]
+            GRADCAM_PP_DIFF["diff"] = (plain_ours().maps - torch.from_numpy(plain_theirs())).abs().max().item()
+            continue
         result, other = ours(), torch.from_numpy(theirs()).float()
         diff = (result.maps - other).abs().max().item()
         if name.startswith("eigen"):  # the component's sign is the SVD routine's choice in pytorch-grad-cam
@@ -334,6 +360,7 @@ def peer_report(checks, ratios) -> list[str]:
              "| method | max abs diff of maps | pytorch-grad-cam / ours, median | range | goal | met |",
              "|---|---|---|---|---|---|"]
     for (what, diff, _, _), (name, values) in zip(checks, ratios.items()):
+        name = f"{name} (logits x {GRADCAM_PP_SCALE:g} for the check)" if "logits x" in what else name
         med = statistics.median(values)
         lines.append(f"| {name} | {diff:.1e} | {med:.2f} | {min(values):.2f}-{max(values):.2f} | >= 1 | "
                      f"{'yes' if med >= 1 else '**no**'} |")
@@ -341,8 +368,10 @@ def peer_report(checks, ratios) -> list[str]:
               "before `layer4` once per 64 channels and only the rest (pooling and the linear head) on the "
               "ablated copies. The Eigen methods' maps agree up to the principal component's sign. "
               "Grad-CAM++: pytorch-grad-cam adds 1e-6 to each coefficient's denominator, ours follows the paper's "
-              "formula, so the maps differ where the gradients are small (the difference above; "
-              "tests/explain/test_cam.py bounds it). Score-CAM: each library at its default batch of masked "
+              "formula, so on this random model, whose gradients are small, the timed maps differ by up to "
+              f"{GRADCAM_PP_DIFF.get('diff', float('nan')):.2f}; the check above is on a copy with logits "
+              f"{GRADCAM_PP_SCALE:g} times larger, where their 1e-6 is negligible (tests/explain/test_cam.py "
+              "bounds the difference). Score-CAM: each library at its default batch of masked "
               "images (ours 16, theirs 16).", ""]
     return lines
 
@@ -420,6 +449,32 @@ def report(info, checks, timings, elapsed) -> str:
     return "\n".join(lines)
 
 
+def run_peers(model: torch.nn.Module, args: argparse.Namespace, info: dict, start: float) -> int:
+    """Part 3 alone: check, then time, the methods peers offer; the report in cam_peers.md. Returns the exit
+    status (1 when an output check failed)."""
+    x, _ = make_inputs(1)
+    calls, cleanup = peer_calls(model, x)
+    try:
+        checks = check_peers(calls, model, x)
+        for what, diff, tol, ok in checks:
+            print(f"batch 1: {what}: max abs diff {diff:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'FAILED'}")
+        ratios = time_peers(calls, args.peer_rounds) if all(ok for *_, ok in checks) else {}
+    finally:
+        cleanup()
+    head = [f"torchvision `resnet18(weights=None)` seeded, {NUM_CLASSES} classes, `eval()`, one random normal "
+            f"{SIZE}x{SIZE} image, CPU, {info['threads']} torch threads; {info['cpu']}, torch {info['torch']}; "
+            f"{dt.date.today().isoformat()}; {args.peer_rounds} rounds; {(time.perf_counter() - start) / 60:.1f} min "
+            f"in all.", ""]
+    if ratios:
+        text = "\n".join(head + peer_report(checks, ratios))
+    else:
+        text = "\n".join(head + ["**Output checks failed; nothing was timed.**"]
+                         + [f"- {w}: {d:.2e}" for w, d, _, ok in checks if not ok]) + "\n"
+    print(text)
+    (args.out / "cam_peers.md").write_text(text)
+    return 0 if ratios else 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, nargs="+", default=None, help="batch sizes (default 1 16)")
@@ -432,6 +487,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls of each method first (default 2)")
     parser.add_argument("--quick", action="store_true", help="smoke run: batches 1 2, 3 rounds, 1 warm-up")
     parser.add_argument("--out", type=Path, default=HERE / "out", help="report folder (default bench/out)")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="only part 3, the methods peers offer (checked, then timed), into cam_peers.md")
     parser.add_argument("--peer-rounds", type=int, default=5,
                         help="rounds for the methods peers offer (default 5; Ablation-CAM's peer takes seconds a call)")
     args = parser.parse_args()
@@ -461,6 +518,9 @@ def main() -> None:
     start = time.perf_counter()
     info = machine()
     model = build_model()
+    if args.peers_only:
+        args.out.mkdir(parents=True, exist_ok=True)
+        sys.exit(run_peers(model, args, info, start))
 
     checks = {}
     for batch in batches:
@@ -490,7 +550,7 @@ def main() -> None:
     x, _ = make_inputs(1)
     calls, cleanup = peer_calls(model, x)
     try:
-        peer_checks = check_peers(calls)
+        peer_checks = check_peers(calls, model, x)
         for what, diff, tol, ok in peer_checks:
             print(f"batch 1: {what}: max abs diff {diff:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'FAILED'}")
         peer_ratios = time_peers(calls, args.peer_rounds) if all(ok for *_, ok in peer_checks) else {}
