@@ -3,8 +3,9 @@
 On a seeded torchvision ResNet-18 (random weights, 9 classes, eval mode), CPU, 2 torch threads, random normal
 224 x 224 images (``--size``), batch ``--batch``:
 
-1. ROAD, most relevant first, at the fractions 0.1 ... 0.9: our ``road`` against pytorch-grad-cam's
-   ``ROADMostRelevantFirstAverage`` (percentiles 90 ... 10), both with their noise, on the same maps;
+1. ROAD, most relevant first, at the fractions 0.1 ... 0.9: our ``road`` (with pytorch-grad-cam's rule for
+   ties, ``ties="threshold"``) against pytorch-grad-cam's ``ROADMostRelevantFirstAverage`` (percentiles
+   90 ... 10), both with their noise, on the same maps;
    checked equal first without noise (their mean change against ours);
 2. test-time augmentation smoothing: our Grad-CAM with ``augment=PYTORCH_GRAD_CAM_TTA`` against
    pytorch-grad-cam's ``aug_smooth=True`` (its six ttach augmentations); the forward passes each makes are
@@ -87,7 +88,7 @@ def pairs(model: torch.nn.Module, x: torch.Tensor,
             pgc_road.NoisyLinearImputer.__init__.__defaults__ = defaults
 
     def road_check() -> float:
-        ours = road(model, x, maps, t, FRACTIONS, "most", noise=0.0)["change"].mean()
+        ours = road(model, x, maps, t, FRACTIONS, "most", noise=0.0, ties="threshold")["change"].mean()
         return abs(float(ours) - float(their_road(0.0).mean()))
 
     def tta_check() -> float:
@@ -115,7 +116,8 @@ def pairs(model: torch.nn.Module, x: torch.Tensor,
 
     return {
         "ROAD, most relevant first, 9 fractions": dict(
-            ours=lambda: road(model, x, maps, t, FRACTIONS, "most"), theirs=their_road, check=road_check,
+            ours=lambda: road(model, x, maps, t, FRACTIONS, "most", ties="threshold"), theirs=their_road,
+            check=road_check,
             peer="pytorch-grad-cam ROADMostRelevantFirstAverage", tolerance=1e-5),
         "TTA smoothing (Grad-CAM, 6 augmentations)": dict(
             ours=lambda: ours_cam(x, t, augment=PYTORCH_GRAD_CAM_TTA),

@@ -156,14 +156,13 @@ def add_gradcam(commands) -> None:
 
 def _check_smoothing(args: argparse.Namespace, method: Method) -> None:
     """Refuse, before any work, a smoothing flag that does not apply to ``--method``."""
-    from ..explain.cam import BaseCAM
     from ..explain.registry import methods
 
-    cam = issubclass(method.cls, BaseCAM)  # augment and eigen_smooth are options of a CAM call
-    noisy = [m.name for m in methods() if _takes_samples(m)]  # SmoothGrad: the input-gradient maps
-    for flag, given, what in (("--augment", args.augment, "test-time augmentation"),
-                              ("--eigen-smooth", args.eigen_smooth, "eigen-smoothing")):
-        if given and not cam:
+    cam = "augment" in method.cls.smoothings  # the CAM methods: augment and eigen_smooth are options of a call
+    noisy = [m.name for m in methods() if "smoothgrad" in m.cls.smoothings]  # the input-gradient maps
+    for flag, given, what, key in (("--augment", args.augment, "test-time augmentation", "augment"),
+                                   ("--eigen-smooth", args.eigen_smooth, "eigen-smoothing", "eigen")):
+        if given and key not in method.cls.smoothings:
             fix = ("smooth it with --smoothgrad N instead" if method.name in noisy
                    else f"leave {flag} out, or pick a CAM method such as gradcam")
             raise ValueError(f"{flag}: {what} smooths the CAM methods (maps at a layer), and {method.name} is not "
@@ -176,13 +175,6 @@ def _check_smoothing(args: argparse.Namespace, method: Method) -> None:
     if args.sigma is not None and args.smoothgrad is None:
         raise ValueError(f"--sigma {args.sigma:g}: it is the noise of SmoothGrad, which is off; add --smoothgrad N "
                          f"(e.g. --smoothgrad 25), or leave --sigma out")
-
-
-def _takes_samples(method: Method) -> bool:
-    """Whether ``make_cam`` makes ``method`` with SmoothGrad's ``samples`` (the input-gradient maps)."""
-    import inspect
-
-    return "samples" in inspect.signature(method.cls.__init__).parameters
 
 
 class _Smoothed:

@@ -13,7 +13,7 @@ Every method, layer-bound or not, follows one protocol (``Explainer``) and is ma
 ``explain_fish(model, dataset, [0, 1, 2], "layer2")`` gives every view's map of the fused logit from one
 backward pass. ``fishcam_utils.explain.judging`` measures them (notebook 08).
 
-Floors, each importing only those below: ``maps``, ``targets`` → ``explainer`` → ``registry`` →
+Floors, each importing only those below: ``maps``, ``targets``, ``augment`` → ``explainer`` → ``registry`` →
 ``cam`` (``core`` → ``gradient``, ``gradient_free``), ``guided`` → ``overlay``, ``export``, ``multiview`` →
 ``judging``.
 """

@@ -56,6 +56,9 @@ class CAMResult:
     pixels: torch.Tensor | None = None
 
 
+SMOOTHINGS = ("augment", "eigen", "smoothgrad")
+
+
 class Explainer:
     """The protocol of an explanation method (see the module's docstring); subclasses set the
     attributes and implement ``__call__`` (and, where they can, ``all_classes``)."""
@@ -66,6 +69,9 @@ class Explainer:
     needs_layer = True  # False: made without a target layer (``LayerFreeExplainer``)
     needs_gradients = True
     any_layer = True  # False for CAM, which works only at the layer before the head
+    # The smoothings the method takes (``SMOOTHINGS``): "augment" and "eigen" are options of its call
+    # (``augment=``, ``eigen_smooth=``), "smoothgrad" of its constructor (``samples=``).
+    smoothings: frozenset[str] = frozenset()
     # ``uses_capture``: maps from one capture of activations and every class's gradients (the explorer's
     # cache); unset, it follows ``needs_gradients``.
 

@@ -125,12 +125,11 @@ def smoothing_problem(method: str, smoothing: str, multiview: bool = False) -> s
     if smoothing not in SMOOTHINGS:
         raise ValueError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(SMOOTHINGS)}")
     found = registry.lookup(method)
-    cam = issubclass(found.cls, BaseCAM)  # augment and eigen_smooth are options of a BaseCAM call
-    if smoothing == "tta" and not cam:
+    if smoothing == "tta" and "augment" not in found.cls.smoothings:
         return f"test-time augmentation smooths the CAM methods, and {found.label} is not one"
     if smoothing == "tta" and multiview:
         return "test-time augmentation flips and shifts single images, not the views of a fish"
-    if smoothing == "eigen" and not cam:
+    if smoothing == "eigen" and "eigen" not in found.cls.smoothings:
         return (f"eigen-smoothing takes the first principal component of a CAM method's weighted activations, "
                 f"and {found.label} is not a CAM method")
     return None

@@ -30,3 +30,11 @@ def test_kendall_tau_is_scipys_tau_b_with_ties():
         for b in tau.columns:
             assert tau.loc[a, b] == pytest.approx(kendalltau(ranks[a], ranks[b]).statistic, abs=1e-12)
     assert np.allclose(np.diag(tau), 1)
+
+
+def test_a_measure_that_ranks_every_method_alike_has_no_tau():
+    table = pd.DataFrame({"pointing": [0.5, 0.5, 0.5], "energy": [0.1, 0.3, 0.2], "sparseness": [0.2, 0.1, 0.3]})
+    tau = kendall_tau(table)
+    assert tau["pointing"].isna().all() and tau.loc["pointing"].isna().all()  # scipy says nan too
+    assert np.isnan(kendalltau(table["pointing"], table["energy"]).statistic)
+    assert tau.loc["energy", "energy"] == 1 and tau.loc["energy", "sparseness"] == pytest.approx(-1 / 3)

@@ -62,7 +62,7 @@ def test_arcc_equals_pytorch_grad_cams(monkeypatch):
         return explain(input_tensor, torch.tensor([t.category for t in targets])).numpy()
 
     maps = explain(x, targets)
-    ours = arcc(model, explain, x, maps, targets, noise=0.0)
+    ours = arcc(model, explain, x, maps, targets, noise=0.0, ties="threshold")
     expected = ARCC(theirs_base, road_percentiles=[round(100 * (1 - f)) for f in ARCC_FRACTIONS])(
         x, maps.numpy(), [ClassifierOutputSoftmaxTarget(int(t)) for t in targets], model)
     # ARCC = 3 / sum_i 1 / p_i moves by at most 3 times the parts' errors (d ARCC / d p_i = ARCC^2 / (3 p_i^2)

@@ -68,3 +68,17 @@ def test_smoothing_equals_pytorch_grad_cams_aug_smooth(resnet, batch):
         expected = theirs(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in targets], aug_smooth=True)
     # A mean of six maps, each within pytorch-grad-cam's resizing and rescaling of ours.
     assert_within(ours, torch.from_numpy(expected), pytorch_grad_cam_atol(), "TTA against aug_smooth")
+
+
+def test_every_method_declares_the_smoothings_its_call_and_constructor_take():
+    import inspect
+
+    from fishcam_utils.explain.registry import methods
+
+    for method in methods():
+        call = inspect.signature(method.cls.__call__).parameters
+        made = inspect.signature(method.cls.__init__).parameters
+        declared = method.cls.smoothings
+        assert ("augment" in declared) == ("augment" in call), method.name
+        assert ("eigen" in declared) == ("eigen_smooth" in call), method.name
+        assert ("smoothgrad" in declared) == ("samples" in made), method.name

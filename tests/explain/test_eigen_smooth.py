@@ -191,7 +191,10 @@ def test_score_cam_falls_back_to_ordinary_images_for_a_model_that_views_its_feat
         model(x.contiguous(memory_format=torch.channels_last))
     cam = ScoreCAM(model, "relu", batch_size=3)
     raw = cam(x, torch.tensor([0, 2]), normalize=None).raw
-    assert not cam._channels_last
+    assert cam._flat_view
+    seen = recorded_passes(cam)
+    assert torch.equal(cam(x, torch.tensor([0, 2]), normalize=None).raw, raw)  # the same ordinary passes again
+    assert seen == [3, 3, 2, 1]  # 2 images x 4 live channels in threes, the black image: no failed try first
     a = model.relu(model.conv(x)).detach()
     scores = masked_scores(model, x, torch.tensor([0, 2]), a)
     expected = (torch.softmax(scores, dim=1)[:, :, None, None] * a).sum(1)

@@ -60,8 +60,11 @@ def test_sparseness_and_complexity_equal_quantus(quantus):
     # Quantus's Sparseness (Gini) and Complexity (entropy), on |map| and not rescaled first: as ours.
     theirs_gini = run_quantus(quantus.Sparseness(abs=True, normalise=False, disable_warnings=True), maps)
     theirs_entropy = run_quantus(quantus.Complexity(abs=True, normalise=False, disable_warnings=True), maps)
-    # Sums of H W terms of at most 1 (Gini) or log(H W) + 1 (p log p), in float32 on one side or both.
-    assert_within(sparseness(maps), torch.from_numpy(theirs_gini), float32_atol(1.0, pixels + 2), "Gini")
+    # Quantus adds 1e-7 to every value before its Gini (a convention: ours takes the map as it is), so ours is
+    # measured on the map so moved; then sums of H W terms of at most 1 (Gini) or log(H W) + 1 (p log p), in
+    # float32 on one side or both.
+    assert_within(sparseness(maps.double() + 1e-7), torch.from_numpy(theirs_gini), float32_atol(1.0, pixels + 2),
+                  "Gini")
     assert_within(complexity(maps), torch.from_numpy(theirs_entropy),
                   float32_atol(math.log(pixels) + 1, pixels + 2), "entropy")
     # One convention differs: a map of zeros is NaN there (0 / 0); ours says what a flat map says.
@@ -122,3 +125,6 @@ def test_ssim_is_scikit_images_with_the_pairs_data_range():
     assert torch.equal(ssim(a, a), torch.ones(len(a), dtype=torch.float64))
     with pytest.raises(ValueError, match="ssim compares two batches of maps"):
         ssim(a, a[:, :8])
+    with pytest.raises(ValueError, match="7 x 7 windows need maps of at least 7 x 7 pixels"):
+        ssim(a[:, :5, :5], a[:, :5, :5])
+    assert ssim(a[:, :5, :5], a[:, :5, :5], flat=True).tolist() == [1.0] * len(a)

@@ -39,8 +39,8 @@ def test_each_filled_pixel_is_the_weighted_mean_of_its_neighbours():
 def test_removal_follows_pytorch_grad_cams_percentile_threshold():
     maps = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(2))
     for fraction in (0.2, 0.5, 0.8):
-        most = removed_pixels(maps, fraction, "most")
-        least = removed_pixels(maps, fraction, "least")
+        most = removed_pixels(maps, fraction, "most", ties="threshold")
+        least = removed_pixels(maps, fraction, "least", ties="threshold")
         for m, r_most, r_least in zip(maps.numpy(), most, least):
             assert np.array_equal(r_most.numpy(), m >= np.percentile(m, 100 * (1 - fraction)))
             assert np.array_equal(r_least.numpy(), (1 - m) >= np.percentile(1 - m, 100 * (1 - fraction)))
@@ -88,7 +88,7 @@ def test_road_equals_pytorch_grad_cams_without_noise(order):
     torch.manual_seed(0)
     linear = torch.nn.Linear(3 * 16 * 16, 9).double()
     model = torch.nn.Sequential(torch.nn.Flatten(), Float64(), linear).eval()
-    ours = road(model, x, maps, targets, fractions=[0.2, 0.5], order=order, noise=0.0)
+    ours = road(model, x, maps, targets, fractions=[0.2, 0.5], order=order, noise=0.0, ties="threshold")
     metric = {"most": ROADMostRelevantFirst, "least": ROADLeastRelevantFirst}[order]
     for fraction, change in zip(ours["fraction"], ours["change"]):
         # pytorch-grad-cam's percentile p keeps the pixels below it: our fraction 1 - p / 100 removed.
@@ -106,12 +106,25 @@ def test_road_equals_pytorch_grad_cams_without_noise(order):
         assert_within(change, float(expected.mean()), atol, f"ROAD {order} at {fraction}")
 
 
-def test_a_map_that_ties_every_pixel_removes_them_all_and_fills_each_channel_with_its_mean():
-    # pytorch-grad-cam's rule removes every pixel at or above the threshold: a map zero on 70 % of the pixels,
-    # asked for its most relevant 40 %, removes all of them; nothing is left to impute from.
+def test_ranked_removal_takes_the_share_asked_for_and_the_threshold_takes_every_tie():
+    # A map zero on 70 % of the pixels, asked for its most relevant 40 %: ranked, 40 pixels, the 30 warm ones and
+    # then the first 10 zeros in position order; pytorch-grad-cam's threshold rule removes every tied zero, all 100.
     maps = torch.zeros(1, 10, 10)
     maps[0, :3] = torch.linspace(0.1, 1, 30).reshape(3, 10)
-    assert int(removed_pixels(maps, 0.4, "most").sum()) == 100 and int(removed_pixels(maps, 0.2, "most").sum()) == 20
+    ranked = removed_pixels(maps, 0.4, "most")
+    assert int(ranked.sum()) == 40 and ranked[0, :4].all() and not ranked[0, 4:].any()
+    assert int(removed_pixels(maps, 0.4, "most", ties="threshold").sum()) == 100
+    assert int(removed_pixels(maps, 0.2, "most").sum()) == 20
+    assert int(removed_pixels(maps, 0.2, "most", ties="threshold").sum()) == 20
+    least = removed_pixels(maps, 0.5, "least")  # the 50 coldest: the zeros, by position
+    assert int(least.sum()) == 50 and least[0, 3:8].all() and not least[0, :3].any()
+    with pytest.raises(ValueError, match="ties must be one of"):
+        removed_pixels(maps, 0.5, ties="random")
+
+
+def test_a_map_that_ties_every_pixel_under_the_threshold_rule_is_filled_with_each_channels_mean():
+    maps = torch.full((1, 10, 10), 0.5)
+    assert bool(removed_pixels(maps, 0.3, "most", ties="threshold").all())
     image = torch.rand(3, 10, 10, generator=torch.Generator().manual_seed(6))
     filled = linear_impute(image, torch.ones(10, 10, dtype=torch.bool))
     assert torch.equal(filled, image.mean((1, 2), keepdim=True).expand_as(image))

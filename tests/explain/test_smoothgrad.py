@@ -41,3 +41,34 @@ def test_smoothgrad_refuses_bad_options_and_zero_samples_is_the_plain_map(resnet
         make_cam("gradient", resnet, samples=-1)
     with pytest.raises(ValueError, match="sigma must be a standard deviation >= 0"):
         make_cam("gradient", resnet, samples=3, sigma=-0.1)
+
+
+def test_smoothgrad_in_several_passes_and_with_score_functions_is_the_mean_over_the_copies(resnet, batch, monkeypatch):
+    import fishcam_utils.explain.guided as guided
+
+    x, targets = batch
+    model, x = float64(resnet), x.double()
+    monkeypatch.setattr(guided, "SMOOTHGRAD_COPIES_PER_PASS", 5)  # 12 copies: passes of 5, 5 and 2
+    passes = []
+    backprop = guided.GuidedBackprop.__call__
+    monkeypatch.setattr(guided.GuidedBackprop, "__call__",
+                        lambda self, inputs, t=None: passes.append(len(inputs)) or backprop(self, inputs, t))
+    chunked = make_cam("gradient", model, samples=4, seed=3)(x, targets, normalize=None)
+    assert passes == [5, 5, 2]
+    # Each pass's noise drawn in turn from the one seeded generator, written out.
+    generator = torch.Generator().manual_seed(3)
+    copies = x.repeat_interleave(4, dim=0)
+    noisy = torch.cat([c + torch.normal(0.0, torch.full_like(c, guided.SMOOTHGRAD_SIGMA), generator=generator)
+                       for c in copies.split(5)])
+    g, = torch.autograd.grad(model(noisy.requires_grad_()).gather(1, targets.repeat_interleave(4)[:, None]).sum(),
+                             noisy)
+    expected = g.abs().unflatten(0, (3, 4)).mean(1).amax(1)
+    # float64: each gradient within the network's terms of the largest; a mean of four.
+    assert_within(chunked.maps, expected, float64_atol(expected.abs().amax(), terms=network_terms(model) + 4),
+                  "SmoothGrad in three passes")
+    # Score functions: each copy explains what its image was asked for.
+    functions = [lambda logits: logits[2], 5, lambda logits: logits[7]]
+    assert torch.equal(make_cam("gradient", model, samples=4, seed=3)(x, functions, normalize=None).maps,
+                       chunked.maps)
+    with pytest.raises(ValueError, match="SmoothGrad adds noise to a batch of single images"):
+        make_cam("gradient", model, samples=2)((x, torch.ones(3, dtype=torch.bool)))

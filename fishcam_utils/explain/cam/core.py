@@ -76,6 +76,7 @@ class BaseCAM(Explainer):
     needs_gradients = True
     any_layer = True
     multi_activation = True  # maps for a layer that runs once per view (multi-view models)
+    smoothings = frozenset({"augment", "eigen"})
     SLOW_BATCHES = 32  # a progress bar (when ``progress`` is None) from this many network passes
 
     def __init__(self, model: nn.Module, layer: str | nn.Module | Sequence[str | nn.Module],

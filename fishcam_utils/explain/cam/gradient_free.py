@@ -69,6 +69,7 @@ class ScoreCAM(_GradientFree):
     def __init__(self, model: nn.Module, layer: str | nn.Module, batch_size: int = 16,
                  progress: bool | None = None) -> None:
         super().__init__(model, layer, batch_size, progress)
+        self._flat_view = False  # set once the model refuses channels-last images (it views its features flat)
 
     def channel_weights(self, activations, inputs, logits, targets):
         self._single_images(inputs, activations)
@@ -85,7 +86,6 @@ class ScoreCAM(_GradientFree):
         dead = (activations.flatten(2) == 0).all(-1).reshape(n * c)
         live = (~dead).nonzero()[:, 0]
         scores = torch.empty(n * c, targets.classes.shape[1], device=inputs.device)
-        self._channels_last = inputs.device.type == "cpu"
         for start in self._progress(range(0, len(live), self.batch_size), f"Score-CAM, {n} image(s) x {c} channels"):
             pairs = live[start:start + self.batch_size]
             masked = self._masked_logits(inputs[image_of[pairs]] * masks[pairs]).float()
@@ -98,11 +98,13 @@ class ScoreCAM(_GradientFree):
     def _masked_logits(self, images: torch.Tensor) -> torch.Tensor:
         # On a CPU, convolutions ran about a fifth faster on channels-last images (ResNet-18, 224 px). A model
         # that views its features flat cannot take them: it gets ordinary ones, from then on.
-        if self._channels_last:
+        if images.device.type == "cpu" and not self._flat_view:
             try:
                 return self.logits_for(images.contiguous(memory_format=torch.channels_last))
-            except RuntimeError:
-                self._channels_last = False
+            except RuntimeError as error:
+                if "view" not in str(error):
+                    raise
+                self._flat_view = True
         return self.logits_for(images)
 
 

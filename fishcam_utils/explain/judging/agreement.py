@@ -32,11 +32,13 @@ def rankings(table: pd.DataFrame, better: Mapping[str, int] | None = None) -> pd
 
 
 def kendall_tau(table: pd.DataFrame, better: Mapping[str, int] | None = None) -> pd.DataFrame:
-    """(measures x measures) Kendall's tau-b between the rankings of the methods by each pair of measures."""
+    """(measures x measures) Kendall's tau-b between the rankings of the methods by each pair of measures; NaN
+    for a measure that ranks every method alike (a constant column: no order to compare), its diagonal too."""
     ranks = rankings(table, better)
     names = list(ranks.columns)
     out = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
     for i, a in enumerate(names):
+        out.loc[a, a] = _tau_b(ranks[a].to_numpy(), ranks[a].to_numpy())
         for b in names[i + 1:]:
             out.loc[a, b] = out.loc[b, a] = _tau_b(ranks[a].to_numpy(), ranks[b].to_numpy())
     return out

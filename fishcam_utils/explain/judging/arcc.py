@@ -43,11 +43,11 @@ def mean_heat(maps: torch.Tensor) -> torch.Tensor:
 
 def arcc(model: nn.Module, explain: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], images: torch.Tensor,
          maps: torch.Tensor, targets: torch.Tensor, fractions: Sequence[float] = ARCC_FRACTIONS,
-         noise: float = 0.01, seed: int = 0) -> torch.Tensor:
+         noise: float = 0.01, seed: int = 0, ties: str = "rank") -> torch.Tensor:
     """(N,) ARCC in [0, 1], higher is better: the harmonic mean of ``coherency``, 1 - ``mean_heat`` and ROAD
-    combined (``road_combined`` over ``fractions``) times 2, clipped to [0, 1]. ``maps`` (N, H, W) in [0, 1]
-    are ``explain(images, targets)``'s."""
-    road = 2 * road_combined(model, images, maps, targets, fractions, noise, seed).double()
+    combined (``road_combined`` over ``fractions``, ``ties`` as there; pytorch-grad-cam's: ``"threshold"``) times
+    2, clipped to [0, 1]. ``maps`` (N, H, W) in [0, 1] are ``explain(images, targets)``'s."""
+    road = 2 * road_combined(model, images, maps, targets, fractions, noise, seed, ties).double()
     parts = torch.stack([coherency(explain, images, maps, targets), 1 - mean_heat(maps), road.clamp(0, 1)])
     zero = (parts <= 0).any(0)
     return torch.where(zero, 0.0, 3 / (1 / torch.where(parts > 0, parts, torch.ones_like(parts))).sum(0))

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ...models.inspection import model_device
 from .experiments import EvidenceBatch, explanation_maps, map_scores
 from .random_logit import random_logit
 from .road import road_changes
@@ -42,15 +41,15 @@ def map_maker(model: nn.Module, method: str, layer: str | None = None, options: 
 def every_measure(model: nn.Module, batch: EvidenceBatch, makers: Mapping[str, MapMaker], num_classes: int,
                   mask: str = "evidence", tolerance: float = 0, curve_images: int = 32, steps: int = 20,
                   baseline: str = "blur", road_fractions: Sequence[float] = ROAD_FRACTIONS, seed: int = 0,
-                  known: pd.DataFrame | None = None, progress: bool = True) -> pd.DataFrame:
+                  known: pd.DataFrame | None = None, ties: str = "rank", progress: bool = True) -> pd.DataFrame:
     """One row per maker (index: its name): ``map_scores``'s columns, and on the first ``curve_images``
     ``road_most`` / ``road_least`` (the mean change of the class probability over ``road_fractions`` removed,
-    most or least relevant first: lower / higher is better) and ``random_logit`` (SSIM between the map of the
-    class and of a random other of ``num_classes``: lower is better); ``seconds``. ``known``: a table whose
-    rows (index: maker names) already hold ``map_scores``'s columns for this batch, so those makers' maps are
-    made for the first ``curve_images`` only."""
+    most or least relevant first: lower / higher is better; ``ties`` as ``road``'s) and ``random_logit`` (SSIM
+    between the map of the class and of a random other of ``num_classes``: lower is better); ``seconds``.
+    ``known``: a table whose rows (index: maker names) already hold ``map_scores``'s columns for this batch, with
+    the same settings (not checked), so those makers' maps are made again for the first ``curve_images`` only
+    (a reference drawn at random draws anew)."""
     curve = batch.head(curve_images)
-    device = model_device(model)
     rows = {}
     for name, explain in tqdm(makers.items(), desc="every measure", disable=not progress):
         start = time.perf_counter()
@@ -62,8 +61,8 @@ def every_measure(model: nn.Module, batch: EvidenceBatch, makers: Mapping[str, M
             maps = explain(batch.images, batch.labels)
             scores = map_scores(model, batch, maps, mask, tolerance, curve_images, steps, baseline)
             first = maps[:len(curve)]
-        road = {order: road_changes(model, curve.images.to(device), first.to(device), curve.labels, road_fractions,
-                                    order, seed=seed).change.mean().item() for order in ("most", "least")}
+        road = {order: road_changes(model, curve.images, first, curve.labels, road_fractions, order, seed=seed + k,
+                                    ties=ties).change.mean().item() for k, order in enumerate(("most", "least"))}
         similarity = random_logit(explain, curve.images, curve.labels, num_classes, seed=seed, maps=first)
         rows[name] = {**scores, "road_most": road["most"], "road_least": road["least"],
                       "random_logit": similarity.nanmean().item(), "seconds": time.perf_counter() - start}

@@ -40,6 +40,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor, flat: bool = False) -> torch.Tensor:
     if a.shape != b.shape or a.ndim != 3:
         raise ValueError(f"ssim compares two batches of maps (N, H, W) of one shape; got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
+    if not flat and min(a.shape[1:]) < 7:
+        raise ValueError(f"ssim's 7 x 7 windows need maps of at least 7 x 7 pixels, got {tuple(a.shape[1:])}; "
+                         f"measure the flattened maps instead (flat=True)")
     out = []
     dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
     for x, y in zip(a.detach().to(dtype).cpu().numpy(), b.detach().to(dtype).cpu().numpy()):

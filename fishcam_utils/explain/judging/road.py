@@ -5,6 +5,11 @@ read the shape (the "class information leakage" ROAD measures). ROAD fills each 
 mean of its eight neighbours (4-neighbours 1/6, diagonals 1/12), all removed pixels at once: one sparse linear
 system per image and fraction, then a little noise. A faithful map makes the score fall fast when its most
 relevant pixels go (``order="most"``) and stay when its least relevant go (``order="least"``).
+
+Which pixels go: by default (``ties="rank"``) exactly round(fraction H W) of them, in the map's order, ties broken
+by position as ``deletion_curve`` breaks them, so every map loses the same share. pytorch-grad-cam removes every
+pixel at or above the map's percentile instead (``ties="threshold"``): a map zero on most pixels then loses far
+more than the share asked for when the least relevant go first, and a flat map loses all of its pixels.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import spsolve
 from torch import nn
 
-from ...models.inspection import eval_mode, logits_of
+from .confidence import check_maps_for, class_scores
 
 # (row offset, column offset) -> weight: the neighbours a removed pixel is the weighted mean of.
 NEIGHBOURS = {(0, 1): 1 / 6, (0, -1): 1 / 6, (1, 0): 1 / 6, (-1, 0): 1 / 6,
               (1, 1): 1 / 12, (1, -1): 1 / 12, (-1, 1): 1 / 12, (-1, -1): 1 / 12}
 ORDERS = ("most", "least")
+TIES = ("rank", "threshold")
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -69,26 +75,36 @@ def linear_impute(image: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
     return out.reshape(c, h, w)
 
 
-def removed_pixels(maps: torch.Tensor, fraction: float, order: str = "most") -> torch.Tensor:
-    """(N, H, W) bool: the pixels at or above the map's ``1 - fraction`` quantile (``"most"`` relevant first),
-    or of ``1 - map`` (``"least"``), as pytorch-grad-cam's ROAD thresholds them (linear interpolation)."""
+def removed_pixels(maps: torch.Tensor, fraction: float, order: str = "most", ties: str = "rank") -> torch.Tensor:
+    """(N, H, W) bool: the pixels removed at ``fraction``, the most relevant first (``"most"``) or the least.
+    ``ties="rank"``: exactly round(fraction H W) pixels in the map's order, ties broken by position (the
+    earlier pixel first, as ``deletion_curve``); ``ties="threshold"``: pytorch-grad-cam's rule, every pixel at or
+    above the ``1 - fraction`` quantile of the map (``"most"``) or of ``1 - map`` (``"least"``), linear
+    interpolation, ties all removed."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must lie strictly between 0 and 1, got {fraction}")
     values = (maps if order == "most" else 1 - maps).flatten(1).double()
-    threshold = torch.quantile(values, 1 - fraction, dim=1, keepdim=True)
-    return (values >= threshold).reshape(maps.shape)
+    if ties == "threshold":
+        threshold = torch.quantile(values, 1 - fraction, dim=1, keepdim=True)
+        return (values >= threshold).reshape(maps.shape)
+    count = round(fraction * values.shape[1])
+    first = values.argsort(dim=1, descending=True, stable=True)[:, :count]
+    return torch.zeros_like(values, dtype=torch.bool).scatter_(1, first, True).reshape(maps.shape)
 
 
 def road(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
          fractions: Sequence[float] = FRACTIONS, order: str = "most", noise: float = 0.01,
-         seed: int = 0) -> pd.DataFrame:
+         seed: int = 0, ties: str = "rank") -> pd.DataFrame:
     """ROAD: for each fraction, the images (N, C, H, W) with that fraction of their pixels removed in the order
-    of ``maps`` (N, H, W) and imputed (``linear_impute`` plus Gaussian noise of std ``noise``, seeded), and the
-    probability of ``targets`` (N,). One row per fraction: ``fraction``, ``probability`` (mean), ``change`` (mean
-    of probability minus that of the untouched image). One forward pass of the batch per fraction."""
-    changes = road_changes(model, images, maps, targets, fractions, order, noise, seed)
+    of ``maps`` (N, H, W) (``removed_pixels``, by ``ties``) and imputed (``linear_impute`` plus Gaussian noise of
+    std ``noise``, seeded), and the probability of ``targets`` (N,). One row per fraction: ``fraction``,
+    ``probability`` (mean), ``change`` (mean of probability minus that of the untouched image). One forward pass
+    of the batch per fraction."""
+    changes = road_changes(model, images, maps, targets, fractions, order, noise, seed, ties)
     table = pd.DataFrame({"fraction": list(fractions), "probability": changes.after.mean(1).tolist(),
                           "change": changes.change.mean(1).tolist()})
     table.attrs.update(order=order, noise=noise, images=len(images))
@@ -110,33 +126,27 @@ class RoadChanges:
 
 def road_changes(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
                  fractions: Sequence[float] = FRACTIONS, order: str = "most", noise: float = 0.01,
-                 seed: int = 0) -> RoadChanges:
+                 seed: int = 0, ties: str = "rank") -> RoadChanges:
     """``road``'s probabilities image by image, before and after each fraction's removal."""
-    if maps.shape != images.shape[:1] + images.shape[2:]:
-        raise ValueError(f"maps must be (N, H, W) = {tuple(images.shape[:1] + images.shape[2:])} for these images, "
-                         f"got {tuple(maps.shape)}")
+    check_maps_for(images, maps)
     targets = torch.as_tensor(targets).long()
     generator = torch.Generator().manual_seed(seed)
-    before = _probabilities(model, images, targets)
+    images, maps = images.detach().cpu(), maps.detach().cpu()  # imputed on the CPU (scipy), scored on the model's
+    before = class_scores(model, images, targets)
     after = []
     for fraction in fractions:
-        removed = removed_pixels(maps, fraction, order)
-        filled = torch.stack([linear_impute(image, hole) for image, hole in zip(images.cpu(), removed.cpu())])
-        filled = filled + noise * torch.randn(filled.shape, generator=generator) * removed[:, None].cpu()
-        after.append(_probabilities(model, filled.to(images), targets))
+        removed = removed_pixels(maps, fraction, order, ties)
+        filled = torch.stack([linear_impute(image, hole) for image, hole in zip(images, removed)])
+        filled = filled + noise * torch.randn(filled.shape, generator=generator, dtype=filled.dtype) * removed[:, None]
+        after.append(class_scores(model, filled, targets))
     return RoadChanges(before, torch.stack(after))
 
 
 def road_combined(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
-                  fractions: Sequence[float] = FRACTIONS, noise: float = 0.01, seed: int = 0) -> torch.Tensor:
+                  fractions: Sequence[float] = FRACTIONS, noise: float = 0.01, seed: int = 0,
+                  ties: str = "rank") -> torch.Tensor:
     """(N,) pytorch-grad-cam's ``ROADCombined``: the mean over ``fractions`` of (change when the least relevant
     go - change when the most relevant go) / 2, in [-0.5, 0.5]; higher is better."""
-    most = road_changes(model, images, maps, targets, fractions, "most", noise, seed).change
-    least = road_changes(model, images, maps, targets, fractions, "least", noise, seed + 1).change
+    most = road_changes(model, images, maps, targets, fractions, "most", noise, seed, ties).change
+    least = road_changes(model, images, maps, targets, fractions, "least", noise, seed + 1, ties).change
     return ((least - most) / 2).mean(0)
-
-
-def _probabilities(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    with eval_mode(model), torch.no_grad():
-        probabilities = logits_of(model(images)).float().softmax(1)
-    return probabilities.gather(1, targets.to(probabilities.device)[:, None])[:, 0].cpu()
