@@ -97,6 +97,7 @@ class EigenGradCAM(BaseCAM):
     def weigh(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         return gradients * activations
 
-    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        return principal_projection(self.weigh(activations, gradients))
+    @classmethod
+    def combine(cls, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return principal_projection(cls.weigh(activations, gradients))
 
