@@ -236,10 +236,16 @@ def _plus_plus(a: torch.Tensor, g: torch.Tensor, factor: float = 2.0, epsilon: f
     return raw.relu() if final_relu else raw
 
 
+def plus_plus_map(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    """The package's Grad-CAM++ map (N, h, w) before the final ReLU: its weighted activations summed over the
+    channels."""
+    return GradCAMPlusPlus.weigh(activations, gradients).sum(1)
+
+
 def gradcam_pp(student: Callable) -> Verdict:
     """Check ``student(activations (N, K, h, w), gradients (N, K, h, w)) -> (N, h, w)``: Grad-CAM++'s
-    map before the final ReLU (the package's ``GradCAMPlusPlus.combine``), where a zero denominator
-    gives a zero coefficient."""
+    map before the final ReLU (the package's, ``plus_plus_map``), where a zero denominator gives a zero
+    coefficient."""
     mistakes = [
         *(Mistake(f"you added a small number ({epsilon:g}) to every denominator, as pytorch-grad-cam does: where "
                   "gradients are small (image 2's are near 1e-3, so g^2 is near 1e-6) it changes the weights. Use the "
@@ -263,7 +269,7 @@ def gradcam_pp(student: Callable) -> Verdict:
 
     def body() -> None:
         activations, gradients = _plus_plus_case()
-        want = GradCAMPlusPlus.combine(activations, gradients)
+        want = plus_plus_map(activations, gradients)
         given = _plus_plus_case()
         got = call(student, *given)
         if not (torch.equal(given[0], activations) and torch.equal(given[1], gradients)):
@@ -282,5 +288,5 @@ def gradcam_pp(student: Callable) -> Verdict:
                               "torch.where(denominator != 0, g2 / safe, 0), with safe a denominator that is never 0")
         diagnose(got, want, mistakes, _plus_plus_case, "the map")
 
-    return run_check("gradcam_pp", "Grad-CAM++ from its formula", student, GradCAMPlusPlus.combine, body,
+    return run_check("gradcam_pp", "Grad-CAM++ from its formula", student, plus_plus_map, body,
                      "correct: the same map as the package's GradCAMPlusPlus")

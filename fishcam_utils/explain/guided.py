@@ -375,13 +375,13 @@ class _InputGradientMap(LayerFreeExplainer):
         n, s = inputs.shape[0], self.samples
         per_copy = _targets_of_copies(targets, explained, s)
         generator = torch.Generator(device=inputs.device).manual_seed(self.seed)
-        copies = inputs.repeat_interleave(s, dim=0)
-        total = torch.zeros_like(inputs)  # per image and colour, the sum of its copies' |gradient|
+        # Per image and colour, the sum of its copies' |gradient|, in float32 at least (half would round the sum).
+        total = torch.zeros_like(inputs, dtype=torch.promote_types(inputs.dtype, torch.float32))
         for start in range(0, n * s, SMOOTHGRAD_COPIES_PER_PASS):  # passes of bounded memory
-            chunk = copies[start:start + SMOOTHGRAD_COPIES_PER_PASS]
+            image_of = torch.arange(start, min(start + SMOOTHGRAD_COPIES_PER_PASS, n * s), device=inputs.device) // s
+            chunk = inputs[image_of]
             noise = torch.normal(0.0, torch.full_like(chunk, self.sigma), generator=generator)
             gradients = GuidedBackprop(self.model, self.rule)(chunk + noise, per_copy(start, len(chunk))).gradients
-            image_of = torch.arange(start, start + len(chunk), device=total.device) // s
             total.index_add_(0, image_of, gradients.abs().to(total.dtype))
         return (total / s).amax(dim=-3), logits, explained
 

@@ -31,6 +31,10 @@ def test_average_drop_and_increase_by_hand():
     assert average_drop(change) == pytest.approx(25.0, abs=float32_atol(100.0, terms=4))
     assert increase_in_confidence(change) == pytest.approx(50.0)  # the second and the fourth rose
     assert torch.allclose(change.change, torch.tensor([-0.25, 0.1, -0.1, 0.3]))
+    logits = ConfidenceChange(before=torch.tensor([-2.0, 1.0]), after=torch.tensor([1.0, 0.5]), score="logit")
+    with pytest.raises(ValueError, match="Average Drop is a relative drop of probabilities; this change holds logits"):
+        average_drop(logits)
+    assert increase_in_confidence(logits) == 50.0
 
 
 @pytest.mark.numeric

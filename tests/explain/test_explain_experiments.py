@@ -158,7 +158,7 @@ def test_every_measure_adds_road_and_the_random_logit_and_reuses_a_known_tables_
     expected = map_scores(model, batch, maps, tolerance=3, curve_images=4, steps=3)
     assert {k: table.loc["gradcam", k] for k in expected} == expected  # the same computation
     most = road_changes(model, batch.images[:4], maps[:4], batch.labels[:4], (0.3, 0.6), "most")
-    assert table.loc["gradcam", "road_most"] == most.change.mean().item()
+    assert table.loc["gradcam", "road_most"] == most.change.mean().item()  # the same maps, the same passes
     logit = random_logit(makers["gradcam"], batch.images[:4], batch.labels[:4], 9, seed=0, maps=maps[:4])
     assert table.loc["gradcam", "random_logit"] == logit.mean().item()
     ones = table.loc["ones"]  # keeps the image: nothing dropped; a flat map points nowhere, the same for any class
@@ -168,7 +168,11 @@ def test_every_measure_adds_road_and_the_random_logit_and_reuses_a_known_tables_
     again = every_measure(model, batch, {"gradcam": makers["gradcam"]}, 9, curve_images=4, steps=3,
                           road_fractions=(0.3, 0.6), known=known, progress=False)
     assert again.loc["gradcam", "pointing"] == 0.5 and again.loc["gradcam", "energy"] == 0.25
-    assert "deletion_auc" not in again and again.loc["gradcam", "road_most"] == table.loc["gradcam", "road_most"]
+    assert "deletion_auc" not in again
+    # Here the maps of the 4 images are made in a batch of 4, there in one of all: float32 convolutions of other
+    # batch sizes may round differently and move a pixel at a near-tie of the order; a mean of probability
+    # changes in [-1, 1]: to a hundredth.
+    assert again.loc["gradcam", "road_most"] == pytest.approx(table.loc["gradcam", "road_most"], abs=1e-2)
 
 
 def test_the_table_measures_the_heat_on_distractors_where_the_batch_has_their_masks(model, splits):

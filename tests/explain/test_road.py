@@ -122,6 +122,21 @@ def test_ranked_removal_takes_the_share_asked_for_and_the_threshold_takes_every_
         removed_pixels(maps, 0.5, ties="random")
 
 
+def test_without_ties_both_rules_remove_the_k_most_or_least_relevant_pixels():
+    maps = torch.rand(3, 9, 11, generator=torch.Generator().manual_seed(8), dtype=torch.float64)  # no ties
+    for fraction in (0.1, 0.37, 0.8):
+        k = round(fraction * 99)
+        for order in ORDERS:
+            ranked = removed_pixels(maps, fraction, order)
+            values = maps.flatten(1)
+            chosen = values.topk(k, dim=1, largest=order == "most").indices
+            expected = torch.zeros_like(values, dtype=torch.bool).scatter_(1, chosen, True).reshape(maps.shape)
+            assert torch.equal(ranked, expected), (fraction, order)
+            threshold = removed_pixels(maps, fraction, order, ties="threshold")
+            # The percentile rule, with linear interpolation, keeps k or k + 1 pixels where nothing ties.
+            assert (threshold & ~ranked).sum(1).sum(1).le(1).all() and bool((ranked <= threshold).all())
+
+
 def test_a_map_that_ties_every_pixel_under_the_threshold_rule_is_filled_with_each_channels_mean():
     maps = torch.full((1, 10, 10), 0.5)
     assert bool(removed_pixels(maps, 0.3, "most", ties="threshold").all())

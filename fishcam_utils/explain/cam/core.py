@@ -94,17 +94,15 @@ class BaseCAM(Explainer):
         self._session: _Session | None = None
 
     # -- what a method says -----------------------------------------------------------------
-    @staticmethod
-    def weigh(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    def weigh(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         """Gradient methods: the weighted activations (N, C, h, w) whose channel sum is the map (what
         eigen-smoothing takes the first principal component of)."""
         raise NotImplementedError
 
-    @classmethod
-    def combine(cls, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         """Gradient methods: signed maps (N, h, w) from activations and gradients (N, C, h, w); by default
-        the channel sum of ``weigh`` (a class method, as notebook 05's checks call it on the class)."""
-        return cls.weigh(activations, gradients).sum(1)
+        the channel sum of ``weigh``."""
+        return self.weigh(activations, gradients).sum(1)
 
     def _combined(self, activations: torch.Tensor, gradients: torch.Tensor, eigen: bool) -> torch.Tensor:
         """``combine``, or with ``eigen`` the first principal component of ``weigh`` (eigen-smoothing)."""

@@ -97,7 +97,6 @@ class EigenGradCAM(BaseCAM):
     def weigh(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         return gradients * activations
 
-    @classmethod
-    def combine(cls, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        return principal_projection(cls.weigh(activations, gradients))
+    def combine(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return principal_projection(self.weigh(activations, gradients))
 

@@ -65,11 +65,11 @@ class ScoreCAM(_GradientFree):
     channels-last (faster convolutions)."""
 
     name, label = "scorecam", "Score-CAM"
+    _flat_view = False  # set on an explainer once its model refuses channels-last images (a flat view, say)
 
     def __init__(self, model: nn.Module, layer: str | nn.Module, batch_size: int = 16,
                  progress: bool | None = None) -> None:
         super().__init__(model, layer, batch_size, progress)
-        self._flat_view = False  # set once the model refuses channels-last images (it views its features flat)
 
     def channel_weights(self, activations, inputs, logits, targets):
         self._single_images(inputs, activations)
@@ -97,14 +97,15 @@ class ScoreCAM(_GradientFree):
 
     def _masked_logits(self, images: torch.Tensor) -> torch.Tensor:
         # On a CPU, convolutions ran about a fifth faster on channels-last images (ResNet-18, 224 px). A model
-        # that views its features flat cannot take them: it gets ordinary ones, from then on.
+        # that cannot take them (one that views its features flat) gets ordinary ones, from then on; an error
+        # that ordinary images raise too is the model's own, and raised.
         if images.device.type == "cpu" and not self._flat_view:
             try:
                 return self.logits_for(images.contiguous(memory_format=torch.channels_last))
-            except RuntimeError as error:
-                if "view" not in str(error):
-                    raise
+            except RuntimeError:
+                logits = self.logits_for(images)
                 self._flat_view = True
+                return logits
         return self.logits_for(images)
 
 

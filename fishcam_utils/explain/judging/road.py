@@ -9,7 +9,8 @@ relevant pixels go (``order="most"``) and stay when its least relevant go (``ord
 Which pixels go: by default (``ties="rank"``) exactly round(fraction H W) of them, in the map's order, ties broken
 by position as ``deletion_curve`` breaks them, so every map loses the same share. pytorch-grad-cam removes every
 pixel at or above the map's percentile instead (``ties="threshold"``): a map zero on most pixels then loses far
-more than the share asked for when the least relevant go first, and a flat map loses all of its pixels.
+more than the share asked for (all its zeros when the least relevant go first, and when the most relevant go
+first at a share beyond its warm pixels), and a flat map loses all of its pixels.
 """
 
 from __future__ import annotations
@@ -87,10 +88,11 @@ def removed_pixels(maps: torch.Tensor, fraction: float, order: str = "most", tie
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must lie strictly between 0 and 1, got {fraction}")
-    values = (maps if order == "most" else 1 - maps).flatten(1).double()
-    if ties == "threshold":
+    if ties == "threshold":  # as pytorch-grad-cam: 1 - map in the map's own dtype
+        values = (maps if order == "most" else 1 - maps).flatten(1).double()
         threshold = torch.quantile(values, 1 - fraction, dim=1, keepdim=True)
         return (values >= threshold).reshape(maps.shape)
+    values = maps.flatten(1).double() * (1 if order == "most" else -1)  # negated exactly: every value keeps its rank
     count = round(fraction * values.shape[1])
     first = values.argsort(dim=1, descending=True, stable=True)[:, :count]
     return torch.zeros_like(values, dtype=torch.bool).scatter_(1, first, True).reshape(maps.shape)
@@ -107,7 +109,7 @@ def road(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: to
     changes = road_changes(model, images, maps, targets, fractions, order, noise, seed, ties)
     table = pd.DataFrame({"fraction": list(fractions), "probability": changes.after.mean(1).tolist(),
                           "change": changes.change.mean(1).tolist()})
-    table.attrs.update(order=order, noise=noise, images=len(images))
+    table.attrs.update(order=order, noise=noise, images=len(images), ties=ties)
     return table
 
 
