@@ -146,7 +146,7 @@ def add_gradcam(commands) -> None:
                            "weighted activations instead of their channel sum; no extra pass through the network")
     smoothing.add_argument("--smoothgrad", type=POSITIVE_INT, metavar="N",
                            help="guided-backprop's or gradient's maps by SmoothGrad: the mean |gradient| of N noisy "
-                           "copies of each image, all in one backward (N times the images per pass)")
+                           "copies of each image, in backward passes of at most 64 copies")
     smoothing.add_argument("--sigma", type=NONNEGATIVE, metavar="S",
                            help="SmoothGrad's noise: its standard deviation, in the model's input units (the "
                            f"normalised images) (default: {SMOOTHGRAD_SIGMA:g}, 15 %% of a channel's range)")

@@ -51,8 +51,16 @@ def test_smoothing_is_the_mean_of_the_maps_moved_back_from_one_call(resnet, batc
         atol = atol + a.map_back(map_atol(raw_atol, r.raw, torch.float64).expand_as(r.maps)) / len(DEFAULT_TTA)
     assert_within(smoothed.maps, each, atol, "batched TTA against one augmentation at a time")
     assert smoothed.explained.tolist() == targets.tolist() and smoothed.maps.shape == x.shape[:1] + x.shape[2:]
-    predicted = cam(x, augment=DEFAULT_TTA)  # no targets: each image's predicted class, for all its copies
+    # No targets: each image's predicted class, for every copy of it (not each copy's own prediction).
+    received = []
+    cam._run = lambda copies, targets, *a, **k: received.append(targets) or run(copies, targets, *a, **k)
+    predicted = cam(x, augment=DEFAULT_TTA)
+    cam._run = run
+    assert received[0].tolist() == cam(x).explained.repeat(len(DEFAULT_TTA)).tolist()
     assert predicted.explained.tolist() == cam(x).explained.tolist()
+    # Numpy targets, one per image, are repeated for the copies as a tensor is.
+    from_numpy = cam(x, targets.numpy(), augment=DEFAULT_TTA)
+    assert torch.equal(from_numpy.maps, smoothed.maps) and from_numpy.explained.tolist() == targets.tolist()
 
 
 @pytest.mark.numeric

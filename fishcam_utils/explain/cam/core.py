@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -226,6 +227,8 @@ class BaseCAM(Explainer):
         if targets is None:  # the predicted class of each original image, for every copy of it
             with eval_mode(self.model), torch.no_grad():
                 targets = logits_of(call_model(self.model, _ordinary(inputs))).argmax(1)
+        if isinstance(targets, np.ndarray):  # one class per image, as numpy gives them
+            targets = torch.as_tensor(targets)
         if isinstance(targets, torch.Tensor) and targets.ndim == 1:
             repeated: Any = targets.repeat(len(augment))
         elif isinstance(targets, (list, tuple)):
