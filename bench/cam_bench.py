@@ -466,18 +466,23 @@ def report(info, checks, timings, elapsed) -> str:
     return "\n".join(lines)
 
 
-def run_peers(model: torch.nn.Module, args: argparse.Namespace, info: dict, start: float) -> int:
-    """Part 3 alone: check, then time, the methods peers offer; the report in cam_peers.md. Returns the exit
-    status (1 when an output check failed)."""
+def checked_peer_ratios(model: torch.nn.Module, args: argparse.Namespace) -> tuple[list, dict[str, list[float]]]:
+    """The methods peers offer (``--methods``, else all), checked, then timed only if every check holds."""
     x, _ = make_inputs(1)
     calls, cleanup = peer_calls(model, x, only=tuple(args.methods) if args.methods else None)
     try:
         checks = check_peers(calls, model, x)
         for what, diff, tol, ok in checks:
             print(f"batch 1: {what}: max abs diff {diff:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'FAILED'}")
-        ratios = time_peers(calls, args.peer_rounds) if all(ok for *_, ok in checks) else {}
+        return checks, time_peers(calls, args.peer_rounds) if all(ok for *_, ok in checks) else {}
     finally:
         cleanup()
+
+
+def run_peers(model: torch.nn.Module, args: argparse.Namespace, info: dict, start: float) -> int:
+    """Part 3 alone: check, then time, the methods peers offer; the report in cam_peers.md. Returns the exit
+    status (1 when an output check failed)."""
+    checks, ratios = checked_peer_ratios(model, args)
     head = [f"torchvision `resnet18(weights=None)` seeded, {NUM_CLASSES} classes, `eval()`, one random normal "
             f"{SIZE}x{SIZE} image, CPU, {info['threads']} torch threads; {info['cpu']}, torch {info['torch']}; "
             f"{dt.date.today().isoformat()}; {args.peer_rounds} rounds; {(time.perf_counter() - start) / 60:.1f} min "
@@ -566,15 +571,7 @@ def main() -> None:
         finally:
             cleanup()
 
-    x, _ = make_inputs(1)
-    calls, cleanup = peer_calls(model, x, only=tuple(args.methods) if args.methods else None)
-    try:
-        peer_checks = check_peers(calls, model, x)
-        for what, diff, tol, ok in peer_checks:
-            print(f"batch 1: {what}: max abs diff {diff:.2e} (tolerance {tol:.0e}) {'ok' if ok else 'FAILED'}")
-        peer_ratios = time_peers(calls, args.peer_rounds) if all(ok for *_, ok in peer_checks) else {}
-    finally:
-        cleanup()
+    peer_checks, peer_ratios = checked_peer_ratios(model, args)
 
     text = report(info, checks, timings, time.perf_counter() - start)
     if peer_ratios:
