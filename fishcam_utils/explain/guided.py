@@ -26,7 +26,7 @@ passes (ReLU'd Grad-CAM before normalisation, as captum defines it); ``gradient_
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from .explainer import CAMResult, Explainer, LayerFreeExplainer
 from .maps import check_normalize
 from .registry import register
 from .targets import check_target_count as _check_target_count
+from .targets import repeat_targets
 from .targets import resolve_score_targets as _resolve_targets
 
 # Activation modules that have no guided rule: their gradient passes unchanged.
@@ -373,7 +374,9 @@ class _InputGradientMap(LayerFreeExplainer):
             logits = logits_of(call_model(self.model, inputs)).float()
         explained = _resolve_targets(targets, logits).classes[:, 0]
         n, s = inputs.shape[0], self.samples
-        per_copy = _targets_of_copies(targets, explained, s)
+        # Every copy explains what its clean image was asked for (the predicted class by default).
+        per_copy = repeat_targets(explained if targets is None else targets, s, interleave=True)
+        sliced = isinstance(per_copy, list) or (isinstance(per_copy, torch.Tensor) and per_copy.ndim == 1)
         generator = torch.Generator(device=inputs.device).manual_seed(self.seed)
         # Per image and colour, the sum of its copies' |gradient|, in float32 at least (half would round the sum).
         total = torch.zeros_like(inputs, dtype=torch.promote_types(inputs.dtype, torch.float32))
@@ -381,7 +384,8 @@ class _InputGradientMap(LayerFreeExplainer):
             image_of = torch.arange(start, min(start + SMOOTHGRAD_COPIES_PER_PASS, n * s), device=inputs.device) // s
             chunk = inputs[image_of]
             noise = torch.normal(0.0, torch.full_like(chunk, self.sigma), generator=generator)
-            gradients = GuidedBackprop(self.model, self.rule)(chunk + noise, per_copy(start, len(chunk))).gradients
+            chunk_targets = per_copy[start:start + len(chunk)] if sliced else per_copy
+            gradients = GuidedBackprop(self.model, self.rule)(chunk + noise, chunk_targets).gradients
             total.index_add_(0, image_of, gradients.abs().to(total.dtype))
         return (total / s).amax(dim=-3), logits, explained
 
@@ -395,23 +399,6 @@ class _InputGradientMap(LayerFreeExplainer):
 
 # SmoothGrad's copies per backward pass: 64 ResNet-18 copies at 224 px keep a pass to a few GB.
 SMOOTHGRAD_COPIES_PER_PASS = 64
-
-
-def _targets_of_copies(targets: Any, explained: torch.Tensor, samples: int) -> Callable[[int, int], Any]:
-    """``(start, length) -> targets`` of copies start .. start + length of the images' ``samples`` copies each:
-    every copy explains what its clean image was asked for (``explained``: the predicted classes where
-    ``targets`` is None), a class or a score function."""
-    if targets is None:
-        targets = explained
-    if isinstance(targets, np.ndarray):
-        targets = torch.as_tensor(targets)
-    if isinstance(targets, torch.Tensor) and targets.ndim:
-        repeated = targets.repeat_interleave(samples)
-        return lambda start, length: repeated[start:start + length]
-    if isinstance(targets, (list, tuple)):
-        listed = [t for t in targets for _ in range(samples)]
-        return lambda start, length: listed[start:start + length]
-    return lambda start, length: targets  # one class or one function for every copy
 
 
 @register

@@ -39,6 +39,20 @@ def check_target_count(targets: Any, n: int) -> None:
                          f"got {shape}")
 
 
+def repeat_targets(targets: Any, times: int, interleave: bool = False) -> Any:
+    """The targets of ``times`` copies of a batch: one per image (a 1-D tensor, a NumPy array, a list) repeated,
+    the whole batch ``times`` over (``interleave=False``, as ``torch.cat([batch] * times)``) or each image's
+    copies side by side (``interleave=True``, as ``batch.repeat_interleave(times, 0)``); None, one class or one
+    score function stays as it is (it already holds for every copy)."""
+    if isinstance(targets, np.ndarray):
+        targets = torch.as_tensor(targets)
+    if isinstance(targets, torch.Tensor) and targets.ndim == 1:
+        return targets.repeat_interleave(times) if interleave else targets.repeat(times)
+    if isinstance(targets, (list, tuple)):
+        return [t for t in targets for _ in range(times)] if interleave else list(targets) * times
+    return targets
+
+
 def resolve_targets(targets: Any, logits: torch.Tensor) -> torch.Tensor:
     """(N,) long: the predicted classes for None, one int repeated, or one int per image."""
     n, k = logits.shape

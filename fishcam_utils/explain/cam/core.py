@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -32,7 +31,7 @@ from ...runtime import call_model
 from ..augment import Augmentation
 from ..explainer import CAMResult, Explainer
 from ..maps import FlatMapWarning, check_normalize, flat_maps, normalize_maps, principal_projection, upsample
-from ..targets import Targets, all_class_targets, check_target_count, resolve_score_targets
+from ..targets import Targets, all_class_targets, check_target_count, repeat_targets, resolve_score_targets
 from .session import _branch_layers, _ordinary, _Session, all_class_gradients, resolve_layer
 
 
@@ -227,16 +226,8 @@ class BaseCAM(Explainer):
         if targets is None:  # the predicted class of each original image, for every copy of it
             with eval_mode(self.model), torch.no_grad():
                 targets = logits_of(call_model(self.model, _ordinary(inputs))).argmax(1)
-        if isinstance(targets, np.ndarray):  # one class per image, as numpy gives them
-            targets = torch.as_tensor(targets)
-        if isinstance(targets, torch.Tensor) and targets.ndim == 1:
-            repeated: Any = targets.repeat(len(augment))
-        elif isinstance(targets, (list, tuple)):
-            repeated = list(targets) * len(augment)
-        else:
-            repeated = targets  # one class, or one score function, for every image
         copies = torch.cat([a.image(inputs) for a in augment])
-        result = self._run(copies, repeated, normalize, every_class=False, eigen=eigen)
+        result = self._run(copies, repeat_targets(targets, len(augment)), normalize, every_class=False, eigen=eigen)
         maps = result.maps.unflatten(0, (len(augment), n))
         back = torch.stack([a.map_back(m) for a, m in zip(augment, maps)])
         return CAMResult(maps=back.mean(0), raw=result.raw[:n], logits=result.logits[:n],

@@ -58,16 +58,16 @@ def check_maps_for(images: torch.Tensor, maps: torch.Tensor) -> None:
 
 
 def confidence_change(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
-                      score: str = "probability") -> ConfidenceChange:
+                      score: str = "probability", before: torch.Tensor | None = None) -> ConfidenceChange:
     """The score of class ``targets`` (N,) for ``images`` (N, C, H, W) and for ``images * maps`` (maps (N, H, W)
     in [0, 1], broadcast over channels): two forward passes of the batch. ``score``: ``"probability"`` (softmax,
-    as the Grad-CAM++ paper) or ``"logit"``."""
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+    as the Grad-CAM++ paper) or ``"logit"``. ``before``: ``class_scores(model, images, targets, score)`` already
+    measured (the same for every map of these images), so one pass."""
     check_maps_for(images, maps)
     targets = torch.as_tensor(targets).long()
-    multiplied = images * maps.to(images)[:, None]
-    before, after = class_scores(model, images, targets, score), class_scores(model, multiplied, targets, score)
+    if before is None:
+        before = class_scores(model, images, targets, score)
+    after = class_scores(model, images * maps.to(images)[:, None], targets, score)
     return ConfidenceChange(before, after, score)
 
 

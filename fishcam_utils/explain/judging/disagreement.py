@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .confidence import class_scores
 from .experiments import EvidenceBatch, explanation_maps, map_scores
 from .random_logit import random_logit
 from .road import road_changes
@@ -50,6 +51,10 @@ def every_measure(model: nn.Module, batch: EvidenceBatch, makers: Mapping[str, M
     the same settings (not checked), so those makers' maps are made again for the first ``curve_images`` only
     (a reference drawn at random draws anew)."""
     curve = batch.head(curve_images)
+    # The untouched images' probabilities, the same for every maker: once for the batch, once for the curve
+    # images (ROAD's, in their own batch, as road_changes alone would measure them).
+    before = class_scores(model, batch.images, batch.labels)
+    curve_before = class_scores(model, curve.images, curve.labels)
     rows = {}
     for name, explain in tqdm(makers.items(), desc="every measure", disable=not progress):
         start = time.perf_counter()
@@ -59,10 +64,11 @@ def every_measure(model: nn.Module, batch: EvidenceBatch, makers: Mapping[str, M
                       if column in SCORE_COLUMNS or column.startswith("energy_")}
         else:
             maps = explain(batch.images, batch.labels)
-            scores = map_scores(model, batch, maps, mask, tolerance, curve_images, steps, baseline)
+            scores = map_scores(model, batch, maps, mask, tolerance, curve_images, steps, baseline, before=before)
             first = maps[:len(curve)]
         road = {order: road_changes(model, curve.images, first, curve.labels, road_fractions, order, seed=seed + k,
-                                    ties=ties).change.mean().item() for k, order in enumerate(("most", "least"))}
+                                    ties=ties, before=curve_before).change.mean().item()
+                for k, order in enumerate(("most", "least"))}
         similarity = random_logit(explain, curve.images, curve.labels, num_classes, seed=seed, maps=first)
         rows[name] = {**scores, "road_most": road["most"], "road_least": road["least"],
                       "random_logit": similarity.nanmean().item(), "seconds": time.perf_counter() - start}

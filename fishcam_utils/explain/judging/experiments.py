@@ -28,7 +28,14 @@ from ...models.inspection import model_device
 from .. import registry
 from ..guided import GuidedBackprop
 from ..registry import make_cam
-from .confidence import average_drop, complexity, confidence_change, increase_in_confidence, sparseness
+from .confidence import (
+    average_drop,
+    class_scores,
+    complexity,
+    confidence_change,
+    increase_in_confidence,
+    sparseness,
+)
 from .metrics import deletion_curve, energy_in_mask, insertion_curve, per_class, pointing_game, spearman
 from .references import reference_names
 
@@ -148,17 +155,18 @@ def explanation_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tens
 
 def map_scores(model: nn.Module, batch: EvidenceBatch, maps: torch.Tensor, mask: str = "evidence",
                tolerance: float = 0, curve_images: int = 64, steps: int = 50, baseline: str = "blur",
-               elsewhere: Sequence[str] = ("distractor",)) -> dict[str, float]:
+               elsewhere: Sequence[str] = ("distractor",), before: torch.Tensor | None = None) -> dict[str, float]:
     """The scores of one set of maps (N, H, W) of the batch's true classes: on the whole batch ``pointing``,
     ``pointing_tol`` (within ``tolerance`` px), ``energy`` (in ``mask``), ``energy_<name>`` for the masks of
     ``elsewhere``, ``average_drop`` and ``increase_in_confidence`` (%, the map-multiplied image), ``sparseness``
-    and ``complexity``; on the first ``curve_images``, ``deletion_auc`` and ``insertion_auc``."""
+    and ``complexity``; on the first ``curve_images``, ``deletion_auc`` and ``insertion_auc``. ``before``: the
+    batch's ``class_scores`` (probabilities of its labels), measured once for all the maps of a table."""
     masks = batch.masks[mask]
     curve = batch.head(curve_images)
     kwargs = dict(steps=steps, baseline=baseline)
     deletion = deletion_curve(model, curve.images, maps[:len(curve)], curve.labels, **kwargs)
     insertion = insertion_curve(model, curve.images, maps[:len(curve)], curve.labels, **kwargs)
-    change = confidence_change(model, batch.images.to(model_device(model)), maps, batch.labels)
+    change = confidence_change(model, batch.images.to(model_device(model)), maps, batch.labels, before=before)
     return {"pointing": pointing_game(maps, masks).float().mean().item(),
             "pointing_tol": pointing_game(maps, masks, tolerance).float().mean().item(),
             "energy": energy_in_mask(maps, masks).mean().item(),
@@ -188,6 +196,7 @@ def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[s
     # A reference listed among the methods is one row, not two.
     references = [r for r in (reference_names() if references is None else references) if r not in methods]
     batch.masks[mask]  # a missing mask fails here, before any work
+    before = class_scores(model, batch.images, batch.labels)  # the same for every row's confidence change
     guided = None
     rows = []
     jobs = [(m, layer) for m in methods for layer in (layers if registry.lookup(m).needs_layer else ["-"])]
@@ -199,7 +208,7 @@ def methods_by_layers(model: nn.Module, batch: EvidenceBatch, layers: Sequence[s
             guided = _guided_gradients(model, batch.images, batch.labels)
         maps = explanation_maps(model, batch.images, batch.labels, method, layer, guided=guided,
                                 progress=None if progress else False)
-        scores = map_scores(model, batch, maps, mask, tolerance, curve_images, steps, baseline, elsewhere)
+        scores = map_scores(model, batch, maps, mask, tolerance, curve_images, steps, baseline, elsewhere, before)
         rows.append({"method": method, "layer": layer, **scores, "seconds": time.perf_counter() - start})
     table = pd.DataFrame(rows)
     table.attrs.update(tolerance=tolerance, images=len(batch), curve_images=min(curve_images, len(batch)),

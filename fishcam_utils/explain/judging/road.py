@@ -128,13 +128,15 @@ class RoadChanges:
 
 def road_changes(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
                  fractions: Sequence[float] = FRACTIONS, order: str = "most", noise: float = 0.01,
-                 seed: int = 0, ties: str = "rank") -> RoadChanges:
-    """``road``'s probabilities image by image, before and after each fraction's removal."""
+                 seed: int = 0, ties: str = "rank", before: torch.Tensor | None = None) -> RoadChanges:
+    """``road``'s probabilities image by image, before and after each fraction's removal. ``before``: the
+    untouched images' ``class_scores`` already measured (the same for every map of them), so no pass for it."""
     check_maps_for(images, maps)
     targets = torch.as_tensor(targets).long()
     generator = torch.Generator().manual_seed(seed)
     images, maps = images.detach().cpu(), maps.detach().cpu()  # imputed on the CPU (scipy), scored on the model's
-    before = class_scores(model, images, targets)
+    if before is None:
+        before = class_scores(model, images, targets)
     after = []
     for fraction in fractions:
         removed = removed_pixels(maps, fraction, order, ties)
@@ -149,6 +151,7 @@ def road_combined(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, ta
                   ties: str = "rank") -> torch.Tensor:
     """(N,) pytorch-grad-cam's ``ROADCombined``: the mean over ``fractions`` of (change when the least relevant
     go - change when the most relevant go) / 2, in [-0.5, 0.5]; higher is better."""
-    most = road_changes(model, images, maps, targets, fractions, "most", noise, seed, ties).change
-    least = road_changes(model, images, maps, targets, fractions, "least", noise, seed + 1, ties).change
+    before = class_scores(model, images, targets)
+    most = road_changes(model, images, maps, targets, fractions, "most", noise, seed, ties, before).change
+    least = road_changes(model, images, maps, targets, fractions, "least", noise, seed + 1, ties, before).change
     return ((least - most) / 2).mean(0)
