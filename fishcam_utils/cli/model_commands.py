@@ -177,20 +177,6 @@ def _check_smoothing(args: argparse.Namespace, method: Method) -> None:
                          f"(e.g. --smoothgrad 25), or leave --sigma out")
 
 
-class _Smoothed:
-    """An explainer whose every call adds the smoothing options (``augment``, ``eigen_smooth``): what
-    ``export_cams`` calls, with the explainer's ``name``, ``layer_name`` and ``model``."""
-
-    def __init__(self, cam: Any, **options: Any) -> None:
-        self.cam, self.options = cam, options
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["cam"], name)
-
-    def __call__(self, inputs: Any, targets: Any = None, normalize: str | None = "minmax") -> Any:
-        return self.cam(inputs, targets, normalize, **self.options)
-
-
 def gradcam_command(args: argparse.Namespace) -> int:
     from ..explain import make_cam
     from ..explain.augment import DEFAULT_TTA
@@ -228,10 +214,9 @@ def gradcam_command(args: argparse.Namespace) -> int:
         calls["augment"] = DEFAULT_TTA
     if args.eigen_smooth:
         calls["eigen_smooth"] = True
-    if calls:  # export_cams calls cam(inputs, targets): the options ride along with every call
-        cam = _Smoothed(cam, **calls)
     summary = export_cams(cam, dataset, args.out, limit=args.limit, batch_size=args.batch_size, explain=args.explain,
-                          alpha=args.alpha, cmap=args.cmap, overwrite=args.overwrite, progress=not args.no_progress)
+                          alpha=args.alpha, cmap=args.cmap, overwrite=args.overwrite, progress=not args.no_progress,
+                          options=calls)
     samples = summary.drop_duplicates("id") if len(summary) else summary
     right = int(samples["correct"].sum()) if len(samples) else 0
     out, kind = Path(args.out), "fish" if getattr(dataset, "views", None) else "images"

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -45,11 +47,12 @@ def earlier_exports(out: str | os.PathLike, overwrite: bool = False) -> list[Pat
 
 def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = None, batch_size: int = 32,
                 explain: str = "predicted", alpha: float = 0.5, cmap: str = "jet", overwrite: bool = False,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Write ``cam``'s maps of the first ``limit`` items of ``dataset`` (all by default) under ``out``,
     explaining each item's ``explain`` class ("predicted" or "true"); returns the summary table, one
     row per picture (``id``, ``view``, ``true``, ``pred``, ``confidence`` in [0, 1], ``correct``,
-    ``explained``, ``method``, ``layer``, ``overlay`` path relative to ``out``)."""
+    ``explained``, ``method``, ``layer``, ``overlay`` path relative to ``out``). ``options`` go to every call
+    of ``cam`` (smoothing: ``augment=``, ``eigen_smooth=``)."""
     if explain not in EXPLAIN_CHOICES:
         raise ValueError(f"explain must be one of {EXPLAIN_CHOICES}, got {explain!r}")
     if isinstance(cam, str) or not callable(cam) or not hasattr(cam, "layer_name"):
@@ -81,7 +84,7 @@ def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = Non
     with tqdm(total=count, desc=f"{cam.name} maps", unit="image", disable=not progress) as bar:
         for start in range(0, count, batch_size):
             indices = range(start, min(start + batch_size, count))
-            rows += _export_batch(cam, dataset, facts, indices, out, explain, alpha, cmap)
+            rows += _export_batch(cam, dataset, facts, indices, out, explain, alpha, cmap, dict(options or {}))
             bar.update(len(indices))
     summary = pd.DataFrame(rows)
     for kind in ("correct_samples", "incorrect_samples"):
@@ -91,13 +94,14 @@ def export_cams(cam, dataset, out: str | os.PathLike, *, limit: int | None = Non
     return summary
 
 
-def _export_batch(cam, dataset, facts, indices: range, out: Path, explain: str, alpha: float, cmap: str) -> list[dict]:
+def _export_batch(cam, dataset, facts, indices: range, out: Path, explain: str, alpha: float, cmap: str,
+                  options: dict[str, Any]) -> list[dict]:
     """One CAM call on the items ``indices``; their pictures written, their summary rows returned."""
     multiview, classes = facts.views is not None, facts.classes
     items = [dataset[i] for i in indices]
     labels = [int(item[1]) for item in items]
     result = cam(_stack_inputs([item[0] for item in items], multiview, cam),
-                 targets=labels if explain == "true" else None)
+                 targets=labels if explain == "true" else None, **options)
     predicted = result.logits.argmax(1).cpu().tolist()
     probs = torch.softmax(result.logits.float(), 1).cpu()
     ids = facts.ids if facts.ids is not None else [str(i) for i in range(len(dataset))]
