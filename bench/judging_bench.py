@@ -41,6 +41,7 @@ from torchvision.models import resnet18
 from fishcam_utils.explain import GradCAM, make_cam
 from fishcam_utils.explain.augment import PYTORCH_GRAD_CAM_TTA
 from fishcam_utils.explain.judging import road
+from fishcam_utils.explain.maps import normalize_maps, upsample
 
 HERE = Path(__file__).resolve().parent
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -97,10 +98,9 @@ def pairs(model: torch.nn.Module, x: torch.Tensor,
         return float((ours - theirs).abs().max())
 
     def eigen_check() -> float:
-        ours = ours_cam(x, t, eigen_smooth=True).maps
+        result = ours_cam(x, t, eigen_smooth=True)
+        ours, flipped = result.maps, result.raw  # the SVD's sign is theirs to pick: the raw map flipped too
         theirs = torch.from_numpy(theirs_cam(input_tensor=x, targets=targets, eigen_smooth=True))
-        flipped = ours_cam(x, t, eigen_smooth=True, normalize=None).raw  # the SVD's sign is theirs to pick
-        from fishcam_utils.explain.maps import normalize_maps, upsample
         other = normalize_maps(upsample(torch.relu(-flipped), tuple(x.shape[-2:])))
         # image by image, the better of the two signs
         return float(torch.minimum((ours - theirs).abs().flatten(1).amax(1),

@@ -224,7 +224,7 @@ def test_eigen_smoothing_shows_every_class_eigen_smoothed(model, splits, forward
     explorer = explore(model, splits.test, start=2)
     explorer.method.value = method
     key = registry.lookup(method).name
-    plain, passes, made = explorer.shown["map"], forwards.count, explorer.store.counts["maps"]
+    plain, passes = explorer.shown["map"], forwards.count
     explorer.smoothing.value = "eigen"
     assert explorer.message == "" and explorer.shown["smoothing"] == "eigen"
     assert "eigen-smoothing" in explorer.captions[1].value
